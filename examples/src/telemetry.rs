@@ -1,0 +1,87 @@
+//! Sensor telemetry into the raw data lake: the pipeline of the quickstart.
+
+use kpipe_runtime::Outcome;
+use serde::{Deserialize, Serialize};
+
+/// A raw reading, as sensors put it on the stream.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reading {
+    /// Sensor identifier; ids starting with `test-` belong to test rigs.
+    pub sensor_id: String,
+    /// Site the sensor is installed at.
+    pub site: String,
+    /// Temperature in degrees Celsius.
+    pub celsius: f64,
+    /// Milliseconds since the Unix epoch, as measured by the sensor.
+    pub at_ms: u64,
+}
+
+/// A reading after the transform.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Enriched {
+    /// Sensor identifier.
+    pub sensor_id: String,
+    /// Site the sensor is installed at.
+    pub site: String,
+    /// Temperature in degrees Fahrenheit.
+    pub fahrenheit: f64,
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: u64,
+}
+
+/// The transform: converts to Fahrenheit, drops readings from test rigs, and fails readings
+/// that cannot be physical (below absolute zero, or not a number).
+pub fn enrich(r: Reading) -> Outcome<Enriched> {
+    if r.sensor_id.starts_with("test-") {
+        return Outcome::Dropped;
+    }
+    if r.celsius.is_nan() || r.celsius < -273.15 {
+        return Outcome::failed(format!(
+            "implausible temperature {} °C from {}",
+            r.celsius, r.sensor_id
+        ));
+    }
+    Outcome::Ok(Enriched {
+        sensor_id: r.sensor_id,
+        site: r.site,
+        fahrenheit: r.celsius * 9.0 / 5.0 + 32.0,
+        at_ms: r.at_ms,
+    })
+}
+
+kpipe_runtime::pipeline! {
+    /// Sensor telemetry into the raw data lake.
+    pub pipeline Telemetry {
+        region: "us-west-2",
+        tags: { team: "data-platform" },
+
+        /// Raw readings from every site.
+        stream readings: Reading {
+            name: "sensor-readings",
+            capacity: provisioned(shards: 2),
+            retention: 24h,
+            partition_key: sensor_id,
+        }
+
+        /// Celsius to Fahrenheit; drops test rigs; fails implausible readings.
+        transform enrich: Reading -> Enriched {
+            function: crate::telemetry::enrich,
+            buffer: 1MiB or 60s,
+            retries: 3,
+            lambda: { memory: 256MiB, timeout: 60s, architecture: arm64 },
+        }
+
+        /// The raw zone of the data lake, partitioned by site.
+        s3 lake: Enriched {
+            bucket: "acme-telemetry",
+            prefix: "raw/site=!{partitionKeyFromLambda:site}/!{timestamp:yyyy/MM/dd/HH}/",
+            error_prefix: "errors/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd}/",
+            buffer: 64MiB or 300s,
+            compression: gzip,
+            partition_keys: { site: |e: &Enriched| e.site.clone() },
+        }
+
+        /// Firehose delivery stream `sensor-lake`.
+        delivery sensor_lake: readings -> enrich -> lake;
+    }
+}

@@ -1,0 +1,105 @@
+//! Surface syntax, one to one with what the user typed. Every node keeps its tokens so
+//! later phases can point at them.
+
+use proc_macro2::{Ident, TokenStream};
+use syn::{Attribute, Type, Visibility};
+
+/// The whole input of one macro call or one `.kpipe` file.
+#[derive(Debug)]
+pub(crate) struct FileDef {
+    pub(crate) pipelines: Vec<PipelineDef>,
+}
+
+/// `#[doc] pub pipeline Name { settings and stages }`
+#[derive(Debug)]
+pub(crate) struct PipelineDef {
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) vis: Visibility,
+    pub(crate) name: Ident,
+    /// `key: value` settings of the pipeline itself (`region`, `tags`).
+    pub(crate) fields: Vec<FieldDef>,
+    pub(crate) stages: Vec<StageDef>,
+}
+
+/// The four kinds of stage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StageKind {
+    Stream,
+    Transform,
+    S3,
+    Delivery,
+}
+
+impl StageKind {
+    pub(crate) fn keyword(self) -> &'static str {
+        match self {
+            StageKind::Stream => "stream",
+            StageKind::Transform => "transform",
+            StageKind::S3 => "s3",
+            StageKind::Delivery => "delivery",
+        }
+    }
+
+    /// How the kind is named in messages ("stream `readings`").
+    pub(crate) fn noun(self) -> &'static str {
+        match self {
+            StageKind::Stream => "stream",
+            StageKind::Transform => "transform",
+            StageKind::S3 => "s3 destination",
+            StageKind::Delivery => "delivery",
+        }
+    }
+
+    pub(crate) fn from_keyword(word: &str) -> Option<StageKind> {
+        Some(match word {
+            "stream" => StageKind::Stream,
+            "transform" => StageKind::Transform,
+            "s3" => StageKind::S3,
+            "delivery" => StageKind::Delivery,
+            _ => return None,
+        })
+    }
+}
+
+/// `stream readings: Reading { ... }`, `transform enrich: A -> B { ... }`,
+/// `s3 lake: Enriched { ... }`, `delivery d: readings -> enrich -> lake;`
+#[derive(Debug)]
+pub(crate) struct StageDef {
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) kind: StageKind,
+    pub(crate) name: Ident,
+    pub(crate) sig: SigDef,
+    /// The `{ ... }` block; `None` for `delivery d: a -> b;`.
+    pub(crate) body: Option<Vec<FieldDef>>,
+}
+
+/// What follows `name:` in a stage.
+#[derive(Debug)]
+pub(crate) enum SigDef {
+    /// `stream x: T`, `s3 x: T`
+    Record(Box<Type>),
+    /// `transform x: In -> Out`
+    Map(Box<Type>, Box<Type>),
+    /// `delivery x: a -> b -> c`
+    Route(Vec<Ident>),
+}
+
+/// `key: value` inside a block.
+#[derive(Debug)]
+pub(crate) struct FieldDef {
+    pub(crate) key: Ident,
+    pub(crate) value: ValueDef,
+}
+
+/// A value, kept as tokens until lowering knows what the key expects.
+#[derive(Debug)]
+pub(crate) enum ValueDef {
+    /// Tokens up to the next top-level comma (literals, `24h`, `provisioned(shards: 2)`,
+    /// `1MiB or 60s`, `.site`, paths).
+    Tokens(TokenStream),
+    /// A closure (`|r: &Reading| r.id.clone()`), parsed as an expression so that commas
+    /// inside its types do not end it.
+    Closure(Box<syn::Expr>),
+    /// `{ key: value, ... }` (tags, partition keys).
+    Block(proc_macro2::Span, Vec<FieldDef>),
+}

@@ -1,0 +1,61 @@
+//! Model to tokens. The output is small and boring: a unit struct, its static spec
+//! ([`spec`]), and one associated function per stage that hands the user's types and
+//! functions to `kpipe-runtime` ([`glue`]). Everything that does something lives in the runtime.
+//!
+//! Invalid parts still expand (with `unreachable!` bodies where nothing sensible exists), so
+//! the items users refer to exist even while the declaration has errors.
+
+mod glue;
+pub(crate) mod spec;
+
+use crate::model::Pipeline;
+use proc_macro2::TokenStream;
+use quote::quote;
+
+/// Expands one lowered pipeline; `rt` is the path of the runtime crate.
+pub(crate) fn pipeline(p: &Pipeline, rt: &TokenStream) -> TokenStream {
+    let attrs = &p.attrs;
+    let vis = &p.vis;
+    let name = &p.ident;
+    let spec = spec::pipeline_spec(rt, p);
+    let stage_fns = glue::stage_fns(p, rt);
+    let deliveries = p.deliveries.iter().map(|d| {
+        let ident = &d.ident;
+        quote!(Self::#ident())
+    });
+    quote! {
+        #(#attrs)*
+        #[derive(
+            ::core::clone::Clone,
+            ::core::marker::Copy,
+            ::core::fmt::Debug,
+            ::core::default::Default,
+            ::core::cmp::PartialEq,
+            ::core::cmp::Eq,
+            ::core::hash::Hash,
+        )]
+        #vis struct #name;
+
+        #[automatically_derived]
+        #[allow(dead_code, non_snake_case, clippy::all)]
+        impl #name {
+            /// The pipeline's static description: streams, transforms, destinations and
+            /// deliveries, with every default applied.
+            #vis const fn spec() -> &'static #rt::__private::spec::PipelineSpec {
+                <Self as #rt::__private::Pipeline>::SPEC
+            }
+
+            #stage_fns
+        }
+
+        #[automatically_derived]
+        #[allow(clippy::all)]
+        impl #rt::__private::Pipeline for #name {
+            const SPEC: &'static #rt::__private::spec::PipelineSpec = &#spec;
+
+            fn deliveries() -> #rt::__private::Vec<#rt::__private::DeliveryDef> {
+                #rt::__private::Vec::from([#(#deliveries),*])
+            }
+        }
+    }
+}

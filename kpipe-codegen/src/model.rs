@@ -1,0 +1,184 @@
+//! The lowered pipeline: defaults applied, units converted, names resolved. Every value
+//! keeps the range of the tokens it came from, so validation can point at them.
+//! Invalid parts are kept (with a fallback value) and marked, not dropped, so expansion
+//! can still emit the items the user refers to.
+
+use crate::diagnostic::Range;
+use crate::prefix::Prefix;
+use proc_macro2::Ident;
+use syn::{Attribute, Type, Visibility};
+
+/// A value with the range of the tokens it came from.
+#[derive(Clone, Debug)]
+pub(crate) struct Sp<T> {
+    pub(crate) value: T,
+    pub(crate) range: Range,
+}
+
+impl<T> Sp<T> {
+    pub(crate) fn new(value: T, range: impl Into<Range>) -> Self {
+        Sp {
+            value,
+            range: range.into(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Pipeline {
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) vis: Visibility,
+    pub(crate) ident: Ident,
+    pub(crate) region: Option<Sp<String>>,
+    pub(crate) tags: Vec<Tag>,
+    pub(crate) streams: Vec<Stream>,
+    pub(crate) transforms: Vec<Transform>,
+    pub(crate) sinks: Vec<S3>,
+    pub(crate) deliveries: Vec<Delivery>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Tag {
+    pub(crate) key: Sp<String>,
+    pub(crate) value: Sp<String>,
+}
+
+#[derive(Debug)]
+pub(crate) enum Capacity {
+    Provisioned { shards: Sp<u64> },
+    OnDemand,
+}
+
+/// How a record yields a key: a field path, a closure, or (stream keys only) random.
+#[derive(Debug)]
+pub(crate) enum KeyExpr {
+    /// `sensor_id`, `.site`, `.meta.site`
+    Field(Vec<Ident>),
+    /// `|r: &Reading| ...`
+    Closure(Box<syn::Expr>),
+    /// `random`: a fresh UUID per record.
+    Random,
+}
+
+#[derive(Debug)]
+pub(crate) struct Stream {
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) ident: Ident,
+    pub(crate) record: Type,
+    pub(crate) name: Sp<String>,
+    pub(crate) capacity: Option<Sp<Capacity>>,
+    pub(crate) retention_hours: Sp<u64>,
+    pub(crate) partition_key: Option<Sp<KeyExpr>>,
+    pub(crate) explicit_hash_key: Option<Box<syn::Expr>>,
+    pub(crate) max_record_kib: Sp<u64>,
+    pub(crate) kms_key: Option<Sp<String>>,
+    pub(crate) tags: Vec<Tag>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Buffer {
+    pub(crate) bytes: Sp<u64>,
+    pub(crate) seconds: Sp<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Architecture {
+    X86_64,
+    Arm64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Lambda {
+    pub(crate) name: Sp<String>,
+    pub(crate) memory_mib: Sp<u64>,
+    pub(crate) timeout_secs: Sp<u64>,
+    pub(crate) architecture: Architecture,
+}
+
+#[derive(Debug)]
+pub(crate) struct Transform {
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) ident: Ident,
+    pub(crate) input: Type,
+    pub(crate) output: Type,
+    pub(crate) function: Option<Box<syn::Expr>>,
+    pub(crate) buffer: Buffer,
+    pub(crate) retries: Sp<u64>,
+    pub(crate) lambda: Lambda,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Compression {
+    None,
+    Gzip,
+    Zip,
+    Snappy,
+    HadoopSnappy,
+}
+
+#[derive(Debug)]
+pub(crate) struct PartitionKey {
+    pub(crate) ident: Ident,
+    pub(crate) expr: KeyExpr,
+    pub(crate) range: Range,
+}
+
+impl PartitionKey {
+    /// Field-path keys are evaluated by Firehose itself (`partitionKeyFromQuery`, jq);
+    /// closures run in the transform's Lambda (`partitionKeyFromLambda`).
+    pub(crate) fn is_query(&self) -> bool {
+        matches!(self.expr, KeyExpr::Field(_))
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct S3 {
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) ident: Ident,
+    pub(crate) record: Type,
+    pub(crate) bucket: Sp<String>,
+    pub(crate) create_bucket: bool,
+    pub(crate) prefix: Option<Sp<Prefix>>,
+    pub(crate) error_prefix: Option<Sp<Prefix>>,
+    pub(crate) buffer: Buffer,
+    pub(crate) compression: Compression,
+    pub(crate) file_extension: Option<Sp<String>>,
+    pub(crate) time_zone: Option<Sp<String>>,
+    pub(crate) partition_keys: Vec<PartitionKey>,
+    pub(crate) newline: bool,
+}
+
+impl S3 {
+    pub(crate) fn dynamic_partitioning(&self) -> bool {
+        !self.partition_keys.is_empty()
+    }
+}
+
+/// Where a delivery's records come from.
+#[derive(Debug)]
+pub(crate) enum Source {
+    /// A declared stream (index into `Pipeline::streams`).
+    Stream(usize, Ident),
+    /// `direct`: producers put records into the delivery stream itself (Direct PUT).
+    Direct,
+}
+
+#[derive(Debug)]
+pub(crate) struct Delivery {
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) ident: Ident,
+    pub(crate) name: Sp<String>,
+    pub(crate) role_arn: Option<Sp<String>>,
+    pub(crate) tags: Vec<Tag>,
+    /// `None` when the route did not resolve (already reported).
+    pub(crate) route: Option<Route>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Route {
+    pub(crate) source: Source,
+    /// Index into `Pipeline::transforms`, with the ident as written in the route.
+    pub(crate) transform: Option<(usize, Ident)>,
+    /// Index into `Pipeline::sinks`, with the ident as written in the route.
+    pub(crate) destination: (usize, Ident),
+}

@@ -1,0 +1,761 @@
+//! The service rules that can be known at compile time, one `check_*` function each.
+//! Every rule cites where the limit comes from (`aws-facts.md` in the project's shared
+//! references, or the AWS page named) and shows a bad input with the error it gets.
+
+use crate::diagnostic::Diagnostics;
+use crate::model::*;
+use crate::prefix::Part;
+use crate::value::MIB;
+
+/// Runs every rule over a lowered pipeline.
+pub(crate) fn check(d: &mut Diagnostics, p: &Pipeline) {
+    if let Some(region) = &p.region {
+        check_region(d, region);
+    }
+    check_tags(d, &p.tags);
+    for s in &p.streams {
+        check_stream_name(d, &s.name);
+        if let Some(Sp {
+            value: Capacity::Provisioned { shards },
+            ..
+        }) = &s.capacity
+        {
+            check_shard_count(d, shards);
+        }
+        check_retention(d, &s.retention_hours);
+        check_max_record_size(d, &s.max_record_kib);
+        if let Some(key) = &s.kms_key {
+            check_kms_key(d, key);
+        }
+        check_tags(d, &s.tags);
+    }
+    for t in &p.transforms {
+        check_processor_buffer(d, &t.buffer);
+        check_retries(d, &t.retries);
+        check_lambda(d, &t.lambda);
+    }
+    for s in &p.sinks {
+        check_bucket_name(d, &s.bucket);
+        check_s3_buffer(d, &s.buffer);
+        check_prefix_namespaces(d, s);
+        check_error_prefix_required(d, s);
+        check_partition_keys(d, s);
+        check_prefix_length(d, s);
+        check_zero_buffering_with_partitioning(d, s);
+        if let Some(ext) = &s.file_extension {
+            check_file_extension(d, ext);
+        }
+        if let Some(tz) = &s.time_zone {
+            check_time_zone(d, tz);
+        }
+    }
+    for (i, del) in p.deliveries.iter().enumerate() {
+        check_delivery_name(d, &del.name);
+        if let Some(arn) = &del.role_arn {
+            check_role_arn(d, arn);
+        }
+        check_tags(d, &del.tags);
+        check_lambda_keys_have_a_transform(d, p, del);
+        check_unique_aws_names(d, &p.deliveries[..i], del);
+    }
+    check_unique_stream_names(d, &p.streams);
+}
+
+fn in_range(
+    d: &mut Diagnostics,
+    v: &Sp<u64>,
+    min: u64,
+    max: u64,
+    what: &str,
+    unit: &str,
+    source: &str,
+) {
+    if v.value < min || v.value > max {
+        d.error(
+            v.range,
+            format!(
+                "{what} must be between {min}{unit} and {max}{unit}, found {}{unit}",
+                v.value
+            ),
+        )
+        .note(format!("note: {source}"));
+    }
+}
+
+fn aws_name(d: &mut Diagnostics, name: &Sp<String>, what: &str, max: usize, source: &str) {
+    let n = name.value.chars().count();
+    if n == 0 || n > max {
+        d.error(
+            name.range,
+            format!(
+                "{what} `{}` must be 1 to {max} characters long, found {n}",
+                name.value
+            ),
+        )
+        .note(format!("note: {source}"));
+    }
+    if let Some(c) = name
+        .value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        d.error(
+            name.range,
+            format!("{what} `{}` contains `{c}`", name.value),
+        )
+        .note("note: allowed characters are `a-z`, `A-Z`, `0-9`, `_`, `.` and `-`")
+        .note(format!("note: {source}"));
+    }
+}
+
+// Kinesis stream names: 1-128 characters of `[a-zA-Z0-9_.-]` (aws-facts.md §1.4).
+//
+//     stream readings: Reading { name: "sensor readings", ... }
+//                                      ^^^^^^^^^^^^^^^^^ stream name `sensor readings` contains ` `
+fn check_stream_name(d: &mut Diagnostics, name: &Sp<String>) {
+    aws_name(
+        d,
+        name,
+        "stream name",
+        128,
+        "Kinesis stream names are 1-128 characters of [a-zA-Z0-9_.-] (aws-facts.md §1.4)",
+    );
+}
+
+// Firehose delivery stream names: 1-64 characters of `[a-zA-Z0-9_.-]` (aws-facts.md §3.1).
+//
+//     delivery d: readings -> lake { name: "a-name-that-goes-on-for-more-than-sixty-four-characters-in-total" }
+//                                          ^ delivery stream name ... must be 1 to 64 characters long
+fn check_delivery_name(d: &mut Diagnostics, name: &Sp<String>) {
+    aws_name(
+        d,
+        name,
+        "delivery stream name",
+        64,
+        "Firehose delivery stream names are 1-64 characters of [a-zA-Z0-9_.-] (aws-facts.md §3.1)",
+    );
+}
+
+// Two stages that would create the same Kinesis stream.
+//
+//     stream a: A { name: "events", ... }
+//     stream b: B { name: "events", ... }
+//                         ^^^^^^^^ duplicate stream name `events`
+fn check_unique_stream_names(d: &mut Diagnostics, streams: &[Stream]) {
+    for (i, s) in streams.iter().enumerate() {
+        if let Some(first) = streams[..i].iter().find(|f| f.name.value == s.name.value) {
+            d.error(
+                s.name.range,
+                format!("duplicate stream name `{}`", s.name.value),
+            )
+            .related(first.name.range, "first used here")
+            .note("note: stream names are unique per account and region (aws-facts.md §1.4)");
+        }
+    }
+}
+
+// Two deliveries that would create the same Firehose stream.
+//
+//     delivery a: s -> lake { name: "d" }
+//     delivery b: s -> lake { name: "d" }
+//                                  ^^^ duplicate delivery stream name `d`
+fn check_unique_aws_names(d: &mut Diagnostics, before: &[Delivery], del: &Delivery) {
+    if let Some(first) = before.iter().find(|f| f.name.value == del.name.value) {
+        d.error(
+            del.name.range,
+            format!("duplicate delivery stream name `{}`", del.name.value),
+        )
+        .related(first.name.range, "first used here")
+        .note("note: delivery stream names are unique per account and region (aws-facts.md §3.1)");
+    }
+}
+
+// Provisioned shard count 1..=10000 (UpdateShardCount's per-stream ceiling, aws-facts.md §1.7).
+//
+//     capacity: provisioned(shards: 0),
+//                                   ^ shard count must be between 1 and 10000, found 0
+fn check_shard_count(d: &mut Diagnostics, shards: &Sp<u64>) {
+    in_range(
+        d,
+        shards,
+        1,
+        10_000,
+        "shard count",
+        "",
+        "a provisioned stream has 1 to 10,000 shards (aws-facts.md §1.7)",
+    );
+}
+
+// Retention 24h..=8760h (aws-facts.md §1.5).
+//
+//     retention: 12h,
+//                ^^^ retention must be between 24h and 8760h, found 12h
+fn check_retention(d: &mut Diagnostics, hours: &Sp<u64>) {
+    in_range(
+        d,
+        hours,
+        24,
+        8760,
+        "retention",
+        "h",
+        "Kinesis keeps records 24 hours to 365 days (aws-facts.md §1.5)",
+    );
+}
+
+// Maximum record size 1024..=10240 KiB (aws-facts.md §0, §1.2).
+//
+//     max_record_size: 20MiB,
+//                      ^^^^^ maximum record size must be between 1024KiB and 10240KiB, found 20480KiB
+fn check_max_record_size(d: &mut Diagnostics, kib: &Sp<u64>) {
+    in_range(
+        d,
+        kib,
+        1024,
+        10_240,
+        "maximum record size",
+        "KiB",
+        "MaxRecordSizeInKiB is 1024-10240 KiB (aws-facts.md §0, §1.2)",
+    );
+}
+
+// A KMS key is a key id, an `alias/...` or a key/alias ARN (aws-facts.md §1.10).
+//
+//     encryption: kms(""),
+//                     ^^ KMS key must not be empty
+fn check_kms_key(d: &mut Diagnostics, key: &Sp<String>) {
+    if key.value.trim().is_empty() {
+        d.error(key.range, "KMS key must not be empty")
+            .note("help: use `kms` for the AWS-managed key `alias/aws/kinesis`, or `kms(\"alias/my-key\")`");
+    } else if key.value.chars().any(char::is_whitespace) {
+        d.error(
+            key.range,
+            format!("KMS key `{}` contains whitespace", key.value),
+        );
+    }
+}
+
+// Lambda processor buffer 0.2-3 MB and 0-900 s (aws-facts.md §3.4).
+//
+//     buffer: 5MiB or 60s,
+//             ^^^^ processor buffer size must be between 0.2 MiB and 3 MiB
+fn check_processor_buffer(d: &mut Diagnostics, b: &Buffer) {
+    const MIN: u64 = MIB / 5; // 0.2 MB
+    if b.bytes.value < MIN || b.bytes.value > 3 * MIB {
+        d.error(
+            b.bytes.range,
+            format!(
+                "processor buffer size must be between 0.2 MiB and 3 MiB, found {:.2} MiB",
+                b.bytes.value as f64 / MIB as f64
+            ),
+        )
+        .note("note: Firehose's BufferSizeInMBs for a Lambda processor is 0.2-3 MB (aws-facts.md §3.4)");
+    }
+    in_range(
+        d,
+        &b.seconds,
+        0,
+        900,
+        "processor buffer interval",
+        "s",
+        "BufferIntervalInSeconds is 0-900 s (aws-facts.md §3.4)",
+    );
+}
+
+// Retries of a failed Lambda invocation. AWS's default is 3 (aws-facts.md §3.4); the API's
+// upper bound is not documented (aws-facts.md §9.3), so kpipe caps it at 300, as retries
+// beyond that only delay the error output.
+//
+//     retries: 1000,
+//              ^^^^ retries must be between 0 and 300, found 1000
+fn check_retries(d: &mut Diagnostics, retries: &Sp<u64>) {
+    in_range(
+        d,
+        retries,
+        0,
+        300,
+        "retries",
+        "",
+        "kpipe caps NumberOfRetries at 300; AWS's own bound is undocumented (aws-facts.md §9.3)",
+    );
+}
+
+// Lambda function settings: name 1-64 of `[a-zA-Z0-9-_]`, memory 128-10240 MB, and a timeout
+// Firehose honours: at most 5 minutes (aws-facts.md §3.4).
+//
+//     lambda: { timeout: 10min },
+//                        ^^^^^ Lambda timeout must be between 1s and 300s, found 600s
+fn check_lambda(d: &mut Diagnostics, l: &Lambda) {
+    let n = l.name.value.chars().count();
+    if n == 0
+        || n > 64
+        || l.name
+            .value
+            .chars()
+            .any(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+    {
+        d.error(l.name.range, format!("Lambda function name `{}` is invalid", l.name.value))
+            .note("note: function names are 1-64 characters of [a-zA-Z0-9-_] (AWS Lambda CreateFunction API)");
+    }
+    in_range(
+        d,
+        &l.memory_mib,
+        128,
+        10_240,
+        "Lambda memory",
+        "MiB",
+        "Lambda functions have 128-10240 MB of memory (AWS Lambda quotas)",
+    );
+    in_range(
+        d,
+        &l.timeout_secs,
+        1,
+        300,
+        "Lambda timeout",
+        "s",
+        "Firehose honours a transform timeout of at most 5 minutes (aws-facts.md §3.4)",
+    );
+}
+
+// S3 bucket naming rules (general purpose buckets):
+// https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
+//
+//     bucket: "Acme_Telemetry",
+//             ^^^^^^^^^^^^^^^^ bucket name `Acme_Telemetry` contains `A`
+fn check_bucket_name(d: &mut Diagnostics, b: &Sp<String>) {
+    let name = &b.value;
+    let note = "note: S3 bucket names are 3-63 lowercase letters, digits, `.` and `-`, start and end with a letter or digit (S3 general purpose bucket naming rules)";
+    let n = name.chars().count();
+    if n == 0 {
+        // Already reported as missing or not a string.
+        return;
+    }
+    if !(3..=63).contains(&n) {
+        d.error(
+            b.range,
+            format!("bucket name `{name}` must be 3 to 63 characters long, found {n}"),
+        )
+        .note(note);
+        return;
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '.' || *c == '-'))
+    {
+        d.error(b.range, format!("bucket name `{name}` contains `{c}`"))
+            .note(note);
+        return;
+    }
+    let first = name.chars().next().unwrap_or('a');
+    let last = name.chars().last().unwrap_or('a');
+    if !first.is_ascii_alphanumeric() || !last.is_ascii_alphanumeric() {
+        d.error(
+            b.range,
+            format!("bucket name `{name}` must start and end with a letter or digit"),
+        )
+        .note(note);
+    } else if name.contains("..") {
+        d.error(
+            b.range,
+            format!("bucket name `{name}` contains two adjacent periods"),
+        )
+        .note(note);
+    } else if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        d.error(
+            b.range,
+            format!("bucket name `{name}` is formatted as an IP address"),
+        )
+        .note(note);
+    } else if let Some(p) = ["xn--", "sthree-", "amzn-s3-demo-"]
+        .iter()
+        .find(|p| name.starts_with(**p))
+    {
+        d.error(b.range, format!("bucket names must not start with `{p}`"))
+            .note(note);
+    } else if let Some(s) = ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"]
+        .iter()
+        .find(|s| name.ends_with(**s))
+    {
+        d.error(b.range, format!("bucket names must not end with `{s}`"))
+            .note(note);
+    }
+}
+
+// S3 buffering hints 1-128 MiB and 0-900 s, in whole MiB (aws-facts.md §3.3).
+//
+//     buffer: 256MiB or 300s,
+//             ^^^^^^ S3 buffer size must be between 1MiB and 128MiB, found 256MiB
+fn check_s3_buffer(d: &mut Diagnostics, b: &Buffer) {
+    if b.bytes.value % MIB != 0 {
+        d.error(b.bytes.range, "S3 buffer size is a whole number of MiB")
+            .note("note: SizeInMBs is an integer (aws-facts.md §3.3)");
+    } else {
+        let mib = Sp::new(b.bytes.value / MIB, b.bytes.range);
+        in_range(
+            d,
+            &mib,
+            1,
+            128,
+            "S3 buffer size",
+            "MiB",
+            "SizeInMBs is 1-128 MiB (aws-facts.md §3.3)",
+        );
+    }
+    in_range(
+        d,
+        &b.seconds,
+        0,
+        900,
+        "S3 buffer interval",
+        "s",
+        "IntervalInSeconds is 0-900 s (aws-facts.md §3.3)",
+    );
+}
+
+// Which namespaces may appear where (aws-facts.md §3.5):
+// `!{firehose:error-output-type}` only in the error prefix; `!{partitionKeyFrom...}` never
+// in the error prefix, and in the prefix only with dynamic partitioning and for declared keys
+// of the matching kind.
+//
+//     prefix: "data/!{firehose:error-output-type}/",
+//             ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^ `!{firehose:error-output-type}` is only allowed in `error_prefix`
+fn check_prefix_namespaces(d: &mut Diagnostics, s: &S3) {
+    if let Some(prefix) = &s.prefix {
+        for part in &prefix.value.parts {
+            match part {
+                Part::ErrorOutputType => {
+                    d.error(
+                        prefix.range,
+                        "`!{firehose:error-output-type}` is only allowed in `error_prefix`",
+                    )
+                    .note("note: Prefix cannot contain the error output type (aws-facts.md §3.5)");
+                }
+                Part::KeyFromQuery(k) | Part::KeyFromLambda(k) => {
+                    let from_query = matches!(part, Part::KeyFromQuery(_));
+                    let ns = if from_query {
+                        "partitionKeyFromQuery"
+                    } else {
+                        "partitionKeyFromLambda"
+                    };
+                    match s.partition_keys.iter().find(|pk| pk.ident == k) {
+                        None if s.partition_keys.is_empty() => {
+                            d.error(
+                                prefix.range,
+                                format!("`!{{{ns}:{k}}}` needs dynamic partitioning"),
+                            )
+                            .note(format!(
+                                "help: declare the key: `partition_keys: {{ {k}: .{k} }}`"
+                            ));
+                        }
+                        None => {
+                            let declared = s
+                                .partition_keys
+                                .iter()
+                                .map(|pk| pk.ident.to_string())
+                                .collect::<Vec<_>>();
+                            let e = d.error(
+                                prefix.range,
+                                format!("partition key `{k}` is not declared in `partition_keys`"),
+                            );
+                            match crate::diagnostic::did_you_mean(
+                                k,
+                                declared.iter().map(String::as_str),
+                            ) {
+                                Some(m) => e.note(format!("help: did you mean `{m}`?")),
+                                None => {
+                                    e.note(format!("note: declared keys: {}", declared.join(", ")))
+                                }
+                            };
+                        }
+                        Some(pk) if pk.is_query() != from_query => {
+                            let (right, why) = if pk.is_query() {
+                                (
+                                    "partitionKeyFromQuery",
+                                    "a field path is evaluated by Firehose (jq)",
+                                )
+                            } else {
+                                (
+                                    "partitionKeyFromLambda",
+                                    "a closure runs in the transform's Lambda function",
+                                )
+                            };
+                            d.error(
+                                prefix.range,
+                                format!("partition key `{k}` must be written `!{{{right}:{k}}}`"),
+                            )
+                            .related(pk.range, format!("`{k}` is declared here: {why}"));
+                        }
+                        Some(_) => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    if let Some(ep) = &s.error_prefix {
+        if !ep.value.parts.contains(&Part::ErrorOutputType) {
+            d.error(
+                ep.range,
+                "`error_prefix` must contain `!{firehose:error-output-type}`",
+            )
+            .note("note: Firehose requires it in every ErrorOutputPrefix (aws-facts.md §3.5)")
+            .note("help: for example `errors/!{firehose:error-output-type}/`");
+        }
+        if ep
+            .value
+            .parts
+            .iter()
+            .any(|p| matches!(p, Part::KeyFromQuery(_) | Part::KeyFromLambda(_)))
+        {
+            d.error(ep.range, "partition keys cannot be used in `error_prefix`")
+                .note("note: records that fail never got their keys (aws-facts.md §3.5)");
+        }
+    }
+}
+
+// An error prefix is required with dynamic partitioning (aws-facts.md §3.6), and whenever the
+// prefix uses expressions (ErrorOutputPrefix may be null only if Prefix has none, §3.5).
+//
+//     s3 lake: E { bucket: "b", prefix: "d/!{timestamp:yyyy}/" }
+//        ^^^^ `lake` needs an `error_prefix` because its prefix uses expressions
+fn check_error_prefix_required(d: &mut Diagnostics, s: &S3) {
+    if s.error_prefix.is_some() {
+        return;
+    }
+    let why = if s.dynamic_partitioning() {
+        Some("it uses dynamic partitioning (aws-facts.md §3.6)")
+    } else if s.prefix.as_ref().is_some_and(|p| p.value.has_expressions()) {
+        Some("its prefix uses expressions (aws-facts.md §3.5)")
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        d.error(
+            s.ident.span(),
+            format!(
+                "s3 destination `{}` needs an `error_prefix` because {why}",
+                s.ident
+            ),
+        )
+        .note("help: add `error_prefix: \"errors/!{firehose:error-output-type}/\"`");
+    }
+}
+
+// Declared partition keys must be used by the prefix, and there are at most 50 (jq keys,
+// aws-facts.md §3.6).
+//
+//     partition_keys: { site: .site, day: .day },
+//                                    ^^^ partition key `day` is declared but not used in `prefix`
+fn check_partition_keys(d: &mut Diagnostics, s: &S3) {
+    if s.partition_keys.len() > 50 {
+        d.error(
+            s.partition_keys[50].ident.span(),
+            "at most 50 partition keys are allowed",
+        )
+        .note("note: Firehose supports up to 50 keys (aws-facts.md §3.6)");
+    }
+    let used: Vec<&str> = s
+        .prefix
+        .iter()
+        .flat_map(|p| p.value.parts.iter())
+        .filter_map(|p| match p {
+            Part::KeyFromQuery(k) | Part::KeyFromLambda(k) => Some(k.as_str()),
+            _ => None,
+        })
+        .collect();
+    for pk in &s.partition_keys {
+        if !used.iter().any(|u| pk.ident == u) {
+            let ns = if pk.is_query() {
+                "partitionKeyFromQuery"
+            } else {
+                "partitionKeyFromLambda"
+            };
+            d.error(
+                pk.ident.span(),
+                format!(
+                    "partition key `{}` is declared but not used in `prefix`",
+                    pk.ident
+                ),
+            )
+            .note(format!(
+                "help: use it in the prefix as `!{{{ns}:{}}}`",
+                pk.ident
+            ));
+        }
+    }
+}
+
+// Each evaluated prefix is at most 512 characters (aws-facts.md §3.5). Counted with every
+// partition key as one character and the error output type at its longest.
+//
+//     prefix: "aaaa...600 characters...",
+//             ^^^^^^^^^^^^^^^^^^^^^^^^^^ `prefix` evaluates to at least 600 characters; the limit is 512
+fn check_prefix_length(d: &mut Diagnostics, s: &S3) {
+    for (key, p) in [("prefix", &s.prefix), ("error_prefix", &s.error_prefix)] {
+        if let Some(p) = p {
+            let n = p.value.min_evaluated_len();
+            if n > 512 {
+                d.error(
+                    p.range,
+                    format!("`{key}` evaluates to at least {n} characters; the limit is 512"),
+                )
+                .note("note: each evaluated prefix is at most 512 characters (aws-facts.md §3.5)");
+            }
+        }
+    }
+}
+
+// Zero buffering is not available with dynamic partitioning (aws-facts.md §3.3).
+//
+//     buffer: 64MiB or 0s, partition_keys: { site: .site },
+//                      ^^ a buffer interval of 0s is not available with dynamic partitioning
+fn check_zero_buffering_with_partitioning(d: &mut Diagnostics, s: &S3) {
+    if s.dynamic_partitioning() && s.buffer.seconds.value == 0 {
+        d.error(
+            s.buffer.seconds.range,
+            "a buffer interval of 0s is not available with dynamic partitioning",
+        )
+        .note("note: zero buffering is not supported for dynamic partitioning (aws-facts.md §3.3)");
+    }
+}
+
+// A closure key runs in the transform's Lambda (`partitionKeyFromLambda`), so every delivery
+// into that destination needs a transform (aws-facts.md §3.6, §4.2).
+//
+//     delivery raw: readings -> lake;
+//                               ^^^^ s3 destination `lake` computes partition keys in a transform, but this delivery has none
+fn check_lambda_keys_have_a_transform(d: &mut Diagnostics, p: &Pipeline, del: &Delivery) {
+    let Some(route) = &del.route else { return };
+    if route.transform.is_some() {
+        return;
+    }
+    let sink = &p.sinks[route.destination.0];
+    if let Some(pk) = sink.partition_keys.iter().find(|k| !k.is_query()) {
+        d.error(
+            route.destination.1.span(),
+            format!("s3 destination `{}` computes partition key `{}` in a transform, but this delivery has none", sink.ident, pk.ident),
+        )
+        .related(pk.range, "closure keys run in the transform's Lambda function (`partitionKeyFromLambda`)")
+        .note("help: add a transform to the route, or use a field path like `.site` (evaluated by Firehose)");
+    }
+}
+
+// `.ext` with `0-9a-z!-_.*'()` only, at most 128 characters (Firehose FileExtension).
+//
+//     file_extension: "json",
+//                     ^^^^^^ file extension `json` must start with `.`
+fn check_file_extension(d: &mut Diagnostics, ext: &Sp<String>) {
+    let v = &ext.value;
+    let note = "note: FileExtension is `.` followed by 0-9a-z!-_.*'() and at most 128 characters (Firehose API)";
+    if !v.starts_with('.') {
+        d.error(
+            ext.range,
+            format!("file extension `{v}` must start with `.`"),
+        )
+        .note(note);
+    } else if v.len() > 128 || v.len() < 2 {
+        d.error(
+            ext.range,
+            format!("file extension `{v}` must be 2 to 128 characters long"),
+        )
+        .note(note);
+    } else if let Some(c) = v
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || "!-_.*'()".contains(*c)))
+    {
+        d.error(ext.range, format!("file extension `{v}` contains `{c}`"))
+            .note(note);
+    }
+}
+
+// CustomTimeZone: an IANA name of `[a-zA-Z/_]`, at most 50 characters (Firehose API,
+// ExtendedS3DestinationDescription.CustomTimeZone).
+//
+//     time_zone: "UTC+2",
+//                ^^^^^^^ time zone `UTC+2` contains `+`
+fn check_time_zone(d: &mut Diagnostics, tz: &Sp<String>) {
+    let v = &tz.value;
+    let note = "note: CustomTimeZone is an IANA name like `Asia/Tokyo` (letters, `/`, `_`; at most 50 characters)";
+    if v.is_empty() || v.len() > 50 {
+        d.error(
+            tz.range,
+            format!("time zone `{v}` must be 1 to 50 characters long"),
+        )
+        .note(note);
+    } else if let Some(c) = v
+        .chars()
+        .find(|c| !(c.is_ascii_alphabetic() || *c == '/' || *c == '_'))
+    {
+        d.error(tz.range, format!("time zone `{v}` contains `{c}`"))
+            .note(note);
+    }
+}
+
+// Region names like `us-west-2`, `eu-central-1`, `us-gov-west-1`.
+//
+//     region: "us-west",
+//             ^^^^^^^^^ `us-west` is not an AWS region name
+fn check_region(d: &mut Diagnostics, region: &Sp<String>) {
+    let parts: Vec<&str> = region.value.split('-').collect();
+    let ok = parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
+        && !parts[parts.len() - 1].is_empty();
+    if !ok {
+        d.error(
+            region.range,
+            format!("`{}` is not an AWS region name", region.value),
+        )
+        .note("help: regions look like `us-west-2` or `eu-central-1`");
+    }
+}
+
+// IAM role ARNs: `arn:...:iam::<12 digits>:role/<name>` (Firehose RoleARN pattern,
+// aws-facts.md §3.5).
+//
+//     role_arn: "firehose-role",
+//               ^^^^^^^^^^^^^^^ `firehose-role` is not an IAM role ARN
+fn check_role_arn(d: &mut Diagnostics, arn: &Sp<String>) {
+    let v = &arn.value;
+    let ok = v.starts_with("arn:")
+        && v.split(':').nth(2) == Some("iam")
+        && v.split(':')
+            .nth(4)
+            .is_some_and(|a| a.len() == 12 && a.chars().all(|c| c.is_ascii_digit()))
+        && v.split(':')
+            .nth(5)
+            .is_some_and(|r| r.starts_with("role/") && r.len() > 5);
+    if !ok {
+        d.error(arn.range, format!("`{v}` is not an IAM role ARN"))
+            .note("note: expected `arn:aws:iam::123456789012:role/name` (aws-facts.md §3.5)");
+    }
+}
+
+// Tags: keys 1-128 and values 0-256 characters, at most 50 per resource (AWS tagging rules,
+// Kinesis AddTagsToStream and Firehose TagDeliveryStream).
+//
+//     tags: { team: "" , owner: "a very long value ..." },
+fn check_tags(d: &mut Diagnostics, tags: &[Tag]) {
+    if tags.len() > 50 {
+        d.error(
+            tags[50].key.range,
+            "at most 50 tags are allowed on one resource",
+        );
+    }
+    for t in tags {
+        if t.key.value.starts_with("aws") {
+            d.error(
+                t.key.range,
+                "tag keys starting with `aws` are reserved by AWS",
+            );
+        }
+        if t.key.value.chars().count() > 128 {
+            d.error(t.key.range, "tag keys are at most 128 characters");
+        }
+        if t.value.value.chars().count() > 256 {
+            d.error(t.value.range, "tag values are at most 256 characters");
+        }
+    }
+}

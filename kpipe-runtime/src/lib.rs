@@ -1,0 +1,15 @@
+#![doc = include_str!("../README.md")]
+
+#[doc(hidden)]
+pub mod __private;
+mod macros;
+pub mod outcome;
+pub mod pipeline;
+pub mod spec;
+
+pub use crate::outcome::{IntoOutcome, Outcome};
+pub use crate::pipeline::{
+    Call, Codec, DeliveryDef, Pipeline, Processing, Record, RecordProcessor, RecordResult, S3Def,
+    StreamDef, TransformDef,
+};
+pub use crate::spec::PipelineSpec;

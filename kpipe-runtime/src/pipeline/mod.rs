@@ -1,0 +1,352 @@
+//! The typed handles that `pipeline!` generates for each stage, and the [`Pipeline`] trait.
+//!
+//! A declaration such as
+//!
+//! ```text
+//! stream readings: Reading { ... }
+//! transform enrich: Reading -> Enriched { function: crate::enrich, ... }
+//! s3 lake: Enriched { ... }
+//! delivery sensor_lake: readings -> enrich -> lake;
+//! ```
+//!
+//! gives the pipeline type the associated functions `readings() -> StreamDef<Reading>`,
+//! `enrich() -> TransformDef<Reading, Enriched>`, `lake() -> S3Def<Enriched>` and
+//! `sensor_lake() -> DeliveryDef`. The handles carry the stage's [spec](crate::spec) and the
+//! typed glue (codec, partition keys, the user function); a [`DeliveryDef`] erases the types
+//! into a [`RecordProcessor`] that turns source bytes into destination bytes exactly as the
+//! Firehose -> Lambda contract does.
+
+mod process;
+
+pub use self::process::{Flows, Linked, Processing, RecordProcessor, RecordResult};
+pub(crate) use self::process::{Output, Processor};
+
+use crate::outcome::{IntoOutcome, Outcome};
+use crate::spec::{DeliverySpec, PipelineSpec, S3Spec, StreamSpec, TransformSpec};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A boxed, sendable future.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Implemented by every type `pipeline!` declares.
+pub trait Pipeline: Copy + Default + Send + Sync + 'static {
+    /// The pipeline's static description.
+    const SPEC: &'static PipelineSpec;
+
+    /// The pipeline's deliveries with their typed glue, in declaration order.
+    fn deliveries() -> Vec<DeliveryDef>;
+}
+
+// ===== Record and Codec =====
+
+/// What a record type needs: JSON in both directions, and to move between threads.
+///
+/// Implemented for every `T: Serialize + DeserializeOwned + Send + 'static`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a kpipe record",
+    label = "used as a record type here",
+    note = "records travel as JSON: derive `serde::Serialize` and `serde::Deserialize` for `{Self}`"
+)]
+pub trait Record: serde::Serialize + serde::de::DeserializeOwned + Send + 'static {}
+
+impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static> Record for T {}
+
+/// The encode/decode functions of one record type (JSON).
+pub struct Codec<T> {
+    pub(crate) type_name: &'static str,
+    pub(crate) decode: fn(&[u8]) -> Result<T, serde_json::Error>,
+    pub(crate) encode: fn(&T) -> Result<Vec<u8>, serde_json::Error>,
+}
+
+impl<T> Clone for Codec<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Codec<T> {}
+
+impl<T> fmt::Debug for Codec<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Codec")
+            .field("type", &self.type_name)
+            .finish()
+    }
+}
+
+impl<T: Record> Codec<T> {
+    /// The JSON codec of `T`.
+    pub fn json(type_name: &'static str) -> Self {
+        Codec {
+            type_name,
+            decode: |b| serde_json::from_slice(b),
+            encode: |t| serde_json::to_vec(t),
+        }
+    }
+}
+
+impl<T> Codec<T> {
+    /// Decodes one record.
+    ///
+    /// # Errors
+    /// When the bytes are not JSON of the record type.
+    pub fn decode(&self, bytes: &[u8]) -> Result<T, serde_json::Error> {
+        (self.decode)(bytes)
+    }
+
+    /// Encodes one record.
+    ///
+    /// # Errors
+    /// When the record's `Serialize` impl fails (e.g. a map with non-string keys).
+    pub fn encode(&self, record: &T) -> Result<Vec<u8>, serde_json::Error> {
+        (self.encode)(record)
+    }
+}
+
+// ===== StreamDef =====
+
+/// A Kinesis stream of records of type `T`.
+pub struct StreamDef<T> {
+    pub(crate) spec: &'static StreamSpec,
+    pub(crate) codec: Codec<T>,
+    pub(crate) partition_key: fn(&T) -> String,
+    pub(crate) explicit_hash_key: Option<fn(&T) -> u128>,
+}
+
+impl<T> Clone for StreamDef<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for StreamDef<T> {}
+
+impl<T> fmt::Debug for StreamDef<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamDef")
+            .field("spec", self.spec)
+            .finish()
+    }
+}
+
+impl<T> StreamDef<T> {
+    /// The stream's spec.
+    pub fn spec(&self) -> &'static StreamSpec {
+        self.spec
+    }
+
+    /// The record's partition key, as declared by `partition_key`.
+    pub fn partition_key(&self, record: &T) -> String {
+        (self.partition_key)(record)
+    }
+
+    /// The record's explicit hash key, when `explicit_hash_key` is declared.
+    pub fn explicit_hash_key(&self, record: &T) -> Option<u128> {
+        self.explicit_hash_key.map(|f| f(record))
+    }
+
+    /// The record type's codec.
+    pub fn codec(&self) -> Codec<T> {
+        self.codec
+    }
+}
+
+// ===== TransformDef =====
+
+/// The result of calling a transform: ready (sync function) or a future (async function).
+pub enum Call<O> {
+    /// A synchronous function's outcome.
+    Ready(Outcome<O>),
+    /// An async function's pending outcome.
+    Pending(BoxFuture<Outcome<O>>),
+}
+
+impl<O> fmt::Debug for Call<O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Call::Ready(o) => write!(f, "Call::Ready({})", o.result_name()),
+            Call::Pending(_) => f.write_str("Call::Pending(..)"),
+        }
+    }
+}
+
+impl<O> Call<O> {
+    /// Waits for the outcome.
+    pub async fn outcome(self) -> Outcome<O> {
+        match self {
+            Call::Ready(o) => o,
+            Call::Pending(f) => f.await,
+        }
+    }
+}
+
+/// A type-erased transform function.
+pub type DynTransformFn<I, O> = Arc<dyn Fn(I) -> Call<O> + Send + Sync>;
+
+/// Marker for synchronous transform functions.
+#[derive(Debug)]
+pub enum SyncFn {}
+/// Marker for async transform functions.
+#[derive(Debug)]
+pub enum AsyncFn {}
+
+/// Functions usable as a transform from `I` to `O`: `fn(I) -> R` or `async fn(I) -> R`, where
+/// `R` is [`Outcome<O>`], `Result<O, E: Display>` or `Option<O>`. `Kind` is inferred.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the function of a transform from `{I}` to `{O}`",
+    label = "expected a function taking `{I}` and returning `Outcome<{O}>`, `Result<{O}, E>` or `Option<{O}>`",
+    note = "a transform function takes its input record by value; it may be `async`"
+)]
+pub trait TransformFn<I, O, Kind>: Send + Sync + 'static {
+    /// Erases the function.
+    fn into_dyn(self) -> DynTransformFn<I, O>;
+}
+
+impl<I, O, F, R> TransformFn<I, O, SyncFn> for F
+where
+    F: Fn(I) -> R + Send + Sync + 'static,
+    R: IntoOutcome<O>,
+{
+    fn into_dyn(self) -> DynTransformFn<I, O> {
+        Arc::new(move |i| Call::Ready(self(i).into_outcome()))
+    }
+}
+
+impl<I, O, F, Fut> TransformFn<I, O, AsyncFn> for F
+where
+    F: Fn(I) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: IntoOutcome<O>,
+{
+    fn into_dyn(self) -> DynTransformFn<I, O> {
+        Arc::new(move |i| {
+            let fut = self(i);
+            Call::Pending(Box::pin(async move { fut.await.into_outcome() }))
+        })
+    }
+}
+
+/// A transform from `I` to `O`: the user function with its spec and codecs.
+pub struct TransformDef<I, O> {
+    pub(crate) spec: &'static TransformSpec,
+    pub(crate) input: Codec<I>,
+    pub(crate) output: Codec<O>,
+    pub(crate) function: DynTransformFn<I, O>,
+}
+
+impl<I, O> Clone for TransformDef<I, O> {
+    fn clone(&self) -> Self {
+        TransformDef {
+            spec: self.spec,
+            input: self.input,
+            output: self.output,
+            function: self.function.clone(),
+        }
+    }
+}
+
+impl<I, O> fmt::Debug for TransformDef<I, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TransformDef")
+            .field("spec", self.spec)
+            .finish()
+    }
+}
+
+impl<I, O> TransformDef<I, O> {
+    /// The transform's spec.
+    pub fn spec(&self) -> &'static TransformSpec {
+        self.spec
+    }
+
+    /// Calls the user function on one input (no panic catching; see [`RecordProcessor`]).
+    pub fn call(&self, input: I) -> Call<O> {
+        (self.function)(input)
+    }
+
+    /// The input type's codec.
+    pub fn input_codec(&self) -> Codec<I> {
+        self.input
+    }
+
+    /// The output type's codec.
+    pub fn output_codec(&self) -> Codec<O> {
+        self.output
+    }
+}
+
+// ===== S3Def =====
+
+/// A dynamic partitioning key extractor.
+pub type KeyFn<T> = Arc<dyn Fn(&T) -> String + Send + Sync>;
+
+/// An S3 destination of records of type `T`.
+pub struct S3Def<T> {
+    pub(crate) spec: &'static S3Spec,
+    pub(crate) codec: Codec<T>,
+    pub(crate) keys: Vec<(&'static str, KeyFn<T>)>,
+}
+
+impl<T> Clone for S3Def<T> {
+    fn clone(&self) -> Self {
+        S3Def {
+            spec: self.spec,
+            codec: self.codec,
+            keys: self.keys.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for S3Def<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Def").field("spec", self.spec).finish()
+    }
+}
+
+impl<T> S3Def<T> {
+    /// The destination's spec.
+    pub fn spec(&self) -> &'static S3Spec {
+        self.spec
+    }
+
+    /// The record's dynamic partitioning keys, in declaration order.
+    pub fn partition_keys(&self, record: &T) -> Vec<(&'static str, String)> {
+        self.keys.iter().map(|(k, f)| (*k, f(record))).collect()
+    }
+
+    /// The record type's codec.
+    pub fn codec(&self) -> Codec<T> {
+        self.codec
+    }
+}
+
+// ===== DeliveryDef =====
+
+/// A Firehose delivery stream with its glue erased: source bytes in, destination bytes out.
+#[derive(Clone)]
+pub struct DeliveryDef {
+    pub(crate) spec: &'static DeliverySpec,
+    pub(crate) processor: Arc<dyn RecordProcessor>,
+}
+
+impl fmt::Debug for DeliveryDef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeliveryDef")
+            .field("spec", self.spec)
+            .finish()
+    }
+}
+
+impl DeliveryDef {
+    /// The delivery's spec.
+    pub fn spec(&self) -> &'static DeliverySpec {
+        self.spec
+    }
+
+    /// The record processor: what Firehose (with the transform's Lambda, if any) does to
+    /// one source record before it is buffered for S3.
+    pub fn processor(&self) -> &Arc<dyn RecordProcessor> {
+        &self.processor
+    }
+}

@@ -1,0 +1,235 @@
+//! One source record through a delivery: decode, transform, partition, encode.
+//!
+//! This is the record-level half of the Firehose -> Lambda contract (aws-facts.md §4): each
+//! record ends `Ok` (with output bytes and partition keys), `Dropped`, or `ProcessingFailed`
+//! with a message. Bytes that do not decode and panics in the user function are failures of
+//! that record only; nothing here panics or drops a record silently.
+
+use super::{BoxFuture, Call, Codec, DynTransformFn, KeyFn};
+use crate::outcome::Outcome;
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+/// What became of one record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecordResult {
+    /// Transformed (or passed through): the bytes to deliver and the dynamic partitioning
+    /// keys, in declaration order.
+    Ok {
+        /// Bytes to deliver, with the newline delimiter when the destination declares one.
+        data: Vec<u8>,
+        /// `(key, value)` for each declared partition key.
+        partition_keys: Vec<(&'static str, String)>,
+    },
+    /// Intentionally discarded by the transform.
+    Dropped,
+    /// Could not be processed; goes to the error prefix as `processing-failed`.
+    Failed(String),
+}
+
+/// A record's processing: ready, or pending on an async transform.
+pub enum Processing {
+    /// Done synchronously.
+    Ready(RecordResult),
+    /// Waiting on an async transform.
+    Pending(BoxFuture<RecordResult>),
+}
+
+impl fmt::Debug for Processing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Processing::Ready(r) => f.debug_tuple("Processing::Ready").field(r).finish(),
+            Processing::Pending(_) => f.write_str("Processing::Pending(..)"),
+        }
+    }
+}
+
+impl Processing {
+    /// Waits for the result.
+    pub async fn result(self) -> RecordResult {
+        match self {
+            Processing::Ready(r) => r,
+            Processing::Pending(f) => f.await,
+        }
+    }
+}
+
+/// Turns one source record's bytes into what the destination receives.
+pub trait RecordProcessor: Send + Sync {
+    /// Processes one record.
+    fn process(&self, data: &[u8]) -> Processing;
+}
+
+/// Converts a record of one stage's type into the next stage's type. Implemented only for
+/// `T -> T`: a delivery whose stages do not line up fails to compile with this message,
+/// at the stage in the delivery's route.
+#[diagnostic::on_unimplemented(
+    message = "type mismatch in delivery: records of type `{Self}` flow into a stage that takes `{To}`",
+    label = "this stage takes `{To}`, but receives `{Self}`",
+    note = "each stage of a delivery must take the record type the previous stage produces"
+)]
+pub trait Flows<To> {
+    /// The identity conversion.
+    fn flow(self) -> To;
+}
+
+impl<T> Flows<T> for T {
+    fn flow(self) -> T {
+        self
+    }
+}
+
+impl<A, C> fmt::Debug for Linked<A, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Linked")
+            .field("source", &self.source)
+            .field("transform", &self.transform.as_ref().map(|t| t.0))
+            .finish()
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a non-string panic payload".to_owned()
+    }
+}
+
+/// Polls a future, turning a panic into `Err(message)`.
+struct CatchUnwind<F: ?Sized>(Pin<Box<F>>);
+
+impl<F: Future + ?Sized> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, String>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(p) => Poll::Ready(Err(panic_message(&*p))),
+        }
+    }
+}
+
+/// The source side of a delivery, linked to its transform (or to nothing). Built by the
+/// code `pipeline!` generates; not for direct use.
+#[doc(hidden)]
+pub struct Linked<A, C> {
+    pub(crate) source: Codec<A>,
+    pub(crate) transform: Option<(&'static str, DynTransformFn<A, C>)>,
+    /// The identity `A -> C` of a delivery without a transform (`A == C` there).
+    pub(crate) pass: Option<fn(A) -> C>,
+}
+
+/// The destination side of a delivery: from the transform's output to delivered bytes.
+pub(crate) struct Output<C, D> {
+    pub(crate) flow: fn(C) -> D,
+    pub(crate) dest: Codec<D>,
+    pub(crate) keys: Vec<(&'static str, KeyFn<D>)>,
+    pub(crate) newline: bool,
+}
+
+impl<C, D> Output<C, D> {
+    /// Keys, encoding (unless the original bytes are kept) and the delimiter.
+    fn finish(&self, out: D, keep: Option<Vec<u8>>) -> RecordResult {
+        let partition_keys = self.keys.iter().map(|(k, f)| (*k, f(&out))).collect();
+        let mut data = match keep {
+            Some(d) => d,
+            None => match self.dest.encode(&out) {
+                Ok(d) => d,
+                Err(e) => {
+                    return RecordResult::Failed(format!(
+                        "output of type `{}` does not encode as JSON: {e}",
+                        self.dest.type_name
+                    ));
+                }
+            },
+        };
+        if self.newline {
+            data.push(b'\n');
+        }
+        RecordResult::Ok {
+            data,
+            partition_keys,
+        }
+    }
+
+    fn outcome(&self, outcome: Outcome<C>) -> RecordResult {
+        match outcome {
+            Outcome::Ok(c) => self.finish((self.flow)(c), None),
+            Outcome::Dropped => RecordResult::Dropped,
+            Outcome::Failed(m) => RecordResult::Failed(m),
+        }
+    }
+}
+
+/// A whole delivery's record path.
+pub(crate) struct Processor<A, C, D> {
+    pub(crate) linked: Linked<A, C>,
+    pub(crate) output: Arc<Output<C, D>>,
+}
+
+impl<A, C, D> RecordProcessor for Processor<A, C, D>
+where
+    A: Send + 'static,
+    C: Send + 'static,
+    D: Send + 'static,
+{
+    fn process(&self, data: &[u8]) -> Processing {
+        let out = &self.output;
+        // Without a transform and without partition keys the bytes pass through untouched.
+        if self.linked.transform.is_none() && out.keys.is_empty() {
+            let mut bytes = data.to_vec();
+            if out.newline {
+                bytes.push(b'\n');
+            }
+            return Processing::Ready(RecordResult::Ok {
+                data: bytes,
+                partition_keys: Vec::new(),
+            });
+        }
+        let input = match self.linked.source.decode(data) {
+            Ok(a) => a,
+            Err(e) => {
+                return Processing::Ready(RecordResult::Failed(format!(
+                    "record does not decode into `{}`: {e}",
+                    self.linked.source.type_name
+                )));
+            }
+        };
+        let Some((id, function)) = &self.linked.transform else {
+            // Partition keys by query on an untransformed record: its bytes are kept.
+            let Some(pass) = self.linked.pass else {
+                return Processing::Ready(RecordResult::Failed(
+                    "kpipe: delivery without a transform has no identity link".into(),
+                ));
+            };
+            return Processing::Ready(out.finish((out.flow)(pass(input)), Some(data.to_vec())));
+        };
+        match catch_unwind(AssertUnwindSafe(|| function(input))) {
+            Err(p) => Processing::Ready(RecordResult::Failed(format!(
+                "transform `{id}` panicked: {}",
+                panic_message(&*p)
+            ))),
+            Ok(Call::Ready(outcome)) => Processing::Ready(out.outcome(outcome)),
+            Ok(Call::Pending(fut)) => {
+                let out = Arc::clone(out);
+                let id = *id;
+                Processing::Pending(Box::pin(async move {
+                    match CatchUnwind(fut).await {
+                        Ok(outcome) => out.outcome(outcome),
+                        Err(m) => RecordResult::Failed(format!("transform `{id}` panicked: {m}")),
+                    }
+                }))
+            }
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! The static description of a pipeline, as `pipeline!` emits it.
+//!
+//! Every value is already validated and has AWS's defaults applied; sizes are in bytes,
+//! durations in seconds. The spec is plain data (`&'static`), serialisable to JSON with
+//! [`PipelineSpec::to_json`], and is what provisioning, the local engine and the CLI read.
+//! Stages refer to each other by their identifier in the declaration (`id`).
+
+use serde::Serialize;
+
+/// A whole pipeline: its streams, transforms, destinations and deliveries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct PipelineSpec {
+    /// The pipeline's type name, e.g. `Telemetry`.
+    pub name: &'static str,
+    /// The doc comment on the declaration (lines joined with `\n`).
+    pub doc: &'static str,
+    /// `region: "..."`, when declared.
+    pub region: Option<&'static str>,
+    /// Tags applied to every resource of the pipeline.
+    pub tags: &'static [Tag],
+    /// Kinesis data streams.
+    pub streams: &'static [StreamSpec],
+    /// Transforms (Lambda functions invoked by Firehose).
+    pub transforms: &'static [TransformSpec],
+    /// S3 destinations.
+    pub destinations: &'static [S3Spec],
+    /// Firehose delivery streams.
+    pub deliveries: &'static [DeliverySpec],
+}
+
+/// A resource tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Tag {
+    /// Tag key.
+    pub key: &'static str,
+    /// Tag value.
+    pub value: &'static str,
+}
+
+/// A Kinesis data stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct StreamSpec {
+    /// Identifier in the declaration (`readings`).
+    pub id: &'static str,
+    /// The stream's AWS name (`sensor-readings`).
+    pub name: &'static str,
+    /// The record type as written (`Reading`).
+    pub record_type: &'static str,
+    /// Provisioned shards or on-demand.
+    pub capacity: Capacity,
+    /// Retention in hours (24..=8760).
+    pub retention_hours: u32,
+    /// How records get their partition key.
+    pub partition_key: PartitionKeySource,
+    /// Whether an explicit hash key closure is declared.
+    pub explicit_hash_key: bool,
+    /// Maximum record size in KiB (1024..=10240).
+    pub max_record_size_kib: u32,
+    /// Server-side encryption with this KMS key, if any.
+    pub kms_key: Option<&'static str>,
+    /// Tags on the stream.
+    pub tags: &'static [Tag],
+}
+
+/// Capacity mode of a stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Capacity {
+    /// Provisioned mode with a fixed number of shards.
+    Provisioned {
+        /// Number of shards (1..=10000).
+        shards: u32,
+    },
+    /// On-demand mode.
+    OnDemand,
+}
+
+/// Where a stream record's partition key comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartitionKeySource {
+    /// A field path of the record, e.g. `sensor_id`.
+    Field(&'static str),
+    /// A closure over the record.
+    Closure,
+    /// A random key (UUID) per record.
+    Random,
+}
+
+/// A transform: the user function Firehose invokes as a Lambda processor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct TransformSpec {
+    /// Identifier in the declaration (`enrich`).
+    pub id: &'static str,
+    /// Input type as written.
+    pub input_type: &'static str,
+    /// Output type as written.
+    pub output_type: &'static str,
+    /// The function as written (`crate::enrich`, or `<closure>`).
+    pub function: &'static str,
+    /// Processor buffering hints.
+    pub buffer: Buffer,
+    /// Retries of a failed invocation.
+    pub retries: u32,
+    /// Lambda function settings.
+    pub lambda: LambdaSpec,
+}
+
+/// Size-or-interval buffering hints: whichever is reached first triggers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Buffer {
+    /// Size hint in bytes.
+    pub size_bytes: u64,
+    /// Interval hint in seconds.
+    pub interval_secs: u32,
+}
+
+/// Lambda function settings of a transform.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct LambdaSpec {
+    /// Function name.
+    pub name: &'static str,
+    /// Memory in MiB.
+    pub memory_mib: u32,
+    /// Timeout in seconds.
+    pub timeout_secs: u32,
+    /// CPU architecture.
+    pub architecture: Architecture,
+}
+
+/// Lambda CPU architecture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Architecture {
+    /// `x86_64` (AWS's default).
+    X86_64,
+    /// `arm64` (Graviton).
+    Arm64,
+}
+
+/// An S3 destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct S3Spec {
+    /// Identifier in the declaration (`lake`).
+    pub id: &'static str,
+    /// Record type as written.
+    pub record_type: &'static str,
+    /// Bucket name.
+    pub bucket: &'static str,
+    /// Whether kpipe creates (and owns) the bucket.
+    pub create_bucket: bool,
+    /// Object key prefix; `None` means Firehose's default `yyyy/MM/dd/HH/` (UTC).
+    pub prefix: Option<Prefix>,
+    /// Prefix for error output; `None` means Firehose's default location.
+    pub error_prefix: Option<Prefix>,
+    /// Buffering hints.
+    pub buffer: Buffer,
+    /// Compression of delivered objects.
+    pub compression: Compression,
+    /// File extension override.
+    pub file_extension: Option<&'static str>,
+    /// IANA time zone for timestamps in keys; `None` is UTC.
+    pub time_zone: Option<&'static str>,
+    /// Dynamic partitioning keys (empty: dynamic partitioning off).
+    pub partition_keys: &'static [PartitionKeySpec],
+    /// Whether a newline is appended after every record.
+    pub newline: bool,
+}
+
+impl S3Spec {
+    /// True when dynamic partitioning is on.
+    pub fn dynamic_partitioning(&self) -> bool {
+        !self.partition_keys.is_empty()
+    }
+}
+
+/// Compression of delivered S3 objects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    /// Uncompressed (AWS's default).
+    None,
+    /// gzip.
+    Gzip,
+    /// zip.
+    Zip,
+    /// Snappy (framed).
+    Snappy,
+    /// Hadoop-compatible Snappy.
+    HadoopSnappy,
+}
+
+/// A dynamic partitioning key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct PartitionKeySpec {
+    /// Key name, as used in `!{partitionKeyFrom...:name}`.
+    pub name: &'static str,
+    /// How the key is computed.
+    pub source: KeySource,
+}
+
+/// How a dynamic partitioning key is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeySource {
+    /// By Firehose, with this jq query (`.site`): `partitionKeyFromQuery`.
+    Query(&'static str),
+    /// By the transform's Lambda function: `partitionKeyFromLambda`.
+    Lambda,
+}
+
+/// A parsed S3 prefix expression.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Prefix {
+    /// The prefix as written.
+    pub raw: &'static str,
+    /// Its parts, in order.
+    pub parts: &'static [PrefixPart],
+}
+
+/// One part of a prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrefixPart {
+    /// Literal text.
+    Literal(&'static str),
+    /// `!{timestamp:PATTERN}`, tokenised.
+    Timestamp(&'static [DatePart]),
+    /// `!{firehose:random-string}`.
+    RandomString,
+    /// `!{firehose:error-output-type}`.
+    ErrorOutputType,
+    /// `!{partitionKeyFromQuery:key}`.
+    KeyFromQuery(&'static str),
+    /// `!{partitionKeyFromLambda:key}`.
+    KeyFromLambda(&'static str),
+}
+
+/// One token of a timestamp pattern (`DateTimeFormatter` subset).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatePart {
+    /// Literal text.
+    Literal(&'static str),
+    /// A pattern letter repeated `width` times (`yyyy` is `Field { letter: 'y', width: 4 }`).
+    Field {
+        /// `y`, `u`, `M`, `d`, `D`, `H`, `m`, `s` or `S`.
+        letter: char,
+        /// Repetitions.
+        width: u8,
+    },
+}
+
+/// A Firehose delivery stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct DeliverySpec {
+    /// Identifier in the declaration (`sensor_lake`).
+    pub id: &'static str,
+    /// The delivery stream's AWS name (`sensor-lake`).
+    pub name: &'static str,
+    /// Where records come from.
+    pub source: SourceSpec,
+    /// The transform's id, if any.
+    pub transform: Option<&'static str>,
+    /// The destination's id.
+    pub destination: &'static str,
+    /// An existing IAM role for Firehose; `None` lets kpipe create one.
+    pub role_arn: Option<&'static str>,
+    /// Tags on the delivery stream.
+    pub tags: &'static [Tag],
+}
+
+/// Where a delivery's records come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceSpec {
+    /// A declared Kinesis stream (by id).
+    Stream(&'static str),
+    /// Direct PUT into the delivery stream.
+    Direct,
+}
+
+impl PipelineSpec {
+    /// The spec as pretty-printed JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("spec: every field serialises to JSON")
+    }
+
+    /// The stream with this id.
+    pub fn stream(&self, id: &str) -> Option<&'static StreamSpec> {
+        self.streams.iter().find(|s| s.id == id)
+    }
+
+    /// The transform with this id.
+    pub fn transform(&self, id: &str) -> Option<&'static TransformSpec> {
+        self.transforms.iter().find(|s| s.id == id)
+    }
+
+    /// The destination with this id.
+    pub fn destination(&self, id: &str) -> Option<&'static S3Spec> {
+        self.destinations.iter().find(|s| s.id == id)
+    }
+
+    /// The delivery with this id.
+    pub fn delivery(&self, id: &str) -> Option<&'static DeliverySpec> {
+        self.deliveries.iter().find(|s| s.id == id)
+    }
+}
