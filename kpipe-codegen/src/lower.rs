@@ -171,6 +171,7 @@ pub(crate) fn pipeline(d: &mut Diagnostics, def: &PipelineDef) -> Pipeline {
         if RESERVED_STAGE_NAMES.contains(&name.as_str()) {
             d.error(stage.name.span(), format!("`{name}` is reserved and cannot name a stage"))
                 .note("note: kpipe generates items with this name on the pipeline type, or uses it as a delivery source");
+            continue;
         }
         let index = match stage.kind {
             StageKind::Stream => {
@@ -210,12 +211,13 @@ fn record_type(stage: &StageDef) -> syn::Type {
     }
 }
 
-fn missing(d: &mut Diagnostics, stage: &StageDef, key: &str, example: &str) {
+/// `help` is the whole help line, e.g. "add `bucket: \"my-bucket\"`".
+fn missing(d: &mut Diagnostics, stage: &StageDef, key: &str, help: &str) {
     d.error(
         stage.name.span(),
         format!("missing `{key}` in {} `{}`", stage.kind.noun(), stage.name),
     )
-    .note(format!("help: add `{key}: {example}`"));
+    .note(format!("help: {help}"));
 }
 
 fn stream(d: &mut Diagnostics, stage: &StageDef) -> Stream {
@@ -232,7 +234,7 @@ fn stream(d: &mut Diagnostics, stage: &StageDef) -> Stream {
                 d,
                 stage,
                 "capacity",
-                "on_demand` or `capacity: provisioned(shards: 2)",
+                "add `capacity: on_demand` or `capacity: provisioned(shards: 2)`",
             );
             None
         }
@@ -255,7 +257,7 @@ fn stream(d: &mut Diagnostics, stage: &StageDef) -> Stream {
                 d,
                 stage,
                 "partition_key",
-                ".field_name` (or a closure, or `random`)",
+                "add `partition_key: field_name`, a closure like `|r: &Record| r.id.clone()`, or `random`",
             );
             None
         }
@@ -421,7 +423,7 @@ fn transform(d: &mut Diagnostics, pipeline: &Ident, stage: &StageDef) -> Transfo
             }
         },
         None => {
-            missing(d, stage, "function", "crate::my_function");
+            missing(d, stage, "function", "add `function: crate::my_function`");
             None
         }
     };
@@ -508,7 +510,7 @@ fn s3(d: &mut Diagnostics, stage: &StageDef) -> S3 {
         Some(b) => b,
         None => {
             if !keys.contains_key("bucket") {
-                missing(d, stage, "bucket", "\"my-bucket\"");
+                missing(d, stage, "bucket", "add `bucket: \"my-bucket\"`");
             }
             Sp::new(String::new(), stage.name.span())
         }
@@ -637,10 +639,11 @@ fn resolve_route(
         match names.get(&name) {
             Some((kind, index, _)) if *kind == want => Some(*index),
             Some((kind, _, def)) => {
-                let want_text = if want == StageKind::Stream {
-                    "a stream or `direct`".to_owned()
-                } else {
-                    format!("a {}", want.noun())
+                let want_text = match want {
+                    StageKind::Stream => "a stream or `direct`",
+                    StageKind::Transform => "a transform",
+                    StageKind::S3 => "an s3 destination",
+                    StageKind::Delivery => "a delivery",
                 };
                 d.error(
                     ident.span(),

@@ -212,6 +212,17 @@ fn chunk_item(input: ParseStream<'_>) -> syn::Result<Item> {
         syn::braced!(content in input);
         Some(fields(&content)?)
     } else if kind == StageKind::Delivery {
+        if input.is_empty() {
+            // The chunk ended without `;`: point at the end of the route.
+            let last = match &sig {
+                SigDef::Route(route) => route.last().map_or(name.span(), |i| i.span()),
+                _ => name.span(),
+            };
+            return Err(syn::Error::new(
+                last,
+                "expected `;` or `{ ... }` after the delivery's route",
+            ));
+        }
         input.parse::<Token![;]>().map_err(|e| {
             syn::Error::new(
                 e.span(),
@@ -266,6 +277,18 @@ fn field(input: ParseStream<'_>) -> syn::Result<FieldDef> {
     } else {
         let mut tokens = TokenStream::new();
         while !input.is_empty() && !input.peek(Token![,]) {
+            // `capacity: on_demand retention: 48h`: a new `key:` starts, the comma is missing.
+            if !tokens.is_empty()
+                && input.peek(syn::Ident)
+                && input.peek2(Token![:])
+                && !input.peek2(Token![::])
+            {
+                let next: Ident = input.fork().call(syn::ext::IdentExt::parse_any)?;
+                return Err(syn::Error::new(
+                    next.span(),
+                    format!("expected `,` before `{next}`"),
+                ));
+            }
             tokens.extend(std::iter::once(input.parse::<TokenTree>()?));
         }
         if tokens.is_empty() {

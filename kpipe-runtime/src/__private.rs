@@ -105,22 +105,6 @@ pub fn hash_key<V: Into<u128>>(value: V) -> u128 {
     value.into()
 }
 
-/// Links a delivery's source to its transform; fails to compile, at the transform's name in
-/// the route, when the source's record type is not the transform's input type.
-pub fn link<A, B, C>(source: Codec<A>, transform: TransformDef<B, C>) -> Linked<A, C>
-where
-    A: Flows<B> + 'static,
-    B: 'static,
-    C: 'static,
-{
-    let f = transform.function;
-    Linked {
-        source,
-        transform: Some((transform.spec.id, Arc::new(move |a: A| f(a.flow())))),
-        pass: None,
-    }
-}
-
 /// A delivery without a transform.
 pub fn no_transform<A>(source: Codec<A>) -> Linked<A, A> {
     Linked {
@@ -130,29 +114,50 @@ pub fn no_transform<A>(source: Codec<A>) -> Linked<A, A> {
     }
 }
 
-/// Finishes a delivery; fails to compile, at the destination's name in the route, when the
-/// records reaching it are not of its record type.
-pub fn deliver<A, C, D>(
-    spec: &'static spec::DeliverySpec,
-    linked: Linked<A, C>,
-    destination: S3Def<D>,
-) -> DeliveryDef
-where
-    A: Send + 'static,
-    C: Flows<D> + Send + 'static,
-    D: Send + 'static,
-{
-    let newline = destination.spec.newline;
-    DeliveryDef {
-        spec,
-        processor: Arc::new(Processor {
-            linked,
-            output: Arc::new(Output {
-                flow: Flows::flow,
-                dest: destination.codec,
-                keys: destination.keys,
-                newline,
+// The two links of a delivery are methods whose argument is the next stage, so that rustc
+// reports a type mismatch at that argument, which generated code spans with the stage's name
+// in the delivery's route.
+impl<A: 'static> Codec<A> {
+    /// Links a delivery's source (of records `A`) to a transform; fails to compile, at the
+    /// transform's name in the route, when `A` is not the transform's input type.
+    #[doc(hidden)]
+    pub fn __kpipe_then<B: 'static, C: 'static>(self, transform: TransformDef<B, C>) -> Linked<A, C>
+    where
+        A: Flows<B>,
+    {
+        let f = transform.function;
+        Linked {
+            source: self,
+            transform: Some((transform.spec.id, Arc::new(move |a: A| f(a.flow())))),
+            pass: None,
+        }
+    }
+}
+
+impl<A: Send + 'static, C: Send + 'static> Linked<A, C> {
+    /// Finishes a delivery into a destination; fails to compile, at the destination's name
+    /// in the route, when the records reaching it (`C`) are not of its record type.
+    #[doc(hidden)]
+    pub fn __kpipe_into<D: Send + 'static>(
+        self,
+        spec: &'static spec::DeliverySpec,
+        destination: S3Def<D>,
+    ) -> DeliveryDef
+    where
+        C: Flows<D>,
+    {
+        let newline = destination.spec.newline;
+        DeliveryDef {
+            spec,
+            processor: Arc::new(Processor {
+                linked: self,
+                output: Arc::new(Output {
+                    flow: Flows::flow,
+                    dest: destination.codec,
+                    keys: destination.keys,
+                    newline,
+                }),
             }),
-        }),
+        }
     }
 }

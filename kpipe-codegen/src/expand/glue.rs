@@ -25,16 +25,29 @@ fn codec(rt: &TokenStream, ty: &syn::Type) -> TokenStream {
 
 /// A `fn(&T) -> String` producing a key from a field path or a closure.
 fn key_fn(rt: &TokenStream, ty: &syn::Type, key: &KeyExpr, range: Span) -> TokenStream {
+    // The parameter keeps a call-site span (hygiene); the call around the user's tokens is
+    // spanned at them, so a key that is not `Display` is reported at the field or closure.
+    let r = Ident::new("__kpipe_r", Span::call_site());
     match key {
         KeyExpr::Field(path) => {
-            let call = quote_spanned!(range=> #rt::__private::partition_key);
-            quote!(|__kpipe_r: &#ty| #call(&__kpipe_r.#(#path).*))
+            let call = quote_spanned!(range=> #rt::__private::partition_key(&#r.#(#path).*));
+            quote!(|#r: &#ty| #call)
         }
         KeyExpr::Closure(c) => {
-            let call = quote_spanned!(c.span()=> #rt::__private::partition_key);
-            quote!(|__kpipe_r: &#ty| #call(&(#c)(__kpipe_r)))
+            let call = quote_spanned!(c.span()=> #rt::__private::partition_key(&(#c)(#r)));
+            quote!(|#r: &#ty| #call)
         }
         KeyExpr::Random => quote!(|_: &#ty| #rt::__private::random_partition_key()),
+    }
+}
+
+/// The stage's doc comment, or a generated one (generated items are public API of the
+/// user's crate, and `missing_docs` should not fire on them).
+fn docs(attrs: &[syn::Attribute], default: String) -> TokenStream {
+    if attrs.iter().any(|a| a.path().is_ident("doc")) {
+        quote!(#(#attrs)*)
+    } else {
+        quote!(#[doc = #default] #(#attrs)*)
     }
 }
 
@@ -42,7 +55,15 @@ pub(super) fn stage_fns(p: &Pipeline, rt: &TokenStream) -> TokenStream {
     let vis = &p.vis;
     let mut out = TokenStream::new();
     for (i, s) in p.streams.iter().enumerate() {
-        let (attrs, ident, ty) = (&s.attrs, &s.ident, &s.record);
+        let (ident, ty) = (&s.ident, &s.record);
+        let attrs = docs(
+            &s.attrs,
+            format!(
+                "The Kinesis stream `{}` of `{}` records.",
+                s.name.value,
+                tokens_text(ty)
+            ),
+        );
         let codec = codec(rt, ty);
         let pk = match &s.partition_key {
             Some(k) => key_fn(rt, ty, &k.value, k.range.start()),
@@ -59,7 +80,7 @@ pub(super) fn stage_fns(p: &Pipeline, rt: &TokenStream) -> TokenStream {
             None => quote!(#rt::__private::Option::None),
         };
         out.extend(quote! {
-            #(#attrs)*
+            #attrs
             #vis fn #ident() -> #rt::__private::StreamDef<#ty> {
                 #rt::__private::stream(
                     &<Self as #rt::__private::Pipeline>::SPEC.streams[#i],
@@ -71,7 +92,15 @@ pub(super) fn stage_fns(p: &Pipeline, rt: &TokenStream) -> TokenStream {
         });
     }
     for (i, t) in p.transforms.iter().enumerate() {
-        let (attrs, ident, input, output) = (&t.attrs, &t.ident, &t.input, &t.output);
+        let (ident, input, output) = (&t.ident, &t.input, &t.output);
+        let attrs = docs(
+            &t.attrs,
+            format!(
+                "The transform `{ident}` from `{}` to `{}`.",
+                tokens_text(input),
+                tokens_text(output)
+            ),
+        );
         let body = match &t.function {
             Some(f) => {
                 let (ci, co) = (codec(rt, input), codec(rt, output));
@@ -87,14 +116,22 @@ pub(super) fn stage_fns(p: &Pipeline, rt: &TokenStream) -> TokenStream {
             None => unreachable(rt),
         };
         out.extend(quote! {
-            #(#attrs)*
+            #attrs
             #vis fn #ident() -> #rt::__private::TransformDef<#input, #output> {
                 #body
             }
         });
     }
     for (i, s) in p.sinks.iter().enumerate() {
-        let (attrs, ident, ty) = (&s.attrs, &s.ident, &s.record);
+        let (ident, ty) = (&s.ident, &s.record);
+        let attrs = docs(
+            &s.attrs,
+            format!(
+                "The S3 destination `{ident}` (bucket `{}`) of `{}` records.",
+                s.bucket.value,
+                tokens_text(ty)
+            ),
+        );
         let codec = codec(rt, ty);
         let keys = s.partition_keys.iter().map(|k| {
             let name = k.ident.to_string();
@@ -102,7 +139,7 @@ pub(super) fn stage_fns(p: &Pipeline, rt: &TokenStream) -> TokenStream {
             quote!((#name, #rt::__private::key_fn::<#ty>(#f)))
         });
         out.extend(quote! {
-            #(#attrs)*
+            #attrs
             #vis fn #ident() -> #rt::__private::S3Def<#ty> {
                 #rt::__private::s3(
                     &<Self as #rt::__private::Pipeline>::SPEC.destinations[#i],
@@ -113,13 +150,17 @@ pub(super) fn stage_fns(p: &Pipeline, rt: &TokenStream) -> TokenStream {
         });
     }
     for (i, d) in p.deliveries.iter().enumerate() {
-        let (attrs, ident) = (&d.attrs, &d.ident);
+        let ident = &d.ident;
+        let attrs = docs(
+            &d.attrs,
+            format!("The Firehose delivery stream `{}`.", d.name.value),
+        );
         let body = match &d.route {
             Some(route) => delivery_body(p, rt, i, route),
             None => unreachable(rt),
         };
         out.extend(quote! {
-            #(#attrs)*
+            #attrs
             #vis fn #ident() -> #rt::__private::DeliveryDef {
                 #body
             }
@@ -151,17 +192,15 @@ fn delivery_body(p: &Pipeline, rt: &TokenStream, i: usize, route: &Route) -> Tok
     let linked_var = Ident::new("__kpipe_linked", Span::call_site());
     let linked = match &route.transform {
         Some((_, t)) => {
-            quote_spanned!(t.span()=> #rt::__private::link(#source_var, Self::#t()))
+            let then = quote_spanned!(t.span()=> Self::#t());
+            quote!(#source_var.__kpipe_then(#then))
         }
         None => quote!(#rt::__private::no_transform(#source_var)),
     };
     let dest = &route.destination.1;
-    let deliver = quote_spanned! {dest.span()=>
-        #rt::__private::deliver(
-            &<Self as #rt::__private::Pipeline>::SPEC.deliveries[#i],
-            #linked_var,
-            Self::#dest(),
-        )
+    let dest_call = quote_spanned!(dest.span()=> Self::#dest());
+    let deliver = quote! {
+        #linked_var.__kpipe_into(&<Self as #rt::__private::Pipeline>::SPEC.deliveries[#i], #dest_call)
     };
     quote! {
         let #source_var = #source;

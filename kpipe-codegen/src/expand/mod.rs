@@ -36,7 +36,6 @@ pub(crate) fn pipeline(p: &Pipeline, rt: &TokenStream) -> TokenStream {
         )]
         #vis struct #name;
 
-        #[automatically_derived]
         #[allow(dead_code, non_snake_case, clippy::all)]
         impl #name {
             /// The pipeline's static description: streams, transforms, destinations and

@@ -84,6 +84,19 @@ impl<T> Flows<T> for T {
     }
 }
 
+/// A second impl of [`Flows`] that no stage type ever matches. With two impls, rustc cannot
+/// infer a stage's type from the previous one, so a mismatch is reported through `Flows`'s
+/// message at the stage in the route instead of as a bare "mismatched types".
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct NoFlow<T>(std::marker::PhantomData<T>);
+
+impl<T> Flows<NoFlow<T>> for T {
+    fn flow(self) -> NoFlow<T> {
+        NoFlow(std::marker::PhantomData)
+    }
+}
+
 impl<A, C> fmt::Debug for Linked<A, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Linked")

@@ -1,0 +1,24 @@
+use kpipe_runtime::Outcome;
+use kpipe_tests::{Enriched, Reading};
+
+fn by_ref(_r: &Reading) -> Outcome<Enriched> {
+    Outcome::Dropped
+}
+
+fn wrong_output(_r: Reading) -> Outcome<Reading> {
+    Outcome::Dropped
+}
+
+fn not_an_outcome(_r: Reading) -> i32 {
+    0
+}
+
+kpipe_runtime::pipeline! {
+    pipeline P {
+        transform a: Reading -> Enriched { function: by_ref }
+        transform b: Reading -> Enriched { function: wrong_output }
+        transform c: Reading -> Enriched { function: not_an_outcome }
+    }
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+kpipe_runtime::pipeline! {
+    pipeline P {
+        #[doc = "the region"]
+        region: "us-west-2",
+    }
+}
+
+fn main() {}

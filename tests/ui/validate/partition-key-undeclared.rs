@@ -1,0 +1,14 @@
+use kpipe_tests::Enriched;
+
+kpipe_runtime::pipeline! {
+    pipeline P {
+        s3 lake: Enriched {
+            bucket: "acme-lake",
+            prefix: "raw/!{partitionKeyFromQuery:site}/!{partitionKeyFromQuery:sitee}/",
+            error_prefix: "errors/!{firehose:error-output-type}/",
+            partition_keys: { site: .site },
+        }
+    }
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+kpipe_runtime::pipeline! {
+    pipeline P {
+        region: "us-west",
+    }
+}
+
+fn main() {}

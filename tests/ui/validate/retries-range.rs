@@ -1,0 +1,9 @@
+use kpipe_tests::{Enriched, Reading};
+
+kpipe_runtime::pipeline! {
+    pipeline P {
+        transform enrich: Reading -> Enriched { function: kpipe_tests::enrich, retries: 1000 }
+    }
+}
+
+fn main() {}

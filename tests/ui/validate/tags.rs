@@ -1,0 +1,7 @@
+kpipe_runtime::pipeline! {
+    pipeline P {
+        tags: { team: "data", team: "platform", aws_owner: "me", note: 42 },
+    }
+}
+
+fn main() {}

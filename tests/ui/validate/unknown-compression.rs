@@ -1,0 +1,9 @@
+use kpipe_tests::Enriched;
+
+kpipe_runtime::pipeline! {
+    pipeline P {
+        s3 lake: Enriched { bucket: "acme-lake", compression: gzipp }
+    }
+}
+
+fn main() {}
