@@ -244,8 +244,8 @@ fn check_processor_buffer(d: &mut Diagnostics, b: &Buffer) {
         d.error(
             b.bytes.range,
             format!(
-                "processor buffer size must be between 0.2 MiB and 3 MiB, found {:.2} MiB",
-                b.bytes.value as f64 / MIB as f64
+                "processor buffer size must be between 0.2 MiB and 3 MiB, found {}",
+                human_size(b.bytes.value)
             ),
         )
         .note("note: Firehose's BufferSizeInMBs for a Lambda processor is 0.2-3 MB (aws-facts.md §3.4)");
@@ -259,6 +259,17 @@ fn check_processor_buffer(d: &mut Diagnostics, b: &Buffer) {
         "s",
         "BufferIntervalInSeconds is 0-900 s (aws-facts.md §3.4)",
     );
+}
+
+/// `5 MiB`, `100 KiB`, `1500 B`.
+fn human_size(bytes: u64) -> String {
+    if bytes % MIB == 0 {
+        format!("{} MiB", bytes / MIB)
+    } else if bytes % 1024 == 0 {
+        format!("{} KiB", bytes / 1024)
+    } else {
+        format!("{bytes} B")
+    }
 }
 
 // Retries of a failed Lambda invocation. AWS's default is 3 (aws-facts.md §3.4); the API's
