@@ -73,7 +73,49 @@ pub async fn enrich_async(r: Reading) -> Option<Enriched> {
     }
 }
 
+/// A transform that panics on a sentinel input, to show a panic fails one record only.
+pub fn enrich_or_panic(r: Reading) -> Outcome<Enriched> {
+    if r.sensor_id == "panic" {
+        panic!("sensor {} made the transform panic", r.sensor_id);
+    }
+    enrich(r)
+}
+
 /// The pipelines compiled from `pipelines/*.kpipe` by this crate's build script.
 pub mod from_build {
     kpipe_runtime::include_pipeline!("telemetry");
+}
+
+/// The same declaration as `pipelines/telemetry.kpipe`, through the macro.
+pub mod from_macro {
+    kpipe_runtime::pipeline! {
+        /// Sensor telemetry into the raw data lake (the same declaration as `tests/pipelines.rs`).
+        pub pipeline Telemetry {
+            region: "us-west-2",
+
+            stream readings: crate::Reading {
+                name: "sensor-readings",
+                capacity: provisioned(shards: 2),
+                retention: 24h,
+                partition_key: sensor_id,
+            }
+
+            transform enrich: crate::Reading -> crate::Enriched {
+                function: crate::enrich,
+                buffer: 1MiB or 60s,
+                retries: 3,
+            }
+
+            s3 lake: crate::Enriched {
+                bucket: "acme-telemetry",
+                prefix: "raw/site=!{partitionKeyFromQuery:site}/!{timestamp:yyyy/MM/dd/HH}/",
+                error_prefix: "errors/!{firehose:error-output-type}/",
+                buffer: 64MiB or 300s,
+                compression: gzip,
+                partition_keys: { site: .site },
+            }
+
+            delivery sensor_lake: readings -> enrich -> lake;
+        }
+    }
 }
