@@ -50,6 +50,14 @@ impl StageKind {
         }
     }
 
+    /// The noun with its article ("a stream", "an s3 destination").
+    pub(crate) fn with_article(self) -> String {
+        match self {
+            StageKind::S3 => format!("an {}", self.noun()),
+            _ => format!("a {}", self.noun()),
+        }
+    }
+
     pub(crate) fn from_keyword(word: &str) -> Option<StageKind> {
         Some(match word {
             "stream" => StageKind::Stream,

@@ -164,7 +164,7 @@ pub(crate) fn pipeline(d: &mut Diagnostics, def: &PipelineDef) -> Pipeline {
             d.error(stage.name.span(), format!("duplicate stage name `{name}`"))
                 .related(
                     first.span(),
-                    format!("first defined here, as a {}", kind.noun()),
+                    format!("first defined here, as {}", kind.with_article()),
                 );
             continue;
         }

@@ -59,7 +59,7 @@ pub(super) fn stage_fns(p: &Pipeline, rt: &TokenStream) -> TokenStream {
         let attrs = docs(
             &s.attrs,
             format!(
-                "The Kinesis stream `{}` of `{}` records.",
+                " The Kinesis stream `{}` of `{}` records.",
                 s.name.value,
                 tokens_text(ty)
             ),
@@ -96,7 +96,7 @@ pub(super) fn stage_fns(p: &Pipeline, rt: &TokenStream) -> TokenStream {
         let attrs = docs(
             &t.attrs,
             format!(
-                "The transform `{ident}` from `{}` to `{}`.",
+                " The transform `{ident}` from `{}` to `{}`.",
                 tokens_text(input),
                 tokens_text(output)
             ),
@@ -127,7 +127,7 @@ pub(super) fn stage_fns(p: &Pipeline, rt: &TokenStream) -> TokenStream {
         let attrs = docs(
             &s.attrs,
             format!(
-                "The S3 destination `{ident}` (bucket `{}`) of `{}` records.",
+                " The S3 destination `{ident}` (bucket `{}`) of `{}` records.",
                 s.bucket.value,
                 tokens_text(ty)
             ),
@@ -153,7 +153,7 @@ pub(super) fn stage_fns(p: &Pipeline, rt: &TokenStream) -> TokenStream {
         let ident = &d.ident;
         let attrs = docs(
             &d.attrs,
-            format!("The Firehose delivery stream `{}`.", d.name.value),
+            format!(" The Firehose delivery stream `{}`.", d.name.value),
         );
         let body = match &d.route {
             Some(route) => delivery_body(p, rt, i, route),
