@@ -325,8 +325,7 @@ fn capacity(d: &mut Diagnostics, f: &FieldDef) -> Option<Sp<Capacity>> {
         proc_macro2::TokenTree::Ident(kw),
         proc_macro2::TokenTree::Group(g),
     ] = tts.as_slice()
-    {
-        if kw == "provisioned" && g.delimiter() == proc_macro2::Delimiter::Parenthesis {
+        && kw == "provisioned" && g.delimiter() == proc_macro2::Delimiter::Parenthesis {
             let inner = syn::parse::Parser::parse2(crate::parse::fields, g.stream());
             match inner {
                 Ok(fields) => {
@@ -346,16 +345,14 @@ fn capacity(d: &mut Diagnostics, f: &FieldDef) -> Option<Sp<Capacity>> {
                 }
             }
         }
-    }
     let e = d.error(
         range,
         "expected `on_demand` or `provisioned(shards: N)` for `capacity`",
     );
-    if let Some(proc_macro2::TokenTree::Ident(i)) = tts.first() {
-        if let Some(s) = did_you_mean(&i.to_string(), ["on_demand", "provisioned"]) {
+    if let Some(proc_macro2::TokenTree::Ident(i)) = tts.first()
+        && let Some(s) = did_you_mean(&i.to_string(), ["on_demand", "provisioned"]) {
             e.note(format!("help: did you mean `{s}`?"));
         }
-    }
     None
 }
 

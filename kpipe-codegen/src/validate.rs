@@ -263,9 +263,9 @@ fn check_processor_buffer(d: &mut Diagnostics, b: &Buffer) {
 
 /// `5 MiB`, `100 KiB`, `1500 B`.
 fn human_size(bytes: u64) -> String {
-    if bytes % MIB == 0 {
+    if bytes.is_multiple_of(MIB) {
         format!("{} MiB", bytes / MIB)
-    } else if bytes % 1024 == 0 {
+    } else if bytes.is_multiple_of(1024) {
         format!("{} KiB", bytes / 1024)
     } else {
         format!("{bytes} B")
@@ -396,7 +396,7 @@ fn check_bucket_name(d: &mut Diagnostics, b: &Sp<String>) {
 //     buffer: 256MiB or 300s,
 //             ^^^^^^ S3 buffer size must be between 1MiB and 128MiB, found 256MiB
 fn check_s3_buffer(d: &mut Diagnostics, b: &Buffer) {
-    if b.bytes.value % MIB != 0 {
+    if !b.bytes.value.is_multiple_of(MIB) {
         d.error(b.bytes.range, "S3 buffer size is a whole number of MiB")
             .note("note: SizeInMBs is an integer (aws-facts.md §3.3)");
     } else {

@@ -1,0 +1,61 @@
+//! How long `pipeline!` takes to expand the DESIGN.md example: parse, lower, validate and
+//! generate (the work rustc asks of the proc macro), measured on `proc_macro2` tokens.
+//! Target: under 50 ms. Results go to BENCHMARKS.md.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use proc_macro2::TokenStream;
+use std::hint::black_box;
+
+const DESIGN_EXAMPLE: &str = r#"
+    /// Sensor telemetry into the raw data lake.
+    pub pipeline Telemetry {
+        region: "us-west-2",
+
+        stream readings: Reading {
+            name: "sensor-readings",
+            capacity: provisioned(shards: 2),
+            retention: 24h,
+            partition_key: sensor_id,
+        }
+
+        transform enrich: Reading -> Enriched {
+            function: crate::enrich,
+            buffer: 1MiB or 60s,
+            retries: 3,
+        }
+
+        s3 lake: Enriched {
+            bucket: "acme-telemetry",
+            prefix: "raw/site=!{partitionKeyFromLambda:site}/!{timestamp:yyyy/MM/dd/HH}/",
+            error_prefix: "errors/!{firehose:error-output-type}/",
+            buffer: 64MiB or 300s,
+            compression: gzip,
+            partition_keys: { site: |e: &Enriched| e.site.clone() },
+        }
+
+        delivery sensor_lake: readings -> enrich -> lake;
+    }
+"#;
+
+fn bench(c: &mut Criterion) {
+    let input: TokenStream = format!("::kpipe_runtime; {DESIGN_EXAMPLE}").parse().unwrap();
+    let body: TokenStream = DESIGN_EXAMPLE.parse().unwrap();
+    let mut g = c.benchmark_group("expand_design_example");
+    // Baseline in the same run: only turning the source into tokens.
+    g.bench_function("tokenize_only", |b| {
+        b.iter(|| black_box(DESIGN_EXAMPLE).parse::<TokenStream>().unwrap())
+    });
+    g.bench_function("expand_pipeline", |b| {
+        b.iter(|| kpipe_codegen::expand_pipeline(black_box(input.clone())))
+    });
+    g.bench_function("expand_and_format", |b| {
+        b.iter(|| {
+            let (out, _) = kpipe_codegen::expand(&"::kpipe_runtime".parse().unwrap(), black_box(body.clone()));
+            prettyplease::unparse(&syn::parse2(out).unwrap())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
