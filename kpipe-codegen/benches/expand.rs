@@ -38,7 +38,9 @@ const DESIGN_EXAMPLE: &str = r#"
 "#;
 
 fn bench(c: &mut Criterion) {
-    let input: TokenStream = format!("::kpipe_runtime; {DESIGN_EXAMPLE}").parse().unwrap();
+    let input: TokenStream = format!("::kpipe_runtime; {DESIGN_EXAMPLE}")
+        .parse()
+        .unwrap();
     let body: TokenStream = DESIGN_EXAMPLE.parse().unwrap();
     let mut g = c.benchmark_group("expand_design_example");
     // Baseline in the same run: only turning the source into tokens.
@@ -50,7 +52,8 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("expand_and_format", |b| {
         b.iter(|| {
-            let (out, _) = kpipe_codegen::expand(&"::kpipe_runtime".parse().unwrap(), black_box(body.clone()));
+            let (out, _) =
+                kpipe_codegen::expand(&"::kpipe_runtime".parse().unwrap(), black_box(body.clone()));
             prettyplease::unparse(&syn::parse2(out).unwrap())
         })
     });

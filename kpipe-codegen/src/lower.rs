@@ -325,34 +325,37 @@ fn capacity(d: &mut Diagnostics, f: &FieldDef) -> Option<Sp<Capacity>> {
         proc_macro2::TokenTree::Ident(kw),
         proc_macro2::TokenTree::Group(g),
     ] = tts.as_slice()
-        && kw == "provisioned" && g.delimiter() == proc_macro2::Delimiter::Parenthesis {
-            let inner = syn::parse::Parser::parse2(crate::parse::fields, g.stream());
-            match inner {
-                Ok(fields) => {
-                    let keys = keyed(d, &fields, &["shards"], "`provisioned(...)`");
-                    return match keys.get("shards") {
-                        Some(sf) => value::integer(d, sf)
-                            .map(|shards| Sp::new(Capacity::Provisioned { shards }, range)),
-                        None => {
-                            d.error(g.span(), "expected `shards: N` in `provisioned(...)`");
-                            None
-                        }
-                    };
-                }
-                Err(e) => {
-                    d.syn(e);
-                    return None;
-                }
+        && kw == "provisioned"
+        && g.delimiter() == proc_macro2::Delimiter::Parenthesis
+    {
+        let inner = syn::parse::Parser::parse2(crate::parse::fields, g.stream());
+        match inner {
+            Ok(fields) => {
+                let keys = keyed(d, &fields, &["shards"], "`provisioned(...)`");
+                return match keys.get("shards") {
+                    Some(sf) => value::integer(d, sf)
+                        .map(|shards| Sp::new(Capacity::Provisioned { shards }, range)),
+                    None => {
+                        d.error(g.span(), "expected `shards: N` in `provisioned(...)`");
+                        None
+                    }
+                };
+            }
+            Err(e) => {
+                d.syn(e);
+                return None;
             }
         }
+    }
     let e = d.error(
         range,
         "expected `on_demand` or `provisioned(shards: N)` for `capacity`",
     );
     if let Some(proc_macro2::TokenTree::Ident(i)) = tts.first()
-        && let Some(s) = did_you_mean(&i.to_string(), ["on_demand", "provisioned"]) {
-            e.note(format!("help: did you mean `{s}`?"));
-        }
+        && let Some(s) = did_you_mean(&i.to_string(), ["on_demand", "provisioned"])
+    {
+        e.note(format!("help: did you mean `{s}`?"));
+    }
     None
 }
 
