@@ -26,36 +26,8 @@ fn expand(body: TokenStream) -> String {
 
 #[test]
 fn design_example() {
-    snapshot!(expand(quote! {
-        /// Sensor telemetry into the raw data lake.
-        pub pipeline Telemetry {
-            region: "us-west-2",
-
-            stream readings: Reading {
-                name: "sensor-readings",
-                capacity: provisioned(shards: 2),
-                retention: 24h,
-                partition_key: sensor_id,
-            }
-
-            transform enrich: Reading -> Enriched {
-                function: crate::enrich,
-                buffer: 1MiB or 60s,
-                retries: 3,
-            }
-
-            s3 lake: Enriched {
-                bucket: "acme-telemetry",
-                prefix: "raw/site=!{partitionKeyFromLambda:site}/!{timestamp:yyyy/MM/dd/HH}/",
-                error_prefix: "errors/!{firehose:error-output-type}/",
-                buffer: 64MiB or 300s,
-                compression: gzip,
-                partition_keys: { site: |e: &Enriched| e.site.clone() },
-            }
-
-            delivery sensor_lake: readings -> enrich -> lake;
-        }
-    }));
+    let source = include_str!("fixtures/design.kpipe");
+    snapshot!(expand(source.parse().expect("the fixture tokenizes")));
 }
 
 #[test]
