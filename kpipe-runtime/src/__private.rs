@@ -161,3 +161,29 @@ impl<A: Send + 'static, C: Send + 'static> Linked<A, C> {
         }
     }
 }
+
+/// What `Pipeline::local()` returns: the engine's builder.
+#[cfg(feature = "engine")]
+pub type Local<P> = crate::engine::LocalBuilder<P>;
+
+/// What `Pipeline::local()` returns without the `engine` feature.
+#[cfg(not(feature = "engine"))]
+pub type Local<P> = EngineFeatureDisabled<P>;
+
+/// Returned by `Pipeline::local()` when kpipe-runtime is built without its `engine` feature:
+/// enable it (it is on by default) to run pipelines locally.
+#[cfg(not(feature = "engine"))]
+#[derive(Debug)]
+pub struct EngineFeatureDisabled<P>(::core::marker::PhantomData<P>);
+
+/// The local engine's builder for a pipeline.
+#[cfg(feature = "engine")]
+pub fn local<P: Pipeline>() -> Local<P> {
+    crate::engine::LocalBuilder::new()
+}
+
+/// Without the `engine` feature: a value that names the missing feature.
+#[cfg(not(feature = "engine"))]
+pub fn local<P: Pipeline>() -> Local<P> {
+    EngineFeatureDisabled(::core::marker::PhantomData)
+}

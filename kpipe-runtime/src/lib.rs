@@ -2,11 +2,16 @@
 
 #[doc(hidden)]
 pub mod __private;
+#[cfg(feature = "engine")]
+pub mod engine;
+pub mod firehose;
 mod macros;
 pub mod outcome;
 pub mod pipeline;
 pub mod spec;
 
+#[cfg(feature = "engine")]
+pub use crate::engine::{LocalBuilder, LocalEngine, RunReport};
 pub use crate::outcome::{IntoOutcome, Outcome};
 pub use crate::pipeline::{
     Call, Codec, DeliveryDef, Pipeline, Processing, Record, RecordProcessor, RecordResult, S3Def,

@@ -44,6 +44,12 @@ pub(crate) fn pipeline(p: &Pipeline, rt: &TokenStream) -> TokenStream {
                 <Self as #rt::__private::Pipeline>::SPEC
             }
 
+            /// Configures the local engine for this pipeline: `.start()` runs it in-process
+            /// with Firehose's behaviour.
+            #vis fn local() -> #rt::__private::Local<Self> {
+                #rt::__private::local::<Self>()
+            }
+
             #stage_fns
         }
 

@@ -1,0 +1,564 @@
+//! One Firehose delivery stream, running as one task: the transform stage (batches by the
+//! processor's size-or-interval hints, invocations with retries) and the S3 stage (one buffer
+//! per partition, flushed on size or interval, objects named and compressed as Firehose does,
+//! error documents under the error prefix).
+
+use super::clock::Clock;
+use super::compress::compress;
+use super::naming::{self, Ids, PrefixContext};
+use super::report::{DeliveryReport, TransformReport};
+use super::stream::SourceRecord;
+use crate::firehose::{self, BatchRecord, ErrorDocument, Invoker};
+use crate::pipeline::{RecordProcessor, RecordResult};
+use crate::spec::{Compression, DeliverySpec, S3Spec, TransformSpec};
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::{Duration, Instant};
+
+/// Active partitions per delivery stream (aws-facts.md §3.6).
+pub const MAX_ACTIVE_PARTITIONS: usize = 500;
+
+/// The error output types kpipe writes (aws-facts.md §3.5).
+const PROCESSING_FAILED: &str = "processing-failed";
+const ACTIVE_PARTITION_EXCEEDED: &str = "activePartitionExceeded";
+
+/// Firehose's version of a delivery stream's configuration starts at 1 (aws-facts.md §3.5).
+const DELIVERY_VERSION: u32 = 1;
+
+struct Buffer {
+    data: Vec<u8>,
+    records: u64,
+    oldest_ms: i64,
+    deadline: Instant,
+}
+
+impl Buffer {
+    fn new(oldest_ms: i64, deadline: Instant) -> Self {
+        Buffer {
+            data: Vec::new(),
+            records: 0,
+            oldest_ms,
+            deadline,
+        }
+    }
+}
+
+/// What a spawned object write reports back.
+struct Written {
+    key: String,
+    records: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    error_type: Option<&'static str>,
+    result: Result<(), String>,
+}
+
+pub(crate) struct DeliveryTask {
+    pub(crate) spec: &'static DeliverySpec,
+    pub(crate) s3: &'static S3Spec,
+    pub(crate) transform: Option<(&'static TransformSpec, Arc<dyn Invoker>)>,
+    pub(crate) processor: Arc<dyn RecordProcessor>,
+    pub(crate) lambda_arn: Option<String>,
+    pub(crate) rx: mpsc::Receiver<SourceRecord>,
+    pub(crate) clock: Clock,
+    pub(crate) store: Arc<dyn ObjectStore>,
+    pub(crate) ids: Ids,
+    pub(crate) tz: Option<chrono_tz::Tz>,
+    pub(crate) progress: Arc<AtomicU64>,
+}
+
+struct State {
+    task: DeliveryTask,
+    report: DeliveryReport,
+    tr: TransformReport,
+    batch: Vec<BatchRecord>,
+    batch_bytes: usize,
+    batch_deadline: Option<Instant>,
+    buffers: HashMap<Vec<(&'static str, String)>, Buffer>,
+    error_buffers: HashMap<&'static str, Buffer>,
+    buffers_deadline: Option<Instant>,
+    writes: JoinSet<Written>,
+}
+
+impl DeliveryTask {
+    pub(crate) async fn run(self) -> DeliveryReport {
+        let report = DeliveryReport {
+            name: self.spec.name.to_owned(),
+            bucket: self.s3.bucket.to_owned(),
+            ..DeliveryReport::default()
+        };
+        let mut st = State {
+            task: self,
+            report,
+            tr: TransformReport::default(),
+            batch: Vec::new(),
+            batch_bytes: 0,
+            batch_deadline: None,
+            buffers: HashMap::new(),
+            error_buffers: HashMap::new(),
+            buffers_deadline: None,
+            writes: JoinSet::new(),
+        };
+        loop {
+            let deadline = st.next_deadline();
+            tokio::select! {
+                record = st.task.rx.recv() => match record {
+                    Some(r) => {
+                        st.on_record(r).await;
+                        if st.next_deadline().is_some_and(|d| d <= Instant::now()) {
+                            st.on_deadline().await;
+                        }
+                    }
+                    None => break,
+                },
+                () = sleep_until(deadline), if deadline.is_some() => st.on_deadline().await,
+                Some(done) = st.writes.join_next(), if !st.writes.is_empty() => st.on_written(done),
+            }
+        }
+        st.drain().await
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    if let Some(d) = deadline {
+        tokio::time::sleep_until(d).await;
+    }
+}
+
+impl State {
+    fn next_deadline(&self) -> Option<Instant> {
+        match (self.batch_deadline, self.buffers_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    async fn on_record(&mut self, r: SourceRecord) {
+        self.task.progress.fetch_add(1, Ordering::Relaxed);
+        self.report.received += 1;
+        match &self.task.transform {
+            Some((spec, _)) => {
+                if self.batch.is_empty() {
+                    self.batch_deadline = Some(
+                        Instant::now() + Duration::from_secs(u64::from(spec.buffer.interval_secs)),
+                    );
+                }
+                self.batch_bytes += r.data.len();
+                self.batch.push(BatchRecord {
+                    // Firehose derives record ids from the source record; so does kpipe (lineage).
+                    record_id: super::shard::sequence_number(r.shard as usize, r.sequence),
+                    arrival_ms: r.arrival_ms,
+                    data: r.data.to_vec(),
+                });
+                if self.batch_bytes as u64 >= spec.buffer.size_bytes {
+                    self.invoke().await;
+                }
+            }
+            None => {
+                let result = self.task.processor.process(&r.data).result().await;
+                match result {
+                    RecordResult::Ok {
+                        data,
+                        partition_keys,
+                    } => {
+                        self.deliver_record(data, partition_keys, r.arrival_ms);
+                    }
+                    RecordResult::Dropped => self.report.dropped += 1,
+                    RecordResult::Failed(message) => {
+                        // Without a transform, only reading the partition keys can fail.
+                        self.report.failed += 1;
+                        self.report.destination.failed += 1;
+                        let doc = ErrorDocument::new(
+                            &r.data,
+                            r.arrival_ms,
+                            1,
+                            "DynamicPartitioning.MetadataExtractionFailed",
+                            message,
+                            self.task.clock.now_ms(),
+                            None,
+                        );
+                        self.write_error(PROCESSING_FAILED, doc, r.arrival_ms);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Invokes the transform with the current batch, retrying a failed invocation
+    /// `retries` times (aws-facts.md §4.3).
+    async fn invoke(&mut self) {
+        let batch = std::mem::take(&mut self.batch);
+        self.batch_bytes = 0;
+        self.batch_deadline = None;
+        if batch.is_empty() {
+            return;
+        }
+        let Some((spec, invoker)) = self.task.transform.clone() else {
+            return;
+        };
+        self.tr.received += batch.len() as u64;
+        let mut attempts = 0u32;
+        let outcome = loop {
+            attempts += 1;
+            self.tr.invocations += 1;
+            let result = match invoker.invoke(&batch).await {
+                Ok(response) => firehose::validate_response(&batch, &response).map(|()| response),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(response) => break Ok(response),
+                Err(e) => {
+                    self.tr.failed_invocations += 1;
+                    tracing::warn!(delivery = self.task.spec.name, attempt = attempts, error = %e, "transform invocation failed");
+                    if attempts > spec.retries {
+                        break Err(e);
+                    }
+                }
+            }
+        };
+        let now = self.task.clock.now_ms();
+        match outcome {
+            Ok(response) => {
+                let mut by_id: HashMap<String, RecordResult> = response
+                    .into_iter()
+                    .map(|r| (r.record_id, r.result))
+                    .collect();
+                for rec in batch {
+                    match by_id.remove(&rec.record_id) {
+                        Some(RecordResult::Ok {
+                            data,
+                            partition_keys,
+                        }) => {
+                            self.tr.ok += 1;
+                            self.deliver_record(data, partition_keys, rec.arrival_ms);
+                        }
+                        Some(RecordResult::Dropped) => {
+                            self.tr.dropped += 1;
+                            self.report.dropped += 1;
+                        }
+                        Some(RecordResult::Failed(message)) => {
+                            self.fail_transform(
+                                &rec,
+                                attempts,
+                                firehose::PROCESSING_FAILED_CODE,
+                                message,
+                                now,
+                            );
+                        }
+                        // validate_response guarantees every id is answered.
+                        None => self.fail_transform(
+                            &rec,
+                            attempts,
+                            "Lambda.MissingRecordId",
+                            "no result".into(),
+                            now,
+                        ),
+                    }
+                }
+            }
+            Err(e) => {
+                for rec in &batch {
+                    self.fail_transform(rec, attempts, e.code(), e.to_string(), now);
+                }
+            }
+        }
+    }
+
+    fn fail_transform(
+        &mut self,
+        rec: &BatchRecord,
+        attempts: u32,
+        code: &str,
+        message: String,
+        now: i64,
+    ) {
+        self.tr.failed += 1;
+        self.report.failed += 1;
+        let doc = ErrorDocument::new(
+            &rec.data,
+            rec.arrival_ms,
+            attempts,
+            code,
+            message,
+            now,
+            self.task.lambda_arn.clone(),
+        );
+        self.write_error(PROCESSING_FAILED, doc, rec.arrival_ms);
+    }
+
+    fn buffer_deadline(&self) -> Instant {
+        Instant::now() + Duration::from_secs(u64::from(self.task.s3.buffer.interval_secs))
+    }
+
+    fn note_deadline(&mut self, d: Instant) {
+        self.buffers_deadline = Some(self.buffers_deadline.map_or(d, |x| x.min(d)));
+    }
+
+    fn deliver_record(
+        &mut self,
+        data: Vec<u8>,
+        keys: Vec<(&'static str, String)>,
+        arrival_ms: i64,
+    ) {
+        self.report.destination.received += 1;
+        if !self.buffers.contains_key(&keys) {
+            if self.task.s3.dynamic_partitioning() && self.buffers.len() >= MAX_ACTIVE_PARTITIONS {
+                // aws-facts.md §3.6: records beyond the active partition limit go to the
+                // error prefix as `activePartitionExceeded`.
+                self.report.failed += 1;
+                self.report.destination.failed += 1;
+                let doc = ErrorDocument::new(
+                    &data,
+                    arrival_ms,
+                    1,
+                    "DynamicPartitioning.ActivePartitionsLimitExceeded",
+                    format!("more than {MAX_ACTIVE_PARTITIONS} active partitions"),
+                    self.task.clock.now_ms(),
+                    None,
+                );
+                self.write_error(ACTIVE_PARTITION_EXCEEDED, doc, arrival_ms);
+                return;
+            }
+            let d = self.buffer_deadline();
+            self.note_deadline(d);
+            self.buffers
+                .insert(keys.clone(), Buffer::new(arrival_ms, d));
+        }
+        let buffer = self
+            .buffers
+            .get_mut(&keys)
+            .expect("delivery: buffer was just ensured");
+        buffer.data.extend_from_slice(&data);
+        buffer.records += 1;
+        buffer.oldest_ms = buffer.oldest_ms.min(arrival_ms);
+        if buffer.data.len() as u64 >= self.task.s3.buffer.size_bytes {
+            let buffer = self.buffers.remove(&keys).expect("delivery: buffer exists");
+            self.flush(buffer, keys, None);
+        }
+    }
+
+    fn write_error(&mut self, error_type: &'static str, doc: ErrorDocument, arrival_ms: i64) {
+        self.report.error_output.records += 1;
+        if !self.error_buffers.contains_key(error_type) {
+            let d = self.buffer_deadline();
+            self.note_deadline(d);
+            self.error_buffers
+                .insert(error_type, Buffer::new(arrival_ms, d));
+        }
+        let buffer = self
+            .error_buffers
+            .get_mut(error_type)
+            .expect("delivery: error buffer was just ensured");
+        buffer.data.extend_from_slice(&doc.to_line());
+        buffer.records += 1;
+        buffer.oldest_ms = buffer.oldest_ms.min(arrival_ms);
+        if buffer.data.len() as u64 >= self.task.s3.buffer.size_bytes {
+            let buffer = self
+                .error_buffers
+                .remove(error_type)
+                .expect("delivery: error buffer exists");
+            self.flush(buffer, Vec::new(), Some(error_type));
+        }
+    }
+
+    /// Names the object and hands compression and the write to a task of their own, so the
+    /// next records are processed meanwhile (the second core compresses).
+    fn flush(
+        &mut self,
+        buffer: Buffer,
+        keys: Vec<(&'static str, String)>,
+        error_type: Option<&'static str>,
+    ) {
+        let s3 = self.task.s3;
+        let time = naming::local_time(buffer.oldest_ms, self.task.tz);
+        let cx = PrefixContext {
+            time: &time,
+            keys: &keys,
+            error_type,
+        };
+        let prefix = match error_type {
+            None => naming::object_prefix(s3, &cx, &mut self.task.ids),
+            Some(_) => naming::error_prefix(s3, &cx, &mut self.task.ids),
+        };
+        // Error documents are written uncompressed, so they can be read as they are.
+        let (compression, ext) = match error_type {
+            None => (s3.compression, naming::extension(s3)),
+            Some(_) => (Compression::None, ""),
+        };
+        let uuid = self.task.ids.uuid();
+        let name = naming::object_name(self.task.spec.name, DELIVERY_VERSION, &time, &uuid, ext);
+        let key = format!("{}/{prefix}{name}", s3.bucket);
+        let store = Arc::clone(&self.task.store);
+        let records = buffer.records;
+        self.writes.spawn(async move {
+            let bytes_in = buffer.data.len() as u64;
+            let entry = name.clone();
+            let packed =
+                tokio::task::spawn_blocking(move || compress(&buffer.data, compression, &entry))
+                    .await;
+            let result = match packed {
+                Ok(Ok(body)) => {
+                    let bytes_out = body.len() as u64;
+                    let r = store
+                        .put(&StorePath::from(key.as_str()), body.into())
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string());
+                    return Written {
+                        key,
+                        records,
+                        bytes_in,
+                        bytes_out,
+                        error_type,
+                        result: r,
+                    };
+                }
+                Ok(Err(e)) => Err(format!("compression failed: {e}")),
+                Err(e) => Err(format!("compression task failed: {e}")),
+            };
+            Written {
+                key,
+                records,
+                bytes_in,
+                bytes_out: 0,
+                error_type,
+                result,
+            }
+        });
+    }
+
+    fn on_written(&mut self, done: Result<Written, tokio::task::JoinError>) {
+        let w = match done {
+            Ok(w) => w,
+            Err(e) => {
+                self.report
+                    .errors
+                    .push(format!("an object write task failed: {e}"));
+                return;
+            }
+        };
+        match (&w.result, w.error_type) {
+            (Ok(()), None) => {
+                self.report.delivered += w.records;
+                self.report.destination.delivered += w.records;
+                self.report.destination.objects += 1;
+                self.report.destination.bytes_in += w.bytes_in;
+                self.report.destination.bytes_out += w.bytes_out;
+                tracing::debug!(key = %w.key, records = w.records, "object written");
+                self.report.objects.push(w.key);
+            }
+            (Ok(()), Some(_)) => {
+                self.report.error_output.objects += 1;
+                self.report.error_objects.push(w.key);
+            }
+            (Err(e), None) => {
+                // Nothing is lost silently: the records are counted as failed and named.
+                self.report.failed += w.records;
+                self.report.destination.failed += w.records;
+                self.report.errors.push(format!(
+                    "{} records could not be written to {}: {e}",
+                    w.records, w.key
+                ));
+            }
+            (Err(e), Some(_)) => {
+                self.report.error_output.lost_in_write += w.records;
+                self.report.errors.push(format!(
+                    "{} error documents could not be written to {}: {e}",
+                    w.records, w.key
+                ));
+            }
+        }
+    }
+
+    async fn on_deadline(&mut self) {
+        let now = Instant::now();
+        if self.batch_deadline.is_some_and(|d| d <= now) {
+            self.invoke().await;
+        }
+        if self.buffers_deadline.is_some_and(|d| d <= now) {
+            let due: Vec<_> = self
+                .buffers
+                .iter()
+                .filter(|(_, b)| b.deadline <= now)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in due {
+                let b = self
+                    .buffers
+                    .remove(&k)
+                    .expect("delivery: due buffer exists");
+                self.flush(b, k, None);
+            }
+            let due: Vec<_> = self
+                .error_buffers
+                .iter()
+                .filter(|(_, b)| b.deadline <= now)
+                .map(|(k, _)| *k)
+                .collect();
+            for k in due {
+                let b = self
+                    .error_buffers
+                    .remove(k)
+                    .expect("delivery: due buffer exists");
+                self.flush(b, Vec::new(), Some(k));
+            }
+            self.buffers_deadline = self
+                .buffers
+                .values()
+                .chain(self.error_buffers.values())
+                .map(|b| b.deadline)
+                .min();
+        }
+    }
+
+    /// Shutdown: the last batch is invoked, every buffer flushed, every write awaited.
+    async fn drain(mut self) -> DeliveryReport {
+        self.invoke().await;
+        for (k, b) in std::mem::take(&mut self.buffers) {
+            self.flush(b, k, None);
+        }
+        for (k, b) in std::mem::take(&mut self.error_buffers) {
+            self.flush(b, Vec::new(), Some(k));
+        }
+        while let Some(done) = self.writes.join_next().await {
+            self.on_written(done);
+        }
+        let mut report = self.report;
+        if self.task.transform.is_some() {
+            report.transform = Some(self.tr);
+        }
+        report.objects.sort();
+        report.error_objects.sort();
+        report
+    }
+}
+
+/// The invoker that runs a delivery's own record processor: the transform as the generated
+/// Lambda handler runs it.
+pub struct LocalInvoker {
+    processor: Arc<dyn RecordProcessor>,
+}
+
+impl LocalInvoker {
+    /// Runs batches through this processor (from [`DeliveryDef::processor`](crate::DeliveryDef::processor)).
+    pub fn new(processor: Arc<dyn RecordProcessor>) -> Self {
+        LocalInvoker { processor }
+    }
+}
+
+impl std::fmt::Debug for LocalInvoker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LocalInvoker")
+    }
+}
+
+impl Invoker for LocalInvoker {
+    fn invoke<'a>(&'a self, records: &'a [BatchRecord]) -> firehose::InvokeFuture<'a> {
+        Box::pin(async move { Ok(firehose::invoke_batch(&*self.processor, records).await) })
+    }
+}

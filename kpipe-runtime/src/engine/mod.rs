@@ -1,0 +1,523 @@
+//! The local engine: a declared pipeline running in-process with Firehose's observable
+//! behaviour, no AWS account needed.
+//!
+//! ```
+//! use kpipe_runtime::Outcome;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! pub struct Reading { sensor_id: String, celsius: f64 }
+//!
+//! kpipe_runtime::pipeline! {
+//!     pipeline Telemetry {
+//!         stream readings: Reading { capacity: provisioned(shards: 2), partition_key: sensor_id }
+//!         s3 lake: Reading { bucket: "acme-lake", compression: gzip }
+//!         delivery to_lake: readings -> lake;
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = std::sync::Arc::new(object_store::memory::InMemory::new());
+//! let engine = Telemetry::local().store(store).start()?;
+//! let readings = engine.producer(Telemetry::readings())?;
+//! readings.put(&Reading { sensor_id: "s-1".into(), celsius: 21.5 }).await??;
+//! let report = engine.shutdown().await?; // drains every buffer
+//! assert_eq!(report.deliveries[0].delivered, 1);
+//! assert!(report.deliveries[0].objects[0].starts_with("acme-lake/"));
+//! println!("{report}");
+//! # Ok(()) }
+//! ```
+//!
+//! - **Streams** route records by the MD5 of their partition key over equal hash-key ranges,
+//!   keep each shard in order with increasing sequence numbers, check the record-size and
+//!   PutRecords limits, and (optionally) the per-shard write limits.
+//! - **Transforms** get batches formed by the processor's size-or-interval hints; each record
+//!   carries a record id; an invocation that fails or answers with missing or repeated ids is
+//!   retried, then its records become `processing-failed` error documents.
+//! - **S3 destinations** keep one buffer per partition (at most 500), flush on size (measured
+//!   before compression) or interval, name objects as Firehose does and compress them; objects go
+//!   through `object_store` (a local directory with one folder per bucket, or any store).
+//! - **Time** runs on tokio's clock: tests pause it and advance it, never sleep.
+//! - **Shutdown** drains every buffer; the [`RunReport`] accounts for every record.
+
+mod clock;
+mod compress;
+mod delivery;
+mod naming;
+mod report;
+mod shard;
+mod stream;
+
+pub use self::clock::Clock;
+pub use self::compress::decompress;
+pub use self::delivery::{LocalInvoker, MAX_ACTIVE_PARTITIONS};
+pub use self::report::{
+    DeliveryReport, DestinationReport, ErrorOutputReport, RunReport, StreamReport, TransformReport,
+};
+pub use self::shard::{hash_key, sequence_number, shard_for, shard_id, shard_starts};
+pub use self::stream::{
+    EntryError, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, Producer, PutError, PutRecordOutput,
+    PutRecordsOutput, SHARD_BYTES_PER_SEC, SHARD_RECORDS_PER_SEC,
+};
+
+use self::delivery::DeliveryTask;
+use self::naming::Ids;
+use self::stream::{SourceRecord, StreamState};
+use crate::firehose::Invoker;
+use crate::pipeline::{DeliveryDef, Pipeline, StreamDef};
+use crate::spec::SourceSpec;
+use bytes::Bytes;
+use object_store::ObjectStore;
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// A Direct PUT record is at most 1,000 KiB (aws-facts.md §3.2).
+pub const MAX_DIRECT_PUT_BYTES: usize = 1000 * 1024;
+
+/// Records in flight between a stream and each delivery; producers wait when it is full.
+const CHANNEL_CAPACITY: usize = 8192;
+
+/// Why the engine could not start or finish.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The local directory could not be created or opened.
+    Store(String),
+    /// A destination's `time_zone` is not an IANA time zone name.
+    InvalidTimeZone {
+        /// The destination.
+        destination: &'static str,
+        /// The name as declared.
+        time_zone: &'static str,
+    },
+    /// The stage handle does not belong to this pipeline.
+    UnknownStage(String),
+    /// A delivery task failed (a bug: it never panics on records).
+    TaskFailed(String),
+    /// `start` was called outside a tokio runtime.
+    NoRuntime,
+}
+
+impl std::fmt::Display for EngineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EngineError::Store(m) => write!(f, "cannot open the local store: {m}"),
+            EngineError::InvalidTimeZone {
+                destination,
+                time_zone,
+            } => write!(
+                f,
+                "s3 destination `{destination}`: `{time_zone}` is not an IANA time zone"
+            ),
+            EngineError::UnknownStage(s) => write!(f, "{s} is not a stage of this pipeline"),
+            EngineError::TaskFailed(m) => write!(f, "a delivery task failed: {m}"),
+            EngineError::NoRuntime => {
+                f.write_str("the local engine must be started inside a tokio runtime")
+            }
+        }
+    }
+}
+
+impl std::error::Error for EngineError {}
+
+/// Configures and starts the local engine; from `Pipeline::local()`.
+pub struct LocalBuilder<P> {
+    root: PathBuf,
+    store: Option<Arc<dyn ObjectStore>>,
+    start_ms: Option<i64>,
+    enforce_limits: bool,
+    seed: Option<u64>,
+    progress: bool,
+    invokers: Vec<(String, Arc<dyn Invoker>)>,
+    _pipeline: PhantomData<P>,
+}
+
+impl<P> std::fmt::Debug for LocalBuilder<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalBuilder")
+            .field("root", &self.root)
+            .field("custom_store", &self.store.is_some())
+            .field("start_ms", &self.start_ms)
+            .field("enforce_limits", &self.enforce_limits)
+            .field("seed", &self.seed)
+            .finish()
+    }
+}
+
+impl<P: Pipeline> Default for LocalBuilder<P> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<P: Pipeline> LocalBuilder<P> {
+    /// The defaults: objects under `./kpipe-data/<bucket>/`, the system clock, no shard limits.
+    pub fn new() -> Self {
+        LocalBuilder {
+            root: PathBuf::from("kpipe-data"),
+            store: None,
+            start_ms: None,
+            enforce_limits: false,
+            seed: None,
+            progress: false,
+            invokers: Vec::new(),
+            _pipeline: PhantomData,
+        }
+    }
+
+    /// Write objects under this directory, one folder per bucket.
+    pub fn root(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.root = dir.into();
+        self
+    }
+
+    /// Write objects to this store instead (keys are `<bucket>/<key>`): `InMemory` for tests,
+    /// or any other `object_store` backend.
+    pub fn store(mut self, store: Arc<dyn ObjectStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Start the engine's clock at this wall-clock time (ms since the Unix epoch) instead of
+    /// now; with tokio's paused clock this makes object keys reproducible.
+    pub fn start_time_ms(mut self, ms: i64) -> Self {
+        self.start_ms = Some(ms);
+        self
+    }
+
+    /// Enforce the per-shard write limits (1,000 records/s and 1 MiB/s, aws-facts.md §1.1):
+    /// entries beyond them fail with `ProvisionedThroughputExceeded`, so producers' backoff can
+    /// be tested locally.
+    pub fn enforce_shard_limits(mut self, enabled: bool) -> Self {
+        self.enforce_limits = enabled;
+        self
+    }
+
+    /// Derive object UUIDs and random strings from this seed (reproducible keys in tests).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Show a progress line on stderr while records flow (only when stderr is a terminal).
+    pub fn progress(mut self, enabled: bool) -> Self {
+        self.progress = enabled;
+        self
+    }
+
+    /// Invoke this transform through `invoker` instead of calling it directly, to inject
+    /// failures (see [`LocalInvoker`] for the default).
+    pub fn invoker(mut self, transform_id: &str, invoker: Arc<dyn Invoker>) -> Self {
+        self.invokers.push((transform_id.to_owned(), invoker));
+        self
+    }
+
+    /// Starts the engine's tasks.
+    ///
+    /// # Errors
+    /// When the local directory cannot be created, a time zone is unknown, or there is no
+    /// tokio runtime.
+    pub fn start(self) -> Result<LocalEngine<P>, EngineError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(EngineError::NoRuntime);
+        }
+        let spec = P::SPEC;
+        let store: Arc<dyn ObjectStore> = match self.store {
+            Some(s) => s,
+            None => {
+                std::fs::create_dir_all(&self.root)
+                    .map_err(|e| EngineError::Store(format!("{}: {e}", self.root.display())))?;
+                let fs = object_store::local::LocalFileSystem::new_with_prefix(&self.root)
+                    .map_err(|e| EngineError::Store(e.to_string()))?;
+                Arc::new(fs)
+            }
+        };
+        let clock = self.start_ms.map_or_else(Clock::system, Clock::starting_at);
+        let streams: HashMap<&'static str, Arc<StreamState>> = spec
+            .streams
+            .iter()
+            .map(|s| {
+                (
+                    s.id,
+                    Arc::new(StreamState::new(s, self.enforce_limits, clock)),
+                )
+            })
+            .collect();
+        let progress = Arc::new(AtomicU64::new(0));
+        let mut directs = HashMap::new();
+        let mut tasks = Vec::new();
+        for (i, def) in P::deliveries().into_iter().enumerate() {
+            let d = def.spec();
+            let s3 = spec
+                .destination(d.destination)
+                .expect("engine: the spec names an existing destination");
+            let tz = match s3.time_zone {
+                Some(name) => Some(name.parse::<chrono_tz::Tz>().map_err(|_| {
+                    EngineError::InvalidTimeZone {
+                        destination: s3.id,
+                        time_zone: name,
+                    }
+                })?),
+                None => None,
+            };
+            let transform = d.transform.map(|id| {
+                let t = spec
+                    .transform(id)
+                    .expect("engine: the spec names an existing transform");
+                let invoker = self
+                    .invokers
+                    .iter()
+                    .find(|(tid, _)| tid == id)
+                    .map(|(_, inv)| Arc::clone(inv))
+                    .unwrap_or_else(|| Arc::new(LocalInvoker::new(Arc::clone(def.processor()))));
+                (t, invoker)
+            });
+            let lambda_arn = transform.as_ref().map(|(t, _)| {
+                format!(
+                    "arn:aws:lambda:{}:000000000000:function:{}",
+                    spec.region.unwrap_or("us-east-1"),
+                    t.lambda.name
+                )
+            });
+            let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+            match d.source {
+                SourceSpec::Stream(id) => streams[id].subscribe(tx),
+                SourceSpec::Direct => {
+                    directs.insert(d.id, DirectInput::new(tx, clock));
+                }
+            }
+            let task = DeliveryTask {
+                spec: d,
+                s3,
+                transform,
+                processor: Arc::clone(def.processor()),
+                lambda_arn,
+                rx,
+                clock,
+                store: Arc::clone(&store),
+                ids: match self.seed {
+                    Some(seed) => Ids::Seeded(seed.wrapping_add(i as u64)),
+                    None => Ids::Random,
+                },
+                tz,
+                progress: Arc::clone(&progress),
+            };
+            tasks.push(tokio::spawn(task.run()));
+        }
+        let bar =
+            (self.progress && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
+                let bar = indicatif::ProgressBar::new_spinner();
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+                        .expect("engine: the progress template is valid"),
+                );
+                let counter = Arc::clone(&progress);
+                let b = bar.clone();
+                let handle = tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+                    loop {
+                        tick.tick().await;
+                        b.set_message(format!(
+                            "{} records through the pipeline",
+                            counter.load(Ordering::Relaxed)
+                        ));
+                        b.tick();
+                    }
+                });
+                (bar, handle)
+            });
+        Ok(LocalEngine {
+            streams,
+            directs,
+            tasks,
+            clock,
+            started: tokio::time::Instant::now(),
+            progress: bar,
+            _pipeline: PhantomData,
+        })
+    }
+}
+
+/// The input of a Direct PUT delivery.
+#[derive(Clone)]
+struct DirectInput {
+    tx: Arc<std::sync::RwLock<Option<mpsc::Sender<SourceRecord>>>>,
+    counter: Arc<AtomicU64>,
+    clock: Clock,
+}
+
+impl DirectInput {
+    fn new(tx: mpsc::Sender<SourceRecord>, clock: Clock) -> Self {
+        DirectInput {
+            tx: Arc::new(std::sync::RwLock::new(Some(tx))),
+            counter: Arc::new(AtomicU64::new(0)),
+            clock,
+        }
+    }
+}
+
+/// Puts records directly into a Direct PUT delivery stream (`delivery d: direct -> ...`).
+#[derive(Clone)]
+pub struct DirectProducer {
+    input: DirectInput,
+}
+
+impl std::fmt::Debug for DirectProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DirectProducer")
+    }
+}
+
+impl DirectProducer {
+    /// Puts one record's bytes (PutRecord).
+    ///
+    /// # Errors
+    /// [`PutError::RecordTooLarge`] over 1,000 KiB (aws-facts.md §3.2); [`PutError::Closed`]
+    /// after shutdown.
+    pub async fn put_bytes(&self, data: impl Into<Bytes>) -> Result<(), PutError> {
+        let data = data.into();
+        if data.len() > MAX_DIRECT_PUT_BYTES {
+            return Err(PutError::RecordTooLarge {
+                bytes: data.len(),
+                limit: MAX_DIRECT_PUT_BYTES,
+            });
+        }
+        let tx = self
+            .input
+            .tx
+            .read()
+            .expect("engine: direct lock")
+            .clone()
+            .ok_or(PutError::Closed)?;
+        let sequence = self.input.counter.fetch_add(1, Ordering::Relaxed) + 1;
+        let record = SourceRecord {
+            data,
+            arrival_ms: self.input.clock.now_ms(),
+            shard: 0,
+            sequence,
+        };
+        tx.send(record).await.map_err(|_| PutError::Closed)
+    }
+
+    /// Puts one record as JSON.
+    ///
+    /// # Errors
+    /// As [`DirectProducer::put_bytes`], and [`PutError::Encode`].
+    pub async fn put<T: serde::Serialize>(&self, record: &T) -> Result<(), PutError> {
+        let data = serde_json::to_vec(record).map_err(|e| PutError::Encode(e.to_string()))?;
+        self.put_bytes(data).await
+    }
+}
+
+/// A running local engine; from [`LocalBuilder::start`].
+pub struct LocalEngine<P> {
+    streams: HashMap<&'static str, Arc<StreamState>>,
+    directs: HashMap<&'static str, DirectInput>,
+    tasks: Vec<JoinHandle<DeliveryReport>>,
+    clock: Clock,
+    started: tokio::time::Instant,
+    progress: Option<(indicatif::ProgressBar, JoinHandle<()>)>,
+    _pipeline: PhantomData<P>,
+}
+
+impl<P> std::fmt::Debug for LocalEngine<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalEngine")
+            .field("deliveries", &self.tasks.len())
+            .finish()
+    }
+}
+
+impl<P: Pipeline> LocalEngine<P> {
+    /// A typed producer for one of the pipeline's streams: `engine.producer(Telemetry::readings())`.
+    ///
+    /// # Errors
+    /// [`EngineError::UnknownStage`] for a stream of another pipeline.
+    pub fn producer<T>(&self, stream: StreamDef<T>) -> Result<Producer<T>, EngineError> {
+        let state = self
+            .streams
+            .get(stream.spec().id)
+            .filter(|s| std::ptr::eq(s.spec, stream.spec()))
+            .ok_or_else(|| EngineError::UnknownStage(format!("stream `{}`", stream.spec().id)))?;
+        Ok(Producer {
+            stream: Arc::clone(state),
+            def: stream,
+        })
+    }
+
+    /// A producer for a Direct PUT delivery: `engine.direct(Telemetry::ingest())`.
+    ///
+    /// # Errors
+    /// [`EngineError::UnknownStage`] when the delivery is not a Direct PUT delivery of this
+    /// pipeline.
+    pub fn direct(&self, delivery: DeliveryDef) -> Result<DirectProducer, EngineError> {
+        self.directs
+            .get(delivery.spec().id)
+            .map(|input| DirectProducer {
+                input: input.clone(),
+            })
+            .ok_or_else(|| {
+                EngineError::UnknownStage(format!("direct delivery `{}`", delivery.spec().id))
+            })
+    }
+
+    /// The engine's clock (ms since the Unix epoch).
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// Stops accepting records, drains every buffer (the last transform batch is invoked and
+    /// every partition flushed), waits for every object write, and reports.
+    ///
+    /// # Errors
+    /// [`EngineError::TaskFailed`] if a delivery task died.
+    pub async fn shutdown(self) -> Result<RunReport, EngineError> {
+        for s in self.streams.values() {
+            s.close();
+        }
+        for d in self.directs.values() {
+            d.tx.write().expect("engine: direct lock").take();
+        }
+        let mut deliveries = Vec::new();
+        for t in self.tasks {
+            deliveries.push(
+                t.await
+                    .map_err(|e| EngineError::TaskFailed(e.to_string()))?,
+            );
+        }
+        if let Some((bar, handle)) = self.progress {
+            handle.abort();
+            bar.finish_and_clear();
+        }
+        let mut streams: Vec<StreamReport> = P::SPEC
+            .streams
+            .iter()
+            .map(|spec| {
+                let s = &self.streams[spec.id];
+                StreamReport {
+                    name: spec.name.to_owned(),
+                    records: s.records.load(Ordering::Relaxed),
+                    bytes: s.bytes.load(Ordering::Relaxed),
+                    throttled: s.throttled.load(Ordering::Relaxed),
+                    per_shard: s
+                        .per_shard
+                        .iter()
+                        .map(|c| c.load(Ordering::Relaxed))
+                        .collect(),
+                }
+            })
+            .collect();
+        streams.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(RunReport {
+            streams,
+            deliveries,
+            elapsed_ms: self.started.elapsed().as_millis() as u64,
+        })
+    }
+}

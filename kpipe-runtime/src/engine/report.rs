@@ -1,0 +1,223 @@
+//! The run report: what every stage received and what became of it.
+
+use serde::Serialize;
+use std::fmt;
+
+/// Everything one run did. Every delivery satisfies
+/// `received == delivered + dropped + failed` ([`DeliveryReport::is_conserved`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RunReport {
+    /// One entry per stream.
+    pub streams: Vec<StreamReport>,
+    /// One entry per delivery.
+    pub deliveries: Vec<DeliveryReport>,
+    /// Wall time of the run, in milliseconds (on the engine's clock).
+    pub elapsed_ms: u64,
+}
+
+/// The stream stage.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StreamReport {
+    /// The stream's AWS name.
+    pub name: String,
+    /// Records accepted.
+    pub records: u64,
+    /// Bytes accepted (data plus partition keys).
+    pub bytes: u64,
+    /// Entries refused with `ProvisionedThroughputExceeded`.
+    pub throttled: u64,
+    /// Records accepted per shard.
+    pub per_shard: Vec<u64>,
+}
+
+/// The transform stage of a delivery.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TransformReport {
+    /// Records sent to the transform.
+    pub received: u64,
+    /// Records it returned `Ok`.
+    pub ok: u64,
+    /// Records it returned `Dropped`.
+    pub dropped: u64,
+    /// Records that ended `ProcessingFailed` (per record, or because the invocation failed).
+    pub failed: u64,
+    /// Invocations (batches), retries included.
+    pub invocations: u64,
+    /// Invocations that failed and were retried or given up.
+    pub failed_invocations: u64,
+}
+
+/// The S3 destination stage of a delivery.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DestinationReport {
+    /// Records that reached the destination's buffers.
+    pub received: u64,
+    /// Records written to S3 objects.
+    pub delivered: u64,
+    /// Records that went to the error prefix instead (`activePartitionExceeded`, keys that
+    /// could not be read) or whose object could not be written.
+    pub failed: u64,
+    /// Objects written.
+    pub objects: u64,
+    /// Bytes buffered, before compression.
+    pub bytes_in: u64,
+    /// Bytes written, after compression.
+    pub bytes_out: u64,
+}
+
+/// Error output of a delivery (documents under the error prefix).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ErrorOutputReport {
+    /// Error documents written.
+    pub records: u64,
+    /// Error objects written.
+    pub objects: u64,
+    /// Error documents whose object could not be written.
+    pub lost_in_write: u64,
+}
+
+/// One delivery: its stages and totals.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DeliveryReport {
+    /// The delivery stream's AWS name.
+    pub name: String,
+    /// The destination bucket.
+    pub bucket: String,
+    /// Records that entered the delivery.
+    pub received: u64,
+    /// Records written to S3.
+    pub delivered: u64,
+    /// Records the transform dropped.
+    pub dropped: u64,
+    /// Records that failed (each has an error document, unless listed in `errors`).
+    pub failed: u64,
+    /// The transform stage, when the delivery has one.
+    pub transform: Option<TransformReport>,
+    /// The destination stage.
+    pub destination: DestinationReport,
+    /// The error output.
+    pub error_output: ErrorOutputReport,
+    /// Keys of the objects written (`bucket/key`), in the order they were written.
+    pub objects: Vec<String>,
+    /// Keys of the error objects written.
+    pub error_objects: Vec<String>,
+    /// Problems that are not record results (an object that could not be written).
+    pub errors: Vec<String>,
+}
+
+impl DeliveryReport {
+    /// `received == delivered + dropped + failed`: no record unaccounted for.
+    pub fn is_conserved(&self) -> bool {
+        self.received == self.delivered + self.dropped + self.failed
+    }
+}
+
+impl RunReport {
+    /// Whether every delivery accounts for every record.
+    pub fn is_conserved(&self) -> bool {
+        self.deliveries.iter().all(DeliveryReport::is_conserved)
+    }
+
+    /// The report as pretty-printed JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("reports serialise")
+    }
+}
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+impl fmt::Display for RunReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{:<28} {:>10} {:>10} {:>9} {:>9} {:>8} {:>12}",
+            "stage", "received", "delivered", "dropped", "failed", "objects", "bytes"
+        )?;
+        for s in &self.streams {
+            writeln!(
+                f,
+                "{:<28} {:>10} {:>10} {:>9} {:>9} {:>8} {:>12}",
+                format!("stream {}", s.name),
+                s.records + s.throttled,
+                s.records,
+                "",
+                s.throttled,
+                "",
+                human(s.bytes)
+            )?;
+        }
+        for d in &self.deliveries {
+            writeln!(
+                f,
+                "{:<28} {:>10} {:>10} {:>9} {:>9} {:>8} {:>12}",
+                format!("delivery {}", d.name),
+                d.received,
+                d.delivered,
+                d.dropped,
+                d.failed,
+                d.destination.objects + d.error_output.objects,
+                human(d.destination.bytes_out)
+            )?;
+            if let Some(t) = &d.transform {
+                writeln!(
+                    f,
+                    "{:<28} {:>10} {:>10} {:>9} {:>9} {:>8} {:>12}",
+                    format!("  transform ({} calls)", t.invocations),
+                    t.received,
+                    t.ok,
+                    t.dropped,
+                    t.failed,
+                    "",
+                    ""
+                )?;
+            }
+            let dest = &d.destination;
+            writeln!(
+                f,
+                "{:<28} {:>10} {:>10} {:>9} {:>9} {:>8} {:>12}",
+                format!("  s3://{}", d.bucket),
+                dest.received,
+                dest.delivered,
+                "",
+                dest.failed,
+                dest.objects,
+                human(dest.bytes_out)
+            )?;
+            if d.error_output.records > 0 {
+                writeln!(
+                    f,
+                    "{:<28} {:>10} {:>10} {:>9} {:>9} {:>8} {:>12}",
+                    "  error output",
+                    d.error_output.records,
+                    d.error_output.records - d.error_output.lost_in_write,
+                    "",
+                    d.error_output.lost_in_write,
+                    d.error_output.objects,
+                    ""
+                )?;
+            }
+            for e in &d.errors {
+                writeln!(f, "  error: {e}")?;
+            }
+        }
+        let all = self.is_conserved();
+        write!(
+            f,
+            "conservation (received = delivered + dropped + failed): {}",
+            if all { "holds" } else { "VIOLATED" }
+        )
+    }
+}

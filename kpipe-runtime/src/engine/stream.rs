@@ -1,0 +1,410 @@
+//! The in-process Kinesis stream: limits checked at put time, shard routing, per-shard FIFO
+//! order and sequence numbers, optional per-shard write limits, and fan-out to the
+//! deliveries that read the stream.
+
+use super::clock::Clock;
+use super::shard;
+use crate::pipeline::StreamDef;
+use crate::spec::StreamSpec;
+use bytes::Bytes;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::{Mutex, mpsc};
+use tokio::time::{Duration, Instant};
+
+/// PutRecords takes at most 500 entries (aws-facts.md §1.2).
+pub const MAX_BATCH_RECORDS: usize = 500;
+/// PutRecords takes at most 10 MiB per request, partition keys included (aws-facts.md §1.2).
+pub const MAX_BATCH_BYTES: usize = 10 * 1024 * 1024;
+/// A shard takes 1,000 records per second (aws-facts.md §1.1).
+pub const SHARD_RECORDS_PER_SEC: u64 = 1_000;
+/// A shard takes 1 MiB per second, partition keys included (aws-facts.md §1.1).
+pub const SHARD_BYTES_PER_SEC: u64 = 1024 * 1024;
+
+/// Why a put was refused as a whole (the request never reached a shard).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PutError {
+    /// The partition key is empty or longer than 256 characters (aws-facts.md §1.3).
+    InvalidPartitionKey {
+        /// Its length in characters.
+        chars: usize,
+    },
+    /// Data plus partition key exceed the stream's maximum record size (aws-facts.md §1.2).
+    RecordTooLarge {
+        /// The record's size (data plus partition key).
+        bytes: usize,
+        /// The stream's limit.
+        limit: usize,
+    },
+    /// More than 500 entries in one PutRecords (aws-facts.md §1.2).
+    TooManyRecords(usize),
+    /// More than 10 MiB in one PutRecords (aws-facts.md §1.2).
+    RequestTooLarge(usize),
+    /// The record could not be encoded as JSON.
+    Encode(String),
+    /// The engine was shut down.
+    Closed,
+}
+
+impl std::fmt::Display for PutError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PutError::InvalidPartitionKey { chars } => write!(
+                f,
+                "partition key has {chars} characters; Kinesis takes 1 to 256"
+            ),
+            PutError::RecordTooLarge { bytes, limit } => write!(
+                f,
+                "record is {bytes} bytes with its partition key; the stream takes at most {limit}"
+            ),
+            PutError::TooManyRecords(n) => {
+                write!(
+                    f,
+                    "{n} records in one PutRecords; the limit is {MAX_BATCH_RECORDS}"
+                )
+            }
+            PutError::RequestTooLarge(n) => write!(
+                f,
+                "PutRecords request of {n} bytes; the limit is {MAX_BATCH_BYTES} with partition keys"
+            ),
+            PutError::Encode(m) => write!(f, "record does not encode as JSON: {m}"),
+            PutError::Closed => f.write_str("the engine has shut down"),
+        }
+    }
+}
+
+impl std::error::Error for PutError {}
+
+/// Where an accepted record went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PutRecordOutput {
+    /// `shardId-000000000001`.
+    pub shard_id: String,
+    /// The record's sequence number in its shard (opaque).
+    pub sequence_number: String,
+}
+
+/// Why one entry of a PutRecords failed while others may have succeeded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EntryError {
+    /// The shard's write limit was reached: back off and retry this entry (aws-facts.md §1.1).
+    ProvisionedThroughputExceeded {
+        /// The shard that refused it.
+        shard_id: String,
+    },
+}
+
+impl EntryError {
+    /// The error code AWS uses.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EntryError::ProvisionedThroughputExceeded { .. } => {
+                "ProvisionedThroughputExceededException"
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for EntryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EntryError::ProvisionedThroughputExceeded { shard_id } => write!(
+                f,
+                "ProvisionedThroughputExceededException: rate exceeded for {shard_id}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for EntryError {}
+
+/// The result of a PutRecords: one entry per record, in order (aws-facts.md §1.2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PutRecordsOutput {
+    /// How many entries failed.
+    pub failed_record_count: usize,
+    /// Per record, in request order.
+    pub records: Vec<Result<PutRecordOutput, EntryError>>,
+}
+
+/// A record on its way from a stream to a delivery.
+#[derive(Clone, Debug)]
+pub(crate) struct SourceRecord {
+    pub(crate) data: Bytes,
+    pub(crate) arrival_ms: i64,
+    /// Lineage: the shard and the record's number in it (its sequence number's counter).
+    pub(crate) shard: u32,
+    pub(crate) sequence: u64,
+}
+
+struct ShardState {
+    next_sequence: u64,
+    window_start: Instant,
+    window_records: u64,
+    window_bytes: u64,
+}
+
+pub(crate) struct StreamState {
+    pub(crate) spec: &'static StreamSpec,
+    starts: Vec<u128>,
+    shards: Vec<Mutex<ShardState>>,
+    subscribers: std::sync::RwLock<Option<Vec<mpsc::Sender<SourceRecord>>>>,
+    enforce_limits: bool,
+    clock: Clock,
+    pub(crate) records: AtomicU64,
+    pub(crate) bytes: AtomicU64,
+    pub(crate) throttled: AtomicU64,
+    pub(crate) per_shard: Vec<AtomicU64>,
+}
+
+/// Shards of an on-demand stream locally: AWS starts new on-demand streams at 4 MB/s of write
+/// capacity (aws-facts.md §1.6), i.e. 4 shards' worth.
+const ON_DEMAND_SHARDS: usize = 4;
+
+impl StreamState {
+    pub(crate) fn new(spec: &'static StreamSpec, enforce_limits: bool, clock: Clock) -> Self {
+        let n = match spec.capacity {
+            crate::spec::Capacity::Provisioned { shards } => shards as usize,
+            crate::spec::Capacity::OnDemand => ON_DEMAND_SHARDS,
+        };
+        let now = Instant::now();
+        StreamState {
+            spec,
+            starts: shard::shard_starts(n),
+            shards: (0..n)
+                .map(|_| {
+                    Mutex::new(ShardState {
+                        next_sequence: 1,
+                        window_start: now,
+                        window_records: 0,
+                        window_bytes: 0,
+                    })
+                })
+                .collect(),
+            subscribers: std::sync::RwLock::new(Some(Vec::new())),
+            enforce_limits,
+            clock,
+            records: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            throttled: AtomicU64::new(0),
+            per_shard: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    pub(crate) fn subscribe(&self, tx: mpsc::Sender<SourceRecord>) {
+        if let Some(subs) = self
+            .subscribers
+            .write()
+            .expect("stream: subscriber lock")
+            .as_mut()
+        {
+            subs.push(tx);
+        }
+    }
+
+    /// Stops accepting records; deliveries see their input end once in-flight puts finish.
+    pub(crate) fn close(&self) {
+        self.subscribers
+            .write()
+            .expect("stream: subscriber lock")
+            .take();
+    }
+
+    fn senders(&self) -> Option<Vec<mpsc::Sender<SourceRecord>>> {
+        self.subscribers
+            .read()
+            .expect("stream: subscriber lock")
+            .clone()
+    }
+
+    /// Checks one record against the stream's limits and returns its shard.
+    fn route(
+        &self,
+        partition_key: &str,
+        explicit: Option<u128>,
+        data_len: usize,
+    ) -> Result<usize, PutError> {
+        let chars = partition_key.chars().count();
+        if !(1..=256).contains(&chars) {
+            return Err(PutError::InvalidPartitionKey { chars });
+        }
+        let size = data_len + partition_key.len();
+        let limit = self.spec.max_record_size_kib as usize * 1024;
+        if size > limit {
+            return Err(PutError::RecordTooLarge { bytes: size, limit });
+        }
+        let hash = explicit.unwrap_or_else(|| shard::hash_key(partition_key));
+        Ok(shard::shard_for(&self.starts, hash))
+    }
+
+    /// Appends one routed record to its shard and hands it to every delivery, in shard order.
+    async fn append(
+        &self,
+        shard: usize,
+        partition_key: &str,
+        data: Bytes,
+    ) -> Result<Result<PutRecordOutput, EntryError>, PutError> {
+        let size = (data.len() + partition_key.len()) as u64;
+        let Some(senders) = self.senders() else {
+            return Err(PutError::Closed);
+        };
+        let mut state = self.shards[shard].lock().await;
+        if self.enforce_limits {
+            let now = Instant::now();
+            if now.duration_since(state.window_start) >= Duration::from_secs(1) {
+                state.window_start = now;
+                state.window_records = 0;
+                state.window_bytes = 0;
+            }
+            if state.window_records + 1 > SHARD_RECORDS_PER_SEC
+                || state.window_bytes + size > SHARD_BYTES_PER_SEC
+            {
+                self.throttled.fetch_add(1, Ordering::Relaxed);
+                return Ok(Err(EntryError::ProvisionedThroughputExceeded {
+                    shard_id: shard::shard_id(shard),
+                }));
+            }
+            state.window_records += 1;
+            state.window_bytes += size;
+        }
+        let sequence = state.next_sequence;
+        state.next_sequence += 1;
+        let record = SourceRecord {
+            data,
+            arrival_ms: self.clock.now_ms(),
+            shard: shard as u32,
+            sequence,
+        };
+        // Sent while the shard is locked, so every delivery sees the shard in order.
+        for tx in &senders {
+            if tx.send(record.clone()).await.is_err() {
+                return Err(PutError::Closed);
+            }
+        }
+        drop(state);
+        self.records.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(size, Ordering::Relaxed);
+        self.per_shard[shard].fetch_add(1, Ordering::Relaxed);
+        Ok(Ok(PutRecordOutput {
+            shard_id: shard::shard_id(shard),
+            sequence_number: shard::sequence_number(shard, sequence),
+        }))
+    }
+
+    pub(crate) async fn put_raw(
+        &self,
+        partition_key: &str,
+        explicit: Option<u128>,
+        data: Bytes,
+    ) -> Result<Result<PutRecordOutput, EntryError>, PutError> {
+        let shard = self.route(partition_key, explicit, data.len())?;
+        self.append(shard, partition_key, data).await
+    }
+
+    pub(crate) async fn put_records(
+        &self,
+        entries: Vec<(String, Option<u128>, Bytes)>,
+    ) -> Result<PutRecordsOutput, PutError> {
+        if entries.len() > MAX_BATCH_RECORDS {
+            return Err(PutError::TooManyRecords(entries.len()));
+        }
+        let total: usize = entries.iter().map(|(k, _, d)| k.len() + d.len()).sum();
+        if total > MAX_BATCH_BYTES {
+            return Err(PutError::RequestTooLarge(total));
+        }
+        // Like AWS, an invalid entry fails the whole request before anything is written.
+        let mut routed = Vec::with_capacity(entries.len());
+        for (key, explicit, data) in entries {
+            let shard = self.route(&key, explicit, data.len())?;
+            routed.push((shard, key, data));
+        }
+        let mut records = Vec::with_capacity(routed.len());
+        for (shard, key, data) in routed {
+            records.push(self.append(shard, &key, data).await?);
+        }
+        Ok(PutRecordsOutput {
+            failed_record_count: records.iter().filter(|r| r.is_err()).count(),
+            records,
+        })
+    }
+}
+
+/// A typed producer for one stream, from [`LocalEngine::producer`](super::LocalEngine::producer).
+/// Cheap to clone; every clone writes to the same stream.
+pub struct Producer<T> {
+    pub(crate) stream: Arc<StreamState>,
+    pub(crate) def: StreamDef<T>,
+}
+
+impl<T> Clone for Producer<T> {
+    fn clone(&self) -> Self {
+        Producer {
+            stream: Arc::clone(&self.stream),
+            def: self.def,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Producer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("stream", &self.stream.spec.name)
+            .finish()
+    }
+}
+
+impl<T> Producer<T> {
+    /// Puts one record (PutRecord).
+    ///
+    /// # Errors
+    /// A [`PutError`] when the record is refused as a whole; `Ok(Err(..))` when the shard's
+    /// write limit was reached (only with [`LocalBuilder::enforce_shard_limits`](super::LocalBuilder::enforce_shard_limits)).
+    pub async fn put(&self, record: &T) -> Result<Result<PutRecordOutput, EntryError>, PutError> {
+        let data = self
+            .def
+            .codec()
+            .encode(record)
+            .map_err(|e| PutError::Encode(e.to_string()))?;
+        let key = self.def.partition_key(record);
+        self.stream
+            .put_raw(&key, self.def.explicit_hash_key(record), Bytes::from(data))
+            .await
+    }
+
+    /// Puts up to 500 records (PutRecords): each entry succeeds or fails on its own.
+    ///
+    /// # Errors
+    /// A [`PutError`] when the request is refused as a whole (too many records, too large,
+    /// an invalid entry); nothing was written then.
+    pub async fn put_batch(&self, records: &[T]) -> Result<PutRecordsOutput, PutError> {
+        let mut entries = Vec::with_capacity(records.len());
+        for r in records {
+            let data = self
+                .def
+                .codec()
+                .encode(r)
+                .map_err(|e| PutError::Encode(e.to_string()))?;
+            entries.push((
+                self.def.partition_key(r),
+                self.def.explicit_hash_key(r),
+                Bytes::from(data),
+            ));
+        }
+        self.stream.put_records(entries).await
+    }
+
+    /// Puts raw bytes with a partition key, bypassing the record type: what a producer
+    /// written in another language, or a broken one, might send.
+    ///
+    /// # Errors
+    /// As [`Producer::put`].
+    pub async fn put_bytes(
+        &self,
+        partition_key: &str,
+        data: impl Into<Bytes>,
+    ) -> Result<Result<PutRecordOutput, EntryError>, PutError> {
+        self.stream.put_raw(partition_key, None, data.into()).await
+    }
+}

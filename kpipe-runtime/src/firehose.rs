@@ -1,0 +1,266 @@
+//! The Firehose -> Lambda transformation contract, in one place (aws-facts.md §4).
+//!
+//! Firehose buffers records, invokes the transform with a batch (each record with a
+//! `recordId`, its arrival time and its data), and expects one result per record: `Ok` (with
+//! data and, for dynamic partitioning, partition keys), `Dropped` or `ProcessingFailed`. A
+//! response that misses or repeats a `recordId` fails the whole invocation, which is retried;
+//! records that still fail become error documents under the error prefix.
+//!
+//! The local engine and the generated Lambda handler both go through [`invoke_batch`], so
+//! local behaviour and AWS behaviour cannot drift apart.
+
+use crate::pipeline::{RecordProcessor, RecordResult};
+use base64::Engine as _;
+use serde::Serialize;
+use std::collections::HashSet;
+use std::fmt;
+
+/// One record of an invocation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchRecord {
+    /// The id Firehose gives the record; the response must echo it exactly once.
+    pub record_id: String,
+    /// When Firehose received the record, in milliseconds since the Unix epoch.
+    pub arrival_ms: i64,
+    /// The record's bytes.
+    pub data: Vec<u8>,
+}
+
+/// The result for one record of an invocation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchResult {
+    /// The echoed record id.
+    pub record_id: String,
+    /// What became of the record.
+    pub result: RecordResult,
+}
+
+/// Why a whole invocation failed (it is retried, then every record of the batch fails).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvocationError {
+    /// The response has no result for these ids (`Lambda.MissingRecordId`).
+    MissingRecordId(Vec<String>),
+    /// The response has several results for these ids (`Lambda.DuplicatedRecordId`).
+    DuplicatedRecordId(Vec<String>),
+    /// The response names ids that were not in the request (`Lambda.MissingRecordId`).
+    UnknownRecordId(Vec<String>),
+    /// The function itself failed: an error, a panic or a timeout (`Lambda.FunctionError`).
+    FunctionError(String),
+}
+
+impl InvocationError {
+    /// The error code Firehose reports (aws-facts.md §4.2, §4.3).
+    pub fn code(&self) -> &'static str {
+        match self {
+            InvocationError::MissingRecordId(_) | InvocationError::UnknownRecordId(_) => {
+                "Lambda.MissingRecordId"
+            }
+            InvocationError::DuplicatedRecordId(_) => "Lambda.DuplicatedRecordId",
+            InvocationError::FunctionError(_) => "Lambda.FunctionError",
+        }
+    }
+}
+
+impl fmt::Display for InvocationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InvocationError::MissingRecordId(ids) => {
+                write!(
+                    f,
+                    "One or more record IDs were not returned: {}",
+                    ids.join(", ")
+                )
+            }
+            InvocationError::DuplicatedRecordId(ids) => write!(
+                f,
+                "Multiple records were returned with the same record ID: {}",
+                ids.join(", ")
+            ),
+            InvocationError::UnknownRecordId(ids) => {
+                write!(
+                    f,
+                    "Record IDs that were not sent were returned: {}",
+                    ids.join(", ")
+                )
+            }
+            InvocationError::FunctionError(m) => write!(f, "The Lambda function failed: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for InvocationError {}
+
+/// What an [`Invoker`] returns: the response, or why the invocation failed.
+pub type InvokeFuture<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Vec<BatchResult>, InvocationError>> + Send + 'a>,
+>;
+
+/// Something Firehose can invoke with a batch: the transform's Lambda function. The local
+/// engine uses the delivery's own processor; tests wrap it to inject failures (an invocation
+/// that errors, times out, or answers with missing or repeated record ids).
+pub trait Invoker: Send + Sync {
+    /// One invocation.
+    fn invoke<'a>(&'a self, records: &'a [BatchRecord]) -> InvokeFuture<'a>;
+}
+
+/// Runs a batch through a record processor: one result per record, in order. This is the
+/// body of the transform, locally and in the generated Lambda handler.
+pub async fn invoke_batch(
+    processor: &dyn RecordProcessor,
+    records: &[BatchRecord],
+) -> Vec<BatchResult> {
+    let mut out = Vec::with_capacity(records.len());
+    for r in records {
+        let result = processor.process(&r.data).result().await;
+        out.push(BatchResult {
+            record_id: r.record_id.clone(),
+            result,
+        });
+    }
+    out
+}
+
+/// Checks that a response answers every request id exactly once (aws-facts.md §4.2).
+///
+/// # Errors
+/// The first kind of mismatch found, with the offending ids.
+pub fn validate_response(
+    request: &[BatchRecord],
+    response: &[BatchResult],
+) -> Result<(), InvocationError> {
+    let sent: HashSet<&str> = request.iter().map(|r| r.record_id.as_str()).collect();
+    let mut seen: HashSet<&str> = HashSet::with_capacity(response.len());
+    let mut duplicated = Vec::new();
+    let mut unknown = Vec::new();
+    for r in response {
+        if !sent.contains(r.record_id.as_str()) {
+            unknown.push(r.record_id.clone());
+        } else if !seen.insert(r.record_id.as_str()) {
+            duplicated.push(r.record_id.clone());
+        }
+    }
+    if !duplicated.is_empty() {
+        return Err(InvocationError::DuplicatedRecordId(duplicated));
+    }
+    if !unknown.is_empty() {
+        return Err(InvocationError::UnknownRecordId(unknown));
+    }
+    let missing: Vec<String> = request
+        .iter()
+        .filter(|r| !seen.contains(r.record_id.as_str()))
+        .map(|r| r.record_id.clone())
+        .collect();
+    if !missing.is_empty() {
+        return Err(InvocationError::MissingRecordId(missing));
+    }
+    Ok(())
+}
+
+/// A `processing-failed` error document, as Firehose writes it under the error prefix
+/// (aws-facts.md §4.3). Numbers are written as JSON numbers, as in Firehose's other failure
+/// documents (the exact types are UNCONFIRMED, aws-facts.md §9).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorDocument {
+    /// Invocation attempts made.
+    pub attempts_made: u32,
+    /// When Firehose received the record (epoch ms).
+    pub arrival_timestamp: i64,
+    /// The error code (`Lambda.FunctionError`, `Lambda.ProcessingFailedStatus`, ...).
+    pub error_code: String,
+    /// The error message.
+    pub error_message: String,
+    /// When Firehose stopped trying (epoch ms).
+    pub attempt_ending_timestamp: i64,
+    /// The original record, base64.
+    pub raw_data: String,
+    /// The transform's function ARN, when a transform was involved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lambda_arn: Option<String>,
+}
+
+impl ErrorDocument {
+    /// A document for one record.
+    pub fn new(
+        raw: &[u8],
+        arrival_ms: i64,
+        attempts_made: u32,
+        error_code: &str,
+        error_message: impl Into<String>,
+        ending_ms: i64,
+        lambda_arn: Option<String>,
+    ) -> Self {
+        ErrorDocument {
+            attempts_made,
+            arrival_timestamp: arrival_ms,
+            error_code: error_code.to_owned(),
+            error_message: error_message.into(),
+            attempt_ending_timestamp: ending_ms,
+            raw_data: base64::engine::general_purpose::STANDARD.encode(raw),
+            lambda_arn,
+        }
+    }
+
+    /// The document as one JSON line (with the trailing newline).
+    pub fn to_line(&self) -> Vec<u8> {
+        let mut line = serde_json::to_vec(self).expect("error documents serialise");
+        line.push(b'\n');
+        line
+    }
+}
+
+/// The error code of a record the transform answered `ProcessingFailed` for.
+pub const PROCESSING_FAILED_CODE: &str = "Lambda.ProcessingFailedStatus";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(ids: &[&str]) -> Vec<BatchRecord> {
+        ids.iter()
+            .map(|id| BatchRecord {
+                record_id: (*id).to_owned(),
+                arrival_ms: 0,
+                data: Vec::new(),
+            })
+            .collect()
+    }
+
+    fn resp(ids: &[&str]) -> Vec<BatchResult> {
+        ids.iter()
+            .map(|id| BatchResult {
+                record_id: (*id).to_owned(),
+                result: RecordResult::Dropped,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_response_must_echo_every_id_exactly_once() {
+        assert_eq!(
+            validate_response(&req(&["a", "b"]), &resp(&["b", "a"])),
+            Ok(())
+        );
+        assert_eq!(
+            validate_response(&req(&["a", "b"]), &resp(&["a"])),
+            Err(InvocationError::MissingRecordId(vec!["b".into()]))
+        );
+        assert_eq!(
+            validate_response(&req(&["a", "b"]), &resp(&["a", "a", "b"])),
+            Err(InvocationError::DuplicatedRecordId(vec!["a".into()]))
+        );
+        let err = validate_response(&req(&["a"]), &resp(&["a", "z"])).unwrap_err();
+        assert_eq!(err.code(), "Lambda.MissingRecordId");
+    }
+
+    #[test]
+    fn error_documents_have_firehose_field_names() {
+        let doc = ErrorDocument::new(b"hi", 1, 4, "Lambda.FunctionError", "boom", 2, None);
+        let line = String::from_utf8(doc.to_line()).unwrap();
+        assert_eq!(
+            line,
+            "{\"attemptsMade\":4,\"arrivalTimestamp\":1,\"errorCode\":\"Lambda.FunctionError\",\"errorMessage\":\"boom\",\"attemptEndingTimestamp\":2,\"rawData\":\"aGk=\"}\n"
+        );
+    }
+}
