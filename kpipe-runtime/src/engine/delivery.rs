@@ -144,9 +144,11 @@ impl State {
         match &self.task.transform {
             Some((spec, _)) => {
                 if self.batch.is_empty() {
-                    self.batch_deadline = Some(
-                        Instant::now() + Duration::from_secs(u64::from(spec.buffer.interval_secs)),
-                    );
+                    // The interval counts from the first record's arrival, not from when this
+                    // task got to read it.
+                    let arrived = self.task.clock.instant_of(r.arrival_ms);
+                    self.batch_deadline =
+                        Some(arrived + Duration::from_secs(u64::from(spec.buffer.interval_secs)));
                 }
                 self.batch_bytes += r.data.len();
                 self.batch.push(BatchRecord {
@@ -481,12 +483,14 @@ impl State {
             self.invoke().await;
         }
         if self.buffers_deadline.is_some_and(|d| d <= now) {
-            let due: Vec<_> = self
+            let mut due: Vec<_> = self
                 .buffers
                 .iter()
                 .filter(|(_, b)| b.deadline <= now)
                 .map(|(k, _)| k.clone())
                 .collect();
+            // Sorted, so seeded names do not depend on hash-map order.
+            due.sort();
             for k in due {
                 let b = self
                     .buffers
@@ -494,12 +498,13 @@ impl State {
                     .expect("delivery: due buffer exists");
                 self.flush(b, k, None);
             }
-            let due: Vec<_> = self
+            let mut due: Vec<_> = self
                 .error_buffers
                 .iter()
                 .filter(|(_, b)| b.deadline <= now)
                 .map(|(k, _)| *k)
                 .collect();
+            due.sort_unstable();
             for k in due {
                 let b = self
                     .error_buffers
@@ -519,10 +524,16 @@ impl State {
     /// Shutdown: the last batch is invoked, every buffer flushed, every write awaited.
     async fn drain(mut self) -> DeliveryReport {
         self.invoke().await;
-        for (k, b) in std::mem::take(&mut self.buffers) {
+        let mut buffers: Vec<_> = std::mem::take(&mut self.buffers).into_iter().collect();
+        buffers.sort_by(|a, b| a.0.cmp(&b.0));
+        for (k, b) in buffers {
             self.flush(b, k, None);
         }
-        for (k, b) in std::mem::take(&mut self.error_buffers) {
+        let mut errors: Vec<_> = std::mem::take(&mut self.error_buffers)
+            .into_iter()
+            .collect();
+        errors.sort_by_key(|e| e.0);
+        for (k, b) in errors {
             self.flush(b, Vec::new(), Some(k));
         }
         while let Some(done) = self.writes.join_next().await {

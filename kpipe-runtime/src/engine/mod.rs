@@ -443,7 +443,7 @@ impl<P: Pipeline> LocalEngine<P> {
         let state = self
             .streams
             .get(stream.spec().id)
-            .filter(|s| std::ptr::eq(s.spec, stream.spec()))
+            .filter(|s| s.spec == stream.spec())
             .ok_or_else(|| EngineError::UnknownStage(format!("stream `{}`", stream.spec().id)))?;
         Ok(Producer {
             stream: Arc::clone(state),

@@ -1,0 +1,713 @@
+//! The local engine end to end, on tokio's paused clock and an in-memory object store.
+
+use futures::StreamExt;
+use kpipe_runtime::engine::LocalInvoker;
+use kpipe_runtime::engine::{EntryError, PutError, decompress};
+use kpipe_runtime::firehose::{BatchRecord, BatchResult, InvocationError, InvokeFuture, Invoker};
+use kpipe_runtime::spec::Compression;
+use kpipe_runtime::{Outcome, Pipeline};
+use object_store::ObjectStore;
+use object_store::memory::InMemory;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reading {
+    sensor_id: String,
+    site: String,
+    celsius: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Enriched {
+    sensor_id: String,
+    site: String,
+    fahrenheit: f64,
+}
+
+pub fn enrich(r: Reading) -> Outcome<Enriched> {
+    if r.sensor_id.starts_with("test-") {
+        return Outcome::Dropped;
+    }
+    if r.sensor_id == "panic" {
+        panic!("boom");
+    }
+    if r.celsius < -273.15 {
+        return Outcome::failed(format!("implausible {} °C", r.celsius));
+    }
+    Outcome::Ok(Enriched {
+        sensor_id: r.sensor_id,
+        site: r.site,
+        fahrenheit: r.celsius * 1.8 + 32.0,
+    })
+}
+
+kpipe_runtime::pipeline! {
+    pipeline Telemetry {
+        region: "us-west-2",
+        stream readings: Reading {
+            name: "sensor-readings",
+            capacity: provisioned(shards: 2),
+            partition_key: sensor_id,
+        }
+        transform enrich: Reading -> Enriched {
+            function: crate::enrich,
+            buffer: 1MiB or 60s,
+            retries: 3,
+        }
+        s3 lake: Enriched {
+            bucket: "acme-telemetry",
+            prefix: "raw/site=!{partitionKeyFromQuery:site}/!{timestamp:yyyy/MM/dd/HH}/",
+            error_prefix: "errors/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd}/",
+            buffer: 64MiB or 300s,
+            partition_keys: { site: .site },
+        }
+        delivery sensor_lake: readings -> enrich -> lake;
+    }
+}
+
+kpipe_runtime::pipeline! {
+    pipeline Raw {
+        stream events: Enriched { capacity: provisioned(shards: 4), partition_key: sensor_id }
+        s3 small: Enriched { bucket: "acme-small", buffer: 1MiB or 900s, compression: gzip }
+        s3 zipped: Enriched { bucket: "acme-zipped", compression: zip, time_zone: "Asia/Tokyo" }
+        s3 snappy: Enriched { bucket: "acme-snappy", compression: snappy, prefix: "s/" }
+        s3 hadoop: Enriched { bucket: "acme-hadoop", compression: hadoop_snappy, file_extension: ".snappy" }
+        delivery to_small: events -> small;
+        delivery to_zipped: events -> zipped;
+        delivery to_snappy: events -> snappy;
+        delivery to_hadoop: events -> hadoop;
+        delivery put: direct -> small;
+    }
+}
+
+/// 2026-11-27T08:00:00Z
+const START_MS: i64 = 1_795_766_400_000;
+
+fn reading(sensor_id: &str, site: &str, celsius: f64) -> Reading {
+    Reading {
+        sensor_id: sensor_id.into(),
+        site: site.into(),
+        celsius,
+    }
+}
+
+async fn objects(store: &InMemory) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut list = store.list(None);
+    while let Some(meta) = list.next().await {
+        let meta = meta.unwrap();
+        let bytes = object_store::ObjectStoreExt::get(store, &meta.location)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        out.push((meta.location.to_string(), bytes.to_vec()));
+    }
+    out.sort();
+    out
+}
+
+/// Lets the engine's tasks run (the paused clock stays put while this task keeps yielding).
+async fn settle() {
+    for _ in 0..200 {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Waits until the store holds `n` objects: compression runs on a blocking thread, so this
+/// waits on the condition, bounded by 30 s of real time, instead of guessing a duration.
+async fn wait_for_objects(store: &InMemory, n: usize) -> Vec<(String, Vec<u8>)> {
+    let give_up = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = objects(store).await;
+        if found.len() >= n || std::time::Instant::now() > give_up {
+            return found;
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn golden_layout_of_objects_and_error_documents() {
+    let store = Arc::new(InMemory::new());
+    let engine = Telemetry::local()
+        .store(store.clone())
+        .start_time_ms(START_MS)
+        .seed(1)
+        .start()
+        .unwrap();
+    let p = engine.producer(Telemetry::readings()).unwrap();
+    p.put(&reading("s-1", "berlin", 100.0))
+        .await
+        .unwrap()
+        .unwrap();
+    p.put(&reading("s-2", "oslo", 0.0)).await.unwrap().unwrap();
+    p.put(&reading("test-9", "lab", 20.0))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::advance(Duration::from_secs(10)).await;
+    p.put(&reading("s-3", "berlin", -300.0))
+        .await
+        .unwrap()
+        .unwrap();
+    p.put_bytes("s-4", &b"{not json"[..])
+        .await
+        .unwrap()
+        .unwrap();
+    p.put(&reading("s-1", "berlin", 0.0))
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Before the processor interval (60 s) nothing is invoked, so nothing is written.
+    settle().await;
+    assert!(objects(&store).await.is_empty());
+
+    // After it, the batch is transformed and buffered; objects wait for the S3 interval.
+    tokio::time::advance(Duration::from_secs(50)).await;
+    settle().await;
+    assert!(
+        objects(&store).await.is_empty(),
+        "S3 buffers flush after 300 s, not before"
+    );
+
+    tokio::time::advance(Duration::from_secs(300)).await;
+    let written = wait_for_objects(&store, 3).await;
+    let keys: Vec<&str> = written.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "acme-telemetry/errors/processing-failed/2026/11/27/sensor-lake-1-2026-11-27-08-00-10-71bb54d8-d101-45b9-834d-0bff90150280",
+            "acme-telemetry/raw/site=berlin/2026/11/27/08/sensor-lake-1-2026-11-27-08-00-00-910a2dec-8902-4cc1-beeb-8da1658eec67",
+            "acme-telemetry/raw/site=oslo/2026/11/27/08/sensor-lake-1-2026-11-27-08-00-00-f893a2ee-fb32-455e-b1c1-8690ee42c90b",
+        ]
+    );
+    assert_eq!(
+        String::from_utf8(written[1].1.clone()).unwrap(),
+        "{\"sensor_id\":\"s-1\",\"site\":\"berlin\",\"fahrenheit\":212.0}\n{\"sensor_id\":\"s-1\",\"site\":\"berlin\",\"fahrenheit\":32.0}\n"
+    );
+    assert_eq!(
+        String::from_utf8(written[2].1.clone()).unwrap(),
+        "{\"sensor_id\":\"s-2\",\"site\":\"oslo\",\"fahrenheit\":32.0}\n"
+    );
+    let errors: Vec<serde_json::Value> = String::from_utf8(written[0].1.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(errors.len(), 2);
+    let arn = "arn:aws:lambda:us-west-2:000000000000:function:telemetry-enrich";
+    let by_code = |code: &str| {
+        errors
+            .iter()
+            .find(|e| e["errorMessage"].as_str().unwrap().contains(code))
+            .unwrap()
+            .clone()
+    };
+    let implausible = by_code("implausible");
+    assert_eq!(implausible["errorCode"], "Lambda.ProcessingFailedStatus");
+    assert_eq!(implausible["attemptsMade"], 1);
+    assert_eq!(implausible["arrivalTimestamp"], START_MS + 10_000);
+    assert_eq!(implausible["attemptEndingTimestamp"], START_MS + 60_000);
+    assert_eq!(implausible["lambdaArn"], arn);
+    let undecodable = by_code("does not decode");
+    // The raw bytes are kept, base64.
+    assert_eq!(undecodable["rawData"], "e25vdCBqc29u");
+
+    let report = engine.shutdown().await.unwrap();
+    assert!(report.is_conserved(), "{report}");
+    let d = &report.deliveries[0];
+    assert_eq!((d.received, d.delivered, d.dropped, d.failed), (6, 3, 1, 2));
+    assert_eq!(d.destination.objects, 2);
+    assert_eq!(d.error_output.objects, 1);
+    let t = d.transform.as_ref().unwrap();
+    assert_eq!((t.invocations, t.ok, t.dropped, t.failed), (1, 3, 1, 2));
+    // Shutdown flushed nothing new: everything had been written on time.
+    assert_eq!(objects(&store).await.len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_drains_every_buffer() {
+    let store = Arc::new(InMemory::new());
+    let engine = Telemetry::local()
+        .store(store.clone())
+        .start_time_ms(START_MS)
+        .start()
+        .unwrap();
+    let p = engine.producer(Telemetry::readings()).unwrap();
+    for i in 0..50 {
+        p.put(&reading(&format!("s-{i}"), ["a", "b", "c"][i % 3], 1.0))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let report = engine.shutdown().await.unwrap();
+    assert_eq!(report.deliveries[0].delivered, 50);
+    assert_eq!(objects(&store).await.len(), 3);
+    let lines: usize = objects(&store)
+        .await
+        .iter()
+        .map(|(_, b)| b.iter().filter(|c| **c == b'\n').count())
+        .sum();
+    assert_eq!(lines, 50);
+}
+
+#[tokio::test(start_paused = true)]
+async fn objects_flush_when_the_size_hint_is_reached_before_compression() {
+    let store = Arc::new(InMemory::new());
+    let engine = Raw::local()
+        .store(store.clone())
+        .start_time_ms(START_MS)
+        .start()
+        .unwrap();
+    let p = engine.producer(Raw::events()).unwrap();
+    let record = Enriched {
+        sensor_id: "x".into(),
+        site: "s".repeat(1000),
+        fahrenheit: 1.0,
+    };
+    // ~1 KiB each: the 1 MiB buffer of `small` fills after about 1,030 records.
+    for _ in 0..1100 {
+        p.put(&record).await.unwrap().unwrap();
+    }
+    let small: Vec<_> = wait_for_objects(&store, 1)
+        .await
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("acme-small/"))
+        .collect();
+    assert_eq!(
+        small.len(),
+        1,
+        "one object once 1 MiB of uncompressed records arrived"
+    );
+    let raw = decompress(&small[0].1, Compression::Gzip).unwrap();
+    assert!(raw.len() >= 1024 * 1024 && raw.len() < 1024 * 1024 + 1100);
+    assert!(small[0].0.ends_with(".gz"));
+    let report = engine.shutdown().await.unwrap();
+    assert!(report.is_conserved());
+}
+
+#[tokio::test(start_paused = true)]
+async fn compressions_extensions_and_time_zones() {
+    let store = Arc::new(InMemory::new());
+    let engine = Raw::local()
+        .store(store.clone())
+        .start_time_ms(START_MS)
+        .start()
+        .unwrap();
+    let p = engine.producer(Raw::events()).unwrap();
+    let e = Enriched {
+        sensor_id: "a".into(),
+        site: "s".into(),
+        fahrenheit: 1.0,
+    };
+    p.put(&e).await.unwrap().unwrap();
+    engine.shutdown().await.unwrap();
+    let expected = format!("{}\n", serde_json::to_string(&e).unwrap());
+    for (key, body) in objects(&store).await {
+        let (c, ext) = match key.split('/').next().unwrap() {
+            "acme-small" => (Compression::Gzip, ".gz"),
+            "acme-zipped" => (Compression::Zip, ".zip"),
+            "acme-snappy" => (Compression::Snappy, ".snappy"),
+            "acme-hadoop" => (Compression::HadoopSnappy, ".snappy"),
+            other => panic!("unexpected bucket {other}"),
+        };
+        assert!(key.ends_with(ext), "{key}");
+        assert_eq!(
+            String::from_utf8(decompress(&body, c).unwrap()).unwrap(),
+            expected,
+            "{key}"
+        );
+        if key.starts_with("acme-zipped/") {
+            // Asia/Tokyo is UTC+9: prefix and name use local time.
+            assert!(
+                key.starts_with("acme-zipped/2026/11/27/17/to-zipped-1-2026-11-27-17-00-00-"),
+                "{key}"
+            );
+        }
+        if key.starts_with("acme-snappy/") {
+            // A prefix without a timestamp gets Firehose's default one appended.
+            assert!(
+                key.starts_with("acme-snappy/s/2026/11/27/08/to-snappy-1-"),
+                "{key}"
+            );
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn shards_keep_order_and_route_like_aws() {
+    let store = Arc::new(InMemory::new());
+    let engine = Telemetry::local()
+        .store(store.clone())
+        .start_time_ms(START_MS)
+        .start()
+        .unwrap();
+    let p = engine.producer(Telemetry::readings()).unwrap();
+    let mut last_seq: [String; 2] = Default::default();
+    for i in 0..500 {
+        let out = p
+            .put(&reading(&format!("pk-{}", i % 37), "same", f64::from(i)))
+            .await
+            .unwrap()
+            .unwrap();
+        let shard = if out.shard_id == "shardId-000000000000" {
+            0
+        } else {
+            1
+        };
+        assert!(
+            out.sequence_number > last_seq[shard],
+            "sequence numbers increase per shard"
+        );
+        last_seq[shard] = out.sequence_number;
+    }
+    let report = engine.shutdown().await.unwrap();
+    assert_eq!(report.streams[0].per_shard, vec![174, 326]);
+    // One partition, so one object: records of one shard keep their order in it.
+    let (_, body) = objects(&store)
+        .await
+        .into_iter()
+        .find(|(k, _)| k.contains("site=same"))
+        .unwrap();
+    let temps: Vec<f64> = String::from_utf8(body)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Enriched>(l).unwrap())
+        .filter(|e| e.sensor_id == "pk-5")
+        .map(|e| e.fahrenheit)
+        .collect();
+    assert!(
+        temps.windows(2).all(|w| w[0] < w[1]),
+        "per-key order kept: {temps:?}"
+    );
+    assert_eq!(temps.len(), 14);
+}
+
+#[tokio::test(start_paused = true)]
+async fn put_limits_are_typed_errors() {
+    let engine = Telemetry::local()
+        .store(Arc::new(InMemory::new()))
+        .start()
+        .unwrap();
+    let p = engine.producer(Telemetry::readings()).unwrap();
+    assert_eq!(
+        p.put(&reading("", "x", 1.0)).await.unwrap_err(),
+        PutError::InvalidPartitionKey { chars: 0 }
+    );
+    assert_eq!(
+        p.put(&reading(&"k".repeat(257), "x", 1.0))
+            .await
+            .unwrap_err(),
+        PutError::InvalidPartitionKey { chars: 257 }
+    );
+    let big = vec![b'x'; 1024 * 1024];
+    assert!(matches!(
+        p.put_bytes("k", big).await.unwrap_err(),
+        PutError::RecordTooLarge {
+            limit: 1_048_576,
+            ..
+        }
+    ));
+    let many: Vec<Reading> = (0..501)
+        .map(|i| reading(&format!("k{i}"), "x", 1.0))
+        .collect();
+    assert_eq!(
+        p.put_batch(&many).await.unwrap_err(),
+        PutError::TooManyRecords(501)
+    );
+    let out = p.put_batch(&many[..500]).await.unwrap();
+    assert_eq!((out.failed_record_count, out.records.len()), (0, 500));
+    let report = engine.shutdown().await.unwrap();
+    assert_eq!(
+        report.streams[0].records, 500,
+        "refused requests wrote nothing"
+    );
+    assert!(matches!(
+        p.put(&reading("k", "x", 1.0)).await,
+        Err(PutError::Closed)
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn shard_write_limits_answer_throughput_exceeded_per_entry() {
+    let engine = Telemetry::local()
+        .store(Arc::new(InMemory::new()))
+        .enforce_shard_limits(true)
+        .start()
+        .unwrap();
+    let p = engine.producer(Telemetry::readings()).unwrap();
+    // One key, so one shard: 1,000 records per second, then ProvisionedThroughputExceeded.
+    let batch: Vec<Reading> = (0..500)
+        .map(|i| reading("same-key", "x", f64::from(i)))
+        .collect();
+    assert_eq!(p.put_batch(&batch).await.unwrap().failed_record_count, 0);
+    assert_eq!(p.put_batch(&batch).await.unwrap().failed_record_count, 0);
+    let third = p.put_batch(&batch).await.unwrap();
+    assert_eq!(third.failed_record_count, 500);
+    assert_eq!(
+        third.records[0].as_ref().unwrap_err().code(),
+        "ProvisionedThroughputExceededException"
+    );
+    // A second later the shard takes records again: a producer's backoff works.
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let retry = p.put(&reading("same-key", "x", 1.0)).await.unwrap();
+    assert!(retry.is_ok());
+    let report = engine.shutdown().await.unwrap();
+    assert_eq!(
+        (report.streams[0].records, report.streams[0].throttled),
+        (1001, 500)
+    );
+    assert!(matches!(
+        third.records[499],
+        Err(EntryError::ProvisionedThroughputExceeded { .. })
+    ));
+}
+
+/// Fails the first `failures` invocations, then behaves; optionally loses a record id.
+struct Flaky {
+    inner: LocalInvoker,
+    failures: u32,
+    calls: AtomicU32,
+    drop_one_id: bool,
+}
+
+impl Invoker for Flaky {
+    fn invoke<'a>(&'a self, records: &'a [BatchRecord]) -> InvokeFuture<'a> {
+        Box::pin(async move {
+            let call = self.calls.fetch_add(1, Ordering::SeqCst);
+            if call < self.failures {
+                return Err(InvocationError::FunctionError(format!(
+                    "timeout on call {call}"
+                )));
+            }
+            let mut out: Vec<BatchResult> = self.inner.invoke(records).await?;
+            if self.drop_one_id {
+                out.pop();
+            }
+            Ok(out)
+        })
+    }
+}
+
+fn flaky(failures: u32, drop_one_id: bool) -> Arc<Flaky> {
+    let processor = Telemetry::sensor_lake().processor().clone();
+    Arc::new(Flaky {
+        inner: LocalInvoker::new(processor),
+        failures,
+        calls: AtomicU32::new(0),
+        drop_one_id,
+    })
+}
+
+async fn run_with(invoker: Arc<Flaky>) -> (kpipe_runtime::RunReport, Vec<(String, Vec<u8>)>) {
+    let store = Arc::new(InMemory::new());
+    let engine = Telemetry::local()
+        .store(store.clone())
+        .start_time_ms(START_MS)
+        .invoker("enrich", invoker)
+        .start()
+        .unwrap();
+    let p = engine.producer(Telemetry::readings()).unwrap();
+    for i in 0..10 {
+        p.put(&reading(&format!("s-{i}"), "x", 1.0))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let report = engine.shutdown().await.unwrap();
+    (report, objects(&store).await)
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_invocations_are_retried() {
+    let inv = flaky(2, false);
+    let (report, _) = run_with(inv.clone()).await;
+    let t = report.deliveries[0].transform.clone().unwrap();
+    assert_eq!((t.invocations, t.failed_invocations, t.ok), (3, 2, 10));
+    assert_eq!(report.deliveries[0].delivered, 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_the_last_retry_every_record_becomes_an_error_document() {
+    let (report, written) = run_with(flaky(100, false)).await;
+    let d = &report.deliveries[0];
+    assert_eq!((d.received, d.delivered, d.failed), (10, 0, 10));
+    assert_eq!(
+        d.transform.as_ref().unwrap().invocations,
+        4,
+        "1 call + 3 retries"
+    );
+    let (key, body) = &written[0];
+    assert!(
+        key.starts_with("acme-telemetry/errors/processing-failed/"),
+        "{key}"
+    );
+    let docs: Vec<serde_json::Value> = String::from_utf8(body.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(docs.len(), 10);
+    assert!(
+        docs.iter()
+            .all(|d| d["attemptsMade"] == 4 && d["errorCode"] == "Lambda.FunctionError")
+    );
+    assert_eq!(
+        docs[0]["errorMessage"],
+        "The Lambda function failed: timeout on call 3"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_response_missing_a_record_id_fails_the_whole_batch() {
+    let (report, written) = run_with(flaky(0, true)).await;
+    let d = &report.deliveries[0];
+    assert_eq!((d.delivered, d.failed), (0, 10));
+    let body = String::from_utf8(written[0].1.clone()).unwrap();
+    assert!(
+        body.lines()
+            .all(|l| l.contains("\"errorCode\":\"Lambda.MissingRecordId\""))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panic_fails_one_record_not_the_batch() {
+    let store = Arc::new(InMemory::new());
+    let engine = Telemetry::local().store(store.clone()).start().unwrap();
+    let p = engine.producer(Telemetry::readings()).unwrap();
+    p.put(&reading("panic", "x", 1.0)).await.unwrap().unwrap();
+    p.put(&reading("fine", "x", 1.0)).await.unwrap().unwrap();
+    let report = engine.shutdown().await.unwrap();
+    let d = &report.deliveries[0];
+    assert_eq!((d.delivered, d.failed), (1, 1));
+    let errors = objects(&store)
+        .await
+        .into_iter()
+        .find(|(k, _)| k.contains("/errors/"))
+        .unwrap();
+    assert!(
+        String::from_utf8(errors.1)
+            .unwrap()
+            .contains("transform `enrich` panicked: boom")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn partitions_beyond_500_go_to_active_partition_exceeded() {
+    let store = Arc::new(InMemory::new());
+    let engine = Telemetry::local()
+        .store(store.clone())
+        .start_time_ms(START_MS)
+        .start()
+        .unwrap();
+    let p = engine.producer(Telemetry::readings()).unwrap();
+    for i in 0..502 {
+        p.put(&reading("s", &format!("site-{i}"), 1.0))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let report = engine.shutdown().await.unwrap();
+    let d = &report.deliveries[0];
+    assert_eq!(
+        (d.delivered, d.failed, d.destination.objects),
+        (500, 2, 500)
+    );
+    let overflow = objects(&store)
+        .await
+        .into_iter()
+        .filter(|(k, _)| k.contains("activePartitionExceeded"))
+        .count();
+    assert_eq!(overflow, 1);
+    assert!(report.is_conserved());
+}
+
+#[tokio::test(start_paused = true)]
+async fn direct_put_deliveries() {
+    let store = Arc::new(InMemory::new());
+    let engine = Raw::local().store(store.clone()).start().unwrap();
+    let direct = engine.direct(Raw::put()).unwrap();
+    direct
+        .put(&Enriched {
+            sensor_id: "d".into(),
+            site: "s".into(),
+            fahrenheit: 2.0,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        direct.put_bytes(vec![0u8; 1000 * 1024 + 1]).await,
+        Err(PutError::RecordTooLarge { .. })
+    ));
+    assert!(
+        engine.direct(Raw::to_small()).is_err(),
+        "not a direct delivery"
+    );
+    assert!(
+        engine.producer(Telemetry::readings()).is_err(),
+        "a stream of another pipeline"
+    );
+    let report = engine.shutdown().await.unwrap();
+    let put = report.deliveries.iter().find(|d| d.name == "put").unwrap();
+    assert_eq!(put.delivered, 1);
+    assert!(
+        put.objects[0].starts_with("acme-small/"),
+        "{:?}",
+        put.objects
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_report_prints_as_a_table_and_json() {
+    let engine = Telemetry::local()
+        .store(Arc::new(InMemory::new()))
+        .start()
+        .unwrap();
+    engine
+        .producer(Telemetry::readings())
+        .unwrap()
+        .put(&reading("s", "x", 1.0))
+        .await
+        .unwrap()
+        .unwrap();
+    let report = engine.shutdown().await.unwrap();
+    let table = report.to_string();
+    assert!(table.contains("delivery sensor-lake"), "{table}");
+    assert!(table.ends_with("conservation (received = delivered + dropped + failed): holds"));
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(json["deliveries"][0]["delivered"], 1);
+    assert_eq!(Telemetry::SPEC.deliveries.len(), 1);
+}
+
+#[tokio::test]
+async fn writes_one_folder_per_bucket_under_the_root() {
+    let root = std::env::temp_dir().join(format!("kpipe-engine-test-{}", std::process::id()));
+    let engine = Raw::local().root(&root).start().unwrap();
+    engine
+        .direct(Raw::put())
+        .unwrap()
+        .put(&Enriched {
+            sensor_id: "d".into(),
+            site: "s".into(),
+            fahrenheit: 2.0,
+        })
+        .await
+        .unwrap();
+    let report = engine.shutdown().await.unwrap();
+    let key = &report
+        .deliveries
+        .iter()
+        .find(|d| d.name == "put")
+        .unwrap()
+        .objects[0];
+    let path = root.join(key);
+    let body = decompress(&std::fs::read(&path).unwrap(), Compression::Gzip).unwrap();
+    assert!(body.starts_with(b"{\"sensor_id\":\"d\""));
+    std::fs::remove_dir_all(&root).unwrap();
+}
