@@ -14,20 +14,20 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Reading {
+struct Reading {
     sensor_id: String,
     site: String,
     celsius: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Enriched {
+struct Enriched {
     sensor_id: String,
     site: String,
     fahrenheit: f64,
 }
 
-pub fn enrich(r: Reading) -> Outcome<Enriched> {
+fn enrich(r: Reading) -> Outcome<Enriched> {
     if r.sensor_id.starts_with("test-") {
         return Outcome::Dropped;
     }
