@@ -4,9 +4,9 @@
 //! records and one error document per failed record.
 
 use futures::StreamExt;
+use kpipe_runtime::Outcome;
 use kpipe_runtime::engine::LocalInvoker;
 use kpipe_runtime::firehose::{BatchRecord, InvocationError, InvokeFuture, Invoker};
-use kpipe_runtime::Outcome;
 use object_store::ObjectStore;
 use object_store::memory::InMemory;
 use proptest::prelude::*;
@@ -32,7 +32,10 @@ fn transform(r: In) -> Outcome<Out> {
         0 => Outcome::Dropped,
         1 => Outcome::failed("value 1 is invalid"),
         2 => panic!("value 2 panics"),
-        v => Outcome::Ok(Out { site: r.site, value: v }),
+        v => Outcome::Ok(Out {
+            site: r.site,
+            value: v,
+        }),
     }
 }
 
@@ -93,14 +96,23 @@ async fn lines(store: &InMemory, prefix: &str) -> (usize, usize) {
     while let Some(meta) = list.next().await {
         let meta = meta.unwrap();
         let key = meta.location.to_string();
-        let body = object_store::ObjectStoreExt::get(store, &meta.location).await.unwrap().bytes().await.unwrap();
+        let body = object_store::ObjectStoreExt::get(store, &meta.location)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
         let raw = if key.ends_with(".gz") {
-            kpipe_runtime::engine::decompress(&body, kpipe_runtime::spec::Compression::Gzip).unwrap()
+            kpipe_runtime::engine::decompress(&body, kpipe_runtime::spec::Compression::Gzip)
+                .unwrap()
         } else {
             body.to_vec()
         };
         let n = raw.iter().filter(|b| **b == b'\n').count();
-        if key.contains("/errors/") || key.contains("processing-failed") || key.contains("activePartitionExceeded") {
+        if key.contains("/errors/")
+            || key.contains("processing-failed")
+            || key.contains("activePartitionExceeded")
+        {
             errors += n;
         } else {
             data += n;
@@ -110,7 +122,11 @@ async fn lines(store: &InMemory, prefix: &str) -> (usize, usize) {
 }
 
 fn run(events: Vec<Event>, failures: u32) -> Result<(), TestCaseError> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
     rt.block_on(async move {
         let store = Arc::new(InMemory::new());
         let invoker = Arc::new(FailFirst {
@@ -118,21 +134,36 @@ fn run(events: Vec<Event>, failures: u32) -> Result<(), TestCaseError> {
             failures,
             calls: AtomicU32::new(0),
         });
-        let engine = P::local().store(store.clone()).seed(3).invoker("t", invoker).start().unwrap();
+        let engine = P::local()
+            .store(store.clone())
+            .seed(3)
+            .invoker("t", invoker)
+            .start()
+            .unwrap();
         let producer = engine.producer(P::input()).unwrap();
         let mut sent = 0u64;
         for (i, e) in events.iter().enumerate() {
             match e {
                 Event::Record { site, value } => {
-                    let r = In { id: format!("id-{i}"), site: format!("s{site}"), value: *value };
+                    let r = In {
+                        id: format!("id-{i}"),
+                        site: format!("s{site}"),
+                        value: *value,
+                    };
                     producer.put(&r).await.unwrap().unwrap();
                     sent += 1;
                 }
                 Event::Corrupt => {
-                    producer.put_bytes(&format!("id-{i}"), &b"\xff not json"[..]).await.unwrap().unwrap();
+                    producer
+                        .put_bytes(&format!("id-{i}"), &b"\xff not json"[..])
+                        .await
+                        .unwrap()
+                        .unwrap();
                     sent += 1;
                 }
-                Event::Wait(secs) => tokio::time::advance(std::time::Duration::from_secs(*secs)).await,
+                Event::Wait(secs) => {
+                    tokio::time::advance(std::time::Duration::from_secs(*secs)).await
+                }
             }
         }
         let report = engine.shutdown().await.unwrap();
@@ -140,14 +171,22 @@ fn run(events: Vec<Event>, failures: u32) -> Result<(), TestCaseError> {
         for d in &report.deliveries {
             prop_assert_eq!(d.received, sent);
             prop_assert!(d.errors.is_empty(), "{:?}", d.errors);
-            prop_assert_eq!(d.error_output.records, d.failed, "one error document per failed record");
+            prop_assert_eq!(
+                d.error_output.records,
+                d.failed,
+                "one error document per failed record"
+            );
         }
         let (data, errors) = lines(&store, "acme-out").await;
         let t = &report.deliveries[0];
         prop_assert_eq!(data as u64, t.delivered);
         prop_assert_eq!(errors as u64, t.failed);
         let (raw, raw_errors) = lines(&store, "acme-raw").await;
-        prop_assert_eq!(raw as u64, sent, "without a transform every record is delivered");
+        prop_assert_eq!(
+            raw as u64,
+            sent,
+            "without a transform every record is delivered"
+        );
         prop_assert_eq!(raw_errors, 0);
         Ok(())
     })
