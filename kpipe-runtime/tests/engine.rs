@@ -356,16 +356,16 @@ async fn shards_keep_order_and_route_like_aws() {
             .await
             .unwrap()
             .unwrap();
-        let shard = if out.shard_id == "shardId-000000000000" {
+        let shard = if out.shard_id() == "shardId-000000000000" {
             0
         } else {
             1
         };
         assert!(
-            out.sequence_number > last_seq[shard],
+            out.sequence_number() > last_seq[shard],
             "sequence numbers increase per shard"
         );
-        last_seq[shard] = out.sequence_number;
+        last_seq[shard] = out.sequence_number();
     }
     let report = engine.shutdown().await.unwrap();
     assert_eq!(report.streams[0].per_shard, vec![174, 326]);

@@ -20,6 +20,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::{Duration, Instant};
 
+/// Messages (one per put call) taken from the input channel per wake-up.
+const RECV_BATCH: usize = 256;
+
 /// Active partitions per delivery stream (aws-facts.md §3.6).
 pub const MAX_ACTIVE_PARTITIONS: usize = 500;
 
@@ -64,7 +67,7 @@ pub(crate) struct DeliveryTask {
     pub(crate) transform: Option<(&'static TransformSpec, Arc<dyn Invoker>)>,
     pub(crate) processor: Arc<dyn RecordProcessor>,
     pub(crate) lambda_arn: Option<String>,
-    pub(crate) rx: mpsc::Receiver<SourceRecord>,
+    pub(crate) rx: mpsc::Receiver<Vec<SourceRecord>>,
     pub(crate) clock: Clock,
     pub(crate) store: Arc<dyn ObjectStore>,
     pub(crate) ids: Ids,
@@ -104,24 +107,41 @@ impl DeliveryTask {
             buffers_deadline: None,
             writes: JoinSet::new(),
         };
+        let mut inbox = Vec::with_capacity(RECV_BATCH);
         loop {
             let deadline = st.next_deadline();
             tokio::select! {
-                record = st.task.rx.recv() => match record {
-                    Some(r) => {
-                        st.on_record(r).await;
-                        if st.next_deadline().is_some_and(|d| d <= Instant::now()) {
-                            st.on_deadline().await;
+                // Many records per wake-up: the producer and this task run on different threads.
+                n = st.task.rx.recv_many(&mut inbox, RECV_BATCH) => {
+                    if n == 0 {
+                        break;
+                    }
+                    for chunk in inbox.drain(..) {
+                        for r in chunk {
+                            st.on_record(r).await;
                         }
                     }
-                    None => break,
-                },
+                    if st.next_deadline().is_some_and(|d| d <= Instant::now()) {
+                        st.on_deadline().await;
+                    }
+                }
                 () = sleep_until(deadline), if deadline.is_some() => st.on_deadline().await,
                 Some(done) = st.writes.join_next(), if !st.writes.is_empty() => st.on_written(done),
             }
         }
         st.drain().await
     }
+}
+
+/// A record id from the source record's shard and position in it (lineage): unique within a
+/// delivery, opaque like Firehose's.
+fn record_id(shard: u32, sequence: u64) -> String {
+    let mut b = itoa::Buffer::new();
+    let mut id = String::with_capacity(24);
+    id.push_str(b.format(shard));
+    id.push('-');
+    id.push_str(b.format(sequence));
+    id
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -153,9 +173,9 @@ impl State {
                 self.batch_bytes += r.data.len();
                 self.batch.push(BatchRecord {
                     // Firehose derives record ids from the source record; so does kpipe (lineage).
-                    record_id: super::shard::sequence_number(r.shard as usize, r.sequence),
+                    record_id: record_id(r.shard, r.sequence),
                     arrival_ms: r.arrival_ms,
-                    data: r.data.to_vec(),
+                    data: r.data.clone(),
                 });
                 if self.batch_bytes as u64 >= spec.buffer.size_bytes {
                     self.invoke().await;
@@ -226,12 +246,22 @@ impl State {
         let now = self.task.clock.now_ms();
         match outcome {
             Ok(response) => {
-                let mut by_id: HashMap<String, RecordResult> = response
-                    .into_iter()
-                    .map(|r| (r.record_id, r.result))
-                    .collect();
-                for rec in batch {
-                    match by_id.remove(&rec.record_id) {
+                // Results in request order (validate_response guarantees every id once).
+                let in_order = response
+                    .iter()
+                    .zip(&batch)
+                    .all(|(r, b)| r.record_id == b.record_id);
+                let results: Vec<Option<RecordResult>> = if in_order {
+                    response.into_iter().map(|r| Some(r.result)).collect()
+                } else {
+                    let mut by_id: HashMap<String, RecordResult> = response
+                        .into_iter()
+                        .map(|r| (r.record_id, r.result))
+                        .collect();
+                    batch.iter().map(|b| by_id.remove(&b.record_id)).collect()
+                };
+                for (rec, result) in batch.into_iter().zip(results) {
+                    match result {
                         Some(RecordResult::Ok {
                             data,
                             partition_keys,

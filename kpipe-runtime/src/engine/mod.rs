@@ -80,8 +80,8 @@ use tokio::task::JoinHandle;
 /// A Direct PUT record is at most 1,000 KiB (aws-facts.md §3.2).
 pub const MAX_DIRECT_PUT_BYTES: usize = 1000 * 1024;
 
-/// Records in flight between a stream and each delivery; producers wait when it is full.
-const CHANNEL_CAPACITY: usize = 8192;
+/// Put calls in flight between a stream and each delivery; producers wait when it is full.
+const CHANNEL_CAPACITY: usize = 1024;
 
 /// Why the engine could not start or finish.
 #[derive(Debug)]
@@ -347,13 +347,13 @@ impl<P: Pipeline> LocalBuilder<P> {
 /// The input of a Direct PUT delivery.
 #[derive(Clone)]
 struct DirectInput {
-    tx: Arc<std::sync::RwLock<Option<mpsc::Sender<SourceRecord>>>>,
+    tx: Arc<std::sync::RwLock<Option<mpsc::Sender<Vec<SourceRecord>>>>>,
     counter: Arc<AtomicU64>,
     clock: Clock,
 }
 
 impl DirectInput {
-    fn new(tx: mpsc::Sender<SourceRecord>, clock: Clock) -> Self {
+    fn new(tx: mpsc::Sender<Vec<SourceRecord>>, clock: Clock) -> Self {
         DirectInput {
             tx: Arc::new(std::sync::RwLock::new(Some(tx))),
             counter: Arc::new(AtomicU64::new(0)),
@@ -402,7 +402,7 @@ impl DirectProducer {
             shard: 0,
             sequence,
         };
-        tx.send(record).await.map_err(|_| PutError::Closed)
+        tx.send(vec![record]).await.map_err(|_| PutError::Closed)
     }
 
     /// Puts one record as JSON.

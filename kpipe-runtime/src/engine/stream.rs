@@ -77,12 +77,23 @@ impl std::fmt::Display for PutError {
 impl std::error::Error for PutError {}
 
 /// Where an accepted record went.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PutRecordOutput {
+    shard: usize,
+    sequence: u64,
+}
+
+impl PutRecordOutput {
     /// `shardId-000000000001`.
-    pub shard_id: String,
-    /// The record's sequence number in its shard (opaque).
-    pub sequence_number: String,
+    pub fn shard_id(&self) -> String {
+        shard::shard_id(self.shard)
+    }
+
+    /// The record's sequence number in its shard: an opaque string that increases within the
+    /// shard (aws-facts.md §1.3). Formatted on request, so puts do not pay for it.
+    pub fn sequence_number(&self) -> String {
+        shard::sequence_number(self.shard, self.sequence)
+    }
 }
 
 /// Why one entry of a PutRecords failed while others may have succeeded.
@@ -146,11 +157,14 @@ struct ShardState {
     window_bytes: u64,
 }
 
+/// The input channels of the deliveries reading a stream; one message per put call.
+type Subscribers = Arc<[mpsc::Sender<Vec<SourceRecord>>]>;
+
 pub(crate) struct StreamState {
     pub(crate) spec: &'static StreamSpec,
     starts: Vec<u128>,
     shards: Vec<Mutex<ShardState>>,
-    subscribers: std::sync::RwLock<Option<Vec<mpsc::Sender<SourceRecord>>>>,
+    subscribers: std::sync::RwLock<Option<Subscribers>>,
     enforce_limits: bool,
     clock: Clock,
     pub(crate) records: AtomicU64,
@@ -183,7 +197,7 @@ impl StreamState {
                     })
                 })
                 .collect(),
-            subscribers: std::sync::RwLock::new(Some(Vec::new())),
+            subscribers: std::sync::RwLock::new(Some(Arc::from(Vec::new()))),
             enforce_limits,
             clock,
             records: AtomicU64::new(0),
@@ -193,14 +207,12 @@ impl StreamState {
         }
     }
 
-    pub(crate) fn subscribe(&self, tx: mpsc::Sender<SourceRecord>) {
-        if let Some(subs) = self
-            .subscribers
-            .write()
-            .expect("stream: subscriber lock")
-            .as_mut()
-        {
-            subs.push(tx);
+    pub(crate) fn subscribe(&self, tx: mpsc::Sender<Vec<SourceRecord>>) {
+        let mut guard = self.subscribers.write().expect("stream: subscriber lock");
+        if let Some(subs) = guard.as_mut() {
+            let mut all = subs.to_vec();
+            all.push(tx);
+            *subs = Arc::from(all);
         }
     }
 
@@ -212,7 +224,7 @@ impl StreamState {
             .take();
     }
 
-    fn senders(&self) -> Option<Vec<mpsc::Sender<SourceRecord>>> {
+    fn senders(&self) -> Option<Subscribers> {
         self.subscribers
             .read()
             .expect("stream: subscriber lock")
@@ -239,60 +251,6 @@ impl StreamState {
         Ok(shard::shard_for(&self.starts, hash))
     }
 
-    /// Appends one routed record to its shard and hands it to every delivery, in shard order.
-    async fn append(
-        &self,
-        shard: usize,
-        partition_key: &str,
-        data: Bytes,
-    ) -> Result<Result<PutRecordOutput, EntryError>, PutError> {
-        let size = (data.len() + partition_key.len()) as u64;
-        let Some(senders) = self.senders() else {
-            return Err(PutError::Closed);
-        };
-        let mut state = self.shards[shard].lock().await;
-        if self.enforce_limits {
-            let now = Instant::now();
-            if now.duration_since(state.window_start) >= Duration::from_secs(1) {
-                state.window_start = now;
-                state.window_records = 0;
-                state.window_bytes = 0;
-            }
-            if state.window_records + 1 > SHARD_RECORDS_PER_SEC
-                || state.window_bytes + size > SHARD_BYTES_PER_SEC
-            {
-                self.throttled.fetch_add(1, Ordering::Relaxed);
-                return Ok(Err(EntryError::ProvisionedThroughputExceeded {
-                    shard_id: shard::shard_id(shard),
-                }));
-            }
-            state.window_records += 1;
-            state.window_bytes += size;
-        }
-        let sequence = state.next_sequence;
-        state.next_sequence += 1;
-        let record = SourceRecord {
-            data,
-            arrival_ms: self.clock.now_ms(),
-            shard: shard as u32,
-            sequence,
-        };
-        // Sent while the shard is locked, so every delivery sees the shard in order.
-        for tx in &senders {
-            if tx.send(record.clone()).await.is_err() {
-                return Err(PutError::Closed);
-            }
-        }
-        drop(state);
-        self.records.fetch_add(1, Ordering::Relaxed);
-        self.bytes.fetch_add(size, Ordering::Relaxed);
-        self.per_shard[shard].fetch_add(1, Ordering::Relaxed);
-        Ok(Ok(PutRecordOutput {
-            shard_id: shard::shard_id(shard),
-            sequence_number: shard::sequence_number(shard, sequence),
-        }))
-    }
-
     pub(crate) async fn put_raw(
         &self,
         partition_key: &str,
@@ -300,7 +258,9 @@ impl StreamState {
         data: Bytes,
     ) -> Result<Result<PutRecordOutput, EntryError>, PutError> {
         let shard = self.route(partition_key, explicit, data.len())?;
-        self.append(shard, partition_key, data).await
+        let size = (data.len() + partition_key.len()) as u64;
+        let mut out = self.append(vec![(shard, size, data)]).await?;
+        Ok(out.pop().expect("stream: one entry in, one result out"))
     }
 
     pub(crate) async fn put_records(
@@ -318,16 +278,84 @@ impl StreamState {
         let mut routed = Vec::with_capacity(entries.len());
         for (key, explicit, data) in entries {
             let shard = self.route(&key, explicit, data.len())?;
-            routed.push((shard, key, data));
+            routed.push((shard, (key.len() + data.len()) as u64, data));
         }
-        let mut records = Vec::with_capacity(routed.len());
-        for (shard, key, data) in routed {
-            records.push(self.append(shard, &key, data).await?);
-        }
+        let records = self.append(routed).await?;
         Ok(PutRecordsOutput {
             failed_record_count: records.iter().filter(|r| r.is_err()).count(),
             records,
         })
+    }
+
+    /// Appends routed records `(shard, size, data)` to their shards and hands the accepted ones
+    /// to every delivery as one message. The shards involved are locked in index order for the
+    /// whole call, so every delivery sees each shard in sequence order.
+    async fn append(
+        &self,
+        entries: Vec<(usize, u64, Bytes)>,
+    ) -> Result<Vec<Result<PutRecordOutput, EntryError>>, PutError> {
+        let Some(senders) = self.senders() else {
+            return Err(PutError::Closed);
+        };
+        let mut involved: Vec<usize> = entries.iter().map(|e| e.0).collect();
+        involved.sort_unstable();
+        involved.dedup();
+        let mut guards = Vec::with_capacity(involved.len());
+        for &i in &involved {
+            guards.push(self.shards[i].lock().await);
+        }
+        let now = Instant::now();
+        let arrival_ms = self.clock.now_ms();
+        let mut accepted = Vec::with_capacity(entries.len());
+        let mut results = Vec::with_capacity(entries.len());
+        for (shard, size, data) in entries {
+            let state = &mut guards[involved
+                .binary_search(&shard)
+                .expect("stream: shard was locked")];
+            if self.enforce_limits {
+                if now.duration_since(state.window_start) >= Duration::from_secs(1) {
+                    state.window_start = now;
+                    state.window_records = 0;
+                    state.window_bytes = 0;
+                }
+                if state.window_records + 1 > SHARD_RECORDS_PER_SEC
+                    || state.window_bytes + size > SHARD_BYTES_PER_SEC
+                {
+                    self.throttled.fetch_add(1, Ordering::Relaxed);
+                    results.push(Err(EntryError::ProvisionedThroughputExceeded {
+                        shard_id: shard::shard_id(shard),
+                    }));
+                    continue;
+                }
+                state.window_records += 1;
+                state.window_bytes += size;
+            }
+            let sequence = state.next_sequence;
+            state.next_sequence += 1;
+            self.records.fetch_add(1, Ordering::Relaxed);
+            self.bytes.fetch_add(size, Ordering::Relaxed);
+            self.per_shard[shard].fetch_add(1, Ordering::Relaxed);
+            accepted.push(SourceRecord {
+                data,
+                arrival_ms,
+                shard: shard as u32,
+                sequence,
+            });
+            results.push(Ok(PutRecordOutput { shard, sequence }));
+        }
+        if !accepted.is_empty() {
+            // Sent while the shards are locked, so every delivery sees them in order.
+            if let Some((last, rest)) = senders.split_last() {
+                for tx in rest {
+                    tx.send(accepted.clone())
+                        .await
+                        .map_err(|_| PutError::Closed)?;
+                }
+                last.send(accepted).await.map_err(|_| PutError::Closed)?;
+            }
+        }
+        drop(guards);
+        Ok(results)
     }
 }
 
@@ -393,6 +421,20 @@ impl<T> Producer<T> {
             ));
         }
         self.stream.put_records(entries).await
+    }
+
+    /// Puts up to 500 raw records `(partition key, bytes)` (PutRecords), bypassing the
+    /// record type.
+    ///
+    /// # Errors
+    /// As [`Producer::put_batch`].
+    pub async fn put_batch_bytes(
+        &self,
+        entries: impl IntoIterator<Item = (String, Bytes)>,
+    ) -> Result<PutRecordsOutput, PutError> {
+        self.stream
+            .put_records(entries.into_iter().map(|(k, d)| (k, None, d)).collect())
+            .await
     }
 
     /// Puts raw bytes with a partition key, bypassing the record type: what a producer
