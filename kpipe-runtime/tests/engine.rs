@@ -711,3 +711,39 @@ async fn writes_one_folder_per_bucket_under_the_root() {
     assert!(body.starts_with(b"{\"sensor_id\":\"d\""));
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn one_store_per_bucket_keeps_keys_as_in_the_bucket() {
+    let small = Arc::new(InMemory::new());
+    let others = Arc::new(InMemory::new());
+    let (s, o) = (small.clone(), others.clone());
+    let engine = Raw::local()
+        .store_per_bucket(move |bucket| -> Arc<dyn ObjectStore> {
+            if bucket == "acme-small" {
+                s.clone()
+            } else {
+                o.clone()
+            }
+        })
+        .start_time_ms(START_MS)
+        .start()
+        .unwrap();
+    engine
+        .direct(Raw::put())
+        .unwrap()
+        .put(&Enriched {
+            sensor_id: "d".into(),
+            site: "s".into(),
+            fahrenheit: 2.0,
+        })
+        .await
+        .unwrap();
+    engine.shutdown().await.unwrap();
+    let keys: Vec<String> = objects(&small).await.into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys.len(), 1);
+    assert!(
+        keys[0].starts_with("2026/11/27/08/put-1-2026-11-27-08-00-00-"),
+        "{keys:?}"
+    );
+    assert!(objects(&others).await.is_empty());
+}

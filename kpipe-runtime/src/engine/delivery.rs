@@ -11,8 +11,8 @@ use super::stream::SourceRecord;
 use crate::firehose::{self, BatchRecord, ErrorDocument, Invoker};
 use crate::pipeline::{RecordProcessor, RecordResult};
 use crate::spec::{Compression, DeliverySpec, S3Spec, TransformSpec};
+use object_store::ObjectStoreExt;
 use object_store::path::Path as StorePath;
-use object_store::{ObjectStore, ObjectStoreExt};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,7 +69,7 @@ pub(crate) struct DeliveryTask {
     pub(crate) lambda_arn: Option<String>,
     pub(crate) rx: mpsc::Receiver<Vec<SourceRecord>>,
     pub(crate) clock: Clock,
-    pub(crate) store: Arc<dyn ObjectStore>,
+    pub(crate) sink: super::Sink,
     pub(crate) ids: Ids,
     pub(crate) tz: Option<chrono_tz::Tz>,
     pub(crate) progress: Arc<AtomicU64>,
@@ -424,8 +424,12 @@ impl State {
         };
         let uuid = self.task.ids.uuid();
         let name = naming::object_name(self.task.spec.name, DELIVERY_VERSION, &time, &uuid, ext);
-        let key = format!("{}/{prefix}{name}", s3.bucket);
-        let store = Arc::clone(&self.task.store);
+        let key = if self.task.sink.bucket_in_key {
+            format!("{}/{prefix}{name}", s3.bucket)
+        } else {
+            format!("{prefix}{name}")
+        };
+        let store = Arc::clone(&self.task.sink.store);
         let records = buffer.records;
         self.writes.spawn(async move {
             let bytes_in = buffer.data.len() as u64;

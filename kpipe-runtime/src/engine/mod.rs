@@ -126,10 +126,22 @@ impl std::fmt::Display for EngineError {
 
 impl std::error::Error for EngineError {}
 
+/// A store per bucket (see [`LocalBuilder::store_per_bucket`]).
+type BucketStores = Arc<dyn Fn(&str) -> Arc<dyn ObjectStore> + Send + Sync>;
+
+/// Where a delivery writes: one store for all buckets (keys `<bucket>/<key>`), or the
+/// bucket's own store (keys as in the bucket).
+#[derive(Clone)]
+pub(crate) struct Sink {
+    pub(crate) store: Arc<dyn ObjectStore>,
+    pub(crate) bucket_in_key: bool,
+}
+
 /// Configures and starts the local engine; from `Pipeline::local()`.
 pub struct LocalBuilder<P> {
     root: PathBuf,
     store: Option<Arc<dyn ObjectStore>>,
+    per_bucket: Option<BucketStores>,
     start_ms: Option<i64>,
     enforce_limits: bool,
     seed: Option<u64>,
@@ -162,6 +174,7 @@ impl<P: Pipeline> LocalBuilder<P> {
         LocalBuilder {
             root: PathBuf::from("kpipe-data"),
             store: None,
+            per_bucket: None,
             start_ms: None,
             enforce_limits: false,
             seed: None,
@@ -181,6 +194,17 @@ impl<P: Pipeline> LocalBuilder<P> {
     /// or any other `object_store` backend.
     pub fn store(mut self, store: Arc<dyn ObjectStore>) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// Write each bucket's objects to its own store, with keys as they are in the bucket:
+    /// for Amazon S3 or an S3-compatible endpoint, return an `object_store` `AmazonS3` built
+    /// for that bucket (object_store's `aws` feature).
+    pub fn store_per_bucket(
+        mut self,
+        stores: impl Fn(&str) -> Arc<dyn ObjectStore> + Send + Sync + 'static,
+    ) -> Self {
+        self.per_bucket = Some(Arc::new(stores));
         self
     }
 
@@ -228,8 +252,9 @@ impl<P: Pipeline> LocalBuilder<P> {
             return Err(EngineError::NoRuntime);
         }
         let spec = P::SPEC;
-        let store: Arc<dyn ObjectStore> = match self.store {
+        let shared: Arc<dyn ObjectStore> = match self.store {
             Some(s) => s,
+            None if self.per_bucket.is_some() => Arc::new(object_store::memory::InMemory::new()),
             None => {
                 std::fs::create_dir_all(&self.root)
                     .map_err(|e| EngineError::Store(format!("{}: {e}", self.root.display())))?;
@@ -300,7 +325,16 @@ impl<P: Pipeline> LocalBuilder<P> {
                 lambda_arn,
                 rx,
                 clock,
-                store: Arc::clone(&store),
+                sink: match &self.per_bucket {
+                    Some(stores) => Sink {
+                        store: stores(s3.bucket),
+                        bucket_in_key: false,
+                    },
+                    None => Sink {
+                        store: Arc::clone(&shared),
+                        bucket_in_key: true,
+                    },
+                },
                 ids: match self.seed {
                     Some(seed) => Ids::Seeded(seed.wrapping_add(i as u64)),
                     None => Ids::Random,
@@ -308,7 +342,11 @@ impl<P: Pipeline> LocalBuilder<P> {
                 tz,
                 progress: Arc::clone(&progress),
             };
-            tasks.push(tokio::spawn(task.run()));
+            let span = tracing::info_span!("delivery", name = d.name, bucket = s3.bucket);
+            tasks.push(tokio::spawn(tracing::Instrument::instrument(
+                task.run(),
+                span,
+            )));
         }
         let bar =
             (self.progress && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
