@@ -4,7 +4,7 @@
 //! error documents under the error prefix).
 
 use super::clock::Clock;
-use super::compress::compress;
+use super::compress::{Chunks, compress};
 use super::naming::{self, Ids, PrefixContext};
 use super::report::{DeliveryReport, TransformReport};
 use super::stream::SourceRecord;
@@ -34,7 +34,7 @@ const ACTIVE_PARTITION_EXCEEDED: &str = "activePartitionExceeded";
 const DELIVERY_VERSION: u32 = 1;
 
 struct Buffer {
-    data: Vec<u8>,
+    data: Chunks,
     records: u64,
     oldest_ms: i64,
     deadline: Instant,
@@ -43,7 +43,7 @@ struct Buffer {
 impl Buffer {
     fn new(oldest_ms: i64, deadline: Instant) -> Self {
         Buffer {
-            data: Vec::new(),
+            data: Chunks::default(),
             records: 0,
             oldest_ms,
             deadline,
@@ -365,7 +365,7 @@ impl State {
             .buffers
             .get_mut(&keys)
             .expect("delivery: buffer was just ensured");
-        buffer.data.extend_from_slice(&data);
+        buffer.data.push(&data);
         buffer.records += 1;
         buffer.oldest_ms = buffer.oldest_ms.min(arrival_ms);
         if buffer.data.len() as u64 >= self.task.s3.buffer.size_bytes {
@@ -386,7 +386,7 @@ impl State {
             .error_buffers
             .get_mut(error_type)
             .expect("delivery: error buffer was just ensured");
-        buffer.data.extend_from_slice(&doc.to_line());
+        buffer.data.push(&doc.to_line());
         buffer.records += 1;
         buffer.oldest_ms = buffer.oldest_ms.min(arrival_ms);
         if buffer.data.len() as u64 >= self.task.s3.buffer.size_bytes {
@@ -435,13 +435,13 @@ impl State {
             let bytes_in = buffer.data.len() as u64;
             let entry = name.clone();
             let packed =
-                tokio::task::spawn_blocking(move || compress(&buffer.data, compression, &entry))
+                tokio::task::spawn_blocking(move || compress(buffer.data, compression, &entry))
                     .await;
             let result = match packed {
                 Ok(Ok(body)) => {
-                    let bytes_out = body.len() as u64;
+                    let bytes_out = body.content_length() as u64;
                     let r = store
-                        .put(&StorePath::from(key.as_str()), body.into())
+                        .put(&StorePath::from(key.as_str()), body)
                         .await
                         .map(|_| ())
                         .map_err(|e| e.to_string());
