@@ -5,6 +5,7 @@
 //! The functions here carry the trait bounds whose failures users see, so each is called
 //! from generated code with the span of the user's tokens it checks.
 
+pub use crate::cloudformation::template as cloudformation;
 pub use crate::outcome::{IntoOutcome, Outcome};
 pub use crate::pipeline::{
     Codec, DeliveryDef, Flows, KeyFn, Linked, Pipeline, Record, S3Def, StreamDef, TransformDef,
@@ -13,6 +14,7 @@ pub use crate::pipeline::{
 pub use crate::spec;
 pub use ::core::option::Option;
 pub use ::core::unreachable;
+pub use ::serde_json::Value as JsonValue;
 pub use ::std::string::String;
 pub use ::std::vec::Vec;
 

@@ -2,6 +2,7 @@
 
 #[doc(hidden)]
 pub mod __private;
+pub mod cloudformation;
 #[cfg(feature = "engine")]
 pub mod engine;
 pub mod firehose;

@@ -50,6 +50,12 @@ pub(crate) fn pipeline(p: &Pipeline, rt: &TokenStream) -> TokenStream {
                 #rt::__private::local::<Self>()
             }
 
+            /// A CloudFormation template of this pipeline (streams, buckets, delivery
+            /// streams, Lambda functions, least-privilege roles).
+            #vis fn cloudformation() -> #rt::__private::JsonValue {
+                #rt::__private::cloudformation(Self::spec())
+            }
+
             #stage_fns
         }
 

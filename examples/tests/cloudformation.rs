@@ -1,0 +1,145 @@
+//! Every example's CloudFormation template passes `cfn-lint -r us-west-2` with no error and no
+//! warning. cfn-lint is installed by `scripts/test`; without it this test fails rather than
+//! skip, so a green run always means the templates were linted.
+
+use std::process::Command;
+
+/// Lints one template; returns cfn-lint's findings (empty when clean).
+pub fn cfn_lint(name: &str, template: &serde_json::Value) -> String {
+    let dir = std::env::temp_dir().join(format!("kpipe-cfn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, serde_json::to_string_pretty(template).unwrap()).unwrap();
+    let out = Command::new("cfn-lint")
+        .args(["-r", "us-west-2", "--"])
+        .arg(&path)
+        .output()
+        .expect("cfn-lint runs (scripts/test installs it: pip install cfn-lint)");
+    let findings = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() && findings.trim().is_empty() {
+        String::new()
+    } else {
+        format!("exit {:?}\n{findings}", out.status.code())
+    }
+}
+
+#[test]
+fn quickstart_template_is_clean() {
+    let template = kpipe_examples::telemetry::Telemetry::cloudformation();
+    let findings = cfn_lint("telemetry", &template);
+    assert!(
+        findings.is_empty(),
+        "{findings}\n{}",
+        serde_json::to_string_pretty(&template).unwrap()
+    );
+}
+
+#[test]
+fn the_linter_catches_a_broken_template() {
+    let mut template = kpipe_examples::telemetry::Telemetry::cloudformation();
+    template["Resources"]["EnrichFunction"]["Properties"]["MemorySize"] = serde_json::json!(1);
+    template["Resources"]["SensorLakeDeliveryStream"]["Properties"]["DeliveryStreamType"] =
+        serde_json::json!("Sideways");
+    let findings = cfn_lint("broken", &template);
+    assert!(
+        findings.contains("1 is less than the minimum of 128"),
+        "{findings}"
+    );
+    assert!(findings.contains("Sideways"), "{findings}");
+}
+
+mod shapes {
+    use kpipe_examples::telemetry::{Enriched, Reading, enrich};
+
+    kpipe_runtime::pipeline! {
+        /// Every shape a template can take.
+        pub pipeline Shapes {
+            tags: { team: "data" },
+            stream secure: Reading {
+                capacity: on_demand,
+                partition_key: sensor_id,
+                retention: 7d,
+                encryption: kms,
+                tags: { tier: "hot" },
+            }
+            stream plain: Enriched { capacity: provisioned(shards: 3), partition_key: random }
+            transform enrich: Reading -> Enriched {
+                function: enrich,
+                buffer: 0.2MB or 0s,
+                retries: 0,
+                lambda: { memory: 1GiB, timeout: 5min, architecture: arm64 },
+            }
+            s3 by_lambda: Enriched {
+                bucket: "acme-shapes-lambda",
+                prefix: "site=!{partitionKeyFromLambda:site}/!{timestamp:yyyy/MM/dd}/",
+                error_prefix: "errors/!{firehose:error-output-type}/",
+                buffer: 128MiB or 900s,
+                compression: zip,
+                time_zone: "Asia/Tokyo",
+                partition_keys: { site: |e: &Enriched| e.site.clone() },
+            }
+            s3 by_query: Enriched {
+                bucket: "acme-shapes-query",
+                prefix: "sensor=!{partitionKeyFromQuery:sensor}/",
+                error_prefix: "errors/!{firehose:error-output-type}/",
+                compression: hadoop_snappy,
+                file_extension: ".snappy",
+                partition_keys: { sensor: .sensor_id },
+            }
+            s3 existing: Enriched { bucket: "acme-shapes-existing", create_bucket: false, compression: snappy }
+            delivery lambda_keys: secure -> enrich -> by_lambda;
+            delivery query_keys: plain -> by_query;
+            delivery direct_in: direct -> existing { role_arn: "arn:aws:iam::123456789012:role/firehose" }
+            delivery transformed_direct: direct -> enrich -> existing;
+        }
+    }
+
+    #[test]
+    fn every_shape_is_clean() {
+        let template = Shapes::cloudformation();
+        let findings = super::cfn_lint("shapes", &template);
+        assert!(
+            findings.is_empty(),
+            "{findings}\n{}",
+            serde_json::to_string_pretty(&template).unwrap()
+        );
+        let r = &template["Resources"];
+        assert_eq!(
+            r["SecureStream"]["Properties"]["StreamEncryption"]["KeyId"],
+            "alias/aws/kinesis"
+        );
+        assert_eq!(r["PlainStream"]["Properties"]["ShardCount"], 3);
+        assert!(
+            r.get("ExistingBucket").is_none(),
+            "a bucket kpipe does not own is not in the template"
+        );
+        assert!(
+            r.get("DirectInDeliveryRole").is_none(),
+            "a given role is used as it is"
+        );
+        let extraction = &r["QueryKeysDeliveryStream"]["Properties"]["ExtendedS3DestinationConfiguration"]
+            ["ProcessingConfiguration"]["Processors"][0];
+        assert_eq!(
+            extraction["Parameters"][0]["ParameterValue"],
+            "{sensor: .sensor_id}"
+        );
+        // Least privilege: this delivery's role reads exactly its stream.
+        let statements =
+            &r["QueryKeysDeliveryRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"];
+        let kinesis = statements
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Action"][0] == "kinesis:DescribeStream")
+            .unwrap();
+        assert_eq!(kinesis["Resource"]["Fn::GetAtt"][0], "PlainStream");
+        assert!(
+            !serde_json::to_string(&template).unwrap().contains("\"*\""),
+            "no wildcard resources"
+        );
+    }
+}

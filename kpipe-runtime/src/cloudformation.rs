@@ -1,0 +1,419 @@
+//! A CloudFormation template of a pipeline: the streams, the S3 buckets kpipe owns, the
+//! Firehose delivery streams, each transform's Lambda function, and least-privilege IAM roles
+//! derived from the declared edges (Firehose reads exactly its stream, writes exactly its
+//! bucket, invokes exactly its function).
+//!
+//! ```
+//! # use serde::{Deserialize, Serialize};
+//! # #[derive(Serialize, Deserialize)] pub struct Event { user: String }
+//! kpipe_runtime::pipeline! {
+//!     pipeline Clicks {
+//!         stream events: Event { capacity: on_demand, partition_key: user }
+//!         s3 archive: Event { bucket: "acme-clicks" }
+//!         delivery to_archive: events -> archive;
+//!     }
+//! }
+//! let template = kpipe_runtime::cloudformation::template(Clicks::spec());
+//! assert_eq!(template["Resources"]["EventsStream"]["Type"], "AWS::Kinesis::Stream");
+//! ```
+
+use crate::spec::{
+    Architecture, Capacity, Compression, DeliverySpec, KeySource, PipelineSpec, S3Spec, SourceSpec,
+    StreamSpec, Tag, TransformSpec,
+};
+use serde_json::{Value, json};
+
+/// The CloudFormation logical id of a stage: `readings` + `Stream` -> `ReadingsStream`.
+pub fn logical_id(id: &str, kind: &str) -> String {
+    let mut out = String::new();
+    let mut upper = true;
+    for c in id.chars() {
+        if c == '_' || c == '-' || c == '.' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out.push_str(kind);
+    out
+}
+
+fn tags(pipeline: &PipelineSpec, own: &[Tag]) -> Value {
+    let mut all: Vec<Value> = vec![json!({ "Key": "kpipe:pipeline", "Value": pipeline.name })];
+    for t in pipeline.tags.iter().chain(own) {
+        all.push(json!({ "Key": t.key, "Value": t.value }));
+    }
+    Value::Array(all)
+}
+
+fn stream(p: &PipelineSpec, s: &StreamSpec) -> Value {
+    let mut props = json!({
+        "Name": s.name,
+        "RetentionPeriodHours": s.retention_hours,
+        "Tags": tags(p, s.tags),
+    });
+    match s.capacity {
+        Capacity::Provisioned { shards } => {
+            props["ShardCount"] = json!(shards);
+            props["StreamModeDetails"] = json!({ "StreamMode": "PROVISIONED" });
+        }
+        Capacity::OnDemand => props["StreamModeDetails"] = json!({ "StreamMode": "ON_DEMAND" }),
+    }
+    if let Some(key) = s.kms_key {
+        props["StreamEncryption"] = json!({ "EncryptionType": "KMS", "KeyId": key });
+    }
+    json!({ "Type": "AWS::Kinesis::Stream", "Properties": props })
+}
+
+fn bucket(p: &PipelineSpec, s: &S3Spec) -> Value {
+    json!({
+        "Type": "AWS::S3::Bucket",
+        "DeletionPolicy": "Retain",
+        "UpdateReplacePolicy": "Retain",
+        "Properties": {
+            "BucketName": s.bucket,
+            "BucketEncryption": {
+                "ServerSideEncryptionConfiguration": [
+                    { "ServerSideEncryptionByDefault": { "SSEAlgorithm": "AES256" } }
+                ]
+            },
+            "PublicAccessBlockConfiguration": {
+                "BlockPublicAcls": true,
+                "BlockPublicPolicy": true,
+                "IgnorePublicAcls": true,
+                "RestrictPublicBuckets": true
+            },
+            "OwnershipControls": { "Rules": [ { "ObjectOwnership": "BucketOwnerEnforced" } ] },
+            "Tags": tags(p, &[]),
+        }
+    })
+}
+
+fn bucket_arn(s: &S3Spec) -> Value {
+    json!({ "Fn::Sub": format!("arn:${{AWS::Partition}}:s3:::{}", s.bucket) })
+}
+
+fn lambda_role(p: &PipelineSpec, t: &TransformSpec) -> Value {
+    json!({
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "AssumeRolePolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Effect": "Allow",
+                    "Principal": { "Service": "lambda.amazonaws.com" },
+                    "Action": "sts:AssumeRole"
+                }]
+            },
+            "Policies": [{
+                "PolicyName": "logs",
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": "logs:CreateLogGroup",
+                            "Resource": { "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:*" }
+                        },
+                        {
+                            "Effect": "Allow",
+                            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                            "Resource": { "Fn::Sub": format!(
+                                "arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:/aws/lambda/{}:*",
+                                t.lambda.name
+                            ) }
+                        }
+                    ]
+                }
+            }],
+            "Tags": tags(p, &[]),
+        }
+    })
+}
+
+fn function(p: &PipelineSpec, t: &TransformSpec) -> Value {
+    let code = logical_id(t.id, "Code");
+    json!({
+        "Type": "AWS::Lambda::Function",
+        "Properties": {
+            "FunctionName": t.lambda.name,
+            "Description": format!("kpipe transform `{}` ({} -> {}) of pipeline {}", t.id, t.input_type, t.output_type, p.name),
+            "Runtime": "provided.al2023",
+            "Handler": "bootstrap",
+            "Architectures": [match t.lambda.architecture { Architecture::X86_64 => "x86_64", Architecture::Arm64 => "arm64" }],
+            "MemorySize": t.lambda.memory_mib,
+            "Timeout": t.lambda.timeout_secs,
+            "Role": { "Fn::GetAtt": [logical_id(t.id, "FunctionRole"), "Arn"] },
+            "Code": {
+                "S3Bucket": { "Ref": format!("{code}S3Bucket") },
+                "S3Key": { "Ref": format!("{code}S3Key") }
+            },
+            "Tags": tags(p, &[]),
+        }
+    })
+}
+
+fn delivery_role(
+    p: &PipelineSpec,
+    d: &DeliverySpec,
+    s3: &S3Spec,
+    transform: Option<&TransformSpec>,
+) -> Value {
+    let mut statements = vec![json!({
+        "Effect": "Allow",
+        "Action": [
+            "s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:GetObject",
+            "s3:ListBucket", "s3:ListBucketMultipartUploads", "s3:PutObject"
+        ],
+        "Resource": [
+            bucket_arn(s3),
+            { "Fn::Sub": format!("arn:${{AWS::Partition}}:s3:::{}/*", s3.bucket) }
+        ]
+    })];
+    if let SourceSpec::Stream(id) = d.source {
+        statements.push(json!({
+            "Effect": "Allow",
+            "Action": [
+                "kinesis:DescribeStream", "kinesis:DescribeStreamSummary",
+                "kinesis:GetShardIterator", "kinesis:GetRecords", "kinesis:ListShards"
+            ],
+            "Resource": { "Fn::GetAtt": [logical_id(id, "Stream"), "Arn"] }
+        }));
+        if p.stream(id).and_then(|s| s.kms_key).is_some() {
+            statements.push(json!({
+                "Effect": "Allow",
+                "Action": "kms:Decrypt",
+                "Resource": { "Fn::Sub": "arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*" },
+                "Condition": { "StringEquals": { "kms:ViaService": { "Fn::Sub": "kinesis.${AWS::Region}.amazonaws.com" } } }
+            }));
+        }
+    }
+    if let Some(t) = transform {
+        statements.push(json!({
+            "Effect": "Allow",
+            "Action": ["lambda:InvokeFunction", "lambda:GetFunctionConfiguration"],
+            "Resource": { "Fn::GetAtt": [logical_id(t.id, "Function"), "Arn"] }
+        }));
+    }
+    json!({
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "AssumeRolePolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Effect": "Allow",
+                    "Principal": { "Service": "firehose.amazonaws.com" },
+                    "Action": "sts:AssumeRole",
+                    "Condition": { "StringEquals": { "sts:ExternalId": { "Ref": "AWS::AccountId" } } }
+                }]
+            },
+            "Policies": [{ "PolicyName": "delivery", "PolicyDocument": { "Version": "2012-10-17", "Statement": statements } }],
+            "Tags": tags(p, d.tags),
+        }
+    })
+}
+
+fn prefix_raw(p: Option<crate::spec::Prefix>) -> Option<&'static str> {
+    p.map(|p| p.raw)
+}
+
+fn delivery(p: &PipelineSpec, d: &DeliverySpec) -> Value {
+    let s3 = p
+        .destination(d.destination)
+        .expect("cloudformation: the spec names an existing destination");
+    let transform = d.transform.and_then(|id| p.transform(id));
+    let role: Value = match d.role_arn {
+        Some(arn) => json!(arn),
+        None => json!({ "Fn::GetAtt": [logical_id(d.id, "DeliveryRole"), "Arn"] }),
+    };
+    let mut processors = Vec::new();
+    if let Some(t) = transform {
+        processors.push(json!({
+            "Type": "Lambda",
+            "Parameters": [
+                { "ParameterName": "LambdaArn", "ParameterValue": { "Fn::GetAtt": [logical_id(t.id, "Function"), "Arn"] } },
+                { "ParameterName": "NumberOfRetries", "ParameterValue": t.retries.to_string() },
+                { "ParameterName": "BufferSizeInMBs", "ParameterValue": mb(t.buffer.size_bytes) },
+                { "ParameterName": "BufferIntervalInSeconds", "ParameterValue": t.buffer.interval_secs.to_string() }
+            ]
+        }));
+    }
+    let queries: Vec<String> = s3
+        .partition_keys
+        .iter()
+        .filter_map(|k| match k.source {
+            KeySource::Query(q) => Some(format!("{}: {q}", k.name)),
+            KeySource::Lambda => None,
+        })
+        .collect();
+    if !queries.is_empty() {
+        processors.push(json!({
+            "Type": "MetadataExtraction",
+            "Parameters": [
+                { "ParameterName": "MetadataExtractionQuery", "ParameterValue": format!("{{{}}}", queries.join(", ")) },
+                { "ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6" }
+            ]
+        }));
+    }
+    // Without a transform, Firehose itself appends the newline kpipe declares (with one,
+    // the generated handler does).
+    if transform.is_none() && s3.newline {
+        processors.push(json!({
+            "Type": "AppendDelimiterToRecord",
+            "Parameters": [ { "ParameterName": "Delimiter", "ParameterValue": "\\n" } ]
+        }));
+    }
+    let mut dest = json!({
+        "BucketARN": bucket_arn(s3),
+        "RoleARN": role.clone(),
+        "BufferingHints": {
+            "SizeInMBs": s3.buffer.size_bytes / (1024 * 1024),
+            "IntervalInSeconds": s3.buffer.interval_secs
+        },
+        "CompressionFormat": match s3.compression {
+            Compression::None => "UNCOMPRESSED",
+            Compression::Gzip => "GZIP",
+            Compression::Zip => "ZIP",
+            Compression::Snappy => "Snappy",
+            Compression::HadoopSnappy => "HADOOP_SNAPPY",
+        },
+    });
+    if let Some(prefix) = prefix_raw(s3.prefix) {
+        dest["Prefix"] = json!(prefix);
+    }
+    if let Some(prefix) = prefix_raw(s3.error_prefix) {
+        dest["ErrorOutputPrefix"] = json!(prefix);
+    }
+    if let Some(ext) = s3.file_extension {
+        dest["FileExtension"] = json!(ext);
+    }
+    if let Some(tz) = s3.time_zone {
+        dest["CustomTimeZone"] = json!(tz);
+    }
+    if s3.dynamic_partitioning() {
+        dest["DynamicPartitioningConfiguration"] = json!({ "Enabled": true });
+    }
+    if !processors.is_empty() {
+        dest["ProcessingConfiguration"] = json!({ "Enabled": true, "Processors": processors });
+    }
+    let mut props = json!({
+        "DeliveryStreamName": d.name,
+        "ExtendedS3DestinationConfiguration": dest,
+        "Tags": tags(p, d.tags),
+    });
+    match d.source {
+        SourceSpec::Stream(id) => {
+            props["DeliveryStreamType"] = json!("KinesisStreamAsSource");
+            props["KinesisStreamSourceConfiguration"] = json!({
+                "KinesisStreamARN": { "Fn::GetAtt": [logical_id(id, "Stream"), "Arn"] },
+                "RoleARN": role,
+            });
+        }
+        SourceSpec::Direct => {
+            props["DeliveryStreamType"] = json!("DirectPut");
+            props["DeliveryStreamEncryptionConfigurationInput"] =
+                json!({ "KeyType": "AWS_OWNED_CMK" });
+        }
+    }
+    let mut resource =
+        json!({ "Type": "AWS::KinesisFirehose::DeliveryStream", "Properties": props });
+    if s3.create_bucket {
+        resource["DependsOn"] = json!([logical_id(s3.id, "Bucket")]);
+    }
+    resource
+}
+
+/// Processor buffer sizes are decimal strings of MB (0.2-3, aws-facts.md §3.4).
+fn mb(bytes: u64) -> String {
+    let v = bytes as f64 / (1024.0 * 1024.0);
+    let s = format!("{v:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// The whole template, as JSON.
+pub fn template(p: &PipelineSpec) -> Value {
+    let mut resources = serde_json::Map::new();
+    let mut parameters = serde_json::Map::new();
+    let mut outputs = serde_json::Map::new();
+    for s in p.streams {
+        let id = logical_id(s.id, "Stream");
+        resources.insert(id.clone(), stream(p, s));
+        outputs.insert(
+            format!("{id}Arn"),
+            json!({ "Description": format!("Kinesis stream {}", s.name), "Value": { "Fn::GetAtt": [id, "Arn"] } }),
+        );
+    }
+    let mut buckets = std::collections::BTreeSet::new();
+    for s in p.destinations {
+        if s.create_bucket && buckets.insert(s.bucket) {
+            resources.insert(logical_id(s.id, "Bucket"), bucket(p, s));
+        }
+    }
+    for t in p.transforms {
+        let code = logical_id(t.id, "Code");
+        parameters.insert(
+            format!("{code}S3Bucket"),
+            json!({ "Type": "String", "Description": format!("S3 bucket holding the Lambda package of transform `{}`", t.id) }),
+        );
+        parameters.insert(
+            format!("{code}S3Key"),
+            json!({ "Type": "String", "Description": format!("S3 key of the Lambda package (a zip with `bootstrap`) of transform `{}`", t.id) }),
+        );
+        resources.insert(logical_id(t.id, "FunctionRole"), lambda_role(p, t));
+        resources.insert(logical_id(t.id, "Function"), function(p, t));
+    }
+    for d in p.deliveries {
+        let s3 = p
+            .destination(d.destination)
+            .expect("cloudformation: the spec names an existing destination");
+        let transform = d.transform.and_then(|id| p.transform(id));
+        if d.role_arn.is_none() {
+            resources.insert(
+                logical_id(d.id, "DeliveryRole"),
+                delivery_role(p, d, s3, transform),
+            );
+        }
+        let id = logical_id(d.id, "DeliveryStream");
+        resources.insert(id.clone(), delivery(p, d));
+        outputs.insert(
+            format!("{id}Name"),
+            json!({ "Description": format!("Firehose delivery stream {}", d.name), "Value": { "Ref": id } }),
+        );
+    }
+    let mut t = json!({
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": if p.doc.is_empty() { format!("kpipe pipeline {}", p.name) } else { format!("kpipe pipeline {}: {}", p.name, p.doc.lines().next().unwrap_or_default()) },
+        "Resources": resources,
+    });
+    if !parameters.is_empty() {
+        t["Parameters"] = Value::Object(parameters);
+    }
+    if !outputs.is_empty() {
+        t["Outputs"] = Value::Object(outputs);
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logical_ids_are_alphanumeric() {
+        assert_eq!(
+            logical_id("sensor_lake", "DeliveryStream"),
+            "SensorLakeDeliveryStream"
+        );
+        assert_eq!(logical_id("readings", "Stream"), "ReadingsStream");
+    }
+
+    #[test]
+    fn processor_sizes_are_decimal_megabytes() {
+        assert_eq!(mb(1024 * 1024), "1");
+        assert_eq!(mb(209_715), "0.2");
+        assert_eq!(mb(3 * 1024 * 1024), "3");
+    }
+}
