@@ -2,6 +2,8 @@
 
 #[doc(hidden)]
 pub mod __private;
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod cloudformation;
 #[cfg(feature = "engine")]
 pub mod engine;

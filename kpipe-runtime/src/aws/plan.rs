@@ -1,0 +1,583 @@
+//! The plan: what must change for AWS to match the declaration. Pure data and pure functions:
+//! the desired state comes from the spec, the current state from Describe calls, and the diff
+//! is unit-tested without AWS.
+
+use crate::spec::{Capacity, Compression, KeySource, PipelineSpec, SourceSpec};
+use serde::Serialize;
+use std::fmt;
+
+/// A stream as kpipe wants it or as AWS describes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StreamState {
+    /// Stream name.
+    pub name: String,
+    /// `Some(n)` provisioned with n open shards, `None` on-demand.
+    pub shards: Option<u32>,
+    /// Retention in hours.
+    pub retention_hours: u32,
+    /// KMS key when encrypted.
+    pub kms_key: Option<String>,
+}
+
+/// A delivery stream's settings that kpipe manages, normalised so that AWS's defaults compare
+/// equal to an omitted setting (no phantom diffs).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DeliveryState {
+    /// Delivery stream name.
+    pub name: String,
+    /// The source stream's name, or `None` for Direct PUT.
+    pub source_stream: Option<String>,
+    /// Destination bucket.
+    pub bucket: String,
+    /// Prefix (`None` when unset).
+    pub prefix: Option<String>,
+    /// Error output prefix (`None` when unset).
+    pub error_prefix: Option<String>,
+    /// Buffer size hint in MiB.
+    pub size_mib: u32,
+    /// Buffer interval hint in seconds.
+    pub interval_secs: u32,
+    /// `UNCOMPRESSED`, `GZIP`, `ZIP`, `Snappy`, `HADOOP_SNAPPY`.
+    pub compression: String,
+    /// Dynamic partitioning on.
+    pub dynamic_partitioning: bool,
+    /// Processors as `(type, [(parameter, value)])`, parameters sorted.
+    pub processors: Vec<(String, Vec<(String, String)>)>,
+    /// File extension override.
+    pub file_extension: Option<String>,
+    /// Time zone (`None` is UTC).
+    pub time_zone: Option<String>,
+}
+
+/// One operation of a plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Op {
+    /// Create an S3 bucket kpipe owns.
+    CreateBucket {
+        /// Bucket name.
+        bucket: String,
+    },
+    /// Create (or update the policy of) the IAM role a delivery stream uses.
+    EnsureRole {
+        /// Role name.
+        role: String,
+        /// The delivery it is for.
+        delivery: String,
+    },
+    /// Create a stream.
+    CreateStream(StreamState),
+    /// Change a provisioned stream's shard count, in steps AWS accepts (each at most 2x and
+    /// at least 0.5x the previous count, aws-facts.md §1.7).
+    UpdateShardCount {
+        /// Stream name.
+        stream: String,
+        /// Current open shards.
+        from: u32,
+        /// The counts to step through, ending at the target.
+        steps: Vec<u32>,
+    },
+    /// Switch capacity mode (at most twice per 24 h, aws-facts.md §1.6).
+    UpdateStreamMode {
+        /// Stream name.
+        stream: String,
+        /// `Some(shards)` to go provisioned, `None` to go on-demand.
+        to_shards: Option<u32>,
+    },
+    /// Change retention.
+    SetRetention {
+        /// Stream name.
+        stream: String,
+        /// Current hours.
+        from: u32,
+        /// Target hours.
+        to: u32,
+    },
+    /// Start or stop server-side encryption.
+    SetEncryption {
+        /// Stream name.
+        stream: String,
+        /// The key, or `None` to stop encrypting.
+        kms_key: Option<String>,
+    },
+    /// Create a delivery stream.
+    CreateDelivery(DeliveryState),
+    /// Update a delivery stream's destination in place (UpdateDestination).
+    UpdateDelivery {
+        /// The target settings.
+        desired: DeliveryState,
+        /// What differs, for the rendering.
+        changed: Vec<String>,
+    },
+    /// Delete and recreate a delivery stream: what changed cannot be updated in place.
+    ReplaceDelivery {
+        /// The target settings.
+        desired: DeliveryState,
+        /// Why it cannot be updated in place.
+        reason: String,
+    },
+}
+
+impl Op {
+    /// True for operations that destroy a resource.
+    pub fn is_replacement(&self) -> bool {
+        matches!(self, Op::ReplaceDelivery { .. })
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Op::CreateBucket { bucket } => write!(f, "  + s3 bucket {bucket}"),
+            Op::EnsureRole { role, delivery } => write!(
+                f,
+                "  + iam role {role} (for delivery {delivery}; policy kept in sync)"
+            ),
+            Op::CreateStream(s) => write!(
+                f,
+                "  + kinesis stream {} ({}, {} h{})",
+                s.name,
+                s.shards
+                    .map_or("on-demand".to_owned(), |n| format!("{n} shards")),
+                s.retention_hours,
+                s.kms_key
+                    .as_ref()
+                    .map(|k| format!(", KMS {k}"))
+                    .unwrap_or_default()
+            ),
+            Op::UpdateShardCount {
+                stream,
+                from,
+                steps,
+            } => {
+                let path: Vec<String> = std::iter::once(*from)
+                    .chain(steps.iter().copied())
+                    .map(|n| n.to_string())
+                    .collect();
+                write!(
+                    f,
+                    "  ~ kinesis stream {stream}: shards {}",
+                    path.join(" -> ")
+                )
+            }
+            Op::UpdateStreamMode { stream, to_shards } => write!(
+                f,
+                "  ~ kinesis stream {stream}: mode -> {} (allowed twice per 24 h)",
+                to_shards.map_or("ON_DEMAND".to_owned(), |n| format!(
+                    "PROVISIONED with {n} shards"
+                ))
+            ),
+            Op::SetRetention { stream, from, to } => write!(
+                f,
+                "  ~ kinesis stream {stream}: retention {from} h -> {to} h"
+            ),
+            Op::SetEncryption { stream, kms_key } => match kms_key {
+                Some(k) => write!(f, "  ~ kinesis stream {stream}: encryption -> KMS {k}"),
+                None => write!(f, "  ~ kinesis stream {stream}: encryption -> none"),
+            },
+            Op::CreateDelivery(d) => write!(
+                f,
+                "  + firehose delivery stream {} -> s3://{}",
+                d.name, d.bucket
+            ),
+            Op::UpdateDelivery { desired, changed } => {
+                write!(
+                    f,
+                    "  ~ firehose delivery stream {}: {}",
+                    desired.name,
+                    changed.join(", ")
+                )
+            }
+            Op::ReplaceDelivery { desired, reason } => {
+                write!(
+                    f,
+                    "-/+ firehose delivery stream {} (replace: {reason})",
+                    desired.name
+                )
+            }
+        }
+    }
+}
+
+/// What `apply` would do.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    /// The operations, in the order apply runs them.
+    pub ops: Vec<Op>,
+}
+
+impl Plan {
+    /// True when AWS already matches the declaration (role policies aside, which apply keeps in
+    /// sync every time).
+    pub fn is_empty(&self) -> bool {
+        self.ops.iter().all(|o| matches!(o, Op::EnsureRole { .. }))
+    }
+
+    /// Whether the plan destroys and recreates something.
+    pub fn has_replacements(&self) -> bool {
+        self.ops.iter().any(Op::is_replacement)
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let changes: Vec<&Op> = self
+            .ops
+            .iter()
+            .filter(|o| !matches!(o, Op::EnsureRole { .. }))
+            .collect();
+        if changes.is_empty() {
+            return f.write_str("No changes. AWS matches the declaration.");
+        }
+        for op in &changes {
+            writeln!(f, "{op}")?;
+        }
+        let count = |p: fn(&Op) -> bool| changes.iter().filter(|o| p(o)).count();
+        write!(
+            f,
+            "Plan: {} to create, {} to update in place, {} to replace.",
+            count(|o| matches!(
+                o,
+                Op::CreateBucket { .. } | Op::CreateStream(_) | Op::CreateDelivery(_)
+            )),
+            count(|o| matches!(
+                o,
+                Op::UpdateShardCount { .. }
+                    | Op::UpdateStreamMode { .. }
+                    | Op::SetRetention { .. }
+                    | Op::SetEncryption { .. }
+                    | Op::UpdateDelivery { .. }
+            )),
+            count(Op::is_replacement)
+        )
+    }
+}
+
+/// The shard counts UpdateShardCount must step through: each at most double and at least half
+/// the previous (aws-facts.md §1.7).
+pub fn shard_steps(from: u32, to: u32) -> Vec<u32> {
+    let mut steps = Vec::new();
+    let mut cur = from.max(1);
+    while cur != to {
+        cur = if to > cur {
+            to.min(cur * 2)
+        } else {
+            to.max(cur.div_ceil(2))
+        };
+        steps.push(cur);
+    }
+    steps
+}
+
+/// The streams the spec declares.
+pub fn desired_streams(p: &PipelineSpec) -> Vec<StreamState> {
+    p.streams
+        .iter()
+        .map(|s| StreamState {
+            name: s.name.to_owned(),
+            shards: match s.capacity {
+                Capacity::Provisioned { shards } => Some(shards),
+                Capacity::OnDemand => None,
+            },
+            retention_hours: s.retention_hours,
+            kms_key: s.kms_key.map(str::to_owned),
+        })
+        .collect()
+}
+
+/// Firehose's name of a compression.
+pub fn compression_name(c: Compression) -> &'static str {
+    match c {
+        Compression::None => "UNCOMPRESSED",
+        Compression::Gzip => "GZIP",
+        Compression::Zip => "ZIP",
+        Compression::Snappy => "Snappy",
+        Compression::HadoopSnappy => "HADOOP_SNAPPY",
+    }
+}
+
+/// The delivery streams the spec declares; `lambda_arn` names a transform's function.
+pub fn desired_deliveries(
+    p: &PipelineSpec,
+    lambda_arn: &dyn Fn(&str) -> String,
+) -> Vec<DeliveryState> {
+    p.deliveries
+        .iter()
+        .map(|d| {
+            let s3 = p
+                .destination(d.destination)
+                .expect("plan: the spec names an existing destination");
+            let mut processors = Vec::new();
+            if let Some(t) = d.transform.and_then(|id| p.transform(id)) {
+                let mb = {
+                    let v = t.buffer.size_bytes as f64 / (1024.0 * 1024.0);
+                    let s = format!("{v:.2}");
+                    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+                };
+                let mut params = vec![
+                    (
+                        "BufferIntervalInSeconds".to_owned(),
+                        t.buffer.interval_secs.to_string(),
+                    ),
+                    ("BufferSizeInMBs".to_owned(), mb),
+                    ("LambdaArn".to_owned(), lambda_arn(t.lambda.name)),
+                    ("NumberOfRetries".to_owned(), t.retries.to_string()),
+                ];
+                params.sort();
+                processors.push(("Lambda".to_owned(), params));
+            }
+            let queries: Vec<String> = s3
+                .partition_keys
+                .iter()
+                .filter_map(|k| match k.source {
+                    KeySource::Query(q) => Some(format!("{}: {q}", k.name)),
+                    KeySource::Lambda => None,
+                })
+                .collect();
+            if !queries.is_empty() {
+                processors.push((
+                    "MetadataExtraction".to_owned(),
+                    vec![
+                        ("JsonParsingEngine".to_owned(), "JQ-1.6".to_owned()),
+                        (
+                            "MetadataExtractionQuery".to_owned(),
+                            format!("{{{}}}", queries.join(", ")),
+                        ),
+                    ],
+                ));
+            }
+            if d.transform.is_none() && s3.newline {
+                processors.push((
+                    "AppendDelimiterToRecord".to_owned(),
+                    vec![("Delimiter".to_owned(), "\\n".to_owned())],
+                ));
+            }
+            DeliveryState {
+                name: d.name.to_owned(),
+                source_stream: match d.source {
+                    SourceSpec::Stream(id) => p.stream(id).map(|s| s.name.to_owned()),
+                    SourceSpec::Direct => None,
+                },
+                bucket: s3.bucket.to_owned(),
+                prefix: s3.prefix.map(|p| p.raw.to_owned()),
+                error_prefix: s3.error_prefix.map(|p| p.raw.to_owned()),
+                size_mib: (s3.buffer.size_bytes / (1024 * 1024)) as u32,
+                interval_secs: s3.buffer.interval_secs,
+                compression: compression_name(s3.compression).to_owned(),
+                dynamic_partitioning: s3.dynamic_partitioning(),
+                processors,
+                file_extension: s3.file_extension.map(str::to_owned),
+                time_zone: s3.time_zone.map(str::to_owned),
+            }
+        })
+        .collect()
+}
+
+/// What must happen to one stream.
+pub fn diff_stream(desired: &StreamState, current: Option<&StreamState>) -> Vec<Op> {
+    let Some(cur) = current else {
+        return vec![Op::CreateStream(desired.clone())];
+    };
+    let mut ops = Vec::new();
+    let name = desired.name.clone();
+    match (cur.shards, desired.shards) {
+        (Some(a), Some(b)) if a != b => ops.push(Op::UpdateShardCount {
+            stream: name.clone(),
+            from: a,
+            steps: shard_steps(a, b),
+        }),
+        (Some(_), None) => ops.push(Op::UpdateStreamMode {
+            stream: name.clone(),
+            to_shards: None,
+        }),
+        (None, Some(b)) => ops.push(Op::UpdateStreamMode {
+            stream: name.clone(),
+            to_shards: Some(b),
+        }),
+        _ => {}
+    }
+    if cur.retention_hours != desired.retention_hours {
+        ops.push(Op::SetRetention {
+            stream: name.clone(),
+            from: cur.retention_hours,
+            to: desired.retention_hours,
+        });
+    }
+    if cur.kms_key != desired.kms_key {
+        ops.push(Op::SetEncryption {
+            stream: name,
+            kms_key: desired.kms_key.clone(),
+        });
+    }
+    ops
+}
+
+/// What must happen to one delivery stream.
+pub fn diff_delivery(desired: &DeliveryState, current: Option<&DeliveryState>) -> Vec<Op> {
+    let Some(cur) = current else {
+        return vec![Op::CreateDelivery(desired.clone())];
+    };
+    // aws-facts.md §3.6: dynamic partitioning can only be set at creation; a delivery stream's
+    // source cannot change either.
+    if cur.dynamic_partitioning != desired.dynamic_partitioning {
+        let reason = if desired.dynamic_partitioning {
+            "dynamic partitioning can only be enabled when a delivery stream is created"
+        } else {
+            "dynamic partitioning cannot be disabled"
+        };
+        return vec![Op::ReplaceDelivery {
+            desired: desired.clone(),
+            reason: reason.to_owned(),
+        }];
+    }
+    if cur.source_stream != desired.source_stream {
+        return vec![Op::ReplaceDelivery {
+            desired: desired.clone(),
+            reason: "the source of a delivery stream cannot change".to_owned(),
+        }];
+    }
+    let mut changed = Vec::new();
+    let mut note = |what: &str, a: String, b: String| {
+        if a != b {
+            changed.push(format!("{what} {a} -> {b}"));
+        }
+    };
+    let show = |o: &Option<String>| {
+        o.clone()
+            .map_or("(default)".to_owned(), |v| format!("{v:?}"))
+    };
+    note("bucket", cur.bucket.clone(), desired.bucket.clone());
+    note("prefix", show(&cur.prefix), show(&desired.prefix));
+    note(
+        "error prefix",
+        show(&cur.error_prefix),
+        show(&desired.error_prefix),
+    );
+    note(
+        "buffer size",
+        format!("{} MiB", cur.size_mib),
+        format!("{} MiB", desired.size_mib),
+    );
+    note(
+        "buffer interval",
+        format!("{} s", cur.interval_secs),
+        format!("{} s", desired.interval_secs),
+    );
+    note(
+        "compression",
+        cur.compression.clone(),
+        desired.compression.clone(),
+    );
+    note(
+        "file extension",
+        show(&cur.file_extension),
+        show(&desired.file_extension),
+    );
+    note("time zone", show(&cur.time_zone), show(&desired.time_zone));
+    if cur.processors != desired.processors {
+        changed.push("processors".to_owned());
+    }
+    if changed.is_empty() {
+        Vec::new()
+    } else {
+        vec![Op::UpdateDelivery {
+            desired: desired.clone(),
+            changed,
+        }]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_steps_respect_the_factor_of_two() {
+        assert_eq!(shard_steps(2, 5), vec![4, 5]);
+        assert_eq!(shard_steps(5, 2), vec![3, 2]);
+        assert_eq!(shard_steps(1, 8), vec![2, 4, 8]);
+        assert_eq!(shard_steps(3, 3), Vec::<u32>::new());
+        assert_eq!(shard_steps(100, 1), vec![50, 25, 13, 7, 4, 2, 1]);
+    }
+
+    fn stream(shards: Option<u32>, retention: u32) -> StreamState {
+        StreamState {
+            name: "s".into(),
+            shards,
+            retention_hours: retention,
+            kms_key: None,
+        }
+    }
+
+    #[test]
+    fn stream_diffs_are_classified() {
+        assert_eq!(
+            diff_stream(&stream(Some(2), 24), Some(&stream(Some(2), 24))),
+            vec![]
+        );
+        assert!(matches!(
+            diff_stream(&stream(Some(2), 24), None)[..],
+            [Op::CreateStream(_)]
+        ));
+        let ops = diff_stream(&stream(Some(5), 48), Some(&stream(Some(2), 24)));
+        assert_eq!(
+            ops[0],
+            Op::UpdateShardCount {
+                stream: "s".into(),
+                from: 2,
+                steps: vec![4, 5]
+            }
+        );
+        assert_eq!(
+            ops[1],
+            Op::SetRetention {
+                stream: "s".into(),
+                from: 24,
+                to: 48
+            }
+        );
+        assert_eq!(
+            diff_stream(&stream(None, 24), Some(&stream(Some(2), 24))),
+            vec![Op::UpdateStreamMode {
+                stream: "s".into(),
+                to_shards: None
+            }]
+        );
+    }
+
+    fn delivery(dp: bool, size: u32) -> DeliveryState {
+        DeliveryState {
+            name: "d".into(),
+            source_stream: Some("s".into()),
+            bucket: "b".into(),
+            prefix: None,
+            error_prefix: None,
+            size_mib: size,
+            interval_secs: 300,
+            compression: "UNCOMPRESSED".into(),
+            dynamic_partitioning: dp,
+            processors: vec![],
+            file_extension: None,
+            time_zone: None,
+        }
+    }
+
+    #[test]
+    fn delivery_diffs_are_classified() {
+        assert_eq!(
+            diff_delivery(&delivery(false, 5), Some(&delivery(false, 5))),
+            vec![]
+        );
+        let ops = diff_delivery(&delivery(false, 64), Some(&delivery(false, 5)));
+        assert!(
+            matches!(&ops[..], [Op::UpdateDelivery { changed, .. }] if changed == &["buffer size 5 MiB -> 64 MiB"])
+        );
+        let ops = diff_delivery(&delivery(true, 64), Some(&delivery(false, 64)));
+        assert!(ops[0].is_replacement());
+        let plan = Plan { ops };
+        assert!(plan.to_string().contains(
+            "-/+ firehose delivery stream d (replace: dynamic partitioning can only be enabled"
+        ));
+    }
+}

@@ -1,0 +1,305 @@
+//! Provisioning against moto_server (`moto[server]` from PyPI, installed by scripts/test),
+//! started by each test on a free loopback port and stopped when the test ends. State is
+//! checked with the SDK's Describe calls, not with kpipe's own bookkeeping.
+
+use aws_sdk_firehose::types::DeliveryStreamStatus;
+use kpipe_runtime::aws::{Aws, ProvisionError, plan::Op};
+use serde::{Deserialize, Serialize};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Serialize, Deserialize)]
+struct Event {
+    user: String,
+    site: String,
+}
+
+/// A moto_server on a free loopback port, killed on drop.
+struct Moto {
+    child: Child,
+    endpoint: String,
+}
+
+impl Moto {
+    fn start() -> Moto {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server runs (scripts/test installs it: pip install 'moto[server]')");
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        // Wait on the condition (the API answers), bounded by 60 s of real time.
+        let give_up = Instant::now() + Duration::from_secs(60);
+        while !Moto::answers(port) {
+            assert!(
+                Instant::now() < give_up,
+                "moto_server did not answer on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        moto
+    }
+
+    fn answers(port: u16) -> bool {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        if s.write_all(b"GET /moto-api/ HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .is_err()
+        {
+            return false;
+        }
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).is_ok() && head.ends_with(b"200")
+    }
+
+    async fn config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-west-2"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_kinesis::config::Credentials::new(
+                "test",
+                "test",
+                None,
+                None,
+                "kpipe-tests",
+            ))
+            .load()
+            .await
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+kpipe_runtime::pipeline! {
+    pipeline Small {
+        region: "us-west-2",
+        stream events: Event { name: "events", capacity: provisioned(shards: 2), partition_key: user }
+        s3 archive: Event { bucket: "acme-archive" }
+        delivery to_archive: events -> archive { name: "to-archive" }
+    }
+    pipeline Grown {
+        region: "us-west-2",
+        stream events: Event { name: "events", capacity: provisioned(shards: 5), partition_key: user }
+        s3 archive: Event { bucket: "acme-archive", buffer: 64MiB or 600s }
+        delivery to_archive: events -> archive { name: "to-archive" }
+    }
+    pipeline Partitioned {
+        region: "us-west-2",
+        stream events: Event { name: "events", capacity: provisioned(shards: 2), partition_key: user }
+        s3 archive: Event {
+            bucket: "acme-archive",
+            prefix: "site=!{partitionKeyFromQuery:site}/",
+            error_prefix: "errors/!{firehose:error-output-type}/",
+            buffer: 64MiB or 300s,
+            partition_keys: { site: .site },
+        }
+        delivery to_archive: events -> archive { name: "to-archive" }
+    }
+}
+
+async fn describe_shards(config: &aws_config::SdkConfig, name: &str) -> Option<i32> {
+    let k = aws_sdk_kinesis::Client::new(config);
+    let out = k
+        .describe_stream_summary()
+        .stream_name(name)
+        .send()
+        .await
+        .ok()?;
+    Some(out.stream_description_summary()?.open_shard_count())
+}
+
+async fn describe_delivery(
+    config: &aws_config::SdkConfig,
+    name: &str,
+) -> Option<aws_sdk_firehose::types::DeliveryStreamDescription> {
+    let f = aws_sdk_firehose::Client::new(config);
+    f.describe_delivery_stream()
+        .delivery_stream_name(name)
+        .send()
+        .await
+        .ok()?
+        .delivery_stream_description()
+        .cloned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_from_nothing_then_a_second_apply_is_a_no_op() {
+    let moto = Moto::start();
+    let config = moto.config().await;
+    let aws = Aws::<Small>::new(&config);
+    let plan = aws.plan().await.unwrap();
+    assert!(
+        plan.ops
+            .iter()
+            .any(|o| matches!(o, Op::CreateStream(s) if s.name == "events")),
+        "{plan}"
+    );
+    assert!(
+        plan.ops
+            .iter()
+            .any(|o| matches!(o, Op::CreateDelivery(d) if d.name == "to-archive")),
+        "{plan}"
+    );
+    assert!(
+        plan.ops
+            .iter()
+            .any(|o| matches!(o, Op::CreateBucket { bucket } if bucket == "acme-archive")),
+        "{plan}"
+    );
+    let report = aws.apply(false).await.unwrap();
+    assert!(
+        report.to_string().contains("created kinesis stream events"),
+        "{report}"
+    );
+
+    assert_eq!(describe_shards(&config, "events").await, Some(2));
+    let d = describe_delivery(&config, "to-archive")
+        .await
+        .expect("delivery stream exists");
+    assert_eq!(*d.delivery_stream_status(), DeliveryStreamStatus::Active);
+    let ext = d.destinations()[0]
+        .extended_s3_destination_description()
+        .unwrap();
+    assert_eq!(ext.bucket_arn(), "arn:aws:s3:::acme-archive");
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    );
+    assert!(s3.head_bucket().bucket("acme-archive").send().await.is_ok());
+
+    let again = aws.plan().await.unwrap();
+    assert!(again.is_empty(), "no phantom diffs after apply:\n{again}");
+    assert_eq!(
+        again.to_string(),
+        "No changes. AWS matches the declaration."
+    );
+    let second = aws.apply(false).await.unwrap();
+    assert!(second.actions.is_empty(), "{second}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shard_count_and_buffering_changes_are_planned_and_applied() {
+    let moto = Moto::start();
+    let config = moto.config().await;
+    Aws::<Small>::new(&config).apply(false).await.unwrap();
+    let grown = Aws::<Grown>::new(&config);
+    let plan = grown.plan().await.unwrap();
+    assert!(
+        plan.ops.contains(&Op::UpdateShardCount {
+            stream: "events".into(),
+            from: 2,
+            steps: vec![4, 5]
+        }),
+        "{plan}"
+    );
+    let text = plan.to_string();
+    assert!(
+        text.contains("~ kinesis stream events: shards 2 -> 4 -> 5"),
+        "{text}"
+    );
+    assert!(text.contains("buffer size 5 MiB -> 64 MiB"), "{text}");
+    assert!(text.contains("buffer interval 300 s -> 600 s"), "{text}");
+    grown.apply(false).await.unwrap();
+    assert_eq!(describe_shards(&config, "events").await, Some(5));
+    let d = describe_delivery(&config, "to-archive").await.unwrap();
+    let hints = d.destinations()[0]
+        .extended_s3_destination_description()
+        .unwrap()
+        .buffering_hints()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (hints.size_in_mbs(), hints.interval_in_seconds()),
+        (Some(64), Some(600))
+    );
+    assert!(grown.plan().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turning_dynamic_partitioning_on_is_a_replacement_refused_unless_allowed() {
+    let moto = Moto::start();
+    let config = moto.config().await;
+    Aws::<Small>::new(&config).apply(false).await.unwrap();
+    let partitioned = Aws::<Partitioned>::new(&config);
+    let refused = partitioned.apply(false).await.unwrap_err();
+    assert!(
+        matches!(refused, ProvisionError::ReplacementRefused(_)),
+        "{refused}"
+    );
+    assert!(
+        refused
+            .to_string()
+            .contains("dynamic partitioning can only be enabled"),
+        "{refused}"
+    );
+    let before = describe_delivery(&config, "to-archive").await.unwrap();
+    let dp = |d: &aws_sdk_firehose::types::DeliveryStreamDescription| {
+        d.destinations()[0]
+            .extended_s3_destination_description()
+            .and_then(|e| e.dynamic_partitioning_configuration())
+            .and_then(|c| c.enabled())
+            .unwrap_or(false)
+    };
+    assert!(
+        !dp(&before),
+        "nothing changed when the replacement was refused"
+    );
+    let report = partitioned.apply(true).await.unwrap();
+    assert!(
+        report
+            .to_string()
+            .contains("replaced firehose delivery stream to-archive"),
+        "{report}"
+    );
+    assert!(dp(&describe_delivery(&config, "to-archive").await.unwrap()));
+    assert!(partitioned.plan().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroy_removes_delivery_streams_streams_and_roles() {
+    let moto = Moto::start();
+    let config = moto.config().await;
+    let aws = Aws::<Small>::new(&config);
+    aws.apply(false).await.unwrap();
+    let report = aws.destroy().await.unwrap();
+    let text = report.to_string();
+    assert!(
+        text.contains("deleted firehose delivery stream to-archive"),
+        "{text}"
+    );
+    assert!(text.contains("deleted kinesis stream events"), "{text}");
+    assert!(text.contains("kept s3 bucket acme-archive"), "{text}");
+    assert!(describe_delivery(&config, "to-archive").await.is_none());
+    assert!(describe_shards(&config, "events").await.is_none());
+    let iam = aws_sdk_iam::Client::new(&config);
+    assert!(
+        iam.get_role()
+            .role_name("kpipe-small-to-archive")
+            .send()
+            .await
+            .is_err(),
+        "role deleted"
+    );
+    // Destroying again tolerates what is already gone.
+    let again = aws.destroy().await.unwrap();
+    assert!(!again.to_string().contains("deleted"), "{again}");
+}
