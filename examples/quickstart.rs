@@ -6,6 +6,11 @@
 //! them into the transform, partition the results by site, buffer, gzip and write them under
 //! `./kpipe-data/acme-telemetry/`, with error documents for the failures. Then it prints the run
 //! report and where the objects went. No AWS account is involved.
+//!
+//! With a subcommand it is the pipeline's command line instead (`Telemetry::main()`):
+//! `cargo run --example quickstart -- synth` prints the CloudFormation template,
+//! `cargo run --example quickstart -- plan --endpoint-url http://127.0.0.1:5000` compares the
+//! declaration with AWS (or moto), `apply` and `destroy` provision and tear down.
 
 use kpipe_examples::telemetry::{Reading, Telemetry};
 use std::collections::BTreeMap;
@@ -47,8 +52,21 @@ fn reading(i: u64, rng: &mut Lcg, start_ms: i64) -> Reading {
     }
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> std::process::ExitCode {
+    if std::env::args().len() > 1 {
+        return Telemetry::main();
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
+    match runtime.block_on(run_locally()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_locally() -> Result<(), Box<dyn std::error::Error>> {
     let root = std::path::Path::new("kpipe-data");
     let engine = Telemetry::local().root(root).progress(true).start()?;
     let readings = engine.producer(Telemetry::readings())?;

@@ -189,3 +189,51 @@ pub fn local<P: Pipeline>() -> Local<P> {
 pub fn local<P: Pipeline>() -> Local<P> {
     EngineFeatureDisabled(::core::marker::PhantomData)
 }
+
+/// What `Pipeline::aws(&config)` takes: the AWS SDK's configuration.
+#[cfg(feature = "aws")]
+pub type SdkConfig = aws_config::SdkConfig;
+
+/// Without the `aws` feature, `Pipeline::aws` takes and returns this marker: enable the feature.
+#[cfg(not(feature = "aws"))]
+#[derive(Debug)]
+pub struct AwsFeatureDisabled<P = ()>(::core::marker::PhantomData<P>);
+
+/// What `Pipeline::aws(&config)` takes without the `aws` feature.
+#[cfg(not(feature = "aws"))]
+pub type SdkConfig = AwsFeatureDisabled;
+
+/// What `Pipeline::aws(&config)` returns.
+#[cfg(feature = "aws")]
+pub type AwsOf<P> = crate::aws::Aws<P>;
+
+/// What `Pipeline::aws(&config)` returns without the `aws` feature.
+#[cfg(not(feature = "aws"))]
+pub type AwsOf<P> = AwsFeatureDisabled<P>;
+
+/// Provisioning clients for a pipeline.
+#[cfg(feature = "aws")]
+pub fn aws<P: Pipeline>(config: &SdkConfig) -> AwsOf<P> {
+    crate::aws::Aws::new(config)
+}
+
+/// Without the `aws` feature: a value that names the missing feature.
+#[cfg(not(feature = "aws"))]
+pub fn aws<P: Pipeline>(_: &SdkConfig) -> AwsOf<P> {
+    AwsFeatureDisabled(::core::marker::PhantomData)
+}
+
+/// The generated `main()`: the pipeline's command line.
+#[cfg(feature = "cli")]
+pub fn cli_main<P: Pipeline>() -> ::std::process::ExitCode {
+    crate::cli::main::<P>()
+}
+
+/// Without the `cli` feature the generated `main()` explains what is missing and exits with 2.
+#[cfg(not(feature = "cli"))]
+pub fn cli_main<P: Pipeline>() -> ::std::process::ExitCode {
+    eprintln!(
+        "error: this program was built without kpipe-runtime's `cli` feature; enable it to get synth, plan, apply and destroy"
+    );
+    ::std::process::ExitCode::from(2)
+}

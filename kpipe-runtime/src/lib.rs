@@ -4,6 +4,8 @@
 pub mod __private;
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod cloudformation;
 #[cfg(feature = "engine")]
 pub mod engine;

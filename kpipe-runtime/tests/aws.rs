@@ -3,12 +3,9 @@
 //! checked with the SDK's Describe calls, not with kpipe's own bookkeeping.
 
 use aws_sdk_firehose::types::DeliveryStreamStatus;
+use kpipe_runtime::aws::moto::MotoServer;
 use kpipe_runtime::aws::{Aws, ProvisionError, plan::Op};
 use serde::{Deserialize, Serialize};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 #[derive(Serialize, Deserialize)]
 struct Event {
@@ -16,75 +13,18 @@ struct Event {
     site: String,
 }
 
-/// A moto_server on a free loopback port, killed on drop.
-struct Moto {
-    child: Child,
-    endpoint: String,
-}
+struct Moto(MotoServer);
 
 impl Moto {
     fn start() -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server runs (scripts/test installs it: pip install 'moto[server]')");
-        let moto = Moto {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        };
-        // Wait on the condition (the API answers), bounded by 60 s of real time.
-        let give_up = Instant::now() + Duration::from_secs(60);
-        while !Moto::answers(port) {
-            assert!(
-                Instant::now() < give_up,
-                "moto_server did not answer on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        moto
-    }
-
-    fn answers(port: u16) -> bool {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-        if s.write_all(b"GET /moto-api/ HTTP/1.0\r\nHost: localhost\r\n\r\n")
-            .is_err()
-        {
-            return false;
-        }
-        let mut head = [0u8; 12];
-        s.read_exact(&mut head).is_ok() && head.ends_with(b"200")
+        Moto(
+            MotoServer::start()
+                .expect("moto_server runs (scripts/test installs it: pip install 'moto[server]')"),
+        )
     }
 
     async fn config(&self) -> aws_config::SdkConfig {
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-west-2"))
-            .endpoint_url(&self.endpoint)
-            .credentials_provider(aws_sdk_kinesis::config::Credentials::new(
-                "test",
-                "test",
-                None,
-                None,
-                "kpipe-tests",
-            ))
-            .load()
-            .await
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.sdk_config("us-west-2").await
     }
 }
 

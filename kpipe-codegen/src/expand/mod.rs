@@ -56,6 +56,18 @@ pub(crate) fn pipeline(p: &Pipeline, rt: &TokenStream) -> TokenStream {
                 #rt::__private::cloudformation(Self::spec())
             }
 
+            /// Provisioning of this pipeline with an AWS configuration: `plan()`, `apply()`,
+            /// `destroy()` (feature `aws` of kpipe-runtime).
+            #vis fn aws(config: &#rt::__private::SdkConfig) -> #rt::__private::AwsOf<Self> {
+                #rt::__private::aws::<Self>(config)
+            }
+
+            /// The pipeline's command line: `synth`, `spec`, `plan`, `apply`, `destroy`
+            /// (feature `cli` of kpipe-runtime). `fn main() -> ExitCode { Telemetry::main() }`.
+            #vis fn main() -> ::std::process::ExitCode {
+                #rt::__private::cli_main::<Self>()
+            }
+
             #stage_fns
         }
 
