@@ -10,6 +10,8 @@ pub mod cloudformation;
 #[cfg(feature = "engine")]
 pub mod engine;
 pub mod firehose;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 mod macros;
 pub mod outcome;
 pub mod pipeline;

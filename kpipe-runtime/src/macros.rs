@@ -112,6 +112,26 @@ macro_rules! pipeline {
     };
 }
 
+/// The `main` of a Lambda binary serving a transform's Firehose handler (feature `lambda`):
+///
+/// ```ignore
+/// kpipe_runtime::lambda_main!(Telemetry, enrich);
+/// ```
+///
+/// Build it with `cargo lambda build --release` and deploy the binary as the function the
+/// pipeline's template names.
+#[cfg(feature = "lambda")]
+#[macro_export]
+macro_rules! lambda_main {
+    ($pipeline:ident, $transform:ident) => {
+        fn main() -> ::std::process::ExitCode {
+            // A typo in the transform's name is a compile error here.
+            let _ = $pipeline::$transform;
+            $crate::lambda::serve::<$pipeline>(::core::stringify!($transform))
+        }
+    };
+}
+
 /// Includes a pipeline that `kpipe_codegen::build` generated from `pipelines/<name>.kpipe`
 /// into `OUT_DIR`.
 ///

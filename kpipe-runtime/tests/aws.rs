@@ -247,15 +247,31 @@ async fn destroy_removes_delivery_streams_streams_and_roles() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_endpoint_is_one_clear_error() {
     // Nothing listens on a port that was just free.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-west-2"))
         .endpoint_url(format!("http://127.0.0.1:{port}"))
-        .credentials_provider(aws_sdk_kinesis::config::Credentials::new("test", "test", None, None, "kpipe-tests"))
+        .credentials_provider(aws_sdk_kinesis::config::Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "kpipe-tests",
+        ))
         .load()
         .await;
     let err = Aws::<Small>::new(&config).plan().await.unwrap_err();
     let text = err.to_string();
-    assert!(text.starts_with("could not identify the caller's account: "), "{text}");
-    assert!(text.contains("dispatch failure") || text.contains("onnection refused"), "{text}");
+    assert!(
+        text.starts_with("could not identify the caller's account: "),
+        "{text}"
+    );
+    assert!(
+        text.contains("dispatch failure") || text.contains("onnection refused"),
+        "{text}"
+    );
 }

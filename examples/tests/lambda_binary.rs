@@ -1,0 +1,135 @@
+//! The `quickstart_lambda` binary end to end, under a minimal Lambda runtime API served by this
+//! test on a loopback port: the binary polls for an invocation, gets a Firehose event, and
+//! posts its response, exactly as it does in AWS.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Reads one HTTP request: (request line, body).
+fn read_request(reader: &mut BufReader<std::net::TcpStream>) -> Option<(String, Vec<u8>)> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut length = 0;
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).ok()?;
+        let h = header.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = h.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().ok()?;
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some((line.trim_end().to_owned(), body))
+}
+
+#[test]
+fn the_binary_answers_a_firehose_invocation() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let api = listener.local_addr().unwrap().to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quickstart_lambda"))
+        .env("AWS_LAMBDA_RUNTIME_API", &api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "telemetry-enrich")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_REGION", "us-west-2")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // A Kinesis-sourced event (aws-facts.md §4.1) with three of the quickstart's readings.
+    use base64::Engine as _;
+    use kpipe_examples::telemetry::Reading;
+    let reading = |id: &str, site: &str, celsius: f64| {
+        let r = Reading {
+            sensor_id: id.into(),
+            site: site.into(),
+            celsius,
+            at_ms: 1_664_028_793_294,
+        };
+        base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&r).unwrap())
+    };
+    let records: Vec<serde_json::Value> = [("s-1", "berlin", 100.0), ("test-9", "lab", 20.0), ("s-2", "oslo", -300.0)]
+        .iter()
+        .enumerate()
+        .map(|(i, (id, site, c))| {
+            serde_json::json!({
+                "recordId": format!("4954698668313554428650745793632162567570019247115678515{}", 4 + i),
+                "approximateArrivalTimestamp": 1_664_028_793_294i64,
+                "data": reading(id, site, *c),
+                "kinesisRecordMetadata": {
+                    "sequenceNumber": format!("4954698668313554428650745793632162567570019247115678515{}", 4 + i),
+                    "subsequenceNumber": 0, "partitionKey": id, "shardId": "shardId-000000000000",
+                    "approximateArrivalTimestamp": 1_664_028_793_294i64
+                }
+            })
+        })
+        .collect();
+    let event = serde_json::json!({
+        "invocationId": "invocationIdExample",
+        "deliveryStreamArn": "arn:aws:firehose:us-west-2:123456789012:deliverystream/sensor-lake",
+        "sourceKinesisStreamArn": "arn:aws:kinesis:us-west-2:123456789012:stream/sensor-readings",
+        "region": "us-west-2",
+        "records": records
+    })
+    .to_string();
+    let deadline = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + 60_000;
+    let (stream, _) = listener.accept().unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+
+    let (next, _) = read_request(&mut reader).expect("the binary asks for an invocation");
+    assert!(
+        next.starts_with("GET /2018-06-01/runtime/invocation/next"),
+        "{next}"
+    );
+    write!(
+        writer,
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nlambda-runtime-aws-request-id: req-1\r\nlambda-runtime-deadline-ms: {deadline}\r\nlambda-runtime-invoked-function-arn: arn:aws:lambda:us-west-2:123456789012:function:telemetry-enrich\r\ncontent-length: {}\r\n\r\n{event}",
+        event.len()
+    )
+    .unwrap();
+
+    let (post, body) = read_request(&mut reader).expect("the binary posts a response");
+    write!(writer, "HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n").unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+
+    assert_eq!(
+        post,
+        "POST /2018-06-01/runtime/invocation/req-1/response HTTP/1.1"
+    );
+    let response: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let results: Vec<&str> = response["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["result"].as_str().unwrap())
+        .collect();
+    assert_eq!(results, ["Ok", "Dropped", "ProcessingFailed"]);
+    assert_eq!(
+        response["records"][0]["recordId"],
+        "49546986683135544286507457936321625675700192471156785154"
+    );
+    assert_eq!(
+        response["records"][0]["metadata"]["partitionKeys"]["site"],
+        "berlin"
+    );
+}

@@ -1,0 +1,259 @@
+//! The Firehose data-transformation Lambda handler of a transform (feature `lambda`).
+//!
+//! The handler runs each record through the same [`RecordProcessor`] as the local engine
+//! (decode, call your function, encode, delimiter, partition keys), so a pipeline behaves the
+//! same locally and in AWS. A Lambda binary is one line:
+//!
+//! ```ignore
+//! kpipe_runtime::lambda_main!(Telemetry, enrich);
+//! ```
+//!
+//! - Every `recordId` is echoed exactly once; results are `Ok` (with the output and
+//!   `metadata.partitionKeys`), `Dropped` or `ProcessingFailed` (aws-facts.md §4.2).
+//! - A record whose data is not valid base64, does not decode into the input type, or makes
+//!   your function panic fails alone; the handler itself never panics.
+//! - The response stays under Lambda's 6 MB payload limit (aws-facts.md §3.4): records whose
+//!   output would not fit are answered `ProcessingFailed` (and logged) instead of producing a
+//!   response Firehose would reject as a whole.
+
+use crate::firehose::{BatchRecord, invoke_batch};
+use crate::pipeline::{Pipeline, RecordProcessor, RecordResult};
+use aws_lambda_events::encodings::Base64Data;
+use aws_lambda_events::firehose::{KinesisFirehoseResponse, KinesisFirehoseResponseRecord};
+use base64::Engine as _;
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// Lambda's synchronous response limit (aws-facts.md §3.4).
+pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
+
+/// The transformation event as Firehose sends it (aws-facts.md §4.1), read leniently: a
+/// record's `data` stays a string until the handler decodes it, so one bad record cannot fail
+/// the whole invocation.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransformationEvent {
+    /// `arn:aws:firehose:REGION:ACCOUNT:deliverystream/NAME`.
+    #[serde(default)]
+    pub delivery_stream_arn: Option<String>,
+    /// The records.
+    #[serde(default)]
+    pub records: Vec<TransformationRecord>,
+}
+
+/// One record of a [`TransformationEvent`].
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransformationRecord {
+    /// The id to echo.
+    #[serde(default)]
+    pub record_id: String,
+    /// Arrival time, epoch milliseconds.
+    #[serde(default)]
+    pub approximate_arrival_timestamp: i64,
+    /// The data, base64.
+    #[serde(default)]
+    pub data: String,
+}
+
+/// Why a handler could not be built.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum LambdaError {
+    /// No delivery of the pipeline uses this transform.
+    UnknownTransform(String),
+}
+
+impl std::fmt::Display for LambdaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LambdaError::UnknownTransform(t) => {
+                write!(f, "no delivery of this pipeline uses transform `{t}`")
+            }
+        }
+    }
+}
+
+impl std::error::Error for LambdaError {}
+
+/// The Firehose handler of one transform.
+#[derive(Clone)]
+pub struct FirehoseHandler {
+    transform: &'static str,
+    /// `(delivery stream name, processor)` for each delivery using the transform.
+    deliveries: Vec<(&'static str, Arc<dyn RecordProcessor>)>,
+}
+
+impl std::fmt::Debug for FirehoseHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FirehoseHandler")
+            .field("transform", &self.transform)
+            .finish()
+    }
+}
+
+fn response_record(
+    record_id: &str,
+    result: &'static str,
+    data: Vec<u8>,
+    keys: Vec<(&'static str, String)>,
+) -> KinesisFirehoseResponseRecord {
+    let mut r = KinesisFirehoseResponseRecord::default();
+    r.record_id = Some(record_id.to_owned());
+    r.result = Some(result.to_owned());
+    let mut d = Base64Data::default();
+    d.0 = data;
+    r.data = d;
+    r.metadata.partition_keys = keys.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    r
+}
+
+impl FirehoseHandler {
+    /// The handler of pipeline `P`'s transform `transform_id`.
+    ///
+    /// # Errors
+    /// [`LambdaError::UnknownTransform`] when no delivery uses that transform.
+    pub fn new<P: Pipeline>(transform_id: &str) -> Result<Self, LambdaError> {
+        let deliveries: Vec<_> = P::deliveries()
+            .into_iter()
+            .filter(|d| d.spec().transform == Some(transform_id))
+            .map(|d| (d.spec().name, Arc::clone(d.processor())))
+            .collect();
+        let transform = P::SPEC
+            .transform(transform_id)
+            .map(|t| t.id)
+            .filter(|_| !deliveries.is_empty())
+            .ok_or_else(|| LambdaError::UnknownTransform(transform_id.to_owned()))?;
+        Ok(FirehoseHandler {
+            transform,
+            deliveries,
+        })
+    }
+
+    /// The processor for the delivery stream named in the event's ARN (or the only one).
+    fn processor(&self, arn: Option<&str>) -> Option<&Arc<dyn RecordProcessor>> {
+        let name = arn
+            .and_then(|a| a.rsplit_once("deliverystream/"))
+            .map(|(_, n)| n);
+        match name.and_then(|n| self.deliveries.iter().find(|(d, _)| *d == n)) {
+            Some((_, p)) => Some(p),
+            None if self.deliveries.len() == 1 => Some(&self.deliveries[0].1),
+            None => None,
+        }
+    }
+
+    /// Answers one invocation.
+    pub async fn handle(&self, event: TransformationEvent) -> KinesisFirehoseResponse {
+        let mut response = KinesisFirehoseResponse::default();
+        let Some(processor) = self.processor(event.delivery_stream_arn.as_deref()) else {
+            eprintln!(
+                "kpipe: transform `{}` is not used by delivery stream {:?}; failing the batch",
+                self.transform, event.delivery_stream_arn
+            );
+            response.records = event
+                .records
+                .iter()
+                .map(|r| response_record(&r.record_id, "ProcessingFailed", Vec::new(), Vec::new()))
+                .collect();
+            return response;
+        };
+        // Decode base64 per record: a bad record fails alone.
+        let mut batch = Vec::with_capacity(event.records.len());
+        let mut undecodable = Vec::new();
+        for (i, r) in event.records.iter().enumerate() {
+            match base64::engine::general_purpose::STANDARD.decode(&r.data) {
+                Ok(data) => batch.push(BatchRecord {
+                    record_id: r.record_id.clone(),
+                    arrival_ms: r.approximate_arrival_timestamp,
+                    data: data.into(),
+                }),
+                Err(e) => {
+                    eprintln!("kpipe: record {} is not valid base64: {e}", r.record_id);
+                    undecodable.push(i);
+                }
+            }
+        }
+        let results = invoke_batch(&**processor, &batch).await;
+        let mut results = results.into_iter();
+        // Every record is answered, so each one's envelope (id, result, empty data, empty
+        // metadata) is reserved first; outputs and keys are paid from what remains.
+        let envelope = |r: &TransformationRecord| r.record_id.len() + 96;
+        let reserved: usize = 64 + event.records.iter().map(envelope).sum::<usize>();
+        let mut budget = MAX_RESPONSE_BYTES.saturating_sub(reserved);
+        for (i, r) in event.records.iter().enumerate() {
+            let result = if undecodable.contains(&i) {
+                RecordResult::Failed("not valid base64".into())
+            } else {
+                results
+                    .next()
+                    .map_or(RecordResult::Failed("no result".into()), |x| x.result)
+            };
+            let record = match result {
+                RecordResult::Ok {
+                    data,
+                    partition_keys,
+                } => {
+                    let keys_len: usize = partition_keys
+                        .iter()
+                        .map(|(k, v)| k.len() + v.len() + 8)
+                        .sum();
+                    let need = data.len().div_ceil(3) * 4 + keys_len;
+                    if need <= budget {
+                        budget -= need;
+                        response_record(&r.record_id, "Ok", data, partition_keys)
+                    } else {
+                        eprintln!(
+                            "kpipe: record {} does not fit in Lambda's 6 MB response; answering ProcessingFailed",
+                            r.record_id
+                        );
+                        response_record(&r.record_id, "ProcessingFailed", Vec::new(), Vec::new())
+                    }
+                }
+                RecordResult::Dropped => {
+                    response_record(&r.record_id, "Dropped", Vec::new(), Vec::new())
+                }
+                RecordResult::Failed(message) => {
+                    eprintln!("kpipe: record {} failed: {message}", r.record_id);
+                    response_record(&r.record_id, "ProcessingFailed", Vec::new(), Vec::new())
+                }
+            };
+            response.records.push(record);
+        }
+        response
+    }
+}
+
+/// Runs the handler of pipeline `P`'s transform `transform_id` under `lambda_runtime`: the body
+/// of a Lambda binary's `main` (see [`lambda_main!`](crate::lambda_main)).
+pub fn serve<P: Pipeline>(transform_id: &str) -> std::process::ExitCode {
+    let handler = match FirehoseHandler::new::<P>(transform_id) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let service = lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<TransformationEvent>| {
+            let handler = handler.clone();
+            async move { Ok::<_, lambda_runtime::Error>(handler.handle(event.payload).await) }
+        },
+    );
+    match runtime.block_on(lambda_runtime::run(service)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

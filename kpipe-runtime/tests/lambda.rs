@@ -1,0 +1,272 @@
+//! The Firehose handler on AWS's documented event shapes (aws-facts.md §4.1), and parity with
+//! the local engine: the same records give the same results, outputs and partition keys.
+
+use aws_lambda_events::firehose::KinesisFirehoseResponse;
+use kpipe_runtime::Outcome;
+use kpipe_runtime::engine::LocalInvoker;
+use kpipe_runtime::firehose::{BatchRecord, Invoker};
+use kpipe_runtime::lambda::{FirehoseHandler, MAX_RESPONSE_BYTES, TransformationEvent};
+use kpipe_runtime::{Pipeline, RecordResult};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize)]
+struct Reading {
+    sensor_id: String,
+    site: String,
+    celsius: f64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Enriched {
+    sensor_id: String,
+    site: String,
+    fahrenheit: f64,
+}
+
+fn enrich(r: Reading) -> Outcome<Enriched> {
+    if r.sensor_id.starts_with("test-") {
+        return Outcome::Dropped;
+    }
+    if r.sensor_id == "panic" {
+        panic!("boom");
+    }
+    if r.celsius < -273.15 {
+        return Outcome::failed("implausible");
+    }
+    Outcome::Ok(Enriched {
+        sensor_id: r.sensor_id,
+        site: r.site,
+        fahrenheit: r.celsius * 1.8 + 32.0,
+    })
+}
+
+kpipe_runtime::pipeline! {
+    pipeline Telemetry {
+        stream readings: Reading { name: "sensor-readings", capacity: provisioned(shards: 2), partition_key: sensor_id }
+        transform enrich: Reading -> Enriched { function: crate::enrich }
+        s3 lake: Enriched {
+            bucket: "acme-telemetry",
+            prefix: "site=!{partitionKeyFromLambda:site}/",
+            error_prefix: "errors/!{firehose:error-output-type}/",
+            partition_keys: { site: |e: &Enriched| e.site.clone() },
+        }
+        delivery sensor_lake: readings -> enrich -> lake;
+    }
+}
+
+fn event(path: &str) -> TransformationEvent {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(path),
+    )
+    .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn results(r: &KinesisFirehoseResponse) -> Vec<(String, String)> {
+    r.records
+        .iter()
+        .map(|x| (x.record_id.clone().unwrap(), x.result.clone().unwrap()))
+        .collect()
+}
+
+#[tokio::test]
+async fn kinesis_source_event_with_record_metadata() {
+    let handler = FirehoseHandler::new::<Telemetry>("enrich").unwrap();
+    let response = handler.handle(event("firehose-kinesis-source.json")).await;
+    let r = results(&response);
+    assert_eq!(
+        r.iter().map(|x| x.1.as_str()).collect::<Vec<_>>(),
+        ["Ok", "Dropped", "ProcessingFailed"]
+    );
+    assert_eq!(
+        r[0].0, "49546986683135544286507457936321625675700192471156785154",
+        "ids are echoed"
+    );
+    let ok = &response.records[0];
+    assert_eq!(
+        String::from_utf8(ok.data.0.clone()).unwrap(),
+        "{\"sensor_id\":\"s-1\",\"site\":\"berlin\",\"fahrenheit\":212.0}\n"
+    );
+    assert_eq!(
+        ok.metadata.partition_keys.get("site").map(String::as_str),
+        Some("berlin")
+    );
+    // The response serialises the way Firehose expects (aws-facts.md §4.2).
+    let json = serde_json::to_value(&response).unwrap();
+    assert_eq!(json["records"][0]["result"], "Ok");
+    assert_eq!(
+        json["records"][0]["metadata"]["partitionKeys"]["site"],
+        "berlin"
+    );
+    assert!(
+        json["records"][0]["data"]
+            .as_str()
+            .unwrap()
+            .starts_with("eyJzZW5zb3JfaWQi")
+    );
+}
+
+#[tokio::test]
+async fn direct_put_event_with_bad_records_fails_only_those() {
+    let handler = FirehoseHandler::new::<Telemetry>("enrich").unwrap();
+    let response = handler.handle(event("firehose-direct-put.json")).await;
+    assert_eq!(
+        results(&response),
+        [
+            ("1".into(), "Ok".into()),
+            ("2".into(), "ProcessingFailed".into()),
+            ("3".into(), "ProcessingFailed".into())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_empty_batch_gets_an_empty_response() {
+    let handler = FirehoseHandler::new::<Telemetry>("enrich").unwrap();
+    let response = handler.handle(TransformationEvent::default()).await;
+    assert!(response.records.is_empty());
+    assert_eq!(
+        serde_json::to_string(&response).unwrap(),
+        "{\"records\":[]}"
+    );
+}
+
+#[tokio::test]
+async fn a_6_mb_batch_keeps_the_response_under_the_limit() {
+    use base64::Engine as _;
+    // ~6.5 MB of output: the records that do not fit are answered ProcessingFailed.
+    let padding = "x".repeat(4000);
+    let records: Vec<serde_json::Value> = (0..1200)
+        .map(|i| {
+            let data =
+                format!("{{\"sensor_id\":\"s-{i}\",\"site\":\"{padding}\",\"celsius\":1.0}}");
+            serde_json::json!({ "recordId": i.to_string(), "approximateArrivalTimestamp": 0,
+                                "data": base64::engine::general_purpose::STANDARD.encode(data) })
+        })
+        .collect();
+    let ev: TransformationEvent =
+        serde_json::from_value(serde_json::json!({ "records": records })).unwrap();
+    let handler = FirehoseHandler::new::<Telemetry>("enrich").unwrap();
+    let response = handler.handle(ev).await;
+    let body = serde_json::to_vec(&response).unwrap();
+    assert!(body.len() <= MAX_RESPONSE_BYTES, "{} bytes", body.len());
+    assert_eq!(response.records.len(), 1200, "every id is answered");
+    let failed = response
+        .records
+        .iter()
+        .filter(|r| r.result.as_deref() == Some("ProcessingFailed"))
+        .count();
+    assert!(failed > 0 && failed < 1200, "{failed}");
+}
+
+#[test]
+fn unknown_transforms_are_refused() {
+    assert!(FirehoseHandler::new::<Telemetry>("nope").is_err());
+}
+
+#[tokio::test]
+async fn the_handler_and_the_local_engine_agree() {
+    use base64::Engine as _;
+    let inputs: Vec<Vec<u8>> = vec![
+        serde_json::to_vec(&Reading {
+            sensor_id: "s-1".into(),
+            site: "berlin".into(),
+            celsius: 3.0,
+        })
+        .unwrap(),
+        serde_json::to_vec(&Reading {
+            sensor_id: "test-1".into(),
+            site: "lab".into(),
+            celsius: 3.0,
+        })
+        .unwrap(),
+        serde_json::to_vec(&Reading {
+            sensor_id: "s-2".into(),
+            site: "oslo".into(),
+            celsius: -500.0,
+        })
+        .unwrap(),
+        serde_json::to_vec(&Reading {
+            sensor_id: "panic".into(),
+            site: "x".into(),
+            celsius: 1.0,
+        })
+        .unwrap(),
+        b"{\"broken".to_vec(),
+        serde_json::to_vec(&Reading {
+            sensor_id: "s-3".into(),
+            site: "lisbon".into(),
+            celsius: 40.0,
+        })
+        .unwrap(),
+    ];
+    // The local engine's invocation of the transform.
+    let batch: Vec<BatchRecord> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| BatchRecord {
+            record_id: i.to_string(),
+            arrival_ms: 0,
+            data: d.clone().into(),
+        })
+        .collect();
+    let local = LocalInvoker::new(Telemetry::sensor_lake().processor().clone())
+        .invoke(&batch)
+        .await
+        .unwrap();
+    // The Lambda handler on the same records.
+    let records: Vec<serde_json::Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| serde_json::json!({ "recordId": i.to_string(), "approximateArrivalTimestamp": 0,
+                                          "data": base64::engine::general_purpose::STANDARD.encode(d) }))
+        .collect();
+    let ev: TransformationEvent = serde_json::from_value(serde_json::json!({
+        "deliveryStreamArn": "arn:aws:firehose:us-west-2:123456789012:deliverystream/sensor-lake",
+        "records": records
+    }))
+    .unwrap();
+    let lambda = FirehoseHandler::new::<Telemetry>("enrich")
+        .unwrap()
+        .handle(ev)
+        .await;
+    assert_eq!(local.len(), lambda.records.len());
+    for (l, a) in local.iter().zip(&lambda.records) {
+        assert_eq!(Some(&l.record_id), a.record_id.as_ref());
+        match &l.result {
+            RecordResult::Ok {
+                data,
+                partition_keys,
+            } => {
+                assert_eq!(a.result.as_deref(), Some("Ok"));
+                assert_eq!(data, &a.data.0);
+                let keys: std::collections::HashMap<String, String> = partition_keys
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                    .collect();
+                assert_eq!(keys, a.metadata.partition_keys);
+            }
+            RecordResult::Dropped => assert_eq!(a.result.as_deref(), Some("Dropped")),
+            RecordResult::Failed(_) => assert_eq!(a.result.as_deref(), Some("ProcessingFailed")),
+        }
+    }
+    let kinds: Vec<&str> = lambda
+        .records
+        .iter()
+        .map(|r| r.result.as_deref().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "Ok",
+            "Dropped",
+            "ProcessingFailed",
+            "ProcessingFailed",
+            "ProcessingFailed",
+            "Ok"
+        ]
+    );
+    assert_eq!(<Telemetry as Pipeline>::SPEC.transforms[0].id, "enrich");
+}
