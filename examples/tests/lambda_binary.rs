@@ -21,10 +21,10 @@ fn read_request(reader: &mut BufReader<std::net::TcpStream>) -> Option<(String, 
         if h.is_empty() {
             break;
         }
-        if let Some((name, value)) = h.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().ok()?;
-            }
+        if let Some((name, value)) = h.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().ok()?;
         }
     }
     let mut body = vec![0; length];
