@@ -16,7 +16,6 @@
 //!   output would not fit are answered `ProcessingFailed` (and logged) instead of producing a
 //!   response Firehose would reject as a whole.
 
-use crate::firehose::{BatchRecord, invoke_batch};
 use crate::pipeline::{Pipeline, RecordProcessor, RecordResult};
 use aws_lambda_events::encodings::Base64Data;
 use aws_lambda_events::firehose::{KinesisFirehoseResponse, KinesisFirehoseResponseRecord};
@@ -93,13 +92,13 @@ impl std::fmt::Debug for FirehoseHandler {
 }
 
 fn response_record(
-    record_id: &str,
+    record_id: String,
     result: &'static str,
     data: Vec<u8>,
     keys: Vec<(&'static str, String)>,
 ) -> KinesisFirehoseResponseRecord {
     let mut r = KinesisFirehoseResponseRecord::default();
-    r.record_id = Some(record_id.to_owned());
+    r.record_id = Some(record_id);
     r.result = Some(result.to_owned());
     let mut d = Base64Data::default();
     d.0 = data;
@@ -152,42 +151,32 @@ impl FirehoseHandler {
             );
             response.records = event
                 .records
-                .iter()
-                .map(|r| response_record(&r.record_id, "ProcessingFailed", Vec::new(), Vec::new()))
+                .into_iter()
+                .map(|r| response_record(r.record_id, "ProcessingFailed", Vec::new(), Vec::new()))
                 .collect();
             return response;
         };
-        // Decode base64 per record: a bad record fails alone.
-        let mut batch = Vec::with_capacity(event.records.len());
-        let mut undecodable = Vec::new();
-        for (i, r) in event.records.iter().enumerate() {
-            match base64::engine::general_purpose::STANDARD.decode(&r.data) {
-                Ok(data) => batch.push(BatchRecord {
-                    record_id: r.record_id.clone(),
-                    arrival_ms: r.approximate_arrival_timestamp,
-                    data: data.into(),
-                }),
-                Err(e) => {
-                    eprintln!("kpipe: record {} is not valid base64: {e}", r.record_id);
-                    undecodable.push(i);
-                }
-            }
-        }
-        let results = invoke_batch(&**processor, &batch).await;
-        let mut results = results.into_iter();
         // Every record is answered, so each one's envelope (id, result, empty data, empty
         // metadata) is reserved first; outputs and keys are paid from what remains.
-        let envelope = |r: &TransformationRecord| r.record_id.len() + 96;
-        let reserved: usize = 64 + event.records.iter().map(envelope).sum::<usize>();
+        let reserved: usize = 64
+            + event
+                .records
+                .iter()
+                .map(|r| r.record_id.len() + 96)
+                .sum::<usize>();
         let mut budget = MAX_RESPONSE_BYTES.saturating_sub(reserved);
-        for (i, r) in event.records.iter().enumerate() {
-            let result = if undecodable.contains(&i) {
-                RecordResult::Failed("not valid base64".into())
-            } else {
-                results
-                    .next()
-                    .map_or(RecordResult::Failed("no result".into()), |x| x.result)
-            };
+        response.records.reserve(event.records.len());
+        let mut data = Vec::new();
+        for r in event.records {
+            // Decode base64 per record: a bad record fails alone. Each record goes through the
+            // same processor as in the local engine (`firehose::invoke_batch` does exactly this
+            // per record), without copying the batch.
+            data.clear();
+            let result =
+                match base64::engine::general_purpose::STANDARD.decode_vec(&r.data, &mut data) {
+                    Ok(()) => processor.process(&data).result().await,
+                    Err(e) => RecordResult::Failed(format!("not valid base64: {e}")),
+                };
             let record = match result {
                 RecordResult::Ok {
                     data,
@@ -200,21 +189,21 @@ impl FirehoseHandler {
                     let need = data.len().div_ceil(3) * 4 + keys_len;
                     if need <= budget {
                         budget -= need;
-                        response_record(&r.record_id, "Ok", data, partition_keys)
+                        response_record(r.record_id, "Ok", data, partition_keys)
                     } else {
                         eprintln!(
                             "kpipe: record {} does not fit in Lambda's 6 MB response; answering ProcessingFailed",
                             r.record_id
                         );
-                        response_record(&r.record_id, "ProcessingFailed", Vec::new(), Vec::new())
+                        response_record(r.record_id, "ProcessingFailed", Vec::new(), Vec::new())
                     }
                 }
                 RecordResult::Dropped => {
-                    response_record(&r.record_id, "Dropped", Vec::new(), Vec::new())
+                    response_record(r.record_id, "Dropped", Vec::new(), Vec::new())
                 }
                 RecordResult::Failed(message) => {
                     eprintln!("kpipe: record {} failed: {message}", r.record_id);
-                    response_record(&r.record_id, "ProcessingFailed", Vec::new(), Vec::new())
+                    response_record(r.record_id, "ProcessingFailed", Vec::new(), Vec::new())
                 }
             };
             response.records.push(record);

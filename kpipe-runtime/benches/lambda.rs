@@ -1,0 +1,147 @@
+//! The generated Firehose handler against a hand-written `aws_lambda_events` handler doing the
+//! same work on the same ~5.5 MB event (bytes in, bytes out: parse the event, base64-decode,
+//! parse the reading, convert Celsius to Fahrenheit, encode, base64-encode, serialise the
+//! response). Target: at most 1.1x. Results go to BENCHMARKS.md; the Python blueprint's time on
+//! the same event comes from `scripts/bench-python-blueprint.py`.
+
+// criterion_group! generates an undocumented `pub fn benches`.
+#![allow(missing_docs)]
+
+use aws_lambda_events::encodings::Base64Data;
+use aws_lambda_events::firehose::{
+    KinesisFirehoseEvent, KinesisFirehoseResponse, KinesisFirehoseResponseRecord,
+};
+use base64::Engine as _;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use kpipe_runtime::Outcome;
+use kpipe_runtime::lambda::{FirehoseHandler, TransformationEvent};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize)]
+struct Reading {
+    sensor_id: String,
+    site: String,
+    celsius: f64,
+    at_ms: u64,
+    note: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Enriched {
+    sensor_id: String,
+    site: String,
+    fahrenheit: f64,
+    at_ms: u64,
+    note: String,
+}
+
+fn enrich(r: Reading) -> Outcome<Enriched> {
+    Outcome::Ok(Enriched {
+        sensor_id: r.sensor_id,
+        site: r.site,
+        fahrenheit: r.celsius * 1.8 + 32.0,
+        at_ms: r.at_ms,
+        note: r.note,
+    })
+}
+
+kpipe_runtime::pipeline! {
+    pipeline Bench {
+        stream readings: Reading { capacity: provisioned(shards: 2), partition_key: sensor_id }
+        transform enrich: Reading -> Enriched { function: crate::enrich }
+        s3 lake: Enriched { bucket: "bench-lake" }
+        delivery d: readings -> enrich -> lake;
+    }
+}
+
+/// The event, as the bytes Lambda hands the runtime.
+pub fn event_bytes(records: usize) -> Vec<u8> {
+    let recs: Vec<serde_json::Value> = (0..records)
+        .map(|i| {
+            let r = Reading {
+                sensor_id: format!("sensor-{:05}", i % 5000),
+                site: ["berlin", "oslo", "lisbon"][i % 3].into(),
+                celsius: (i % 400) as f64 / 10.0,
+                at_ms: 1_795_766_400_000 + i as u64,
+                note: "calibrated 2026-10-01 by the field team; housing ok".into(),
+            };
+            serde_json::json!({
+                "recordId": format!("4954698668313554428650745793632162567570019247115678{i:04}"),
+                "approximateArrivalTimestamp": 1_795_766_400_000i64,
+                "data": base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&r).unwrap()),
+            })
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({
+        "invocationId": "bench",
+        "deliveryStreamArn": "arn:aws:firehose:us-west-2:123456789012:deliverystream/d",
+        "region": "us-west-2",
+        "records": recs,
+    }))
+    .unwrap()
+}
+
+/// The baseline: a hand-written handler on aws_lambda_events' types.
+fn hand_written(event: &[u8]) -> Vec<u8> {
+    let event: KinesisFirehoseEvent = serde_json::from_slice(event).unwrap();
+    let mut response = KinesisFirehoseResponse::default();
+    for rec in event.records {
+        let mut out = KinesisFirehoseResponseRecord::default();
+        out.record_id = rec.record_id;
+        match serde_json::from_slice::<Reading>(&rec.data.0) {
+            Ok(r) => {
+                let Outcome::Ok(e) = enrich(r) else {
+                    unreachable!("enrich never drops here")
+                };
+                let mut data = serde_json::to_vec(&e).unwrap();
+                data.push(b'\n');
+                let mut d = Base64Data::default();
+                d.0 = data;
+                out.data = d;
+                out.result = Some("Ok".into());
+            }
+            Err(_) => out.result = Some("ProcessingFailed".into()),
+        }
+        response.records.push(out);
+    }
+    serde_json::to_vec(&response).unwrap()
+}
+
+fn kpipe(handler: &FirehoseHandler, rt: &tokio::runtime::Runtime, event: &[u8]) -> Vec<u8> {
+    let event: TransformationEvent = serde_json::from_slice(event).unwrap();
+    let response = rt.block_on(handler.handle(event));
+    serde_json::to_vec(&response).unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let event = event_bytes(20_000);
+    println!("event: {} records, {} bytes", 20_000, event.len());
+    let handler = FirehoseHandler::new::<Bench>("enrich").unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    // Both produce the same response.
+    let a: serde_json::Value = serde_json::from_slice(&hand_written(&event)).unwrap();
+    let b: serde_json::Value = serde_json::from_slice(&kpipe(&handler, &rt, &event)).unwrap();
+    assert_eq!(a["records"][7]["data"], b["records"][7]["data"]);
+    assert_eq!(
+        a["records"].as_array().unwrap().len(),
+        b["records"].as_array().unwrap().len()
+    );
+    if let Ok(path) = std::env::var("KPIPE_WRITE_EVENT") {
+        std::fs::write(path, &event).unwrap();
+    }
+    let mut g = c.benchmark_group("firehose_handler");
+    g.sample_size(20);
+    g.throughput(Throughput::Bytes(event.len() as u64));
+    g.bench_function("hand_written_aws_lambda_events", |b| {
+        b.iter(|| hand_written(&event))
+    });
+    g.bench_function("kpipe_generated", |b| {
+        b.iter(|| kpipe(&handler, &rt, &event))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
