@@ -172,11 +172,17 @@ impl FirehoseHandler {
             // same processor as in the local engine (`firehose::invoke_batch` does exactly this
             // per record), without copying the batch.
             data.clear();
-            let result =
-                match base64::engine::general_purpose::STANDARD.decode_vec(&r.data, &mut data) {
-                    Ok(()) => processor.process(&data).result().await,
-                    Err(e) => RecordResult::Failed(format!("not valid base64: {e}")),
-                };
+            let result = match base64::engine::general_purpose::STANDARD
+                .decode_vec(&r.data, &mut data)
+            {
+                Ok(())
+                    if data.starts_with(&crate::kpl::MAGIC) && crate::kpl::is_aggregated(&data) =>
+                {
+                    aggregated(&**processor, &data).await
+                }
+                Ok(()) => processor.process(&data).result().await,
+                Err(e) => RecordResult::Failed(format!("not valid base64: {e}")),
+            };
             let record = match result {
                 RecordResult::Ok {
                     data,
@@ -209,6 +215,41 @@ impl FirehoseHandler {
             response.records.push(record);
         }
         response
+    }
+}
+
+/// A KPL aggregate (aws-facts.md §7) is one record to Firehose, so it gets one result: its
+/// user records are processed in order; their outputs are concatenated; it fails if one fails
+/// or if they map to different partitions, and is dropped if all are dropped.
+async fn aggregated(processor: &dyn RecordProcessor, data: &[u8]) -> RecordResult {
+    let mut out = Vec::new();
+    let mut keys: Option<Vec<(&'static str, String)>> = None;
+    for sub in crate::kpl::deaggregate(data) {
+        match processor.process(&sub).result().await {
+            RecordResult::Ok {
+                data,
+                partition_keys,
+            } => {
+                if keys.as_ref().is_some_and(|k| *k != partition_keys) {
+                    return RecordResult::Failed(
+                        "the user records of one KPL aggregate map to different partitions".into(),
+                    );
+                }
+                keys = Some(partition_keys);
+                out.extend_from_slice(&data);
+            }
+            RecordResult::Dropped => {}
+            RecordResult::Failed(m) => {
+                return RecordResult::Failed(format!("in a KPL aggregate: {m}"));
+            }
+        }
+    }
+    match keys {
+        Some(partition_keys) => RecordResult::Ok {
+            data: out,
+            partition_keys,
+        },
+        None => RecordResult::Dropped,
     }
 }
 

@@ -10,6 +10,7 @@ pub mod cloudformation;
 #[cfg(feature = "engine")]
 pub mod engine;
 pub mod firehose;
+pub mod kpl;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 mod macros;

@@ -747,3 +747,22 @@ async fn one_store_per_bucket_keeps_keys_as_in_the_bucket() {
     );
     assert!(objects(&others).await.is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn kpl_aggregates_are_deaggregated_before_the_transform() {
+    let store = Arc::new(InMemory::new());
+    let engine = Telemetry::local().store(store.clone()).start().unwrap();
+    let p = engine.producer(Telemetry::readings()).unwrap();
+    let r = |id: &str| serde_json::to_vec(&reading(id, "berlin", 1.0)).unwrap();
+    let (a, b, c) = (r("s-1"), r("s-2"), r("test-3"));
+    let agg = kpipe_runtime::kpl::aggregate(&[("s-1", &a), ("s-2", &b), ("test-3", &c)]);
+    p.put_bytes("s-1", agg).await.unwrap().unwrap();
+    let report = engine.shutdown().await.unwrap();
+    assert_eq!(report.streams[0].records, 1, "one Kinesis record");
+    let d = &report.deliveries[0];
+    assert_eq!(
+        (d.received, d.delivered, d.dropped),
+        (3, 2, 1),
+        "three user records"
+    );
+}

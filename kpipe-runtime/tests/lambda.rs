@@ -270,3 +270,45 @@ async fn the_handler_and_the_local_engine_agree() {
     );
     assert_eq!(<Telemetry as Pipeline>::SPEC.transforms[0].id, "enrich");
 }
+
+#[tokio::test]
+async fn kpl_aggregates_are_deaggregated() {
+    use base64::Engine as _;
+    let r = |id: &str, site: &str| {
+        serde_json::to_vec(&Reading {
+            sensor_id: id.into(),
+            site: site.into(),
+            celsius: 0.0,
+        })
+        .unwrap()
+    };
+    let (a, b, test) = (
+        r("s-1", "berlin"),
+        r("s-2", "berlin"),
+        r("test-1", "berlin"),
+    );
+    let same_site = kpipe_runtime::kpl::aggregate(&[("s-1", &a), ("test-1", &test), ("s-2", &b)]);
+    let mixed = kpipe_runtime::kpl::aggregate(&[("s-1", &a), ("s-3", &r("s-3", "oslo"))]);
+    let enc = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+    let ev: TransformationEvent = serde_json::from_value(serde_json::json!({ "records": [
+        { "recordId": "agg-1", "approximateArrivalTimestamp": 0, "data": enc(&same_site) },
+        { "recordId": "agg-2", "approximateArrivalTimestamp": 0, "data": enc(&mixed) },
+    ]}))
+    .unwrap();
+    let response = FirehoseHandler::new::<Telemetry>("enrich")
+        .unwrap()
+        .handle(ev)
+        .await;
+    assert_eq!(response.records[0].result.as_deref(), Some("Ok"));
+    let lines = String::from_utf8(response.records[0].data.0.clone()).unwrap();
+    assert_eq!(
+        lines.lines().count(),
+        2,
+        "two user records transformed, the test rig dropped: {lines}"
+    );
+    assert_eq!(
+        response.records[1].result.as_deref(),
+        Some("ProcessingFailed"),
+        "two partitions in one record"
+    );
+}

@@ -135,12 +135,16 @@ impl DeliveryTask {
 
 /// A record id from the source record's shard and position in it (lineage): unique within a
 /// delivery, opaque like Firehose's.
-fn record_id(shard: u32, sequence: u64) -> String {
+fn record_id(shard: u32, sequence: u64, subsequence: u32) -> String {
     let mut b = itoa::Buffer::new();
     let mut id = String::with_capacity(24);
     id.push_str(b.format(shard));
     id.push('-');
     id.push_str(b.format(sequence));
+    if subsequence > 0 {
+        id.push('.');
+        id.push_str(b.format(subsequence));
+    }
     id
 }
 
@@ -159,6 +163,22 @@ impl State {
     }
 
     async fn on_record(&mut self, r: SourceRecord) {
+        // Firehose de-aggregates KPL records before the transform (aws-facts.md §3.1, §7).
+        if r.data.starts_with(&crate::kpl::MAGIC) && crate::kpl::is_aggregated(&r.data) {
+            for (sub, data) in crate::kpl::deaggregate(&r.data).into_iter().enumerate() {
+                let record = SourceRecord {
+                    data: data.into(),
+                    subsequence: sub as u32,
+                    ..r.clone()
+                };
+                Box::pin(self.on_user_record(record)).await;
+            }
+            return;
+        }
+        self.on_user_record(r).await;
+    }
+
+    async fn on_user_record(&mut self, r: SourceRecord) {
         self.task.progress.fetch_add(1, Ordering::Relaxed);
         self.report.received += 1;
         match &self.task.transform {
@@ -173,7 +193,7 @@ impl State {
                 self.batch_bytes += r.data.len();
                 self.batch.push(BatchRecord {
                     // Firehose derives record ids from the source record; so does kpipe (lineage).
-                    record_id: record_id(r.shard, r.sequence),
+                    record_id: record_id(r.shard, r.sequence, r.subsequence),
                     arrival_ms: r.arrival_ms,
                     data: r.data.clone(),
                 });

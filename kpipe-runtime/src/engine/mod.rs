@@ -439,6 +439,7 @@ impl DirectProducer {
             arrival_ms: self.input.clock.now_ms(),
             shard: 0,
             sequence,
+            subsequence: 0,
         };
         tx.send(vec![record]).await.map_err(|_| PutError::Closed)
     }

@@ -148,6 +148,8 @@ pub(crate) struct SourceRecord {
     /// Lineage: the shard and the record's number in it (its sequence number's counter).
     pub(crate) shard: u32,
     pub(crate) sequence: u64,
+    /// The user record's place in a KPL aggregate (0 for ordinary records).
+    pub(crate) subsequence: u32,
 }
 
 struct ShardState {
@@ -340,6 +342,7 @@ impl StreamState {
                 arrival_ms,
                 shard: shard as u32,
                 sequence,
+                subsequence: 0,
             });
             results.push(Ok(PutRecordOutput { shard, sequence }));
         }
