@@ -123,10 +123,13 @@ mod shapes {
         );
         let extraction = &r["QueryKeysDeliveryStream"]["Properties"]["ExtendedS3DestinationConfiguration"]
             ["ProcessingConfiguration"]["Processors"][0];
-        assert_eq!(
-            extraction["Parameters"][0]["ParameterValue"],
-            "{sensor: .sensor_id}"
-        );
+        let query = extraction["Parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["ParameterName"] == "MetadataExtractionQuery")
+            .unwrap();
+        assert_eq!(query["ParameterValue"], "{sensor: .sensor_id}");
         // Least privilege: this delivery's role reads exactly its stream.
         let statements =
             &r["QueryKeysDeliveryRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"];

@@ -18,8 +18,8 @@
 //! ```
 
 use crate::spec::{
-    Architecture, Capacity, Compression, DeliverySpec, KeySource, PipelineSpec, S3Spec, SourceSpec,
-    StreamSpec, Tag, TransformSpec,
+    Architecture, Capacity, DeliverySpec, ParamValue, PipelineSpec, S3Spec, SourceSpec, StreamSpec,
+    Tag, TransformSpec,
 };
 use serde_json::{Value, json};
 
@@ -224,48 +224,30 @@ fn delivery(p: &PipelineSpec, d: &DeliverySpec) -> Value {
     let s3 = p
         .destination(d.destination)
         .expect("cloudformation: the spec names an existing destination");
-    let transform = d.transform.and_then(|id| p.transform(id));
     let role: Value = match d.role_arn {
         Some(arn) => json!(arn),
         None => json!({ "Fn::GetAtt": [logical_id(d.id, "DeliveryRole"), "Arn"] }),
     };
-    let mut processors = Vec::new();
-    if let Some(t) = transform {
-        processors.push(json!({
-            "Type": "Lambda",
-            "Parameters": [
-                { "ParameterName": "LambdaArn", "ParameterValue": { "Fn::GetAtt": [logical_id(t.id, "Function"), "Arn"] } },
-                { "ParameterName": "NumberOfRetries", "ParameterValue": t.retries.to_string() },
-                { "ParameterName": "BufferSizeInMBs", "ParameterValue": mb(t.buffer.size_bytes) },
-                { "ParameterName": "BufferIntervalInSeconds", "ParameterValue": t.buffer.interval_secs.to_string() }
-            ]
-        }));
-    }
-    let queries: Vec<String> = s3
-        .partition_keys
-        .iter()
-        .filter_map(|k| match k.source {
-            KeySource::Query(q) => Some(format!("{}: {q}", k.name)),
-            KeySource::Lambda => None,
+    let processors: Vec<Value> = p
+        .processors(d)
+        .into_iter()
+        .map(|proc| {
+            let params: Vec<Value> = proc
+                .params
+                .into_iter()
+                .map(|(name, value)| {
+                    let value = match value {
+                        ParamValue::Text(t) => json!(t),
+                        ParamValue::LambdaArn { transform, .. } => {
+                            json!({ "Fn::GetAtt": [logical_id(transform, "Function"), "Arn"] })
+                        }
+                    };
+                    json!({ "ParameterName": name, "ParameterValue": value })
+                })
+                .collect();
+            json!({ "Type": proc.kind, "Parameters": params })
         })
         .collect();
-    if !queries.is_empty() {
-        processors.push(json!({
-            "Type": "MetadataExtraction",
-            "Parameters": [
-                { "ParameterName": "MetadataExtractionQuery", "ParameterValue": format!("{{{}}}", queries.join(", ")) },
-                { "ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6" }
-            ]
-        }));
-    }
-    // Without a transform, Firehose itself appends the newline kpipe declares (with one,
-    // the generated handler does).
-    if transform.is_none() && s3.newline {
-        processors.push(json!({
-            "Type": "AppendDelimiterToRecord",
-            "Parameters": [ { "ParameterName": "Delimiter", "ParameterValue": "\\n" } ]
-        }));
-    }
     let mut dest = json!({
         "BucketARN": bucket_arn(s3),
         "RoleARN": role.clone(),
@@ -273,13 +255,7 @@ fn delivery(p: &PipelineSpec, d: &DeliverySpec) -> Value {
             "SizeInMBs": s3.buffer.size_bytes / (1024 * 1024),
             "IntervalInSeconds": s3.buffer.interval_secs
         },
-        "CompressionFormat": match s3.compression {
-            Compression::None => "UNCOMPRESSED",
-            Compression::Gzip => "GZIP",
-            Compression::Zip => "ZIP",
-            Compression::Snappy => "Snappy",
-            Compression::HadoopSnappy => "HADOOP_SNAPPY",
-        },
+        "CompressionFormat": s3.compression.firehose_name(),
     });
     if let Some(prefix) = prefix_raw(s3.prefix) {
         dest["Prefix"] = json!(prefix);
@@ -324,13 +300,6 @@ fn delivery(p: &PipelineSpec, d: &DeliverySpec) -> Value {
         resource["DependsOn"] = json!([logical_id(s3.id, "Bucket")]);
     }
     resource
-}
-
-/// Processor buffer sizes are decimal strings of MB (0.2-3, aws-facts.md §3.4).
-fn mb(bytes: u64) -> String {
-    let v = bytes as f64 / (1024.0 * 1024.0);
-    let s = format!("{v:.2}");
-    s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 /// The whole template, as JSON.
@@ -412,6 +381,7 @@ mod tests {
 
     #[test]
     fn processor_sizes_are_decimal_megabytes() {
+        use crate::spec::processor_buffer_mb as mb;
         assert_eq!(mb(1024 * 1024), "1");
         assert_eq!(mb(209_715), "0.2");
         assert_eq!(mb(3 * 1024 * 1024), "3");

@@ -306,3 +306,108 @@ impl PipelineSpec {
         self.deliveries.iter().find(|s| s.id == id)
     }
 }
+
+impl Compression {
+    /// Firehose's name of the format (`UNCOMPRESSED`, `GZIP`, `ZIP`, `Snappy`, `HADOOP_SNAPPY`).
+    pub fn firehose_name(self) -> &'static str {
+        match self {
+            Compression::None => "UNCOMPRESSED",
+            Compression::Gzip => "GZIP",
+            Compression::Zip => "ZIP",
+            Compression::Snappy => "Snappy",
+            Compression::HadoopSnappy => "HADOOP_SNAPPY",
+        }
+    }
+}
+
+/// A processor a delivery stream needs (aws-facts.md §3.4): its type and parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessorSpec {
+    /// `Lambda`, `MetadataExtraction` or `AppendDelimiterToRecord`.
+    pub kind: &'static str,
+    /// Parameters, sorted by name.
+    pub params: Vec<(&'static str, ParamValue)>,
+}
+
+/// A processor parameter's value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ParamValue {
+    /// A literal value.
+    Text(String),
+    /// The ARN of this transform's Lambda function (known once deployed).
+    LambdaArn {
+        /// The transform's id.
+        transform: &'static str,
+        /// The function's name.
+        function: &'static str,
+    },
+}
+
+/// A processor buffer size as Firehose's decimal `BufferSizeInMBs` (0.2-3).
+pub fn processor_buffer_mb(bytes: u64) -> String {
+    let v = bytes as f64 / (1024.0 * 1024.0);
+    let s = format!("{v:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+impl PipelineSpec {
+    /// The processors a delivery stream needs: the transform's Lambda function, jq metadata
+    /// extraction for field-path partition keys, and the newline delimiter when there is no
+    /// transform to add it.
+    pub fn processors(&self, d: &DeliverySpec) -> Vec<ProcessorSpec> {
+        let mut out = Vec::new();
+        let Some(s3) = self.destination(d.destination) else {
+            return out;
+        };
+        if let Some(t) = d.transform.and_then(|id| self.transform(id)) {
+            out.push(ProcessorSpec {
+                kind: "Lambda",
+                params: vec![
+                    (
+                        "BufferIntervalInSeconds",
+                        ParamValue::Text(t.buffer.interval_secs.to_string()),
+                    ),
+                    (
+                        "BufferSizeInMBs",
+                        ParamValue::Text(processor_buffer_mb(t.buffer.size_bytes)),
+                    ),
+                    (
+                        "LambdaArn",
+                        ParamValue::LambdaArn {
+                            transform: t.id,
+                            function: t.lambda.name,
+                        },
+                    ),
+                    ("NumberOfRetries", ParamValue::Text(t.retries.to_string())),
+                ],
+            });
+        }
+        let queries: Vec<String> = s3
+            .partition_keys
+            .iter()
+            .filter_map(|k| match k.source {
+                KeySource::Query(q) => Some(format!("{}: {q}", k.name)),
+                KeySource::Lambda => None,
+            })
+            .collect();
+        if !queries.is_empty() {
+            out.push(ProcessorSpec {
+                kind: "MetadataExtraction",
+                params: vec![
+                    ("JsonParsingEngine", ParamValue::Text("JQ-1.6".into())),
+                    (
+                        "MetadataExtractionQuery",
+                        ParamValue::Text(format!("{{{}}}", queries.join(", "))),
+                    ),
+                ],
+            });
+        }
+        if d.transform.is_none() && s3.newline {
+            out.push(ProcessorSpec {
+                kind: "AppendDelimiterToRecord",
+                params: vec![("Delimiter", ParamValue::Text("\\n".into()))],
+            });
+        }
+        out
+    }
+}

@@ -2,7 +2,7 @@
 //! the desired state comes from the spec, the current state from Describe calls, and the diff
 //! is unit-tested without AWS.
 
-use crate::spec::{Capacity, Compression, KeySource, PipelineSpec, SourceSpec};
+use crate::spec::{Capacity, ParamValue, PipelineSpec, SourceSpec};
 use serde::Serialize;
 use std::fmt;
 
@@ -286,17 +286,6 @@ pub fn desired_streams(p: &PipelineSpec) -> Vec<StreamState> {
         .collect()
 }
 
-/// Firehose's name of a compression.
-pub fn compression_name(c: Compression) -> &'static str {
-    match c {
-        Compression::None => "UNCOMPRESSED",
-        Compression::Gzip => "GZIP",
-        Compression::Zip => "ZIP",
-        Compression::Snappy => "Snappy",
-        Compression::HadoopSnappy => "HADOOP_SNAPPY",
-    }
-}
-
 /// The delivery streams the spec declares; `lambda_arn` names a transform's function.
 pub fn desired_deliveries(
     p: &PipelineSpec,
@@ -308,51 +297,25 @@ pub fn desired_deliveries(
             let s3 = p
                 .destination(d.destination)
                 .expect("plan: the spec names an existing destination");
-            let mut processors = Vec::new();
-            if let Some(t) = d.transform.and_then(|id| p.transform(id)) {
-                let mb = {
-                    let v = t.buffer.size_bytes as f64 / (1024.0 * 1024.0);
-                    let s = format!("{v:.2}");
-                    s.trim_end_matches('0').trim_end_matches('.').to_owned()
-                };
-                let mut params = vec![
-                    (
-                        "BufferIntervalInSeconds".to_owned(),
-                        t.buffer.interval_secs.to_string(),
-                    ),
-                    ("BufferSizeInMBs".to_owned(), mb),
-                    ("LambdaArn".to_owned(), lambda_arn(t.lambda.name)),
-                    ("NumberOfRetries".to_owned(), t.retries.to_string()),
-                ];
-                params.sort();
-                processors.push(("Lambda".to_owned(), params));
-            }
-            let queries: Vec<String> = s3
-                .partition_keys
-                .iter()
-                .filter_map(|k| match k.source {
-                    KeySource::Query(q) => Some(format!("{}: {q}", k.name)),
-                    KeySource::Lambda => None,
+            let processors = p
+                .processors(d)
+                .into_iter()
+                .map(|proc| {
+                    let mut params: Vec<(String, String)> = proc
+                        .params
+                        .into_iter()
+                        .map(|(k, v)| {
+                            let v = match v {
+                                ParamValue::Text(t) => t,
+                                ParamValue::LambdaArn { function, .. } => lambda_arn(function),
+                            };
+                            (k.to_owned(), v)
+                        })
+                        .collect();
+                    params.sort();
+                    (proc.kind.to_owned(), params)
                 })
                 .collect();
-            if !queries.is_empty() {
-                processors.push((
-                    "MetadataExtraction".to_owned(),
-                    vec![
-                        ("JsonParsingEngine".to_owned(), "JQ-1.6".to_owned()),
-                        (
-                            "MetadataExtractionQuery".to_owned(),
-                            format!("{{{}}}", queries.join(", ")),
-                        ),
-                    ],
-                ));
-            }
-            if d.transform.is_none() && s3.newline {
-                processors.push((
-                    "AppendDelimiterToRecord".to_owned(),
-                    vec![("Delimiter".to_owned(), "\\n".to_owned())],
-                ));
-            }
             DeliveryState {
                 name: d.name.to_owned(),
                 source_stream: match d.source {
@@ -364,7 +327,7 @@ pub fn desired_deliveries(
                 error_prefix: s3.error_prefix.map(|p| p.raw.to_owned()),
                 size_mib: (s3.buffer.size_bytes / (1024 * 1024)) as u32,
                 interval_secs: s3.buffer.interval_secs,
-                compression: compression_name(s3.compression).to_owned(),
+                compression: s3.compression.firehose_name().to_owned(),
                 dynamic_partitioning: s3.dynamic_partitioning(),
                 processors,
                 file_extension: s3.file_extension.map(str::to_owned),
