@@ -80,7 +80,10 @@
 /// For `pub pipeline Telemetry { ... }`:
 ///
 /// - `pub struct Telemetry;` (a unit struct, `Copy + Default + Debug`), with the doc comment;
-/// - `Telemetry::SPEC` / `Telemetry::spec()`: the [`PipelineSpec`](crate::spec::PipelineSpec);
+/// - `Telemetry::spec()`: the [`PipelineSpec`](crate::spec::PipelineSpec);
+/// - `Telemetry::local()`: the local engine's builder; `Telemetry::cloudformation()`: the
+///   template; `Telemetry::aws(&config)`: provisioning (feature `aws`); `Telemetry::main()`: the
+///   command line (feature `cli`);
 /// - one associated function per stage, named like the stage: `Telemetry::readings()` returns a
 ///   [`StreamDef<Reading>`](crate::StreamDef), `Telemetry::enrich()` a
 ///   [`TransformDef<Reading, Enriched>`](crate::TransformDef), `Telemetry::lake()` an
