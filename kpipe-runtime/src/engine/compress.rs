@@ -107,7 +107,7 @@ pub(crate) fn compress(
     Ok(body.into())
 }
 
-/// Reverses [`compress`] (tests and tools use it to read objects back).
+/// Reverses the engine's compression of an object (tests and tools use it to read objects back).
 ///
 /// # Errors
 /// When the bytes are not in the given format.
