@@ -78,3 +78,35 @@ fn synth_and_bad_usage() {
     let bad = run(&["apply", "--no-such-flag"]);
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
 }
+
+#[test]
+fn estimate_for_a_load() {
+    let out = run(&[
+        "estimate",
+        "--records-per-sec",
+        "5000",
+        "--record-size",
+        "512",
+        "--consumers",
+        "2",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(e["streams"][0]["shards_needed"], 5);
+    assert_eq!(e["streams"][0]["shards_declared"], 2);
+    let human = run(&[
+        "estimate",
+        "--records-per-sec",
+        "5000",
+        "--record-size",
+        "512",
+        "--consumers",
+        "2",
+    ]);
+    assert!(
+        text(&human).contains("fewer shards than the load needs"),
+        "{}",
+        text(&human)
+    );
+}

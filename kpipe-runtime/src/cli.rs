@@ -4,6 +4,7 @@
 //! ```text
 //! telemetry synth [--out template.json]          the CloudFormation template
 //! telemetry spec                                 the pipeline's spec as JSON
+//! telemetry estimate --records-per-sec N --record-size BYTES [--consumers N] [--partitions N] [--json]
 //! telemetry plan    [--endpoint-url URL] [--region R]
 //! telemetry apply   [--endpoint-url URL] [--region R] [--allow-replace]
 //! telemetry destroy [--endpoint-url URL] [--region R]
@@ -57,6 +58,24 @@ enum Command {
     },
     /// Print the pipeline's spec as JSON.
     Spec,
+    /// Estimate shards, monthly cost, S3 objects and Lambda invocations for a load.
+    Estimate {
+        /// Records per second put on each stream.
+        #[arg(long)]
+        records_per_sec: f64,
+        /// Average record size in bytes.
+        #[arg(long)]
+        record_size: u64,
+        /// Consumers reading each stream.
+        #[arg(long, default_value_t = 1)]
+        consumers: u32,
+        /// Distinct dynamic partitions the records spread over.
+        #[arg(long, default_value_t = 1)]
+        partitions: u32,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 async fn aws<P: Pipeline>(t: &Target) -> Aws<P> {
@@ -85,6 +104,30 @@ pub fn main<P: Pipeline>() -> ExitCode {
     match cli.command {
         Command::Spec => {
             println!("{}", P::SPEC.to_json());
+            ExitCode::SUCCESS
+        }
+        Command::Estimate {
+            records_per_sec,
+            record_size,
+            consumers,
+            partitions,
+            json,
+        } => {
+            let load = crate::estimate::Load {
+                records_per_sec,
+                record_bytes: record_size,
+                consumers,
+                partitions,
+            };
+            let e = crate::estimate::estimate(P::SPEC, load, crate::estimate::Prices::default());
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&e).expect("estimates serialise")
+                );
+            } else {
+                println!("{e}");
+            }
             ExitCode::SUCCESS
         }
         Command::Synth { out } => {
@@ -142,7 +185,9 @@ pub fn main<P: Pipeline>() -> ExitCode {
                         }
                         Err(e) => fail(&e),
                     },
-                    Command::Spec | Command::Synth { .. } => unreachable!("handled above"),
+                    Command::Spec | Command::Synth { .. } | Command::Estimate { .. } => {
+                        unreachable!("handled above")
+                    }
                 }
             })
         }

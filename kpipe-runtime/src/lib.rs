@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cloudformation;
 #[cfg(feature = "engine")]
 pub mod engine;
+pub mod estimate;
 pub mod firehose;
 pub mod kpl;
 #[cfg(feature = "lambda")]
