@@ -7,54 +7,24 @@
 //! `./kpipe-data/acme-telemetry/`, with error documents for the failures. Then it prints the run
 //! report and where the objects went. No AWS account is involved.
 //!
-//! With a subcommand it is the pipeline's command line instead (`Telemetry::main()`):
+//! With a subcommand it is the pipeline's command line instead (`Telemetry::main()` plus the
+//! sample readings as a generator): `cargo run --example quickstart -- run readings.ndjson`
+//! runs NDJSON readings through the same engine (`run --generate 5000` makes them up),
 //! `cargo run --example quickstart -- synth` prints the CloudFormation template,
 //! `cargo run --example quickstart -- plan --endpoint-url http://127.0.0.1:5000` compares the
 //! declaration with AWS (or moto), `apply` and `destroy` provision and tear down.
 
-use kpipe_examples::telemetry::{Reading, Telemetry};
+use kpipe_examples::telemetry::{Telemetry, sample_reading};
 use std::collections::BTreeMap;
 
 const READINGS: u64 = 100_000;
-const SITES: [&str; 6] = ["berlin", "oslo", "lisbon", "austin", "osaka", "nairobi"];
-
-/// A small deterministic generator, so every run puts the same readings.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-}
-
-fn reading(i: u64, rng: &mut Lcg, start_ms: i64) -> Reading {
-    let roll = rng.next() % 1000;
-    let sensor = rng.next() % 400;
-    let sensor_id = if roll < 30 {
-        format!("test-{sensor}")
-    } else {
-        format!("s-{sensor:03}")
-    };
-    let celsius = if (30..50).contains(&roll) {
-        -300.0
-    } else {
-        (rng.next() % 600) as f64 / 10.0 - 10.0
-    };
-    Reading {
-        sensor_id,
-        site: SITES[(sensor % SITES.len() as u64) as usize].to_owned(),
-        celsius,
-        at_ms: start_ms as u64 + i,
-    }
-}
 
 fn main() -> std::process::ExitCode {
     if std::env::args().len() > 1 {
-        return Telemetry::main();
+        // The pipeline's command line, with the sample readings as `run --generate N`.
+        return kpipe_runtime::cli::App::<Telemetry>::new()
+            .generator(Telemetry::readings(), sample_reading)
+            .main();
     }
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
     match runtime.block_on(run_locally()) {
@@ -70,8 +40,6 @@ async fn run_locally() -> Result<(), Box<dyn std::error::Error>> {
     let root = std::path::Path::new("kpipe-data");
     let engine = Telemetry::local().root(root).progress(true).start()?;
     let readings = engine.producer(Telemetry::readings())?;
-    let start_ms = engine.clock().now_ms();
-    let mut rng = Lcg(42);
     let mut batch = Vec::with_capacity(500);
     let mut corrupt = 0;
     for i in 0..READINGS {
@@ -86,7 +54,7 @@ async fn run_locally() -> Result<(), Box<dyn std::error::Error>> {
             corrupt += 1;
             continue;
         }
-        batch.push(reading(i, &mut rng, start_ms));
+        batch.push(sample_reading(i));
         if batch.len() == 500 {
             let out = readings.put_batch(&batch).await?;
             assert_eq!(

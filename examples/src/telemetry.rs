@@ -29,6 +29,42 @@ pub struct Enriched {
     pub at_ms: u64,
 }
 
+const SITES: [&str; 6] = ["berlin", "oslo", "lisbon", "austin", "osaka", "nairobi"];
+
+/// The `n`-th sample reading: deterministic, from 400 sensors over 6 sites; 3% come from test
+/// rigs (which the transform drops) and 2% are below absolute zero (which it fails). The
+/// quickstart puts these, and so does `quickstart run --generate N`.
+pub fn sample_reading(n: u64) -> Reading {
+    // splitmix64: a well-mixed hash of `n`, so any record can be generated on its own.
+    let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut next = || {
+        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut x = z;
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^ (x >> 31)
+    };
+    let roll = next() % 1000;
+    let sensor = next() % 400;
+    let sensor_id = if roll < 30 {
+        format!("test-{sensor}")
+    } else {
+        format!("s-{sensor:03}")
+    };
+    let celsius = if (30..50).contains(&roll) {
+        -300.0
+    } else {
+        (next() % 600) as f64 / 10.0 - 10.0
+    };
+    Reading {
+        sensor_id,
+        site: SITES[(sensor % SITES.len() as u64) as usize].to_owned(),
+        celsius,
+        // 2026-01-01T00:00:00Z plus 10 ms per reading.
+        at_ms: 1_767_225_600_000 + n * 10,
+    }
+}
+
 /// The transform: converts to Fahrenheit, drops readings from test rigs, and fails readings
 /// that cannot be physical (below absolute zero, or not a number).
 pub fn enrich(r: Reading) -> Outcome<Enriched> {

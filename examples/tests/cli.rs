@@ -110,3 +110,125 @@ fn estimate_for_a_load() {
         text(&human)
     );
 }
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn help_lists_the_stages() {
+    let help = run(&["--help"]);
+    assert!(help.status.success());
+    let help = text(&help);
+    assert!(
+        help.starts_with("Sensor telemetry into the raw data lake."),
+        "{help}"
+    );
+    for stage in [
+        "stream     readings     Kinesis `sensor-readings` of Reading (2 shards)",
+        "transform  enrich       Reading -> Enriched by crate::telemetry::enrich",
+        "delivery   sensor_lake  Firehose `sensor-lake`: readings -> enrich -> lake",
+    ] {
+        assert!(help.contains(stage), "{stage}\n{help}");
+    }
+}
+
+#[test]
+fn run_generates_records_and_writes_a_json_report() {
+    let dir = scratch("run-generate");
+    let report = dir.join("report.json");
+    let out = run(&[
+        "run",
+        "--generate",
+        "2000",
+        "--quiet",
+        "--out",
+        dir.join("data").to_str().unwrap(),
+        "--report-json",
+        report.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(json["input"]["lines"], 2000);
+    assert_eq!(json["input"]["put"], 2000);
+    let d = &json["run"]["deliveries"][0];
+    assert_eq!(d["received"], 2000);
+    let sum = ["delivered", "dropped", "failed"]
+        .iter()
+        .map(|k| d[k].as_u64().unwrap())
+        .sum::<u64>();
+    assert_eq!(sum, 2000);
+    // Test rigs are dropped and sub-zero-Kelvin readings fail: both occur in 2,000 samples.
+    assert!(d["dropped"].as_u64().unwrap() > 0 && d["failed"].as_u64().unwrap() > 0);
+    // Objects are on disk where the report says.
+    let first = d["objects"][0].as_str().unwrap();
+    assert!(first.starts_with("acme-telemetry/raw/site="), "{first}");
+    assert!(dir.join("data").join(first).is_file());
+}
+
+#[test]
+fn run_reads_ndjson_and_exit_codes_tell_what_went_in() {
+    let dir = scratch("run-file");
+    let good = r#"{"sensor_id":"s-1","site":"oslo","celsius":3.5,"at_ms":1}"#;
+    let cold = r#"{"sensor_id":"s-2","site":"oslo","celsius":-400,"at_ms":2}"#;
+    let input = dir.join("readings.ndjson");
+    let data = dir.join("data");
+    let data = data.to_str().unwrap();
+
+    std::fs::write(&input, format!("{good}\n{cold}\n")).unwrap();
+    let ok = run(&["run", input.to_str().unwrap(), "--quiet", "--out", data]);
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(
+        text(&ok).contains("input: 2 records, 2 put"),
+        "{}",
+        text(&ok)
+    );
+    // The failed reading is an error document, which --strict turns into exit code 4.
+    let strict = run(&[
+        "run",
+        input.to_str().unwrap(),
+        "--quiet",
+        "--strict",
+        "--out",
+        data,
+    ]);
+    assert_eq!(strict.status.code(), Some(4), "{}", text(&strict));
+
+    // A line over the stream's 1 MiB record limit is rejected, listed, and exits with 4.
+    let huge = format!(
+        r#"{{"sensor_id":"s-3","site":"{}","celsius":1,"at_ms":3}}"#,
+        "x".repeat(1 << 20)
+    );
+    std::fs::write(&input, format!("{good}\nnot json\n{huge}\n")).unwrap();
+    let partial = run(&["run", input.to_str().unwrap(), "--quiet", "--out", data]);
+    assert_eq!(partial.status.code(), Some(4), "{}", text(&partial));
+    let t = text(&partial);
+    assert!(
+        t.contains(
+            "input: 3 records, 2 put, 1 not of the input's type (put as-is), 1 rejected (not put)"
+        ),
+        "{t}"
+    );
+    assert!(
+        t.contains("line 2: not a `Reading`: expected ident at line 1 column 2 (put as-is)"),
+        "{t}"
+    );
+    assert!(
+        t.contains("line 3: record is 1048630 bytes with its partition key"),
+        "{t}"
+    );
+
+    // Usage errors exit with 2 and say what to do.
+    let unknown = run(&["run", "--into", "nope", input.to_str().unwrap()]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        text(&unknown).contains("its inputs: `readings`"),
+        "{}",
+        text(&unknown)
+    );
+    let missing = run(&["run", dir.join("missing.ndjson").to_str().unwrap()]);
+    assert_eq!(missing.status.code(), Some(1), "{}", text(&missing));
+}

@@ -8,8 +8,8 @@
 pub use crate::cloudformation::template as cloudformation;
 pub use crate::outcome::{IntoOutcome, Outcome};
 pub use crate::pipeline::{
-    Codec, DeliveryDef, Flows, KeyFn, Linked, Pipeline, Record, S3Def, StreamDef, TransformDef,
-    TransformFn,
+    AnyStream, Codec, DeliveryDef, Flows, KeyFn, Linked, Pipeline, Record, S3Def, StreamDef,
+    TransformDef, TransformFn,
 };
 pub use crate::spec;
 pub use ::core::option::Option;

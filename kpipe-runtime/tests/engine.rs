@@ -469,6 +469,70 @@ async fn shard_write_limits_answer_throughput_exceeded_per_entry() {
     ));
 }
 
+#[tokio::test(start_paused = true)]
+async fn fed_lines_are_checked_put_or_rejected_and_throttled_entries_retried() {
+    use kpipe_runtime::engine::input::{Feeder, Input};
+    let store = Arc::new(InMemory::new());
+    let engine = Telemetry::local()
+        .store(store.clone())
+        .enforce_shard_limits(true)
+        .start()
+        .unwrap();
+    let mut feeder = Feeder::new(&engine, Input::Stream(Telemetry::readings().into())).unwrap();
+    // 2,500 readings on one key (one shard takes 1,000 a second, so most are throttled once
+    // and put again after a backoff), a line that is not a Reading, a blank line, a reading
+    // with an empty partition key and one over the 1 MiB record limit.
+    let mut text = String::new();
+    for i in 0..2500 {
+        text.push_str(&serde_json::to_string(&reading("same-key", "oslo", f64::from(i))).unwrap());
+        text.push('\n');
+    }
+    text.push_str("{\"sensor_id\": 7}\n\n");
+    text.push_str(&serde_json::to_string(&reading("", "oslo", 1.0)).unwrap());
+    text.push_str("\r\n");
+    text.push_str(
+        &serde_json::to_string(&reading(&"x".repeat(200), &"y".repeat(1 << 20), 1.0)).unwrap(),
+    );
+    feeder
+        .feed_lines(tokio::io::BufReader::new(text.as_bytes()))
+        .await
+        .unwrap();
+    let fed = feeder.finish().await.unwrap();
+    let report = engine.shutdown().await.unwrap();
+
+    assert_eq!(
+        (fed.lines, fed.put, fed.not_of_type, fed.rejected),
+        (2503, 2501, 1, 2)
+    );
+    assert!(fed.retried >= 1500, "{fed:?}");
+    let lines: Vec<(u64, &str)> = fed.problems.iter().map(|p| (p.line, p.kind)).collect();
+    assert_eq!(
+        lines,
+        [
+            (2501, "not_of_type"),
+            (2503, "rejected"),
+            (2504, "rejected")
+        ]
+    );
+    assert!(
+        fed.problems[0]
+            .message
+            .starts_with("not a `Reading`: invalid type"),
+        "{fed:?}"
+    );
+    assert!(
+        fed.problems[2]
+            .message
+            .contains("the stream takes at most 1048576"),
+        "{fed:?}"
+    );
+    // Every put record went through: the one that is not a Reading became an error document.
+    assert_eq!(report.streams[0].records, 2501);
+    let d = &report.deliveries[0];
+    assert_eq!((d.received, d.delivered, d.failed), (2501, 2500, 1));
+    assert!(report.is_conserved());
+}
+
 /// Fails the first `failures` invocations, then behaves; optionally loses a record id.
 struct Flaky {
     inner: LocalInvoker,

@@ -23,6 +23,10 @@ pub(crate) fn pipeline(p: &Pipeline, rt: &TokenStream) -> TokenStream {
         let ident = &d.ident;
         quote!(Self::#ident())
     });
+    let streams = p.streams.iter().map(|s| {
+        let ident = &s.ident;
+        quote!(#rt::__private::AnyStream::from(Self::#ident()))
+    });
     quote! {
         #(#attrs)*
         #[derive(
@@ -62,8 +66,9 @@ pub(crate) fn pipeline(p: &Pipeline, rt: &TokenStream) -> TokenStream {
                 #rt::__private::aws::<Self>(config)
             }
 
-            /// The pipeline's command line: `synth`, `spec`, `plan`, `apply`, `destroy`
-            /// (feature `cli` of kpipe-runtime). `fn main() -> ExitCode { Telemetry::main() }`.
+            /// The pipeline's command line: `run`, `synth`, `spec`, `estimate`, `plan`,
+            /// `apply`, `destroy` (feature `cli` of kpipe-runtime).
+            /// `fn main() -> ExitCode { Telemetry::main() }`.
             #vis fn main() -> ::std::process::ExitCode {
                 #rt::__private::cli_main::<Self>()
             }
@@ -78,6 +83,10 @@ pub(crate) fn pipeline(p: &Pipeline, rt: &TokenStream) -> TokenStream {
 
             fn deliveries() -> #rt::__private::Vec<#rt::__private::DeliveryDef> {
                 #rt::__private::Vec::from([#(#deliveries),*])
+            }
+
+            fn streams() -> #rt::__private::Vec<#rt::__private::AnyStream> {
+                #rt::__private::Vec::from([#(#streams),*])
             }
         }
     }

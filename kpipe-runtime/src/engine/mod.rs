@@ -44,6 +44,7 @@
 mod clock;
 mod compress;
 mod delivery;
+pub mod input;
 mod naming;
 mod report;
 mod shard;
@@ -479,15 +480,21 @@ impl<P: Pipeline> LocalEngine<P> {
     /// # Errors
     /// [`EngineError::UnknownStage`] for a stream of another pipeline.
     pub fn producer<T>(&self, stream: StreamDef<T>) -> Result<Producer<T>, EngineError> {
-        let state = self
-            .streams
-            .get(stream.spec().id)
-            .filter(|s| s.spec == stream.spec())
-            .ok_or_else(|| EngineError::UnknownStage(format!("stream `{}`", stream.spec().id)))?;
         Ok(Producer {
-            stream: Arc::clone(state),
+            stream: self.stream_state(stream.spec())?,
             def: stream,
         })
+    }
+
+    pub(crate) fn stream_state(
+        &self,
+        spec: &'static crate::spec::StreamSpec,
+    ) -> Result<Arc<StreamState>, EngineError> {
+        self.streams
+            .get(spec.id)
+            .filter(|s| s.spec == spec)
+            .cloned()
+            .ok_or_else(|| EngineError::UnknownStage(format!("stream `{}`", spec.id)))
     }
 
     /// A producer for a Direct PUT delivery: `engine.direct(Telemetry::ingest())`.

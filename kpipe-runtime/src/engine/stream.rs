@@ -234,12 +234,9 @@ impl StreamState {
     }
 
     /// Checks one record against the stream's limits and returns its shard.
-    fn route(
-        &self,
-        partition_key: &str,
-        explicit: Option<u128>,
-        data_len: usize,
-    ) -> Result<usize, PutError> {
+    /// Checks an entry against the put-time limits: a partition key of 1 to 256 characters,
+    /// data plus key within the stream's record size (aws-facts.md §1.2, §1.3).
+    pub(crate) fn check_entry(&self, partition_key: &str, data_len: usize) -> Result<(), PutError> {
         let chars = partition_key.chars().count();
         if !(1..=256).contains(&chars) {
             return Err(PutError::InvalidPartitionKey { chars });
@@ -249,6 +246,16 @@ impl StreamState {
         if size > limit {
             return Err(PutError::RecordTooLarge { bytes: size, limit });
         }
+        Ok(())
+    }
+
+    fn route(
+        &self,
+        partition_key: &str,
+        explicit: Option<u128>,
+        data_len: usize,
+    ) -> Result<usize, PutError> {
+        self.check_entry(partition_key, data_len)?;
         let hash = explicit.unwrap_or_else(|| shard::hash_key(partition_key));
         Ok(shard::shard_for(&self.starts, hash))
     }

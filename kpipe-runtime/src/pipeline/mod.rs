@@ -38,6 +38,9 @@ pub trait Pipeline: Copy + Default + Send + Sync + 'static {
 
     /// The pipeline's deliveries with their typed glue, in declaration order.
     fn deliveries() -> Vec<DeliveryDef>;
+
+    /// The pipeline's streams with their record types erased, in declaration order.
+    fn streams() -> Vec<AnyStream>;
 }
 
 // ===== Record and Codec =====
@@ -149,6 +152,59 @@ impl<T> StreamDef<T> {
     /// The record type's codec.
     pub fn codec(&self) -> Codec<T> {
         self.codec
+    }
+}
+
+/// A stream with its record type erased, for tools that put raw bytes (the command line's
+/// `run`): it tells whether bytes decode as the stream's record type, and their partition key.
+#[derive(Clone)]
+pub struct AnyStream {
+    spec: &'static StreamSpec,
+    record_type: &'static str,
+    #[allow(clippy::type_complexity)]
+    key_of: Arc<dyn Fn(&[u8]) -> Result<(String, Option<u128>), serde_json::Error> + Send + Sync>,
+}
+
+impl fmt::Debug for AnyStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AnyStream")
+            .field("stream", &self.spec.name)
+            .field("record_type", &self.record_type)
+            .finish()
+    }
+}
+
+impl AnyStream {
+    /// The stream's spec.
+    pub fn spec(&self) -> &'static StreamSpec {
+        self.spec
+    }
+
+    /// The name of the stream's record type.
+    pub fn record_type(&self) -> &'static str {
+        self.record_type
+    }
+
+    /// Decodes `data` as the stream's record type and returns its partition key and explicit
+    /// hash key, as the typed producer would compute them.
+    ///
+    /// # Errors
+    /// The decoding error when `data` is not a record of the stream's type.
+    pub fn keys_of(&self, data: &[u8]) -> Result<(String, Option<u128>), serde_json::Error> {
+        (self.key_of)(data)
+    }
+}
+
+impl<T: 'static> From<StreamDef<T>> for AnyStream {
+    fn from(def: StreamDef<T>) -> Self {
+        AnyStream {
+            spec: def.spec,
+            record_type: def.codec.type_name,
+            key_of: Arc::new(move |data| {
+                let record = def.codec.decode(data)?;
+                Ok((def.partition_key(&record), def.explicit_hash_key(&record)))
+            }),
+        }
     }
 }
 

@@ -1,0 +1,391 @@
+//! The command line every pipeline gets: `fn main() { Telemetry::main() }` is a whole
+//! operations tool (feature `cli`).
+//!
+//! ```text
+//! telemetry run [INPUT|-] [--generate N] [--into STAGE] [--out DIR] [--report-json PATH] [--strict]
+//! telemetry synth [--out template.json]          the CloudFormation template
+//! telemetry spec                                 the pipeline's spec as JSON
+//! telemetry estimate --records-per-sec N --record-size BYTES [--consumers N] [--partitions N] [--json]
+//! telemetry plan    [--endpoint-url URL] [--region R]
+//! telemetry apply   [--endpoint-url URL] [--region R] [--allow-replace]
+//! telemetry destroy [--endpoint-url URL] [--region R]
+//! ```
+//!
+//! `--help` lists the pipeline's stages. Exit codes a script can rely on:
+//!
+//! | code | meaning |
+//! |------|---------|
+//! | 0 | success |
+//! | 1 | a failure: an AWS call, reading the input, writing a file, the engine |
+//! | 2 | bad usage: unknown flag, missing input, unknown stage (clap's code for usage errors) |
+//! | 3 | `apply` refused a replacement (rerun with `--allow-replace`) |
+//! | 4 | `run` finished, but input lines were rejected at put time (too large, bad partition key), or, with `--strict`, records were not of the stream's type or failed in the transform |
+//!
+//! A pipeline with a record generator (for demos and load tests) registers it with [`App`]:
+//!
+//! ```no_run
+//! # #[derive(serde::Serialize, serde::Deserialize)]
+//! # pub struct Reading { sensor_id: String, celsius: f64 }
+//! # kpipe_runtime::pipeline! {
+//! #     pipeline Telemetry {
+//! #         stream readings: Reading { partition_key: sensor_id }
+//! #         s3 lake: Reading { bucket: "acme-telemetry" }
+//! #         delivery to_lake: readings -> lake;
+//! #     }
+//! # }
+//! fn main() -> std::process::ExitCode {
+//!     kpipe_runtime::cli::App::<Telemetry>::new()
+//!         .generator(Telemetry::readings(), |i| Reading {
+//!             sensor_id: format!("s-{}", i % 100),
+//!             celsius: 20.0,
+//!         })
+//!         .main() // `telemetry run --generate 10000`
+//! }
+//! ```
+
+mod run;
+
+use crate::aws::{Aws, ProvisionError};
+use crate::pipeline::{Pipeline, StreamDef};
+use crate::spec::{Capacity, PipelineSpec, SourceSpec};
+use bytes::Bytes;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::marker::PhantomData;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Exit code of a failure (an AWS call, I/O, the engine).
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code of bad usage (clap uses it too).
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code of `apply` refusing a replacement.
+pub const EXIT_REPLACEMENT_REFUSED: u8 = 3;
+/// Exit code of `run` when input was rejected (or, with `--strict`, records failed).
+pub const EXIT_INCOMPLETE: u8 = 4;
+
+#[derive(Parser, Debug)]
+#[command(about = "A kpipe pipeline: run it locally, provision it, or print its template or spec")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug)]
+struct Target {
+    /// Send AWS calls to this endpoint (moto, LocalStack); default: `AWS_ENDPOINT_URL` or AWS.
+    #[arg(long)]
+    endpoint_url: Option<String>,
+    /// The region; default: the pipeline's `region`, then the AWS configuration.
+    #[arg(long)]
+    region: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the pipeline on the local engine: NDJSON records in, S3 objects under `--out`.
+    Run(run::RunArgs),
+    /// Print what `apply` would change.
+    Plan(Target),
+    /// Create or update the streams, buckets, roles and delivery streams.
+    Apply {
+        #[command(flatten)]
+        target: Target,
+        /// Delete and recreate delivery streams whose changes cannot be made in place.
+        #[arg(long)]
+        allow_replace: bool,
+    },
+    /// Delete the delivery streams, the streams and the roles kpipe created (buckets are kept).
+    Destroy(Target),
+    /// Print the CloudFormation template (or write it to `--out`).
+    Synth {
+        /// Write the template to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Print the pipeline's spec as JSON.
+    Spec,
+    /// Estimate shards, monthly cost, S3 objects and Lambda invocations for a load.
+    Estimate {
+        /// Records per second put on each stream.
+        #[arg(long)]
+        records_per_sec: f64,
+        /// Average record size in bytes.
+        #[arg(long)]
+        record_size: u64,
+        /// Consumers reading each stream.
+        #[arg(long, default_value_t = 1)]
+        consumers: u32,
+        /// Distinct dynamic partitions the records spread over.
+        #[arg(long, default_value_t = 1)]
+        partitions: u32,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+async fn aws<P: Pipeline>(t: &Target) -> Aws<P> {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(url) = &t.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    if let Some(region) = t
+        .region
+        .clone()
+        .or_else(|| P::SPEC.region.map(str::to_owned))
+    {
+        loader = loader.region(aws_config::Region::new(region));
+    }
+    Aws::new(&loader.load().await)
+}
+
+fn fail(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(EXIT_FAILURE)
+}
+
+fn usage(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// Parses the command line and runs the command for pipeline `P` (what the generated
+/// `Telemetry::main()` calls). [`App`] adds record generators.
+pub fn main<P: Pipeline>() -> ExitCode {
+    App::<P>::new().main()
+}
+
+/// A record generator, type-erased: record number (from 1) to JSON bytes.
+type Generator = Arc<dyn Fn(u64) -> Result<Bytes, String> + Send + Sync>;
+
+/// The command line of pipeline `P`, with optional record generators for `run --generate`.
+pub struct App<P> {
+    generators: HashMap<&'static str, Generator>,
+    _pipeline: PhantomData<P>,
+}
+
+impl<P> std::fmt::Debug for App<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut streams: Vec<_> = self.generators.keys().collect();
+        streams.sort();
+        f.debug_struct("App").field("generators", &streams).finish()
+    }
+}
+
+impl<P: Pipeline> Default for App<P> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<P: Pipeline> App<P> {
+    /// The command line without generators.
+    pub fn new() -> Self {
+        App {
+            generators: HashMap::new(),
+            _pipeline: PhantomData,
+        }
+    }
+
+    /// Registers `generate(n)` (n = 1, 2, ...) as the record generator of `stream`, for
+    /// `run --generate N`.
+    pub fn generator<T: serde::Serialize + 'static>(
+        mut self,
+        stream: StreamDef<T>,
+        generate: impl Fn(u64) -> T + Send + Sync + 'static,
+    ) -> Self {
+        let codec = stream.codec();
+        self.generators.insert(
+            stream.spec().id,
+            Arc::new(move |n| {
+                codec
+                    .encode(&generate(n))
+                    .map(Bytes::from)
+                    .map_err(|e| format!("the generated record does not encode as JSON: {e}"))
+            }),
+        );
+        self
+    }
+
+    /// Parses the process's arguments and runs the command.
+    pub fn main(self) -> ExitCode {
+        self.main_from(std::env::args_os())
+    }
+
+    /// Parses `args` (the first is the program name) and runs the command.
+    pub fn main_from(
+        self,
+        args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+    ) -> ExitCode {
+        let command = Cli::command()
+            .name(P::SPEC.name.to_lowercase())
+            .about(about(P::SPEC))
+            .after_help(stages(P::SPEC));
+        let cli = match command
+            .try_get_matches_from(args)
+            .and_then(|m| Cli::from_arg_matches(&m))
+        {
+            Ok(cli) => cli,
+            Err(e) => e.exit(),
+        };
+        self.dispatch(cli.command)
+    }
+
+    fn dispatch(self, command: Command) -> ExitCode {
+        match command {
+            Command::Spec => {
+                println!("{}", P::SPEC.to_json());
+                ExitCode::SUCCESS
+            }
+            Command::Estimate {
+                records_per_sec,
+                record_size,
+                consumers,
+                partitions,
+                json,
+            } => {
+                let load = crate::estimate::Load {
+                    records_per_sec,
+                    record_bytes: record_size,
+                    consumers,
+                    partitions,
+                };
+                let e =
+                    crate::estimate::estimate(P::SPEC, load, crate::estimate::Prices::default());
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&e).expect("estimates serialise")
+                    );
+                } else {
+                    println!("{e}");
+                }
+                ExitCode::SUCCESS
+            }
+            Command::Synth { out } => {
+                let text = serde_json::to_string_pretty(&crate::cloudformation::template(P::SPEC))
+                    .expect("templates serialise");
+                match out {
+                    Some(path) => match std::fs::write(&path, text + "\n") {
+                        Ok(()) => {
+                            eprintln!("wrote {}", path.display());
+                            ExitCode::SUCCESS
+                        }
+                        Err(e) => fail(&format!("{}: {e}", path.display())),
+                    },
+                    None => {
+                        println!("{text}");
+                        ExitCode::SUCCESS
+                    }
+                }
+            }
+            command => {
+                let runtime = match tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => return fail(&e),
+                };
+                runtime.block_on(async move {
+                    match command {
+                        Command::Run(args) => run::run::<P>(args, &self.generators).await,
+                        Command::Plan(t) => match aws::<P>(&t).await.plan().await {
+                            Ok(plan) => {
+                                println!("{plan}");
+                                ExitCode::SUCCESS
+                            }
+                            Err(e) => fail(&e),
+                        },
+                        Command::Apply {
+                            target,
+                            allow_replace,
+                        } => match aws::<P>(&target).await.apply(allow_replace).await {
+                            Ok(report) => {
+                                println!("{report}");
+                                ExitCode::SUCCESS
+                            }
+                            Err(e @ ProvisionError::ReplacementRefused(_)) => {
+                                eprintln!("error: {e}");
+                                ExitCode::from(EXIT_REPLACEMENT_REFUSED)
+                            }
+                            Err(e) => fail(&e),
+                        },
+                        Command::Destroy(t) => match aws::<P>(&t).await.destroy().await {
+                            Ok(report) => {
+                                println!("{report}");
+                                ExitCode::SUCCESS
+                            }
+                            Err(e) => fail(&e),
+                        },
+                        Command::Spec | Command::Synth { .. } | Command::Estimate { .. } => {
+                            unreachable!("handled above")
+                        }
+                    }
+                })
+            }
+        }
+    }
+}
+
+/// The first line of `--help`: the pipeline's doc comment, or its name.
+fn about(spec: &PipelineSpec) -> String {
+    if spec.doc.is_empty() {
+        format!("The {} pipeline (kpipe)", spec.name)
+    } else {
+        spec.doc.to_owned()
+    }
+}
+
+/// The stage table at the end of `--help`.
+fn stages(spec: &PipelineSpec) -> String {
+    let mut rows: Vec<(&str, &str, String)> = Vec::new();
+    for s in spec.streams {
+        let capacity = match s.capacity {
+            Capacity::Provisioned { shards: 1 } => "1 shard".to_owned(),
+            Capacity::Provisioned { shards } => format!("{shards} shards"),
+            Capacity::OnDemand => "on-demand".to_owned(),
+        };
+        rows.push((
+            "stream",
+            s.id,
+            format!("Kinesis `{}` of {} ({capacity})", s.name, s.record_type),
+        ));
+    }
+    for t in spec.transforms {
+        rows.push((
+            "transform",
+            t.id,
+            format!("{} -> {} by {}", t.input_type, t.output_type, t.function),
+        ));
+    }
+    for d in spec.destinations {
+        let prefix = d.prefix.map_or("", |p| p.raw);
+        rows.push((
+            "s3",
+            d.id,
+            format!("s3://{}/{prefix} ({})", d.bucket, d.record_type),
+        ));
+    }
+    for d in spec.deliveries {
+        let source = match d.source {
+            SourceSpec::Stream(id) => id,
+            SourceSpec::Direct => "direct",
+        };
+        let route = match d.transform {
+            Some(t) => format!("{source} -> {t} -> {}", d.destination),
+            None => format!("{source} -> {}", d.destination),
+        };
+        rows.push(("delivery", d.id, format!("Firehose `{}`: {route}", d.name)));
+    }
+    let width = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
+    let mut out = format!("Stages of {}:\n", spec.name);
+    for (kind, id, what) in rows {
+        let _ = writeln!(out, "  {kind:<9}  {id:<width$}  {what}");
+    }
+    out
+}
