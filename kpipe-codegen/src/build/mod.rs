@@ -94,6 +94,28 @@ impl Builder {
         self
     }
 
+    /// Compiles every `*.kpipe` file directly in `dir`, in name order, and asks cargo to rerun
+    /// the build script when a file is added to or removed from `dir`.
+    ///
+    /// # Errors
+    /// As [`Builder::compile`]; [`BuildError::Io`] when `dir` cannot be listed.
+    pub fn compile_dir(&self, dir: impl AsRef<Path>) -> Result<(), BuildError> {
+        let dir = dir.as_ref();
+        let entries = std::fs::read_dir(dir).map_err(|e| BuildError::Io(dir.to_owned(), e))?;
+        let mut inputs = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(|e| BuildError::Io(dir.to_owned(), e))?.path();
+            if path.extension().is_some_and(|x| x == "kpipe") {
+                inputs.push(path);
+            }
+        }
+        inputs.sort();
+        if self.emit_rerun_if_changed {
+            println!("cargo:rerun-if-changed={}", dir.display());
+        }
+        self.compile(&inputs)
+    }
+
     /// Parses, validates and writes one `<stem>.rs` per input into the output directory,
     /// rewriting a file only when its content changed. Prints nothing itself except the
     /// `rerun-if-changed` lines.
@@ -187,7 +209,9 @@ impl Builder {
 }
 
 /// Why a build failed.
-#[derive(Debug)]
+///
+/// `Debug` prints the same rustc-style report as `Display`, so a build script's `.unwrap()`,
+/// `.expect(..)` or `fn main() -> Result<(), BuildError>` shows readable diagnostics.
 #[non_exhaustive]
 pub enum BuildError {
     /// The sources have errors; `report` is every diagnostic rendered rustc-style.
@@ -218,6 +242,12 @@ impl fmt::Display for BuildError {
                 f.write_str("OUT_DIR is not set; call `out_dir(..)` outside of build.rs")
             }
         }
+    }
+}
+
+impl fmt::Debug for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\n{self}")
     }
 }
 
