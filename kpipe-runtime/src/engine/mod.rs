@@ -51,6 +51,9 @@ mod shard;
 mod stream;
 
 pub use self::clock::Clock;
+/// The object_store crate the engine writes through, re-exported so tests can use the same
+/// version (`kpipe_runtime::engine::object_store::memory::InMemory`).
+pub use ::object_store;
 pub use self::compress::decompress;
 pub use self::delivery::{LocalInvoker, MAX_ACTIVE_PARTITIONS};
 pub use self::report::{
