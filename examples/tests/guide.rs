@@ -31,7 +31,7 @@ async fn readings_land_in_their_site_folder_as_fahrenheit() {
     readings
         .put_batch(&[
             reading("s-001", "oslo", 20.0),
-            reading("test-7", "oslo", 20.0), // a test rig: dropped
+            reading("test-7", "oslo", 20.0),  // a test rig: dropped
             reading("s-002", "oslo", -300.0), // below absolute zero: failed
         ])
         .await
@@ -45,7 +45,13 @@ async fn readings_land_in_their_site_folder_as_fahrenheit() {
     let key = &lake.objects[0];
     assert!(key.starts_with("acme-telemetry/raw/site=oslo/2026/01/01/00/sensor-lake-"));
     // One store for every bucket: keys are `bucket/key` (`store_per_bucket` maps buckets).
-    let gz = store.get(&key.as_str().into()).await.unwrap().bytes().await.unwrap();
+    let gz = store
+        .get(&key.as_str().into())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     let text = String::from_utf8(decompress(&gz, Compression::Gzip).unwrap()).unwrap();
     assert_eq!(
         text,

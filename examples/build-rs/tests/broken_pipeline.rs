@@ -70,6 +70,9 @@ fn a_broken_kpipe_fails_the_build_with_rustc_style_errors() {
         "= help: did you mean `compression`?",
         "error: could not compile pipelines due to 2 previous errors",
     ] {
-        assert!(stderr.contains(expected), "missing `{expected}` in:\n{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "missing `{expected}` in:\n{stderr}"
+        );
     }
 }

@@ -15,7 +15,7 @@
 //! # pub struct Reading { sensor_id: String }
 //! # kpipe_runtime::pipeline! {
 //! #     pipeline Telemetry {
-//! #         stream readings: Reading { partition_key: sensor_id }
+//! #         stream readings: Reading { capacity: on_demand, partition_key: sensor_id }
 //! #         s3 lake: Reading { bucket: "acme-telemetry" }
 //! #         delivery to_lake: readings -> lake;
 //! #     }

@@ -51,9 +51,6 @@ mod shard;
 mod stream;
 
 pub use self::clock::Clock;
-/// The object_store crate the engine writes through, re-exported so tests can use the same
-/// version (`kpipe_runtime::engine::object_store::memory::InMemory`).
-pub use ::object_store;
 pub use self::compress::decompress;
 pub use self::delivery::{LocalInvoker, MAX_ACTIVE_PARTITIONS};
 pub use self::report::{
@@ -64,6 +61,9 @@ pub use self::stream::{
     EntryError, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, Producer, PutError, PutRecordOutput,
     PutRecordsOutput, SHARD_BYTES_PER_SEC, SHARD_RECORDS_PER_SEC,
 };
+/// The object_store crate the engine writes through, re-exported so tests can use the same
+/// version (`kpipe_runtime::engine::object_store::memory::InMemory`).
+pub use ::object_store;
 
 use self::delivery::DeliveryTask;
 use self::naming::Ids;
