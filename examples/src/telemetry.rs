@@ -85,6 +85,24 @@ pub fn enrich(r: Reading) -> Outcome<Enriched> {
     })
 }
 
+/// The frost-alerts consumer: reads raw readings straight from the stream (a Lambda function
+/// behind an event source mapping) and raises an alert for sub-zero readings from real
+/// sensors. A reading that cannot be physical is an error: Lambda retries from it, then
+/// (after `maximum_retries`) skips it.
+pub fn frost_alert(r: Reading) -> Result<(), String> {
+    if r.celsius.is_nan() || r.celsius < -273.15 {
+        return Err(format!(
+            "implausible temperature {} °C from {}",
+            r.celsius, r.sensor_id
+        ));
+    }
+    if r.celsius < 0.0 && !r.sensor_id.starts_with("test-") {
+        // In Lambda this line goes to CloudWatch Logs; a real consumer would page someone.
+        eprintln!("frost at {}: {} °C from {}", r.site, r.celsius, r.sensor_id);
+    }
+    Ok(())
+}
+
 kpipe_runtime::pipeline! {
     /// Sensor telemetry into the raw data lake.
     pub pipeline Telemetry {
@@ -119,5 +137,14 @@ kpipe_runtime::pipeline! {
 
         /// Firehose delivery stream `sensor-lake`.
         delivery sensor_lake: readings -> enrich -> lake;
+
+        /// Frost alerts, straight from the stream.
+        consumer frost_alerts: readings -> crate::telemetry::frost_alert {
+            batch_size: 500,
+            starting_position: latest,
+            bisect_on_error: true,
+            maximum_retries: 2,
+            lambda: { memory: 128MiB, timeout: 30s, architecture: arm64 },
+        }
     }
 }

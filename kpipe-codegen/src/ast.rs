@@ -21,13 +21,14 @@ pub(crate) struct PipelineDef {
     pub(crate) stages: Vec<StageDef>,
 }
 
-/// The four kinds of stage.
+/// The kinds of stage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum StageKind {
     Stream,
     Transform,
     S3,
     Delivery,
+    Consumer,
 }
 
 impl StageKind {
@@ -37,6 +38,7 @@ impl StageKind {
             StageKind::Transform => "transform",
             StageKind::S3 => "s3",
             StageKind::Delivery => "delivery",
+            StageKind::Consumer => "consumer",
         }
     }
 
@@ -47,6 +49,7 @@ impl StageKind {
             StageKind::Transform => "transform",
             StageKind::S3 => "s3 destination",
             StageKind::Delivery => "delivery",
+            StageKind::Consumer => "consumer",
         }
     }
 
@@ -64,13 +67,15 @@ impl StageKind {
             "transform" => StageKind::Transform,
             "s3" => StageKind::S3,
             "delivery" => StageKind::Delivery,
+            "consumer" => StageKind::Consumer,
             _ => return None,
         })
     }
 }
 
 /// `stream readings: Reading { ... }`, `transform enrich: A -> B { ... }`,
-/// `s3 lake: Enriched { ... }`, `delivery d: readings -> enrich -> lake;`
+/// `s3 lake: Enriched { ... }`, `delivery d: readings -> enrich -> lake;`,
+/// `consumer alerts: readings -> crate::alert { ... }`
 #[derive(Debug)]
 pub(crate) struct StageDef {
     pub(crate) attrs: Vec<Attribute>,
@@ -90,6 +95,8 @@ pub(crate) enum SigDef {
     Map(Box<Type>, Box<Type>),
     /// `delivery x: a -> b -> c`
     Route(Vec<Ident>),
+    /// `consumer x: stream -> crate::function`
+    Consume(Ident, Box<syn::ExprPath>),
 }
 
 /// `key: value` inside a block.

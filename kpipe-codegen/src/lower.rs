@@ -27,6 +27,12 @@ pub(crate) const DEFAULT_RETRIES: u64 = 3;
 /// (aws-facts.md §8, SAM template).
 pub(crate) const DEFAULT_LAMBDA_MEMORY_MIB: u64 = 128;
 pub(crate) const DEFAULT_LAMBDA_TIMEOUT_SECS: u64 = 3;
+/// Kinesis event source mapping defaults: 100 records per batch, no batching window, one
+/// batch per shard at a time
+/// (<https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-parameters.html>).
+pub(crate) const DEFAULT_CONSUMER_BATCH_SIZE: u64 = 100;
+pub(crate) const DEFAULT_CONSUMER_BATCH_WINDOW_SECS: u64 = 0;
+pub(crate) const DEFAULT_CONSUMER_PARALLELIZATION: u64 = 1;
 /// The AWS-managed Kinesis key used by `encryption: kms` (aws-facts.md §1.10).
 pub(crate) const AWS_MANAGED_KINESIS_KEY: &str = "alias/aws/kinesis";
 
@@ -58,6 +64,15 @@ const S3_KEYS: &[&str] = &[
     "newline",
 ];
 const DELIVERY_KEYS: &[&str] = &["name", "role_arn", "tags"];
+const CONSUMER_KEYS: &[&str] = &[
+    "batch_size",
+    "starting_position",
+    "bisect_on_error",
+    "maximum_retries",
+    "batch_window",
+    "parallelization",
+    "lambda",
+];
 
 /// Stage names that would collide with items kpipe generates on the pipeline type, or with
 /// the `direct` source of a delivery.
@@ -153,11 +168,13 @@ pub(crate) fn pipeline(d: &mut Diagnostics, def: &PipelineDef) -> Pipeline {
         transforms: Vec::new(),
         sinks: Vec::new(),
         deliveries: Vec::new(),
+        consumers: Vec::new(),
     };
 
     // Names are resolved across all kinds: one namespace per pipeline.
     let mut names: BTreeMap<String, (StageKind, usize, Ident)> = BTreeMap::new();
     let mut delivery_defs = Vec::new();
+    let mut consumer_defs = Vec::new();
     for stage in &def.stages {
         let name = stage.name.to_string();
         if let Some((kind, _, first)) = names.get(&name) {
@@ -190,12 +207,20 @@ pub(crate) fn pipeline(d: &mut Diagnostics, def: &PipelineDef) -> Pipeline {
                 delivery_defs.push(stage);
                 delivery_defs.len() - 1
             }
+            StageKind::Consumer => {
+                consumer_defs.push(stage);
+                consumer_defs.len() - 1
+            }
         };
         names.insert(name, (stage.kind, index, stage.name.clone()));
     }
     for stage in delivery_defs {
         let delivery = delivery(d, stage, &names);
         p.deliveries.push(delivery);
+    }
+    for stage in consumer_defs {
+        let consumer = consumer(d, &def.name, stage, &names);
+        p.consumers.push(consumer);
     }
     p
 }
@@ -439,10 +464,28 @@ fn transform(d: &mut Diagnostics, pipeline: &Ident, stage: &StageDef) -> Transfo
         .get("retries")
         .and_then(|f| value::integer(d, f))
         .unwrap_or(Sp::new(DEFAULT_RETRIES, stage.name.span()));
-    let lambda_fields = keys
-        .get("lambda")
-        .and_then(|f| value::block(d, f))
-        .unwrap_or(&[]);
+    let lambda = lambda(d, pipeline, stage, keys.get("lambda").copied(), &what);
+    Transform {
+        attrs: stage.attrs.clone(),
+        ident: stage.name.clone(),
+        input,
+        output,
+        function,
+        buffer,
+        retries,
+        lambda,
+    }
+}
+
+/// The `lambda: { name, memory, timeout, architecture }` settings of a transform or consumer.
+fn lambda(
+    d: &mut Diagnostics,
+    pipeline: &Ident,
+    stage: &StageDef,
+    field: Option<&FieldDef>,
+    what: &str,
+) -> Lambda {
+    let lambda_fields = field.and_then(|f| value::block(d, f)).unwrap_or(&[]);
     let lk = keyed(
         d,
         lambda_fields,
@@ -477,20 +520,109 @@ fn transform(d: &mut Diagnostics, pipeline: &Ident, stage: &StageDef) -> Transfo
         Some(w) if w.value == "arm64" => Architecture::Arm64,
         _ => Architecture::X86_64,
     };
-    Transform {
+    Lambda {
+        name,
+        memory_mib,
+        timeout_secs,
+        architecture,
+    }
+}
+
+fn consumer(
+    d: &mut Diagnostics,
+    pipeline: &Ident,
+    stage: &StageDef,
+    names: &BTreeMap<String, (StageKind, usize, Ident)>,
+) -> Consumer {
+    let what = format!("consumer `{}`", stage.name);
+    let keys = keyed(d, body(stage), CONSUMER_KEYS, &what);
+    let SigDef::Consume(stream_ident, function) = &stage.sig else {
+        unreachable!("kpipe-codegen: the parser gives consumers a stream and a function");
+    };
+    let stream = match names.get(&stream_ident.to_string()) {
+        Some((StageKind::Stream, index, _)) => Some((*index, stream_ident.clone())),
+        Some((kind, _, def)) => {
+            d.error(
+                stream_ident.span(),
+                format!(
+                    "a consumer reads a stream, but `{stream_ident}` is {}",
+                    kind.with_article()
+                ),
+            )
+            .related(def.span(), format!("`{stream_ident}` is declared here"));
+            None
+        }
+        None => {
+            let e = d.error(
+                stream_ident.span(),
+                format!("cannot find stream `{stream_ident}` in this pipeline"),
+            );
+            let streams = names
+                .iter()
+                .filter(|(_, v)| v.0 == StageKind::Stream)
+                .map(|(k, _)| k.as_str());
+            match did_you_mean(&stream_ident.to_string(), streams) {
+                Some(s) => e.note(format!("help: did you mean `{s}`?")),
+                None => e.note(format!(
+                    "help: declare it with `stream {stream_ident}: ...`"
+                )),
+            };
+            None
+        }
+    };
+    let batch_size = keys
+        .get("batch_size")
+        .and_then(|f| value::integer(d, f))
+        .unwrap_or(Sp::new(DEFAULT_CONSUMER_BATCH_SIZE, stage.name.span()));
+    let starting_position = match keys.get("starting_position") {
+        Some(f) => match value::word(d, f, &["latest", "trim_horizon"]) {
+            Some(w) if w.value == "trim_horizon" => Some(StartingPosition::TrimHorizon),
+            Some(_) => Some(StartingPosition::Latest),
+            None => None,
+        },
+        None => {
+            missing(
+                d,
+                stage,
+                "starting_position",
+                "add `starting_position: latest` (records put from now on) or `starting_position: trim_horizon` (everything the stream still holds); AWS has no default for Kinesis",
+            );
+            None
+        }
+    };
+    let maximum_retries = match keys.get("maximum_retries") {
+        Some(f) => match &f.value {
+            ValueDef::Tokens(t) if t.to_string() == "unlimited" => None,
+            _ => value::integer(d, f),
+        },
+        None => None,
+    };
+    let batch_window_secs = keys
+        .get("batch_window")
+        .and_then(|f| value::duration(d, f))
+        .unwrap_or(Sp::new(
+            DEFAULT_CONSUMER_BATCH_WINDOW_SECS,
+            stage.name.span(),
+        ));
+    let parallelization = keys
+        .get("parallelization")
+        .and_then(|f| value::integer(d, f))
+        .unwrap_or(Sp::new(DEFAULT_CONSUMER_PARALLELIZATION, stage.name.span()));
+    Consumer {
         attrs: stage.attrs.clone(),
         ident: stage.name.clone(),
-        input,
-        output,
-        function,
-        buffer,
-        retries,
-        lambda: Lambda {
-            name,
-            memory_mib,
-            timeout_secs,
-            architecture,
-        },
+        stream,
+        function: (**function).clone(),
+        batch_size,
+        starting_position,
+        bisect_on_error: keys
+            .get("bisect_on_error")
+            .and_then(|f| value::boolean(d, f))
+            .unwrap_or(false),
+        maximum_retries,
+        batch_window_secs,
+        parallelization,
+        lambda: lambda(d, pipeline, stage, keys.get("lambda").copied(), &what),
     }
 }
 
@@ -644,6 +776,7 @@ fn resolve_route(
                     StageKind::Transform => "a transform",
                     StageKind::S3 => "an s3 destination",
                     StageKind::Delivery => "a delivery",
+                    StageKind::Consumer => "a consumer",
                 };
                 d.error(
                     ident.span(),

@@ -35,6 +35,7 @@ pub(crate) struct Pipeline {
     pub(crate) transforms: Vec<Transform>,
     pub(crate) sinks: Vec<S3>,
     pub(crate) deliveries: Vec<Delivery>,
+    pub(crate) consumers: Vec<Consumer>,
 }
 
 #[derive(Clone, Debug)]
@@ -181,4 +182,31 @@ pub(crate) struct Route {
     pub(crate) transform: Option<(usize, Ident)>,
     /// Index into `Pipeline::sinks`, with the ident as written in the route.
     pub(crate) destination: (usize, Ident),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StartingPosition {
+    Latest,
+    TrimHorizon,
+}
+
+/// `consumer alerts: readings -> crate::alert { ... }`: a Lambda function reading a stream
+/// through an event source mapping.
+#[derive(Debug)]
+pub(crate) struct Consumer {
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) ident: Ident,
+    /// Index into `Pipeline::streams`, with the ident as written; `None` when it did not
+    /// resolve (already reported).
+    pub(crate) stream: Option<(usize, Ident)>,
+    pub(crate) function: syn::ExprPath,
+    pub(crate) batch_size: Sp<u64>,
+    /// `None` when missing (already reported).
+    pub(crate) starting_position: Option<StartingPosition>,
+    pub(crate) bisect_on_error: bool,
+    /// `None`: retry until the records expire (AWS's -1).
+    pub(crate) maximum_retries: Option<Sp<u64>>,
+    pub(crate) batch_window_secs: Sp<u64>,
+    pub(crate) parallelization: Sp<u64>,
+    pub(crate) lambda: Lambda,
 }

@@ -11,7 +11,7 @@ use proc_macro2::{Delimiter, Ident, Spacing, TokenStream, TokenTree};
 use syn::parse::{ParseStream, Parser};
 use syn::{Attribute, Token, Visibility};
 
-const STAGE_KEYWORDS: [&str; 4] = ["stream", "transform", "s3", "delivery"];
+const STAGE_KEYWORDS: [&str; 5] = ["stream", "transform", "s3", "delivery", "consumer"];
 
 /// Parses every pipeline of one input. Syntax errors go to `diags`; what parsed is returned.
 pub(crate) fn file(diags: &mut Diagnostics, input: TokenStream) -> FileDef {
@@ -161,13 +161,13 @@ fn chunk_item(input: ParseStream<'_>) -> syn::Result<Item> {
     let kind_kw: Ident = input.call(syn::ext::IdentExt::parse_any).map_err(|e| {
         syn::Error::new(
             e.span(),
-            "expected a stage (`stream`, `transform`, `s3`, `delivery`) or a setting (`region: ...`)",
+            "expected a stage (`stream`, `transform`, `s3`, `delivery`, `consumer`) or a setting (`region: ...`)",
         )
     })?;
     let Some(kind) = StageKind::from_keyword(&kind_kw.to_string()) else {
         let word = kind_kw.to_string();
         let mut msg = format!(
-            "unknown stage kind `{word}`\n\n= note: expected one of `stream`, `transform`, `s3`, `delivery`"
+            "unknown stage kind `{word}`\n\n= note: expected one of `stream`, `transform`, `s3`, `delivery`, `consumer`"
         );
         if let Some(k) = did_you_mean(&word, STAGE_KEYWORDS) {
             msg.push_str(&format!("\n\n= help: did you mean `{k}`?"));
@@ -185,6 +185,7 @@ fn chunk_item(input: ParseStream<'_>) -> syn::Result<Item> {
             StageKind::Stream | StageKind::S3 => "RecordType",
             StageKind::Transform => "Input -> Output",
             StageKind::Delivery => "source -> destination",
+            StageKind::Consumer => "stream -> crate::function",
         };
         syn::Error::new(
             e.span(),
@@ -205,6 +206,22 @@ fn chunk_item(input: ParseStream<'_>) -> syn::Result<Item> {
                 route.push(input.call(syn::ext::IdentExt::parse_any)?);
             }
             SigDef::Route(route)
+        }
+        StageKind::Consumer => {
+            let stream = input.call(syn::ext::IdentExt::parse_any)?;
+            input.parse::<Token![->]>().map_err(|e| {
+                syn::Error::new(
+                    e.span(),
+                    "expected `->` and the consumer's function: `stream -> crate::function`",
+                )
+            })?;
+            let function = input.parse().map_err(|e| {
+                syn::Error::new(
+                    e.span(),
+                    "expected the consumer's function as a path, like `crate::on_reading`",
+                )
+            })?;
+            SigDef::Consume(stream, Box::new(function))
         }
     };
     let body = if input.peek(syn::token::Brace) {

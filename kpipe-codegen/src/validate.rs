@@ -33,7 +33,14 @@ pub(crate) fn check(d: &mut Diagnostics, p: &Pipeline) {
         check_processor_buffer(d, &t.buffer);
         check_retries(d, &t.retries);
         check_lambda(d, &t.lambda);
+        check_transform_timeout(d, &t.lambda);
     }
+    for c in &p.consumers {
+        check_consumer(d, c);
+        check_lambda(d, &c.lambda);
+        check_consumer_timeout(d, &c.lambda);
+    }
+    check_unique_function_names(d, p);
     for s in &p.sinks {
         check_bucket_name(d, &s.bucket);
         check_s3_buffer(d, &s.buffer);
@@ -290,11 +297,11 @@ fn check_retries(d: &mut Diagnostics, retries: &Sp<u64>) {
     );
 }
 
-// Lambda function settings: name 1-64 of `[a-zA-Z0-9-_]`, memory 128-10240 MB, and a timeout
-// Firehose honours: at most 5 minutes (aws-facts.md §3.4).
+// Lambda function settings: name 1-64 of `[a-zA-Z0-9-_]`, memory 128-10240 MB (AWS Lambda
+// CreateFunction API and quotas).
 //
-//     lambda: { timeout: 10min },
-//                        ^^^^^ Lambda timeout must be between 1s and 300s, found 600s
+//     lambda: { memory: 64MiB },
+//                       ^^^^^ Lambda memory must be between 128MiB and 10240MiB, found 64MiB
 fn check_lambda(d: &mut Diagnostics, l: &Lambda) {
     let n = l.name.value.chars().count();
     if n == 0
@@ -316,6 +323,13 @@ fn check_lambda(d: &mut Diagnostics, l: &Lambda) {
         "MiB",
         "Lambda functions have 128-10240 MB of memory (AWS Lambda quotas)",
     );
+}
+
+// A transform's timeout: at most what Firehose honours, 5 minutes (aws-facts.md §3.4).
+//
+//     lambda: { timeout: 10min },
+//                        ^^^^^ Lambda timeout must be between 1s and 300s, found 600s
+fn check_transform_timeout(d: &mut Diagnostics, l: &Lambda) {
     in_range(
         d,
         &l.timeout_secs,
@@ -325,6 +339,63 @@ fn check_lambda(d: &mut Diagnostics, l: &Lambda) {
         "s",
         "Firehose honours a transform timeout of at most 5 minutes (aws-facts.md §3.4)",
     );
+}
+
+// A consumer's timeout: Lambda's own bound, 15 minutes (AWS Lambda quotas).
+//
+//     lambda: { timeout: 20min },
+//                        ^^^^^ Lambda timeout must be between 1s and 900s, found 1200s
+fn check_consumer_timeout(d: &mut Diagnostics, l: &Lambda) {
+    in_range(
+        d,
+        &l.timeout_secs,
+        1,
+        900,
+        "Lambda timeout",
+        "s",
+        "a Lambda function runs at most 15 minutes (AWS Lambda quotas)",
+    );
+}
+
+// The event source mapping of a consumer, for a Kinesis source: batch size 1-10000, retries
+// -1 (unlimited) or 0-10000, batching window 0-300 s, parallelization factor 1-10
+// (https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-parameters.html).
+//
+//     batch_size: 20000,
+//                 ^^^^^ batch size must be between 1 and 10000, found 20000
+fn check_consumer(d: &mut Diagnostics, c: &Consumer) {
+    const SOURCE: &str = "Kinesis event source mappings take BatchSize 1-10000, MaximumRetryAttempts -1 (unlimited) or 0-10000, MaximumBatchingWindowInSeconds 0-300 and ParallelizationFactor 1-10 (AWS Lambda, services-kinesis-parameters)";
+    in_range(d, &c.batch_size, 1, 10_000, "batch size", "", SOURCE);
+    if let Some(r) = &c.maximum_retries {
+        in_range(d, r, 0, 10_000, "maximum_retries", "", SOURCE);
+    }
+    in_range(d, &c.batch_window_secs, 0, 300, "batch window", "s", SOURCE);
+    in_range(d, &c.parallelization, 1, 10, "parallelization", "", SOURCE);
+}
+
+// Lambda function names are unique per account and region: two stages of one pipeline cannot
+// share one (AWS Lambda CreateFunction API).
+//
+//     consumer alerts: readings -> crate::alert { lambda: { name: "telemetry-enrich" } }
+//                                                                ^^^^^^^^^^^^^^^^^^ ...
+fn check_unique_function_names(d: &mut Diagnostics, p: &Pipeline) {
+    let mut seen: Vec<&Sp<String>> = Vec::new();
+    let names = p
+        .transforms
+        .iter()
+        .map(|t| &t.lambda.name)
+        .chain(p.consumers.iter().map(|c| &c.lambda.name));
+    for name in names {
+        if let Some(first) = seen.iter().find(|s| s.value == name.value) {
+            d.error(
+                name.range,
+                format!("Lambda function name `{}` is used twice", name.value),
+            )
+            .related(first.range, "first used here");
+        } else {
+            seen.push(name);
+        }
+    }
 }
 
 // S3 bucket naming rules (general purpose buckets):

@@ -8,8 +8,8 @@
 pub use crate::cloudformation::template as cloudformation;
 pub use crate::outcome::{IntoOutcome, Outcome};
 pub use crate::pipeline::{
-    AnyStream, Codec, DeliveryDef, Flows, KeyFn, Linked, Pipeline, Record, S3Def, StreamDef,
-    TransformDef, TransformFn,
+    AnyConsumer, AnyStream, Codec, ConsumeFn, ConsumerDef, DeliveryDef, Flows, KeyFn, Linked,
+    Pipeline, Record, S3Def, StreamDef, TransformDef, TransformFn,
 };
 pub use crate::spec;
 pub use ::core::option::Option;
@@ -43,6 +43,20 @@ pub fn stream<T>(
         codec,
         partition_key,
         explicit_hash_key,
+    }
+}
+
+/// A consumer handle around the user function (sync or async, inferred); fails to compile,
+/// at the function, when it does not take the stream's records.
+pub fn consumer<I, K, F: ConsumeFn<I, K>>(
+    spec: &'static spec::ConsumerSpec,
+    codec: Codec<I>,
+    function: F,
+) -> ConsumerDef<I> {
+    ConsumerDef {
+        spec,
+        codec,
+        function: function.into_dyn(),
     }
 }
 

@@ -1,4 +1,5 @@
-//! The Firehose data-transformation Lambda handler of a transform (feature `lambda`).
+//! The Lambda handlers of a pipeline (feature `lambda`): the Firehose data-transformation
+//! handler of a transform, and the Kinesis handler of a consumer.
 //!
 //! The handler runs each record through the same [`RecordProcessor`] as the local engine
 //! (decode, call your function, encode, delimiter, partition keys), so a pipeline behaves the
@@ -15,10 +16,17 @@
 //! - The response stays under Lambda's 6 MB payload limit (aws-facts.md §3.4): records whose
 //!   output would not fit are answered `ProcessingFailed` (and logged) instead of producing a
 //!   response Firehose would reject as a whole.
+//!
+//! The consumer handler ([`ConsumerHandler`]) answers a Kinesis event with a partial batch
+//! response (aws-facts.md §4.4): records are consumed in order, and at the first failure its
+//! sequence number is returned in `batchItemFailures` and the rest of the batch is left
+//! alone, since Lambda retries from that record anyway (processing the later ones now would
+//! only run them twice).
 
 use crate::pipeline::{Pipeline, RecordProcessor, RecordResult};
 use aws_lambda_events::encodings::Base64Data;
 use aws_lambda_events::firehose::{KinesisFirehoseResponse, KinesisFirehoseResponseRecord};
+use aws_lambda_events::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use base64::Engine as _;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -61,6 +69,10 @@ pub struct TransformationRecord {
 pub enum LambdaError {
     /// No delivery of the pipeline uses this transform.
     UnknownTransform(String),
+    /// The pipeline has no consumer of this name.
+    UnknownConsumer(String),
+    /// The pipeline has neither a transform nor a consumer of this name.
+    UnknownStage(String),
 }
 
 impl std::fmt::Display for LambdaError {
@@ -68,6 +80,12 @@ impl std::fmt::Display for LambdaError {
         match self {
             LambdaError::UnknownTransform(t) => {
                 write!(f, "no delivery of this pipeline uses transform `{t}`")
+            }
+            LambdaError::UnknownConsumer(c) => {
+                write!(f, "this pipeline has no consumer `{c}`")
+            }
+            LambdaError::UnknownStage(s) => {
+                write!(f, "this pipeline has no transform or consumer `{s}`")
             }
         }
     }
@@ -253,16 +271,110 @@ async fn aggregated(processor: &dyn RecordProcessor, data: &[u8]) -> RecordResul
     }
 }
 
-/// Runs the handler of pipeline `P`'s transform `transform_id` under `lambda_runtime`: the body
-/// of a Lambda binary's `main` (see [`lambda_main!`](crate::lambda_main)).
-pub fn serve<P: Pipeline>(transform_id: &str) -> std::process::ExitCode {
-    let handler = match FirehoseHandler::new::<P>(transform_id) {
-        Ok(h) => h,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return std::process::ExitCode::from(2);
+/// The Kinesis event as Lambda's event source mapping sends it (aws-facts.md §4.4), read
+/// leniently: a record's `data` stays a string until the handler decodes it, so one bad
+/// record fails alone instead of the whole invocation.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct KinesisStreamEvent {
+    /// The records, in shard order.
+    #[serde(rename = "Records", default)]
+    pub records: Vec<KinesisStreamRecord>,
+}
+
+/// One record of a [`KinesisStreamEvent`].
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct KinesisStreamRecord {
+    /// `shardId-000000000000:<sequence number>`.
+    #[serde(rename = "eventID", default)]
+    pub event_id: String,
+    /// The stream's ARN.
+    #[serde(rename = "eventSourceARN", default)]
+    pub event_source_arn: String,
+    /// The Kinesis part of the record.
+    #[serde(default)]
+    pub kinesis: KinesisStreamData,
+}
+
+/// The `kinesis` object of a [`KinesisStreamRecord`].
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KinesisStreamData {
+    /// The partition key.
+    #[serde(default)]
+    pub partition_key: String,
+    /// The sequence number: what a batch item failure names.
+    #[serde(default)]
+    pub sequence_number: String,
+    /// The data, base64.
+    #[serde(default)]
+    pub data: String,
+}
+
+/// The Kinesis handler of one consumer.
+#[derive(Clone, Debug)]
+pub struct ConsumerHandler {
+    consumer: crate::pipeline::AnyConsumer,
+}
+
+impl ConsumerHandler {
+    /// The handler of pipeline `P`'s consumer `consumer_id`.
+    ///
+    /// # Errors
+    /// [`LambdaError::UnknownConsumer`] when the pipeline has no such consumer.
+    pub fn new<P: Pipeline>(consumer_id: &str) -> Result<Self, LambdaError> {
+        P::consumers()
+            .into_iter()
+            .find(|c| c.spec().id == consumer_id)
+            .map(|consumer| ConsumerHandler { consumer })
+            .ok_or_else(|| LambdaError::UnknownConsumer(consumer_id.to_owned()))
+    }
+
+    /// Answers one invocation: consumes the records in order and, at the first one that
+    /// fails (bad base64, not the record type, the function's `Err` or panic), names it in
+    /// `batchItemFailures` and stops.
+    pub async fn handle(&self, event: KinesisStreamEvent) -> KinesisEventResponse {
+        let mut response = KinesisEventResponse::default();
+        let mut data = Vec::new();
+        for r in event.records {
+            data.clear();
+            let result = match base64::engine::general_purpose::STANDARD
+                .decode_vec(&r.kinesis.data, &mut data)
+            {
+                Ok(())
+                    if data.starts_with(&crate::kpl::MAGIC) && crate::kpl::is_aggregated(&data) =>
+                {
+                    let mut result = Ok(());
+                    for sub in crate::kpl::deaggregate(&data) {
+                        if let Err(e) = self.consumer.consume(&sub).result().await {
+                            result = Err(format!("in a KPL aggregate: {e}"));
+                            break;
+                        }
+                    }
+                    result
+                }
+                Ok(()) => self.consumer.consume(&data).result().await,
+                Err(e) => Err(format!("not valid base64: {e}")),
+            };
+            if let Err(message) = result {
+                eprintln!(
+                    "kpipe: consumer `{}`: record {} failed: {message}; Lambda retries from it",
+                    self.consumer.spec().id,
+                    r.kinesis.sequence_number
+                );
+                let mut failure = KinesisBatchItemFailure::default();
+                failure.item_identifier = Some(r.kinesis.sequence_number);
+                response.batch_item_failures.push(failure);
+                break;
+            }
         }
-    };
+        response
+    }
+}
+
+/// Runs the handler of pipeline `P`'s transform or consumer `stage_id` under
+/// `lambda_runtime`: the body of a Lambda binary's `main` (see
+/// [`lambda_main!`](crate::lambda_main)).
+pub fn serve<P: Pipeline>(stage_id: &str) -> std::process::ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -273,13 +385,41 @@ pub fn serve<P: Pipeline>(transform_id: &str) -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let service = lambda_runtime::service_fn(
-        move |event: lambda_runtime::LambdaEvent<TransformationEvent>| {
-            let handler = handler.clone();
-            async move { Ok::<_, lambda_runtime::Error>(handler.handle(event.payload).await) }
-        },
-    );
-    match runtime.block_on(lambda_runtime::run(service)) {
+    let served = if P::SPEC.transform(stage_id).is_some() {
+        let handler = match FirehoseHandler::new::<P>(stage_id) {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return std::process::ExitCode::from(2);
+            }
+        };
+        let service = lambda_runtime::service_fn(
+            move |event: lambda_runtime::LambdaEvent<TransformationEvent>| {
+                let handler = handler.clone();
+                async move { Ok::<_, lambda_runtime::Error>(handler.handle(event.payload).await) }
+            },
+        );
+        runtime.block_on(lambda_runtime::run(service))
+    } else if P::SPEC.consumer(stage_id).is_some() {
+        let handler = match ConsumerHandler::new::<P>(stage_id) {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return std::process::ExitCode::from(2);
+            }
+        };
+        let service = lambda_runtime::service_fn(
+            move |event: lambda_runtime::LambdaEvent<KinesisStreamEvent>| {
+                let handler = handler.clone();
+                async move { Ok::<_, lambda_runtime::Error>(handler.handle(event.payload).await) }
+            },
+        );
+        runtime.block_on(lambda_runtime::run(service))
+    } else {
+        eprintln!("error: {}", LambdaError::UnknownStage(stage_id.to_owned()));
+        return std::process::ExitCode::from(2);
+    };
+    match served {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

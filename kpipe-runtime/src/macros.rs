@@ -17,6 +17,7 @@
 ///         transform $id: $Input -> $Output { function: $path_or_closure, ... }
 ///         s3 $id: $RecordType { bucket: "...", ... }
 ///         delivery $id: $stream_or_direct -> $transform? -> $s3;     // or `{ name: "..." }`
+///         consumer $id: $stream -> $function_path { starting_position: latest, ... }
 ///     }
 /// }
 /// ```
@@ -115,10 +116,12 @@ macro_rules! pipeline {
     };
 }
 
-/// The `main` of a Lambda binary serving a transform's Firehose handler (feature `lambda`):
+/// The `main` of a Lambda binary (feature `lambda`): a transform's Firehose handler, or a
+/// consumer's Kinesis handler.
 ///
 /// ```ignore
-/// kpipe_runtime::lambda_main!(Telemetry, enrich);
+/// kpipe_runtime::lambda_main!(Telemetry, enrich);        // transform: Firehose events
+/// kpipe_runtime::lambda_main!(Telemetry, frost_alerts);  // consumer: Kinesis events
 /// ```
 ///
 /// Build it with `cargo lambda build --release` and deploy the binary as the function the
@@ -126,11 +129,11 @@ macro_rules! pipeline {
 #[cfg(feature = "lambda")]
 #[macro_export]
 macro_rules! lambda_main {
-    ($pipeline:ident, $transform:ident) => {
+    ($pipeline:ident, $stage:ident) => {
         fn main() -> ::std::process::ExitCode {
-            // A typo in the transform's name is a compile error here.
-            let _ = $pipeline::$transform;
-            $crate::lambda::serve::<$pipeline>(::core::stringify!($transform))
+            // A typo in the transform's or consumer's name is a compile error here.
+            let _ = $pipeline::$stage;
+            $crate::lambda::serve::<$pipeline>(::core::stringify!($stage))
         }
     };
 }

@@ -26,6 +26,8 @@ pub struct PipelineSpec {
     pub destinations: &'static [S3Spec],
     /// Firehose delivery streams.
     pub deliveries: &'static [DeliverySpec],
+    /// Lambda functions reading a stream through an event source mapping.
+    pub consumers: &'static [ConsumerSpec],
 }
 
 /// A resource tag.
@@ -106,6 +108,52 @@ pub struct TransformSpec {
     pub lambda: LambdaSpec,
 }
 
+/// A Lambda function that reads a stream through an event source mapping (`consumer`).
+/// Limits and defaults: <https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-parameters.html>.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct ConsumerSpec {
+    /// Identifier in the declaration (`freeze_alerts`).
+    pub id: &'static str,
+    /// The stream it reads (by id).
+    pub stream: &'static str,
+    /// The user function as written.
+    pub function: &'static str,
+    /// Records per invocation at most (1..=10000, default 100).
+    pub batch_size: u32,
+    /// Where a new mapping starts reading.
+    pub starting_position: StartingPosition,
+    /// Split a failing batch in two and retry the halves (default false).
+    pub bisect_on_error: bool,
+    /// Retries of a failing batch; `None` retries until the records expire (AWS's -1).
+    pub maximum_retries: Option<u32>,
+    /// Seconds to gather records before invoking (0..=300, default 0).
+    pub batch_window_secs: u32,
+    /// Batches processed concurrently per shard (1..=10, default 1).
+    pub parallelization: u32,
+    /// Lambda function settings.
+    pub lambda: LambdaSpec,
+}
+
+/// Where an event source mapping starts reading a stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartingPosition {
+    /// Only records put after the mapping is created (`LATEST`).
+    Latest,
+    /// Every record the stream still retains (`TRIM_HORIZON`).
+    TrimHorizon,
+}
+
+impl StartingPosition {
+    /// AWS's name (`LATEST`, `TRIM_HORIZON`).
+    pub fn aws_name(self) -> &'static str {
+        match self {
+            StartingPosition::Latest => "LATEST",
+            StartingPosition::TrimHorizon => "TRIM_HORIZON",
+        }
+    }
+}
+
 /// Size-or-interval buffering hints: whichever is reached first triggers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Buffer {
@@ -115,7 +163,7 @@ pub struct Buffer {
     pub interval_secs: u32,
 }
 
-/// Lambda function settings of a transform.
+/// Lambda function settings of a transform or a consumer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct LambdaSpec {
     /// Function name.
@@ -304,6 +352,11 @@ impl PipelineSpec {
     /// The delivery with this id.
     pub fn delivery(&self, id: &str) -> Option<&'static DeliverySpec> {
         self.deliveries.iter().find(|s| s.id == id)
+    }
+
+    /// The consumer with this id.
+    pub fn consumer(&self, id: &str) -> Option<&'static ConsumerSpec> {
+        self.consumers.iter().find(|s| s.id == id)
     }
 }
 

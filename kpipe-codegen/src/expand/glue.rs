@@ -166,6 +166,37 @@ pub(super) fn stage_fns(p: &Pipeline, rt: &TokenStream) -> TokenStream {
             }
         });
     }
+    for (i, c) in p.consumers.iter().enumerate() {
+        let ident = &c.ident;
+        let attrs = docs(
+            &c.attrs,
+            format!(
+                " The consumer `{ident}`: `{}` called on the records of a stream.",
+                tokens_text(&c.function)
+            ),
+        );
+        let (ty, body) = match &c.stream {
+            Some((s, stream)) => {
+                let f = &c.function;
+                // Spanned at the function, where rustc reports one that does not take the
+                // stream's records.
+                let call = quote_spanned!(f.span()=> #rt::__private::consumer(
+                    &<Self as #rt::__private::Pipeline>::SPEC.consumers[#i],
+                    Self::#stream().codec(),
+                    #f,
+                ));
+                let ty = &p.streams[*s].record;
+                (quote!(#ty), call)
+            }
+            None => (quote!(()), unreachable(rt)),
+        };
+        out.extend(quote! {
+            #attrs
+            #vis fn #ident() -> #rt::__private::ConsumerDef<#ty> {
+                #body
+            }
+        });
+    }
     out
 }
 

@@ -23,6 +23,10 @@ pub(crate) fn pipeline(p: &Pipeline, rt: &TokenStream) -> TokenStream {
         let ident = &d.ident;
         quote!(Self::#ident())
     });
+    let consumers = p.consumers.iter().map(|c| {
+        let ident = &c.ident;
+        quote!(#rt::__private::AnyConsumer::from(Self::#ident()))
+    });
     let streams = p.streams.iter().map(|s| {
         let ident = &s.ident;
         quote!(#rt::__private::AnyStream::from(Self::#ident()))
@@ -87,6 +91,10 @@ pub(crate) fn pipeline(p: &Pipeline, rt: &TokenStream) -> TokenStream {
 
             fn streams() -> #rt::__private::Vec<#rt::__private::AnyStream> {
                 #rt::__private::Vec::from([#(#streams),*])
+            }
+
+            fn consumers() -> #rt::__private::Vec<#rt::__private::AnyConsumer> {
+                #rt::__private::Vec::from([#(#consumers),*])
             }
         }
     }

@@ -148,14 +148,7 @@ fn transform(rt: &TokenStream, t: &Transform) -> TokenStream {
     };
     let buffer = buffer(rt, &t.buffer);
     let retries = t.retries.value as u32;
-    let l = &t.lambda;
-    let lname = &l.name.value;
-    let memory = l.memory_mib.value as u32;
-    let timeout = l.timeout_secs.value as u32;
-    let arch = match l.architecture {
-        Architecture::X86_64 => quote!(X86_64),
-        Architecture::Arm64 => quote!(Arm64),
-    };
+    let lambda = lambda(rt, &t.lambda);
     quote! {
         #rt::__private::spec::TransformSpec {
             id: #id,
@@ -164,12 +157,65 @@ fn transform(rt: &TokenStream, t: &Transform) -> TokenStream {
             function: #function,
             buffer: #buffer,
             retries: #retries,
-            lambda: #rt::__private::spec::LambdaSpec {
-                name: #lname,
-                memory_mib: #memory,
-                timeout_secs: #timeout,
-                architecture: #rt::__private::spec::Architecture::#arch,
-            },
+            lambda: #lambda,
+        }
+    }
+}
+
+fn lambda(rt: &TokenStream, l: &Lambda) -> TokenStream {
+    let lname = &l.name.value;
+    let memory = l.memory_mib.value as u32;
+    let timeout = l.timeout_secs.value as u32;
+    let arch = match l.architecture {
+        Architecture::X86_64 => quote!(X86_64),
+        Architecture::Arm64 => quote!(Arm64),
+    };
+    quote! {
+        #rt::__private::spec::LambdaSpec {
+            name: #lname,
+            memory_mib: #memory,
+            timeout_secs: #timeout,
+            architecture: #rt::__private::spec::Architecture::#arch,
+        }
+    }
+}
+
+fn consumer(rt: &TokenStream, c: &Consumer) -> TokenStream {
+    let id = c.ident.to_string();
+    let stream = c
+        .stream
+        .as_ref()
+        .map(|s| s.1.to_string())
+        .unwrap_or_default();
+    let function = tokens_text(&c.function);
+    let batch_size = c.batch_size.value as u32;
+    let position = match c.starting_position {
+        Some(StartingPosition::TrimHorizon) => quote!(TrimHorizon),
+        _ => quote!(Latest),
+    };
+    let bisect = c.bisect_on_error;
+    let retries = match &c.maximum_retries {
+        Some(r) => {
+            let r = r.value as u32;
+            quote!(#rt::__private::Option::Some(#r))
+        }
+        None => quote!(#rt::__private::Option::None),
+    };
+    let window = c.batch_window_secs.value as u32;
+    let parallelization = c.parallelization.value as u32;
+    let lambda = lambda(rt, &c.lambda);
+    quote! {
+        #rt::__private::spec::ConsumerSpec {
+            id: #id,
+            stream: #stream,
+            function: #function,
+            batch_size: #batch_size,
+            starting_position: #rt::__private::spec::StartingPosition::#position,
+            bisect_on_error: #bisect,
+            maximum_retries: #retries,
+            batch_window_secs: #window,
+            parallelization: #parallelization,
+            lambda: #lambda,
         }
     }
 }
@@ -271,6 +317,7 @@ pub(crate) fn pipeline_spec(rt: &TokenStream, p: &Pipeline) -> TokenStream {
     let transforms = p.transforms.iter().map(|t| transform(rt, t));
     let sinks = p.sinks.iter().map(|s| s3(rt, s));
     let deliveries = p.deliveries.iter().map(|d| delivery(rt, p, d));
+    let consumers = p.consumers.iter().map(|c| consumer(rt, c));
     quote! {
         #rt::__private::spec::PipelineSpec {
             name: #name,
@@ -281,6 +328,7 @@ pub(crate) fn pipeline_spec(rt: &TokenStream, p: &Pipeline) -> TokenStream {
             transforms: &[#(#transforms),*],
             destinations: &[#(#sinks),*],
             deliveries: &[#(#deliveries),*],
+            consumers: &[#(#consumers),*],
         }
     }
 }

@@ -16,8 +16,12 @@
 //! into a [`RecordProcessor`] that turns source bytes into destination bytes exactly as the
 //! Firehose -> Lambda contract does.
 
+mod consumer;
 mod process;
 
+pub use self::consumer::{
+    AnyConsumer, ConsumeFn, Consumed, ConsumerDef, DynConsumeFn, IntoConsumed,
+};
 pub use self::process::{Flows, Linked, Processing, RecordProcessor, RecordResult};
 pub(crate) use self::process::{Output, Processor};
 
@@ -41,6 +45,9 @@ pub trait Pipeline: Copy + Default + Send + Sync + 'static {
 
     /// The pipeline's streams with their record types erased, in declaration order.
     fn streams() -> Vec<AnyStream>;
+
+    /// The pipeline's consumers with their record types erased, in declaration order.
+    fn consumers() -> Vec<AnyConsumer>;
 }
 
 // ===== Record and Codec =====

@@ -106,7 +106,7 @@ impl<A, C> fmt::Debug for Linked<A, C> {
     }
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {
@@ -117,7 +117,7 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 }
 
 /// Polls a future, turning a panic into `Err(message)`.
-struct CatchUnwind<F: ?Sized>(Pin<Box<F>>);
+pub(crate) struct CatchUnwind<F: ?Sized>(pub(crate) Pin<Box<F>>);
 
 impl<F: Future + ?Sized> Future for CatchUnwind<F> {
     type Output = Result<F::Output, String>;
