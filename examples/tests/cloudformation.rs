@@ -95,8 +95,16 @@ mod shapes {
             delivery query_keys: plain -> by_query;
             delivery direct_in: direct -> existing { role_arn: "arn:aws:iam::123456789012:role/firehose" }
             delivery transformed_direct: direct -> enrich -> existing;
+            consumer watcher: secure -> crate::shapes::watch {
+                starting_position: trim_horizon,
+                maximum_retries: unlimited,
+                batch_window: 30s,
+                parallelization: 4,
+            }
         }
     }
+
+    fn watch(_r: Reading) {}
 
     #[test]
     fn every_shape_is_clean() {
@@ -140,6 +148,27 @@ mod shapes {
             .find(|s| s["Action"][0] == "kinesis:DescribeStream")
             .unwrap();
         assert_eq!(kinesis["Resource"]["Fn::GetAtt"][0], "PlainStream");
+        // A consumer: its function reads exactly its (encrypted) stream, through a mapping
+        // with partial batch responses and AWS's -1 for unlimited retries.
+        let mapping = &r["WatcherEventSourceMapping"]["Properties"];
+        assert_eq!(mapping["EventSourceArn"]["Fn::GetAtt"][0], "SecureStream");
+        assert_eq!(mapping["FunctionName"]["Ref"], "WatcherFunction");
+        assert_eq!(mapping["StartingPosition"], "TRIM_HORIZON");
+        assert_eq!(mapping["MaximumRetryAttempts"], -1);
+        assert_eq!(mapping["MaximumBatchingWindowInSeconds"], 30);
+        assert_eq!(mapping["ParallelizationFactor"], 4);
+        assert_eq!(mapping["FunctionResponseTypes"][0], "ReportBatchItemFailures");
+        let watcher = r["WatcherFunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+            ["Statement"]
+            .as_array()
+            .unwrap();
+        let reads: Vec<&serde_json::Value> = watcher
+            .iter()
+            .filter(|s| s["Action"][0] == "kinesis:DescribeStream")
+            .collect();
+        assert_eq!(reads.len(), 1);
+        assert_eq!(reads[0]["Resource"]["Fn::GetAtt"][0], "SecureStream");
+        assert!(watcher.iter().any(|s| s["Action"] == "kms:Decrypt"));
         assert!(
             !serde_json::to_string(&template).unwrap().contains("\"*\""),
             "no wildcard resources"

@@ -1,7 +1,8 @@
 //! A CloudFormation template of a pipeline: the streams, the S3 buckets kpipe owns, the
-//! Firehose delivery streams, each transform's Lambda function, and least-privilege IAM roles
-//! derived from the declared edges (Firehose reads exactly its stream, writes exactly its
-//! bucket, invokes exactly its function).
+//! Firehose delivery streams, each transform's and consumer's Lambda function, each consumer's
+//! event source mapping, and least-privilege IAM roles derived from the declared edges
+//! (Firehose reads exactly its stream, writes exactly its bucket, invokes exactly its
+//! function; a consumer's function reads exactly its stream).
 //!
 //! ```
 //! # use serde::{Deserialize, Serialize};
@@ -18,8 +19,8 @@
 //! ```
 
 use crate::spec::{
-    Architecture, Capacity, DeliverySpec, ParamValue, PipelineSpec, S3Spec, SourceSpec, StreamSpec,
-    Tag, TransformSpec,
+    Architecture, Capacity, ConsumerSpec, DeliverySpec, LambdaSpec, ParamValue, PipelineSpec,
+    S3Spec, SourceSpec, StreamSpec, Tag, TransformSpec,
 };
 use serde_json::{Value, json};
 
@@ -96,7 +97,24 @@ fn bucket_arn(s: &S3Spec) -> Value {
     json!({ "Fn::Sub": format!("arn:${{AWS::Partition}}:s3:::{}", s.bucket) })
 }
 
-fn lambda_role(p: &PipelineSpec, t: &TransformSpec) -> Value {
+/// The execution role of a function: its own log group, plus `extra` statements.
+fn lambda_role(p: &PipelineSpec, l: &LambdaSpec, extra: Vec<Value>) -> Value {
+    let mut statements = vec![
+        json!({
+            "Effect": "Allow",
+            "Action": "logs:CreateLogGroup",
+            "Resource": { "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:*" }
+        }),
+        json!({
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": { "Fn::Sub": format!(
+                "arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:/aws/lambda/{}:*",
+                l.name
+            ) }
+        }),
+    ];
+    statements.extend(extra);
     json!({
         "Type": "AWS::IAM::Role",
         "Properties": {
@@ -109,44 +127,28 @@ fn lambda_role(p: &PipelineSpec, t: &TransformSpec) -> Value {
                 }]
             },
             "Policies": [{
-                "PolicyName": "logs",
-                "PolicyDocument": {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Action": "logs:CreateLogGroup",
-                            "Resource": { "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:*" }
-                        },
-                        {
-                            "Effect": "Allow",
-                            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                            "Resource": { "Fn::Sub": format!(
-                                "arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:/aws/lambda/{}:*",
-                                t.lambda.name
-                            ) }
-                        }
-                    ]
-                }
+                "PolicyName": "function",
+                "PolicyDocument": { "Version": "2012-10-17", "Statement": statements }
             }],
             "Tags": tags(p, &[]),
         }
     })
 }
 
-fn function(p: &PipelineSpec, t: &TransformSpec) -> Value {
-    let code = logical_id(t.id, "Code");
+/// A function whose code is in S3 at the `<Id>CodeS3Bucket` / `<Id>CodeS3Key` parameters.
+fn function(p: &PipelineSpec, id: &str, l: &LambdaSpec, description: String) -> Value {
+    let code = logical_id(id, "Code");
     json!({
         "Type": "AWS::Lambda::Function",
         "Properties": {
-            "FunctionName": t.lambda.name,
-            "Description": format!("kpipe transform `{}` ({} -> {}) of pipeline {}", t.id, t.input_type, t.output_type, p.name),
+            "FunctionName": l.name,
+            "Description": description,
             "Runtime": "provided.al2023",
             "Handler": "bootstrap",
-            "Architectures": [match t.lambda.architecture { Architecture::X86_64 => "x86_64", Architecture::Arm64 => "arm64" }],
-            "MemorySize": t.lambda.memory_mib,
-            "Timeout": t.lambda.timeout_secs,
-            "Role": { "Fn::GetAtt": [logical_id(t.id, "FunctionRole"), "Arn"] },
+            "Architectures": [match l.architecture { Architecture::X86_64 => "x86_64", Architecture::Arm64 => "arm64" }],
+            "MemorySize": l.memory_mib,
+            "Timeout": l.timeout_secs,
+            "Role": { "Fn::GetAtt": [logical_id(id, "FunctionRole"), "Arn"] },
             "Code": {
                 "S3Bucket": { "Ref": format!("{code}S3Bucket") },
                 "S3Key": { "Ref": format!("{code}S3Key") }
@@ -154,6 +156,46 @@ fn function(p: &PipelineSpec, t: &TransformSpec) -> Value {
             "Tags": tags(p, &[]),
         }
     })
+}
+
+/// What reading a stream takes: the Kinesis read actions on that stream, and decrypting with
+/// its key through Kinesis when it is encrypted.
+fn stream_read_statements(p: &PipelineSpec, stream_id: &str) -> Vec<Value> {
+    let mut statements = vec![json!({
+        "Effect": "Allow",
+        "Action": [
+            "kinesis:DescribeStream", "kinesis:DescribeStreamSummary",
+            "kinesis:GetShardIterator", "kinesis:GetRecords", "kinesis:ListShards"
+        ],
+        "Resource": { "Fn::GetAtt": [logical_id(stream_id, "Stream"), "Arn"] }
+    })];
+    if p.stream(stream_id).and_then(|s| s.kms_key).is_some() {
+        statements.push(json!({
+            "Effect": "Allow",
+            "Action": "kms:Decrypt",
+            "Resource": { "Fn::Sub": "arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*" },
+            "Condition": { "StringEquals": { "kms:ViaService": { "Fn::Sub": "kinesis.${AWS::Region}.amazonaws.com" } } }
+        }));
+    }
+    statements
+}
+
+/// A consumer's event source mapping: the stream to the function, with partial batch
+/// responses on (the handler reports `batchItemFailures`).
+fn event_source_mapping(c: &ConsumerSpec) -> Value {
+    let props = json!({
+        "Enabled": true,
+        "EventSourceArn": { "Fn::GetAtt": [logical_id(c.stream, "Stream"), "Arn"] },
+        "FunctionName": { "Ref": logical_id(c.id, "Function") },
+        "StartingPosition": c.starting_position.aws_name(),
+        "BatchSize": c.batch_size,
+        "BisectBatchOnFunctionError": c.bisect_on_error,
+        "MaximumRetryAttempts": c.maximum_retries.map_or(-1, i64::from),
+        "MaximumBatchingWindowInSeconds": c.batch_window_secs,
+        "ParallelizationFactor": c.parallelization,
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+    });
+    json!({ "Type": "AWS::Lambda::EventSourceMapping", "Properties": props })
 }
 
 fn delivery_role(
@@ -174,22 +216,7 @@ fn delivery_role(
         ]
     })];
     if let SourceSpec::Stream(id) = d.source {
-        statements.push(json!({
-            "Effect": "Allow",
-            "Action": [
-                "kinesis:DescribeStream", "kinesis:DescribeStreamSummary",
-                "kinesis:GetShardIterator", "kinesis:GetRecords", "kinesis:ListShards"
-            ],
-            "Resource": { "Fn::GetAtt": [logical_id(id, "Stream"), "Arn"] }
-        }));
-        if p.stream(id).and_then(|s| s.kms_key).is_some() {
-            statements.push(json!({
-                "Effect": "Allow",
-                "Action": "kms:Decrypt",
-                "Resource": { "Fn::Sub": "arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*" },
-                "Condition": { "StringEquals": { "kms:ViaService": { "Fn::Sub": "kinesis.${AWS::Region}.amazonaws.com" } } }
-            }));
-        }
+        statements.extend(stream_read_statements(p, id));
     }
     if let Some(t) = transform {
         statements.push(json!({
@@ -321,18 +348,50 @@ pub fn template(p: &PipelineSpec) -> Value {
             resources.insert(logical_id(s.id, "Bucket"), bucket(p, s));
         }
     }
-    for t in p.transforms {
-        let code = logical_id(t.id, "Code");
+    let mut code_parameters = |id: &str, what: &str| {
+        let code = logical_id(id, "Code");
         parameters.insert(
             format!("{code}S3Bucket"),
-            json!({ "Type": "String", "Description": format!("S3 bucket holding the Lambda package of transform `{}`", t.id) }),
+            json!({ "Type": "String", "Description": format!("S3 bucket holding the Lambda package of {what} `{id}`") }),
         );
         parameters.insert(
             format!("{code}S3Key"),
-            json!({ "Type": "String", "Description": format!("S3 key of the Lambda package (a zip with `bootstrap`) of transform `{}`", t.id) }),
+            json!({ "Type": "String", "Description": format!("S3 key of the Lambda package (a zip with `bootstrap`) of {what} `{id}`") }),
         );
-        resources.insert(logical_id(t.id, "FunctionRole"), lambda_role(p, t));
-        resources.insert(logical_id(t.id, "Function"), function(p, t));
+    };
+    for t in p.transforms {
+        code_parameters(t.id, "transform");
+        resources.insert(
+            logical_id(t.id, "FunctionRole"),
+            lambda_role(p, &t.lambda, Vec::new()),
+        );
+        let description = format!(
+            "kpipe transform `{}` ({} -> {}) of pipeline {}",
+            t.id, t.input_type, t.output_type, p.name
+        );
+        resources.insert(
+            logical_id(t.id, "Function"),
+            function(p, t.id, &t.lambda, description),
+        );
+    }
+    for c in p.consumers {
+        code_parameters(c.id, "consumer");
+        resources.insert(
+            logical_id(c.id, "FunctionRole"),
+            lambda_role(p, &c.lambda, stream_read_statements(p, c.stream)),
+        );
+        let description = format!(
+            "kpipe consumer `{}` ({}) of stream `{}` of pipeline {}",
+            c.id, c.function, c.stream, p.name
+        );
+        resources.insert(
+            logical_id(c.id, "Function"),
+            function(p, c.id, &c.lambda, description),
+        );
+        resources.insert(
+            logical_id(c.id, "EventSourceMapping"),
+            event_source_mapping(c),
+        );
     }
     for d in p.deliveries {
         let s3 = p
