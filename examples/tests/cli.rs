@@ -22,6 +22,52 @@ fn run(args: &[&str]) -> Output {
         .expect("the quickstart example was built by cargo test")
 }
 
+/// Deploys a placeholder function into moto, as the template or `cargo lambda deploy` would
+/// deploy the real one (kpipe does not deploy Lambda code).
+fn deploy_function(endpoint: &str, name: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_config::Region::new("us-west-2"))
+            .credentials_provider(aws_sdk_lambda::config::Credentials::for_tests())
+            .load()
+            .await;
+        let role = aws_sdk_iam::Client::new(&config)
+            .create_role()
+            .role_name(format!("{name}-role"))
+            .assume_role_policy_document(
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
+            )
+            .send()
+            .await
+            .unwrap();
+        let mut zip = std::io::Cursor::new(Vec::new());
+        let mut w = zip::ZipWriter::new(&mut zip);
+        w.start_file("bootstrap", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        std::io::Write::write_all(&mut w, b"#!/bin/sh\n").unwrap();
+        w.finish().unwrap();
+        aws_sdk_lambda::Client::new(&config)
+            .create_function()
+            .function_name(name)
+            .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
+            .handler("bootstrap")
+            .role(role.role().unwrap().arn())
+            .code(
+                aws_sdk_lambda::types::FunctionCode::builder()
+                    .zip_file(aws_sdk_lambda::primitives::Blob::new(zip.into_inner()))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -51,6 +97,31 @@ fn plan_apply_plan_destroy_through_the_command_line() {
         text(&apply)
     );
 
+    // The frost-alerts consumer's mapping waits for its function, which kpipe does not
+    // deploy: apply says so. Once the function exists, the next apply creates the mapping.
+    assert!(
+        text(&apply).contains("skipped lambda event source mapping sensor-readings -> telemetry-frost-alerts: function telemetry-frost-alerts is not deployed"),
+        "{}",
+        text(&apply)
+    );
+    let waiting = run(&[&["plan"][..], &endpoint].concat());
+    assert_eq!(
+        String::from_utf8_lossy(&waiting.stdout)
+            .lines()
+            .next()
+            .unwrap_or_default(),
+        "  ! lambda event source mapping sensor-readings -> telemetry-frost-alerts waits for function telemetry-frost-alerts: deploy it (the template, or `cargo lambda deploy`), then apply again"
+    );
+    deploy_function(moto.endpoint(), "telemetry-frost-alerts");
+    let mapped = run(&[&["apply"][..], &endpoint].concat());
+    assert!(
+        text(&mapped).contains(
+            "created lambda event source mapping sensor-readings -> telemetry-frost-alerts"
+        ),
+        "{}",
+        text(&mapped)
+    );
+
     let again = run(&[&["plan"][..], &endpoint].concat());
     assert_eq!(
         String::from_utf8_lossy(&again.stdout).trim(),
@@ -59,6 +130,13 @@ fn plan_apply_plan_destroy_through_the_command_line() {
 
     let destroy = run(&[&["destroy"][..], &endpoint].concat());
     assert!(destroy.status.success(), "{}", text(&destroy));
+    assert!(
+        text(&destroy).contains(
+            "deleted lambda event source mapping sensor-readings -> telemetry-frost-alerts"
+        ),
+        "{}",
+        text(&destroy)
+    );
     assert!(
         text(&destroy).contains("deleted kinesis stream sensor-readings"),
         "{}",

@@ -157,11 +157,14 @@ mod shapes {
         assert_eq!(mapping["MaximumRetryAttempts"], -1);
         assert_eq!(mapping["MaximumBatchingWindowInSeconds"], 30);
         assert_eq!(mapping["ParallelizationFactor"], 4);
-        assert_eq!(mapping["FunctionResponseTypes"][0], "ReportBatchItemFailures");
-        let watcher = r["WatcherFunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]
-            ["Statement"]
-            .as_array()
-            .unwrap();
+        assert_eq!(
+            mapping["FunctionResponseTypes"][0],
+            "ReportBatchItemFailures"
+        );
+        let watcher =
+            r["WatcherFunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+                .as_array()
+                .unwrap();
         let reads: Vec<&serde_json::Value> = watcher
             .iter()
             .filter(|s| s["Action"][0] == "kinesis:DescribeStream")

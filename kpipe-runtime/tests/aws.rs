@@ -55,6 +55,145 @@ kpipe_runtime::pipeline! {
     }
 }
 
+fn on_event(_e: Event) {}
+
+kpipe_runtime::pipeline! {
+    pipeline Watched {
+        region: "us-west-2",
+        stream events: Event { name: "events", capacity: provisioned(shards: 1), partition_key: user }
+        consumer watcher: events -> crate::on_event {
+            starting_position: trim_horizon,
+            batch_size: 200,
+            maximum_retries: 3,
+        }
+    }
+    pipeline WatchedMore {
+        region: "us-west-2",
+        stream events: Event { name: "events", capacity: provisioned(shards: 1), partition_key: user }
+        consumer watcher: events -> crate::on_event {
+            starting_position: trim_horizon,
+            batch_size: 500,
+            bisect_on_error: true,
+            maximum_retries: 3,
+            lambda: { name: "watched-watcher" },
+        }
+    }
+}
+
+/// Deploys a function the way the template or `cargo lambda deploy` would (kpipe does not
+/// deploy Lambda code): a role and a function with a placeholder package.
+async fn deploy_function(config: &aws_config::SdkConfig, name: &str) {
+    let iam = aws_sdk_iam::Client::new(config);
+    let role = iam
+        .create_role()
+        .role_name(format!("{name}-role"))
+        .assume_role_policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    let zip = {
+        let mut buf = std::io::Cursor::new(Vec::new());
+        let mut w = zip::ZipWriter::new(&mut buf);
+        w.start_file("bootstrap", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        std::io::Write::write_all(&mut w, b"#!/bin/sh\n").unwrap();
+        w.finish().unwrap();
+        buf.into_inner()
+    };
+    aws_sdk_lambda::Client::new(config)
+        .create_function()
+        .function_name(name)
+        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
+        .handler("bootstrap")
+        .role(role.role().unwrap().arn())
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(aws_sdk_lambda::primitives::Blob::new(zip))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn mappings(config: &aws_config::SdkConfig, function: &str) -> Vec<(i32, i32, bool)> {
+    aws_sdk_lambda::Client::new(config)
+        .list_event_source_mappings()
+        .function_name(function)
+        .send()
+        .await
+        .unwrap()
+        .event_source_mappings()
+        .iter()
+        .map(|m| {
+            (
+                m.batch_size().unwrap_or_default(),
+                m.maximum_retry_attempts().unwrap_or_default(),
+                m.bisect_batch_on_function_error().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_mappings_wait_for_their_function_then_are_created_updated_and_destroyed() {
+    let moto = Moto::start();
+    let config = moto.config().await;
+    let aws = Aws::<Watched>::new(&config);
+
+    // The function is not deployed yet: the mapping waits, apply says so and creates the rest.
+    let plan = aws.plan().await.unwrap();
+    assert!(
+        plan.ops
+            .iter()
+            .any(|o| matches!(o, Op::AwaitFunction(m) if m.function == "watched-watcher")),
+        "{plan}"
+    );
+    let applied = aws.apply(false).await.unwrap().to_string();
+    assert!(
+        applied.contains("skipped lambda event source mapping events -> watched-watcher: function watched-watcher is not deployed"),
+        "{applied}"
+    );
+
+    deploy_function(&config, "watched-watcher").await;
+    let plan = aws.plan().await.unwrap();
+    assert!(
+        plan.to_string().contains(
+            "+ lambda event source mapping events -> watched-watcher (consumer watcher, TRIM_HORIZON, batches of 200)"
+        ),
+        "{plan}"
+    );
+    aws.apply(false).await.unwrap();
+    assert_eq!(
+        mappings(&config, "watched-watcher").await,
+        [(200, 3, false)]
+    );
+    assert!(aws.plan().await.unwrap().is_empty());
+
+    // Changed settings are updated in place.
+    let more = Aws::<WatchedMore>::new(&config);
+    let plan = more.plan().await.unwrap();
+    assert!(
+        plan.to_string().contains(
+            "~ lambda event source mapping events -> watched-watcher: batch size 200 -> 500, bisect on error false -> true"
+        ),
+        "{plan}"
+    );
+    more.apply(false).await.unwrap();
+    assert_eq!(mappings(&config, "watched-watcher").await, [(500, 3, true)]);
+    assert!(more.plan().await.unwrap().is_empty());
+
+    // Destroy removes the mapping (the function, which kpipe did not deploy, stays).
+    let destroyed = more.destroy().await.unwrap().to_string();
+    assert!(
+        destroyed.contains("deleted lambda event source mapping events -> watched-watcher"),
+        "{destroyed}"
+    );
+    assert_eq!(mappings(&config, "watched-watcher").await, []);
+}
+
 async fn describe_shards(config: &aws_config::SdkConfig, name: &str) -> Option<i32> {
     let k = aws_sdk_kinesis::Client::new(config);
     let out = k

@@ -23,7 +23,7 @@
 pub mod moto;
 pub mod plan;
 
-use self::plan::{DeliveryState, Op, Plan, StreamState};
+use self::plan::{DeliveryState, MappingState, Op, Plan, StreamState};
 use crate::pipeline::Pipeline;
 use crate::spec::{PipelineSpec, SourceSpec};
 use aws_sdk_firehose::types as fh;
@@ -116,6 +116,7 @@ pub struct Aws<P> {
     s3: aws_sdk_s3::Client,
     iam: aws_sdk_iam::Client,
     sts: aws_sdk_sts::Client,
+    lambda: aws_sdk_lambda::Client,
     region: String,
     poll: Duration,
     _pipeline: PhantomData<P>,
@@ -143,6 +144,7 @@ impl<P: Pipeline> Aws<P> {
             s3: aws_sdk_s3::Client::from_conf(s3),
             iam: aws_sdk_iam::Client::new(config),
             sts: aws_sdk_sts::Client::new(config),
+            lambda: aws_sdk_lambda::Client::new(config),
             region: config
                 .region()
                 .map_or_else(|| "us-east-1".to_owned(), |r| r.to_string()),
@@ -363,7 +365,87 @@ impl<P: Pipeline> Aws<P> {
                 current.as_ref().map(|c| &c.0),
             ));
         }
+        for desired in plan::desired_mappings(spec) {
+            let current = match self.current_stream(&desired.stream).await? {
+                Some((_, arn, _)) => self.current_mapping(&desired, &arn).await?,
+                None => None,
+            };
+            let function_exists =
+                current.is_some() || self.function_exists(&desired.function).await?;
+            ops.extend(plan::diff_mapping(
+                &desired,
+                current.as_ref().map(|(uuid, state)| (uuid.as_str(), state)),
+                function_exists,
+            ));
+        }
         Ok(Plan { ops })
+    }
+
+    async fn function_exists(&self, function: &str) -> Result<bool, ProvisionError> {
+        match self
+            .lambda
+            .get_function()
+            .function_name(function)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(call_err(
+                &format!("lambda function {function}"),
+                "look up",
+                e,
+            )),
+        }
+    }
+
+    /// The mapping from `stream_arn` to the consumer's function, as `(uuid, state)`.
+    async fn current_mapping(
+        &self,
+        desired: &MappingState,
+        stream_arn: &str,
+    ) -> Result<Option<(String, MappingState)>, ProvisionError> {
+        let resource = format!(
+            "lambda event source mapping {} -> {}",
+            desired.stream, desired.function
+        );
+        let out = match self
+            .lambda
+            .list_event_source_mappings()
+            .function_name(&desired.function)
+            .event_source_arn(stream_arn)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(call_err(&resource, "list", e)),
+        };
+        let Some(m) = out.event_source_mappings().first() else {
+            return Ok(None);
+        };
+        let state = MappingState {
+            batch_size: m.batch_size().unwrap_or(100) as u32,
+            bisect_on_error: m.bisect_batch_on_function_error().unwrap_or(false),
+            maximum_retries: m.maximum_retry_attempts().map_or(-1, i64::from),
+            batch_window_secs: m.maximum_batching_window_in_seconds().unwrap_or(0) as u32,
+            parallelization: m.parallelization_factor().unwrap_or(1) as u32,
+            report_item_failures: m
+                .function_response_types()
+                .contains(&aws_sdk_lambda::types::FunctionResponseType::ReportBatchItemFailures),
+            ..desired.clone()
+        };
+        Ok(Some((m.uuid().unwrap_or_default().to_owned(), state)))
     }
 
     /// Makes AWS match the declaration. Idempotent: a second apply does nothing, and an apply
@@ -676,6 +758,70 @@ impl<P: Pipeline> Aws<P> {
                     desired.name
                 ));
             }
+            Op::CreateMapping(m) => {
+                let resource =
+                    format!("lambda event source mapping {} -> {}", m.stream, m.function);
+                let Some((_, stream_arn, _)) = self.current_stream(&m.stream).await? else {
+                    return Err(ProvisionError::NotReady {
+                        resource,
+                        status: "its stream does not exist".into(),
+                    });
+                };
+                let position =
+                    aws_sdk_lambda::types::EventSourcePosition::from(m.starting_position.as_str());
+                let out = self
+                    .lambda
+                    .create_event_source_mapping()
+                    .function_name(&m.function)
+                    .event_source_arn(stream_arn)
+                    .starting_position(position)
+                    .batch_size(m.batch_size as i32)
+                    .bisect_batch_on_function_error(m.bisect_on_error)
+                    .maximum_retry_attempts(m.maximum_retries as i32)
+                    .maximum_batching_window_in_seconds(m.batch_window_secs as i32)
+                    .parallelization_factor(m.parallelization as i32)
+                    .function_response_types(
+                        aws_sdk_lambda::types::FunctionResponseType::ReportBatchItemFailures,
+                    )
+                    .enabled(true)
+                    .send()
+                    .await
+                    .map_err(|e| call_err(&resource, "create", e))?;
+                report.actions.push(format!(
+                    "created {resource} ({})",
+                    out.uuid().unwrap_or_default()
+                ));
+            }
+            Op::UpdateMapping {
+                uuid,
+                desired: m,
+                changed,
+            } => {
+                let resource =
+                    format!("lambda event source mapping {} -> {}", m.stream, m.function);
+                self.lambda
+                    .update_event_source_mapping()
+                    .uuid(uuid)
+                    .batch_size(m.batch_size as i32)
+                    .bisect_batch_on_function_error(m.bisect_on_error)
+                    .maximum_retry_attempts(m.maximum_retries as i32)
+                    .maximum_batching_window_in_seconds(m.batch_window_secs as i32)
+                    .parallelization_factor(m.parallelization as i32)
+                    .function_response_types(
+                        aws_sdk_lambda::types::FunctionResponseType::ReportBatchItemFailures,
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| call_err(&resource, "update", e))?;
+                report
+                    .actions
+                    .push(format!("updated {resource}: {}", changed.join(", ")));
+            }
+            Op::AwaitFunction(m) => report.actions.push(format!(
+                "skipped lambda event source mapping {} -> {}: function {} is not deployed \
+                 (deploy it with the template or `cargo lambda deploy`, then apply again)",
+                m.stream, m.function, m.function
+            )),
         }
         Ok(())
     }
@@ -972,6 +1118,24 @@ impl<P: Pipeline> Aws<P> {
     pub async fn destroy(&self) -> Result<ApplyReport, ProvisionError> {
         let spec = self.spec();
         let mut report = ApplyReport::default();
+        for desired in plan::desired_mappings(spec) {
+            let Some((_, arn, _)) = self.current_stream(&desired.stream).await? else {
+                continue;
+            };
+            if let Some((uuid, _)) = self.current_mapping(&desired, &arn).await? {
+                let resource = format!(
+                    "lambda event source mapping {} -> {}",
+                    desired.stream, desired.function
+                );
+                self.lambda
+                    .delete_event_source_mapping()
+                    .uuid(&uuid)
+                    .send()
+                    .await
+                    .map_err(|e| call_err(&resource, "delete", e))?;
+                report.actions.push(format!("deleted {resource}"));
+            }
+        }
         for d in spec.deliveries {
             if self.delete_delivery(d.name).await? {
                 report

@@ -49,6 +49,32 @@ pub struct DeliveryState {
     pub time_zone: Option<String>,
 }
 
+/// A consumer's event source mapping as kpipe wants it or as AWS describes it (the settings
+/// `UpdateEventSourceMapping` can change; the starting position only matters at creation).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MappingState {
+    /// The consumer's id in the declaration.
+    pub consumer: String,
+    /// The function's name.
+    pub function: String,
+    /// The stream's name.
+    pub stream: String,
+    /// `LATEST` or `TRIM_HORIZON` (used when creating).
+    pub starting_position: String,
+    /// Records per batch.
+    pub batch_size: u32,
+    /// Split failing batches.
+    pub bisect_on_error: bool,
+    /// Retries, -1 for unlimited.
+    pub maximum_retries: i64,
+    /// Batching window in seconds.
+    pub batch_window_secs: u32,
+    /// Concurrent batches per shard.
+    pub parallelization: u32,
+    /// Partial batch responses (`ReportBatchItemFailures`) on.
+    pub report_item_failures: bool,
+}
+
 /// One operation of a plan.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -117,6 +143,20 @@ pub enum Op {
         /// Why it cannot be updated in place.
         reason: String,
     },
+    /// Create a consumer's event source mapping.
+    CreateMapping(MappingState),
+    /// Update a consumer's event source mapping in place.
+    UpdateMapping {
+        /// The mapping's UUID.
+        uuid: String,
+        /// The target settings.
+        desired: MappingState,
+        /// What differs, for the rendering.
+        changed: Vec<String>,
+    },
+    /// A consumer's mapping cannot be created yet: its function is not deployed (kpipe does
+    /// not deploy Lambda code; the template does). `apply` skips it and says so.
+    AwaitFunction(MappingState),
 }
 
 impl Op {
@@ -196,6 +236,26 @@ impl fmt::Display for Op {
                     desired.name
                 )
             }
+            Op::CreateMapping(m) => write!(
+                f,
+                "  + lambda event source mapping {} -> {} (consumer {}, {}, batches of {})",
+                m.stream, m.function, m.consumer, m.starting_position, m.batch_size
+            ),
+            Op::UpdateMapping {
+                desired, changed, ..
+            } => write!(
+                f,
+                "  ~ lambda event source mapping {} -> {}: {}",
+                desired.stream,
+                desired.function,
+                changed.join(", ")
+            ),
+            Op::AwaitFunction(m) => write!(
+                f,
+                "  ! lambda event source mapping {} -> {} waits for function {}: deploy it \
+                 (the template, or `cargo lambda deploy`), then apply again",
+                m.stream, m.function, m.function
+            ),
         }
     }
 }
@@ -239,7 +299,11 @@ impl fmt::Display for Plan {
             "Plan: {} to create, {} to update in place, {} to replace.",
             count(|o| matches!(
                 o,
-                Op::CreateBucket { .. } | Op::CreateStream(_) | Op::CreateDelivery(_)
+                Op::CreateBucket { .. }
+                    | Op::CreateStream(_)
+                    | Op::CreateDelivery(_)
+                    | Op::CreateMapping(_)
+                    | Op::AwaitFunction(_)
             )),
             count(|o| matches!(
                 o,
@@ -248,6 +312,7 @@ impl fmt::Display for Plan {
                     | Op::SetRetention { .. }
                     | Op::SetEncryption { .. }
                     | Op::UpdateDelivery { .. }
+                    | Op::UpdateMapping { .. }
             )),
             count(Op::is_replacement)
         )
@@ -335,6 +400,86 @@ pub fn desired_deliveries(
             }
         })
         .collect()
+}
+
+/// The event source mappings the spec declares, one per consumer.
+pub fn desired_mappings(p: &PipelineSpec) -> Vec<MappingState> {
+    p.consumers
+        .iter()
+        .map(|c| MappingState {
+            consumer: c.id.to_owned(),
+            function: c.lambda.name.to_owned(),
+            stream: p.stream(c.stream).map_or("", |s| s.name).to_owned(),
+            starting_position: c.starting_position.aws_name().to_owned(),
+            batch_size: c.batch_size,
+            bisect_on_error: c.bisect_on_error,
+            maximum_retries: c.maximum_retries.map_or(-1, i64::from),
+            batch_window_secs: c.batch_window_secs,
+            parallelization: c.parallelization,
+            report_item_failures: true,
+        })
+        .collect()
+}
+
+/// What must happen to one mapping: `current` is `(uuid, state)` when it exists;
+/// `function_exists` says whether it can be created.
+pub fn diff_mapping(
+    desired: &MappingState,
+    current: Option<(&str, &MappingState)>,
+    function_exists: bool,
+) -> Vec<Op> {
+    let Some((uuid, cur)) = current else {
+        return vec![if function_exists {
+            Op::CreateMapping(desired.clone())
+        } else {
+            Op::AwaitFunction(desired.clone())
+        }];
+    };
+    let mut changed = Vec::new();
+    let mut note = |what: &str, a: String, b: String| {
+        if a != b {
+            changed.push(format!("{what} {a} -> {b}"));
+        }
+    };
+    note(
+        "batch size",
+        cur.batch_size.to_string(),
+        desired.batch_size.to_string(),
+    );
+    note(
+        "bisect on error",
+        cur.bisect_on_error.to_string(),
+        desired.bisect_on_error.to_string(),
+    );
+    note(
+        "maximum retries",
+        cur.maximum_retries.to_string(),
+        desired.maximum_retries.to_string(),
+    );
+    note(
+        "batch window",
+        format!("{}s", cur.batch_window_secs),
+        format!("{}s", desired.batch_window_secs),
+    );
+    note(
+        "parallelization",
+        cur.parallelization.to_string(),
+        desired.parallelization.to_string(),
+    );
+    note(
+        "partial batch responses",
+        cur.report_item_failures.to_string(),
+        desired.report_item_failures.to_string(),
+    );
+    if changed.is_empty() {
+        Vec::new()
+    } else {
+        vec![Op::UpdateMapping {
+            uuid: uuid.to_owned(),
+            desired: desired.clone(),
+            changed,
+        }]
+    }
 }
 
 /// What must happen to one stream.
@@ -542,5 +687,52 @@ mod tests {
         assert!(plan.to_string().contains(
             "-/+ firehose delivery stream d (replace: dynamic partitioning can only be enabled"
         ));
+    }
+
+    fn mapping(batch: u32, retries: i64) -> MappingState {
+        MappingState {
+            consumer: "alerts".into(),
+            function: "p-alerts".into(),
+            stream: "s".into(),
+            starting_position: "LATEST".into(),
+            batch_size: batch,
+            bisect_on_error: false,
+            maximum_retries: retries,
+            batch_window_secs: 0,
+            parallelization: 1,
+            report_item_failures: true,
+        }
+    }
+
+    #[test]
+    fn mapping_diffs_wait_for_the_function_and_update_in_place() {
+        let want = mapping(500, 2);
+        assert_eq!(
+            diff_mapping(&want, None, true),
+            vec![Op::CreateMapping(want.clone())]
+        );
+        let waiting = diff_mapping(&want, None, false);
+        assert_eq!(waiting, vec![Op::AwaitFunction(want.clone())]);
+        assert!(
+            waiting[0]
+                .to_string()
+                .contains("waits for function p-alerts")
+        );
+        assert_eq!(diff_mapping(&want, Some(("u-1", &want)), true), vec![]);
+        let ops = diff_mapping(&want, Some(("u-1", &mapping(100, -1))), true);
+        let [Op::UpdateMapping { uuid, changed, .. }] = &ops[..] else {
+            panic!("{ops:?}")
+        };
+        assert_eq!(uuid, "u-1");
+        assert_eq!(
+            changed,
+            &["batch size 100 -> 500", "maximum retries -1 -> 2"]
+        );
+        let plan = Plan { ops };
+        assert!(!plan.is_empty());
+        assert!(
+            plan.to_string()
+                .ends_with("Plan: 0 to create, 1 to update in place, 0 to replace.")
+        );
     }
 }
