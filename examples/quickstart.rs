@@ -4,8 +4,10 @@
 //! which the transform drops; some implausible, which it fails; a few that are not even JSON),
 //! puts them on the `sensor-readings` stream, and lets the engine do what Firehose would: batch
 //! them into the transform, partition the results by site, buffer, gzip and write them under
-//! `./kpipe-data/acme-telemetry/`, with error documents for the failures. Then it prints the run
-//! report and where the objects went. No AWS account is involved.
+//! `./kpipe-data/acme-telemetry/`, with error documents for the failures. Beside Firehose, the
+//! `frost_alerts` consumer reads the same stream as its Lambda function would (in batches per
+//! shard, retrying and bisecting on failure). Then it prints the run report and where the
+//! objects went. No AWS account is involved.
 //!
 //! With a subcommand it is the pipeline's command line instead (`Telemetry::main()` plus the
 //! sample readings as a generator): `cargo run --example quickstart -- run readings.ndjson`
@@ -74,6 +76,13 @@ async fn run_locally() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "{} readings in ({corrupt} of them not JSON): {} delivered, {} dropped (test rigs), {} failed (see error documents)",
         d.received, d.delivered, d.dropped, d.failed
+    );
+    let frost = &report.consumers[0];
+    println!(
+        "frost alerts consumer: {} readings consumed, {} frost alerts raised, {} discarded after retries (not JSON, or implausible)",
+        frost.consumed,
+        kpipe_examples::telemetry::FROST_ALERTS.load(std::sync::atomic::Ordering::Relaxed),
+        frost.discarded
     );
     let mut by_prefix: BTreeMap<String, usize> = BTreeMap::new();
     for key in d.objects.iter().chain(&d.error_objects) {

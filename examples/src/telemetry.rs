@@ -2,6 +2,7 @@
 
 use kpipe_runtime::Outcome;
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A raw reading, as sensors put it on the stream.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -85,10 +86,13 @@ pub fn enrich(r: Reading) -> Outcome<Enriched> {
     })
 }
 
+/// Frost alerts this process raised (a stand-in for paging someone).
+pub static FROST_ALERTS: AtomicU64 = AtomicU64::new(0);
+
 /// The frost-alerts consumer: reads raw readings straight from the stream (a Lambda function
 /// behind an event source mapping) and raises an alert for sub-zero readings from real
-/// sensors. A reading that cannot be physical is an error: Lambda retries from it, then
-/// (after `maximum_retries`) skips it.
+/// sensors. A reading that cannot be physical is an error: the batch is retried from it, split
+/// in halves until it is alone, then (after `maximum_retries`) discarded.
 pub fn frost_alert(r: Reading) -> Result<(), String> {
     if r.celsius.is_nan() || r.celsius < -273.15 {
         return Err(format!(
@@ -97,8 +101,7 @@ pub fn frost_alert(r: Reading) -> Result<(), String> {
         ));
     }
     if r.celsius < 0.0 && !r.sensor_id.starts_with("test-") {
-        // In Lambda this line goes to CloudWatch Logs; a real consumer would page someone.
-        eprintln!("frost at {}: {} °C from {}", r.site, r.celsius, r.sensor_id);
+        FROST_ALERTS.fetch_add(1, Ordering::Relaxed);
     }
     Ok(())
 }
@@ -143,7 +146,7 @@ kpipe_runtime::pipeline! {
             batch_size: 500,
             starting_position: latest,
             bisect_on_error: true,
-            maximum_retries: 2,
+            maximum_retries: 10,
             lambda: { memory: 128MiB, timeout: 30s, architecture: arm64 },
         }
     }

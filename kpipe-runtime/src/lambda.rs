@@ -29,6 +29,7 @@ use aws_lambda_events::firehose::{KinesisFirehoseResponse, KinesisFirehoseRespon
 use aws_lambda_events::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use base64::Engine as _;
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// Lambda's synchronous response limit (aws-facts.md §3.4).
@@ -73,6 +74,8 @@ pub enum LambdaError {
     UnknownConsumer(String),
     /// The pipeline has neither a transform nor a consumer of this name.
     UnknownStage(String),
+    /// The invocation's payload is not the event the handler answers.
+    InvalidEvent(String),
 }
 
 impl std::fmt::Display for LambdaError {
@@ -87,6 +90,7 @@ impl std::fmt::Display for LambdaError {
             LambdaError::UnknownStage(s) => {
                 write!(f, "this pipeline has no transform or consumer `{s}`")
             }
+            LambdaError::InvalidEvent(e) => write!(f, "not a Firehose transformation event: {e}"),
         }
     }
 }
@@ -161,38 +165,72 @@ impl FirehoseHandler {
 
     /// Answers one invocation.
     pub async fn handle(&self, event: TransformationEvent) -> KinesisFirehoseResponse {
-        let mut response = KinesisFirehoseResponse::default();
-        let Some(processor) = self.processor(event.delivery_stream_arn.as_deref()) else {
+        let mut sink = TypedResponse(KinesisFirehoseResponse::default());
+        let records = event
+            .records
+            .iter()
+            .map(|r| (r.record_id.as_str(), r.data.as_str()));
+        self.respond(event.delivery_stream_arn.as_deref(), records, &mut sink)
+            .await;
+        sink.0
+    }
+
+    /// Answers one invocation from the event's JSON bytes with the response's JSON bytes: the
+    /// path `serve` takes. The event is read in place (ids and data borrowed from the bytes)
+    /// and the response written directly, base64 included, without building it as a tree;
+    /// `metadata` is written only for records with partition keys.
+    ///
+    /// # Errors
+    /// [`LambdaError::InvalidEvent`] when the bytes are not a Firehose transformation event.
+    pub async fn handle_json(&self, event: &[u8]) -> Result<Vec<u8>, LambdaError> {
+        // sonic-rs (SIMD) reads the event; ids and data are borrowed from it.
+        let view: EventView<'_> =
+            sonic_rs::from_slice(event).map_err(|e| LambdaError::InvalidEvent(e.to_string()))?;
+        // The response is about as large as the event; reserve that once.
+        let mut sink = JsonResponse::with_capacity(event.len() + 64);
+        let records = view
+            .records
+            .iter()
+            .map(|r| (r.record_id.as_ref(), r.data.as_ref()));
+        self.respond(view.delivery_stream_arn.as_deref(), records, &mut sink)
+            .await;
+        Ok(sink.finish())
+    }
+
+    /// Runs every record through the delivery's processor and answers each, in order, into
+    /// `sink`, within Lambda's response limit.
+    async fn respond<'a>(
+        &self,
+        arn: Option<&str>,
+        records: impl ExactSizeIterator<Item = (&'a str, &'a str)> + Clone,
+        sink: &mut impl ResponseSink,
+    ) {
+        let Some(processor) = self.processor(arn) else {
             eprintln!(
-                "kpipe: transform `{}` is not used by delivery stream {:?}; failing the batch",
-                self.transform, event.delivery_stream_arn
+                "kpipe: transform `{}` is not used by delivery stream {arn:?}; failing the batch",
+                self.transform
             );
-            response.records = event
-                .records
-                .into_iter()
-                .map(|r| response_record(r.record_id, "ProcessingFailed", Vec::new(), Vec::new()))
-                .collect();
-            return response;
+            for (id, _) in records {
+                sink.record(id, "ProcessingFailed", &[], &[]);
+            }
+            return;
         };
-        // Every record is answered, so each one's envelope (id, result, empty data, empty
-        // metadata) is reserved first; outputs and keys are paid from what remains.
-        let reserved: usize = 64
-            + event
-                .records
-                .iter()
-                .map(|r| r.record_id.len() + 96)
+        // Every record is answered, so each one's envelope (id, result, empty data) is
+        // reserved first; outputs and keys are paid from what remains.
+        let reserved: usize = 16
+            + records
+                .clone()
+                .map(|(id, _)| sink.envelope(id))
                 .sum::<usize>();
         let mut budget = MAX_RESPONSE_BYTES.saturating_sub(reserved);
-        response.records.reserve(event.records.len());
+        sink.reserve(records.len());
         let mut data = Vec::new();
-        for r in event.records {
+        for (id, data64) in records {
             // Decode base64 per record: a bad record fails alone. Each record goes through the
             // same processor as in the local engine (`firehose::invoke_batch` does exactly this
             // per record), without copying the batch.
             data.clear();
-            let result = match base64::engine::general_purpose::STANDARD
-                .decode_vec(&r.data, &mut data)
-            {
+            let result = match base64_simd::STANDARD.decode_append(data64, &mut data) {
                 Ok(())
                     if data.starts_with(&crate::kpl::MAGIC) && crate::kpl::is_aggregated(&data) =>
                 {
@@ -201,39 +239,205 @@ impl FirehoseHandler {
                 Ok(()) => processor.process(&data).result().await,
                 Err(e) => RecordResult::Failed(format!("not valid base64: {e}")),
             };
-            let record = match result {
+            match result {
                 RecordResult::Ok {
                     data,
                     partition_keys,
                 } => {
-                    let keys_len: usize = partition_keys
-                        .iter()
-                        .map(|(k, v)| k.len() + v.len() + 8)
-                        .sum();
-                    let need = data.len().div_ceil(3) * 4 + keys_len;
+                    let need = sink.output_cost(data.len(), &partition_keys);
                     if need <= budget {
                         budget -= need;
-                        response_record(r.record_id, "Ok", data, partition_keys)
+                        sink.record(id, "Ok", &data, &partition_keys);
                     } else {
                         eprintln!(
-                            "kpipe: record {} does not fit in Lambda's 6 MB response; answering ProcessingFailed",
-                            r.record_id
+                            "kpipe: record {id} does not fit in Lambda's 6 MB response; answering ProcessingFailed"
                         );
-                        response_record(r.record_id, "ProcessingFailed", Vec::new(), Vec::new())
+                        sink.record(id, "ProcessingFailed", &[], &[]);
                     }
                 }
-                RecordResult::Dropped => {
-                    response_record(r.record_id, "Dropped", Vec::new(), Vec::new())
-                }
+                RecordResult::Dropped => sink.record(id, "Dropped", &[], &[]),
                 RecordResult::Failed(message) => {
-                    eprintln!("kpipe: record {} failed: {message}", r.record_id);
-                    response_record(r.record_id, "ProcessingFailed", Vec::new(), Vec::new())
+                    eprintln!("kpipe: record {id} failed: {message}");
+                    sink.record(id, "ProcessingFailed", &[], &[]);
                 }
-            };
-            response.records.push(record);
+            }
         }
-        response
     }
+}
+
+/// The event read in place: ids and data borrowed from the event's bytes (copied only when a
+/// string has escapes).
+#[derive(Deserialize)]
+struct EventView<'a> {
+    #[serde(default, borrow, rename = "deliveryStreamArn")]
+    delivery_stream_arn: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    records: Vec<RecordView<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RecordView<'a> {
+    #[serde(default, borrow, rename = "recordId")]
+    record_id: Cow<'a, str>,
+    #[serde(default, borrow)]
+    data: Cow<'a, str>,
+}
+
+/// Where the handler's per-record answers go.
+trait ResponseSink {
+    fn reserve(&mut self, records: usize);
+    fn record(
+        &mut self,
+        id: &str,
+        result: &'static str,
+        data: &[u8],
+        keys: &[(&'static str, String)],
+    );
+
+    /// Bytes of the answer `{"recordId":..,"result":"ProcessingFailed","data":""...}` to a
+    /// record with this id, separator included (an upper bound).
+    fn envelope(&self, id: &str) -> usize;
+
+    /// Bytes an output adds to its envelope: base64 data, and the partition keys.
+    fn output_cost(&self, data: usize, keys: &[(&'static str, String)]) -> usize {
+        data.div_ceil(3) * 4
+            + keys
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 8)
+                .sum::<usize>()
+    }
+}
+
+/// Answers as aws_lambda_events' response type.
+struct TypedResponse(KinesisFirehoseResponse);
+
+impl ResponseSink for TypedResponse {
+    fn reserve(&mut self, records: usize) {
+        self.0.records.reserve(records);
+    }
+
+    fn envelope(&self, id: &str) -> usize {
+        // aws_lambda_events always writes `"metadata":{"partitionKeys":{}}`.
+        id.len() + 96
+    }
+
+    fn record(
+        &mut self,
+        id: &str,
+        result: &'static str,
+        data: &[u8],
+        keys: &[(&'static str, String)],
+    ) {
+        self.0.records.push(response_record(
+            id.to_owned(),
+            result,
+            data.to_vec(),
+            keys.to_vec(),
+        ));
+    }
+}
+
+/// Answers written straight into the response's JSON (aws-facts.md §4.2).
+struct JsonResponse {
+    out: Vec<u8>,
+    first: bool,
+}
+
+impl JsonResponse {
+    fn with_capacity(bytes: usize) -> Self {
+        let mut out = Vec::with_capacity(bytes);
+        out.extend_from_slice(b"{\"records\":[");
+        JsonResponse { out, first: true }
+    }
+
+    fn string(&mut self, s: &str) {
+        // Ids, keys and values are short; serde_json escapes them exactly as JSON needs.
+        serde_json::to_writer(&mut self.out, s).expect("writing a string into a Vec cannot fail");
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.out.extend_from_slice(b"]}");
+        self.out
+    }
+}
+
+impl ResponseSink for JsonResponse {
+    fn reserve(&mut self, _records: usize) {}
+
+    fn envelope(&self, id: &str) -> usize {
+        // `{"recordId":"<id>","result":"ProcessingFailed","data":""},`, exactly.
+        json_len(id) + 34 + json_len("ProcessingFailed")
+    }
+
+    fn output_cost(&self, data: usize, keys: &[(&'static str, String)]) -> usize {
+        let metadata = if keys.is_empty() {
+            0
+        } else {
+            // `,"metadata":{"partitionKeys":{"k":"v",...}}`
+            31 + keys
+                .iter()
+                .map(|(k, v)| json_len(k) + json_len(v) + 2)
+                .sum::<usize>()
+        };
+        // An `Ok` answer is 14 bytes shorter than the reserved `ProcessingFailed`.
+        (data.div_ceil(3) * 4 + metadata).saturating_sub("ProcessingFailed".len() - "Ok".len())
+    }
+
+    fn record(
+        &mut self,
+        id: &str,
+        result: &'static str,
+        data: &[u8],
+        keys: &[(&'static str, String)],
+    ) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.extend_from_slice(b"{\"recordId\":");
+        self.string(id);
+        self.out.extend_from_slice(b",\"result\":\"");
+        self.out.extend_from_slice(result.as_bytes());
+        self.out.extend_from_slice(b"\",\"data\":\"");
+        base64_simd::STANDARD.encode_append(data, &mut self.out);
+        self.out.push(b'"');
+        // `metadata` is only for partition keys (aws-facts.md §4.2); leaving it out when there
+        // are none keeps 33 bytes per record inside the 6 MB response.
+        if !keys.is_empty() {
+            self.out
+                .extend_from_slice(b",\"metadata\":{\"partitionKeys\":{");
+            for (i, (k, v)) in keys.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(b',');
+                }
+                self.string(k);
+                self.out.push(b':');
+                self.string(v);
+            }
+            self.out.extend_from_slice(b"}}");
+        }
+        self.out.push(b'}');
+    }
+}
+
+/// The length of `s` as a JSON string, quotes included.
+fn json_len(s: &str) -> usize {
+    // Ids and keys rarely need escapes: count them first (a loop the compiler vectorises).
+    let special = s
+        .bytes()
+        .filter(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        .count();
+    if special == 0 {
+        return s.len() + 2;
+    }
+    2 + s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum::<usize>()
 }
 
 /// A KPL aggregate (aws-facts.md §7) is one record to Firehose, so it gets one result: its
@@ -393,10 +597,16 @@ pub fn serve<P: Pipeline>(stage_id: &str) -> std::process::ExitCode {
                 return std::process::ExitCode::from(2);
             }
         };
+        // The event stays raw JSON and the response is written as raw JSON
+        // (`FirehoseHandler::handle_json`): no tree of the event or of the response is built.
         let service = lambda_runtime::service_fn(
-            move |event: lambda_runtime::LambdaEvent<TransformationEvent>| {
+            move |event: lambda_runtime::LambdaEvent<Box<serde_json::value::RawValue>>| {
                 let handler = handler.clone();
-                async move { Ok::<_, lambda_runtime::Error>(handler.handle(event.payload).await) }
+                async move {
+                    let out = handler.handle_json(event.payload.get().as_bytes()).await?;
+                    let text = String::from_utf8(out)?;
+                    Ok::<_, lambda_runtime::Error>(serde_json::value::RawValue::from_string(text)?)
+                }
             },
         );
         runtime.block_on(lambda_runtime::run(service))

@@ -830,3 +830,163 @@ async fn kpl_aggregates_are_deaggregated_before_the_transform() {
         "three user records"
     );
 }
+
+// ===== consumers =====
+
+mod consumers {
+    use super::{Reading, reading};
+    use std::sync::Mutex;
+
+    /// Readings each consumer function saw, by pipeline.
+    pub(crate) static BISECTED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    pub(crate) static WHOLE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    pub(crate) static STUCK: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    fn check(seen: &Mutex<Vec<String>>, r: Reading) -> Result<(), String> {
+        if r.celsius < -273.15 {
+            return Err(format!("implausible {} °C from {}", r.celsius, r.sensor_id));
+        }
+        seen.lock().unwrap().push(r.sensor_id);
+        Ok(())
+    }
+
+    pub(crate) fn bisected(r: Reading) -> Result<(), String> {
+        check(&BISECTED, r)
+    }
+
+    pub(crate) fn whole(r: Reading) -> Result<(), String> {
+        check(&WHOLE, r)
+    }
+
+    pub(crate) async fn stuck(r: Reading) -> Result<(), String> {
+        check(&STUCK, r)
+    }
+
+    kpipe_runtime::pipeline! {
+        pub(crate) pipeline Bisected {
+            stream readings: Reading { capacity: provisioned(shards: 1), partition_key: site }
+            consumer alerts: readings -> crate::consumers::bisected {
+                starting_position: trim_horizon,
+                batch_size: 10,
+                bisect_on_error: true,
+                maximum_retries: 5,
+            }
+        }
+        pub(crate) pipeline Whole {
+            stream readings: Reading { capacity: provisioned(shards: 1), partition_key: site }
+            consumer alerts: readings -> crate::consumers::whole {
+                starting_position: trim_horizon,
+                batch_size: 10,
+                maximum_retries: 1,
+            }
+        }
+        pub(crate) pipeline Stuck {
+            stream readings: Reading { capacity: provisioned(shards: 2), partition_key: site }
+            consumer alerts: readings -> crate::consumers::stuck { starting_position: latest }
+        }
+    }
+
+    /// 100 readings on one key; the 51st is below absolute zero.
+    pub(crate) fn hundred(site: &str) -> Vec<Reading> {
+        (0..100)
+            .map(|i| {
+                let celsius = if i == 50 { -300.0 } else { 1.0 };
+                reading(&format!("s-{i}"), site, celsius)
+            })
+            .collect()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_consumer_bisects_down_to_the_bad_record_and_discards_only_it() {
+    use consumers::Bisected;
+    let engine = Bisected::local()
+        .store(Arc::new(InMemory::new()))
+        .start()
+        .unwrap();
+    let p = engine.producer(Bisected::readings()).unwrap();
+    p.put_batch(&consumers::hundred("oslo")).await.unwrap();
+    let report = engine.shutdown().await.unwrap();
+    let c = &report.consumers[0];
+    assert_eq!(c.name, "bisected-alerts");
+    assert_eq!(
+        (c.received, c.consumed, c.discarded, c.blocked),
+        (100, 99, 1, 0)
+    );
+    // Batch 50..60 fails at its first record; retries take 5, 2, 1, 1, 1 records; the 6th
+    // failure exhausts the 5 retries and discards the record alone.
+    assert_eq!(c.retries, 5);
+    assert!(
+        c.errors[0].contains("record 51: implausible -300 °C from s-50"),
+        "{c:?}"
+    );
+    let seen = consumers::BISECTED.lock().unwrap().clone();
+    assert_eq!(seen.len(), 99);
+    assert!(!seen.contains(&"s-50".to_owned()));
+    assert_eq!(
+        seen[49..51],
+        ["s-49".to_owned(), "s-51".to_owned()],
+        "in order"
+    );
+    assert!(report.is_conserved());
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_bisecting_the_whole_retried_batch_is_discarded() {
+    use consumers::Whole;
+    let engine = Whole::local()
+        .store(Arc::new(InMemory::new()))
+        .start()
+        .unwrap();
+    let p = engine.producer(Whole::readings()).unwrap();
+    p.put_batch(&consumers::hundred("oslo")).await.unwrap();
+    let report = engine.shutdown().await.unwrap();
+    let c = &report.consumers[0];
+    // The batch 50..60 is retried once, then its 10 records are discarded.
+    assert_eq!(
+        (c.received, c.consumed, c.discarded, c.retries),
+        (100, 90, 10, 1)
+    );
+    assert_eq!(consumers::WHOLE.lock().unwrap().len(), 90);
+    assert!(report.to_string().contains("consumer whole-alerts"));
+    assert!(report.is_conserved());
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_unlimited_retries_a_bad_record_blocks_its_shard_only() {
+    use consumers::Stuck;
+    let engine = Stuck::local()
+        .store(Arc::new(InMemory::new()))
+        .start()
+        .unwrap();
+    let p = engine.producer(Stuck::readings()).unwrap();
+    // Two sites land on the two shards ("oslo" on one, "lima" on the other).
+    let (a, b) = ("oslo", "lima");
+    let shard = |site: &str| {
+        kpipe_runtime::engine::shard_for(
+            &kpipe_runtime::engine::shard_starts(2),
+            kpipe_runtime::engine::hash_key(site),
+        )
+    };
+    assert_ne!(shard(a), shard(b));
+    p.put_batch(&consumers::hundred(a)).await.unwrap();
+    let good: Vec<Reading> = (0..100)
+        .map(|i| reading(&format!("g-{i}"), b, 1.0))
+        .collect();
+    p.put_batch(&good).await.unwrap();
+    // Let the blocked shard retry a few times on the paused clock.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let report = engine.shutdown().await.unwrap();
+    let c = &report.consumers[0];
+    assert_eq!(
+        (c.received, c.consumed, c.discarded, c.blocked),
+        (200, 150, 0, 50)
+    );
+    assert!(c.retries >= 3, "{c:?}");
+    assert!(
+        report
+            .to_string()
+            .contains("50 records blocked behind a record that keeps failing")
+    );
+    assert!(report.is_conserved());
+}

@@ -159,6 +159,38 @@ async fn a_6_mb_batch_keeps_the_response_under_the_limit() {
         .filter(|r| r.result.as_deref() == Some("ProcessingFailed"))
         .count();
     assert!(failed > 0 && failed < 1200, "{failed}");
+
+    // The raw path (what the Lambda binary answers) packs the same event tightly: under the
+    // limit, and with less room left than one more record's output would take.
+    let bytes =
+        serde_json::to_vec(&serde_json::json!({ "records": records_json(&padding) })).unwrap();
+    let raw = handler.handle_json(&bytes).await.unwrap();
+    assert!(raw.len() <= MAX_RESPONSE_BYTES, "{} bytes", raw.len());
+    let parsed: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    let ok = parsed["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["result"] == "Ok")
+        .count();
+    assert!(ok < 1200);
+    assert!(
+        MAX_RESPONSE_BYTES - raw.len() < 5600,
+        "{} bytes left",
+        MAX_RESPONSE_BYTES - raw.len()
+    );
+}
+
+fn records_json(padding: &str) -> Vec<serde_json::Value> {
+    use base64::Engine as _;
+    (0..1200)
+        .map(|i| {
+            let data =
+                format!("{{\"sensor_id\":\"s-{i}\",\"site\":\"{padding}\",\"celsius\":1.0}}");
+            serde_json::json!({ "recordId": i.to_string(), "approximateArrivalTimestamp": 0,
+                                "data": base64::engine::general_purpose::STANDARD.encode(data) })
+        })
+        .collect()
 }
 
 #[test]
@@ -311,4 +343,50 @@ async fn kpl_aggregates_are_deaggregated() {
         Some("ProcessingFailed"),
         "two partitions in one record"
     );
+}
+
+/// The response without empty `metadata` objects (the raw path leaves them out).
+fn without_empty_metadata(mut v: serde_json::Value) -> serde_json::Value {
+    for r in v["records"].as_array_mut().unwrap() {
+        let r = r.as_object_mut().unwrap();
+        if r.get("metadata") == Some(&serde_json::json!({ "partitionKeys": {} })) {
+            r.remove("metadata");
+        }
+    }
+    v
+}
+
+#[tokio::test]
+async fn the_raw_json_path_answers_exactly_as_the_typed_one() {
+    let handler = FirehoseHandler::new::<Telemetry>("enrich").unwrap();
+    for fixture in ["firehose-kinesis-source.json", "firehose-direct-put.json"] {
+        let bytes = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures")
+                .join(fixture),
+        )
+        .unwrap();
+        let raw: serde_json::Value =
+            serde_json::from_slice(&handler.handle_json(&bytes).await.unwrap()).unwrap();
+        let typed = serde_json::to_value(handler.handle(event(fixture)).await).unwrap();
+        assert_eq!(raw, without_empty_metadata(typed), "{fixture}");
+    }
+    // Ids with escapes, bad base64 and an unknown delivery stream.
+    let tricky = br#"{"deliveryStreamArn":"arn:aws:firehose:us-west-2:1:deliverystream/sensor-lake",
+        "records":[{"recordId":"a\"b\\c","data":"%%%"},
+                   {"recordId":"ok","data":"eyJzZW5zb3JfaWQiOiJzLTEiLCJzaXRlIjoib3NsbyIsImNlbHNpdXMiOjF9"}]}"#;
+    let raw: serde_json::Value =
+        serde_json::from_slice(&handler.handle_json(tricky).await.unwrap()).unwrap();
+    let parsed: TransformationEvent = serde_json::from_slice(tricky).unwrap();
+    let typed = serde_json::to_value(handler.handle(parsed).await).unwrap();
+    assert_eq!(raw, without_empty_metadata(typed));
+    assert!(raw["records"][0].get("metadata").is_none());
+    assert_eq!(raw["records"][0]["recordId"], "a\"b\\c");
+    assert_eq!(raw["records"][0]["result"], "ProcessingFailed");
+    assert_eq!(raw["records"][1]["result"], "Ok");
+    assert_eq!(
+        raw["records"][1]["metadata"]["partitionKeys"]["site"],
+        "oslo"
+    );
+    assert!(handler.handle_json(b"not json").await.is_err());
 }

@@ -43,6 +43,7 @@
 
 mod clock;
 mod compress;
+mod consumer;
 mod delivery;
 pub mod input;
 mod naming;
@@ -54,7 +55,8 @@ pub use self::clock::Clock;
 pub use self::compress::decompress;
 pub use self::delivery::{LocalInvoker, MAX_ACTIVE_PARTITIONS};
 pub use self::report::{
-    DeliveryReport, DestinationReport, ErrorOutputReport, RunReport, StreamReport, TransformReport,
+    ConsumerReport, DeliveryReport, DestinationReport, ErrorOutputReport, RunReport, StreamReport,
+    TransformReport,
 };
 pub use self::shard::{hash_key, sequence_number, shard_for, shard_id, shard_starts};
 pub use self::stream::{
@@ -352,6 +354,20 @@ impl<P: Pipeline> LocalBuilder<P> {
                 span,
             )));
         }
+        let mut consumers = Vec::new();
+        for c in P::consumers() {
+            let stream = &streams[c.spec().stream];
+            let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+            stream.subscribe(tx);
+            let task = consumer::ConsumerTask {
+                spec: c.spec(),
+                stream_name: stream.spec.name,
+                shards: stream.shard_count(),
+                consumer: c,
+                rx,
+            };
+            consumers.push(tokio::spawn(task.run()));
+        }
         let bar =
             (self.progress && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
                 let bar = indicatif::ProgressBar::new_spinner();
@@ -378,6 +394,7 @@ impl<P: Pipeline> LocalBuilder<P> {
             streams,
             directs,
             tasks,
+            consumers,
             clock,
             started: tokio::time::Instant::now(),
             progress: bar,
@@ -463,6 +480,7 @@ pub struct LocalEngine<P> {
     streams: HashMap<&'static str, Arc<StreamState>>,
     directs: HashMap<&'static str, DirectInput>,
     tasks: Vec<JoinHandle<DeliveryReport>>,
+    consumers: Vec<JoinHandle<ConsumerReport>>,
     clock: Clock,
     started: tokio::time::Instant,
     progress: Option<(indicatif::ProgressBar, JoinHandle<()>)>,
@@ -540,6 +558,13 @@ impl<P: Pipeline> LocalEngine<P> {
                     .map_err(|e| EngineError::TaskFailed(e.to_string()))?,
             );
         }
+        let mut consumers = Vec::new();
+        for c in self.consumers {
+            consumers.push(
+                c.await
+                    .map_err(|e| EngineError::TaskFailed(e.to_string()))?,
+            );
+        }
         if let Some((bar, handle)) = self.progress {
             handle.abort();
             bar.finish_and_clear();
@@ -566,6 +591,7 @@ impl<P: Pipeline> LocalEngine<P> {
         Ok(RunReport {
             streams,
             deliveries,
+            consumers,
             elapsed_ms: self.started.elapsed().as_millis() as u64,
         })
     }

@@ -11,6 +11,8 @@ pub struct RunReport {
     pub streams: Vec<StreamReport>,
     /// One entry per delivery.
     pub deliveries: Vec<DeliveryReport>,
+    /// One entry per consumer.
+    pub consumers: Vec<ConsumerReport>,
     /// Wall time of the run, in milliseconds (on the engine's clock).
     pub elapsed_ms: u64,
 }
@@ -76,6 +78,49 @@ pub struct ErrorOutputReport {
     pub lost_in_write: u64,
 }
 
+/// A consumer: what its function did with the stream's records. Every consumer satisfies
+/// `received == consumed + discarded + blocked` ([`ConsumerReport::is_conserved`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ConsumerReport {
+    /// The consumer's function name.
+    pub name: String,
+    /// The stream it reads.
+    pub stream: String,
+    /// Records read from the stream.
+    pub received: u64,
+    /// Records the function consumed.
+    pub consumed: u64,
+    /// Records discarded after `maximum_retries` (AWS drops them, or sends them to an
+    /// on-failure destination).
+    pub discarded: u64,
+    /// Records still waiting behind a record that keeps failing (unlimited retries) at
+    /// shutdown.
+    pub blocked: u64,
+    /// Batches passed to the function, retries included.
+    pub invocations: u64,
+    /// Retries of a failed batch.
+    pub retries: u64,
+    /// The first failures (shard, record number, message).
+    pub errors: Vec<String>,
+}
+
+impl ConsumerReport {
+    /// `received == consumed + discarded + blocked`.
+    pub fn is_conserved(&self) -> bool {
+        self.received == self.consumed + self.discarded + self.blocked
+    }
+
+    pub(crate) fn add(&mut self, other: &ConsumerReport) {
+        self.received += other.received;
+        self.consumed += other.consumed;
+        self.discarded += other.discarded;
+        self.blocked += other.blocked;
+        self.invocations += other.invocations;
+        self.retries += other.retries;
+        self.errors.extend(other.errors.iter().cloned());
+    }
+}
+
 /// One delivery: its stages and totals.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct DeliveryReport {
@@ -113,9 +158,10 @@ impl DeliveryReport {
 }
 
 impl RunReport {
-    /// Whether every delivery accounts for every record.
+    /// Whether every delivery and every consumer accounts for every record.
     pub fn is_conserved(&self) -> bool {
         self.deliveries.iter().all(DeliveryReport::is_conserved)
+            && self.consumers.iter().all(ConsumerReport::is_conserved)
     }
 
     /// The report as pretty-printed JSON.
@@ -143,13 +189,13 @@ impl fmt::Display for RunReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{:<28} {:>10} {:>10} {:>9} {:>9} {:>8} {:>12}",
+            "{:<34} {:>10} {:>10} {:>9} {:>9} {:>8} {:>12}",
             "stage", "received", "delivered", "dropped", "failed", "objects", "bytes"
         )?;
         for s in &self.streams {
             writeln!(
                 f,
-                "{:<28} {:>10} {:>10} {:>9} {:>9} {:>8} {:>12}",
+                "{:<34} {:>10} {:>10} {:>9} {:>9} {:>8} {:>12}",
                 format!("stream {}", s.name),
                 s.records + s.throttled,
                 s.records,
@@ -162,7 +208,7 @@ impl fmt::Display for RunReport {
         for d in &self.deliveries {
             writeln!(
                 f,
-                "{:<28} {:>10} {:>10} {:>9} {:>9} {:>8} {:>12}",
+                "{:<34} {:>10} {:>10} {:>9} {:>9} {:>8} {:>12}",
                 format!("delivery {}", d.name),
                 d.received,
                 d.delivered,
@@ -174,7 +220,7 @@ impl fmt::Display for RunReport {
             if let Some(t) = &d.transform {
                 writeln!(
                     f,
-                    "{:<28} {:>10} {:>10} {:>9} {:>9} {:>8} {:>12}",
+                    "{:<34} {:>10} {:>10} {:>9} {:>9} {:>8} {:>12}",
                     format!("  transform ({} calls)", t.invocations),
                     t.received,
                     t.ok,
@@ -187,7 +233,7 @@ impl fmt::Display for RunReport {
             let dest = &d.destination;
             writeln!(
                 f,
-                "{:<28} {:>10} {:>10} {:>9} {:>9} {:>8} {:>12}",
+                "{:<34} {:>10} {:>10} {:>9} {:>9} {:>8} {:>12}",
                 format!("  s3://{}", d.bucket),
                 dest.received,
                 dest.delivered,
@@ -199,7 +245,7 @@ impl fmt::Display for RunReport {
             if d.error_output.records > 0 {
                 writeln!(
                     f,
-                    "{:<28} {:>10} {:>10} {:>9} {:>9} {:>8} {:>12}",
+                    "{:<34} {:>10} {:>10} {:>9} {:>9} {:>8} {:>12}",
                     "  error output",
                     d.error_output.records,
                     d.error_output.records - d.error_output.lost_in_write,
@@ -211,6 +257,29 @@ impl fmt::Display for RunReport {
             }
             for e in &d.errors {
                 writeln!(f, "  error: {e}")?;
+            }
+        }
+        for c in &self.consumers {
+            writeln!(
+                f,
+                "{:<34} {:>10} {:>10} {:>9} {:>9} {:>8} {:>12}",
+                format!("consumer {}", c.name),
+                c.received,
+                c.consumed,
+                "",
+                c.discarded + c.blocked,
+                "",
+                format!("{} calls", c.invocations)
+            )?;
+            if c.blocked > 0 {
+                writeln!(
+                    f,
+                    "  {} records blocked behind a record that keeps failing (unlimited retries)",
+                    c.blocked
+                )?;
+            }
+            if let Some(e) = c.errors.first() {
+                writeln!(f, "  first failure: {e}")?;
             }
         }
         let all = self.is_conserved();

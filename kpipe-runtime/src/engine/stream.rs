@@ -209,6 +209,10 @@ impl StreamState {
         }
     }
 
+    pub(crate) fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
     pub(crate) fn subscribe(&self, tx: mpsc::Sender<Vec<SourceRecord>>) {
         let mut guard = self.subscribers.write().expect("stream: subscriber lock");
         if let Some(subs) = guard.as_mut() {

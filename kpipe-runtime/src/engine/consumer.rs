@@ -1,0 +1,224 @@
+//! A consumer in the local engine: what Lambda's event source mapping does with a stream's
+//! records, per shard and in order.
+//!
+//! - Records are taken per shard in batches of at most `batch_size`, in sequence order.
+//! - A batch is consumed record by record; at the first failure the records before it are
+//!   done (the partial batch response checkpoints there) and the batch is retried from the
+//!   failed record. With `bisect_on_error` each retry takes half the previous batch, so a bad
+//!   record ends up alone.
+//! - After `maximum_retries` retries the batch being retried is discarded (AWS discards it,
+//!   or sends it to an on-failure destination); those records are counted as `discarded`.
+//! - With unlimited retries a record that keeps failing blocks its shard, as in AWS until it
+//!   expires: the engine retries with a growing backoff on its clock until shutdown, and
+//!   reports what is still waiting as `blocked`.
+//!
+//! Every record is accounted for: `received == consumed + discarded + blocked`.
+//! `batch_window` and `parallelization` only change latency and concurrency in AWS; locally
+//! the records that have arrived are batched and each shard is consumed in order.
+
+use super::report::ConsumerReport;
+use super::stream::SourceRecord;
+use crate::pipeline::AnyConsumer;
+use crate::spec::ConsumerSpec;
+use std::collections::VecDeque;
+use tokio::sync::mpsc;
+use tokio::time::Duration;
+
+/// Errors kept in the report, one by one; the counts include every one.
+const LISTED_ERRORS: usize = 10;
+
+pub(crate) struct ConsumerTask {
+    pub(crate) spec: &'static ConsumerSpec,
+    pub(crate) stream_name: &'static str,
+    pub(crate) consumer: AnyConsumer,
+    pub(crate) rx: mpsc::Receiver<Vec<SourceRecord>>,
+    pub(crate) shards: usize,
+}
+
+impl ConsumerTask {
+    /// Routes the stream's records to one task per shard (shards are consumed independently,
+    /// as Lambda does), and sums their reports once the stream closes.
+    pub(crate) async fn run(mut self) -> ConsumerReport {
+        let mut senders = Vec::with_capacity(self.shards);
+        let mut tasks = Vec::with_capacity(self.shards);
+        for shard in 0..self.shards.max(1) {
+            let (tx, rx) = mpsc::unbounded_channel();
+            senders.push(tx);
+            let worker = ShardConsumer {
+                spec: self.spec,
+                consumer: self.consumer.clone(),
+                shard,
+                rx,
+                queue: VecDeque::new(),
+                closed: false,
+                report: ConsumerReport::default(),
+            };
+            tasks.push(tokio::spawn(worker.run()));
+        }
+        while let Some(records) = self.rx.recv().await {
+            let mut per_shard: Vec<Vec<SourceRecord>> = vec![Vec::new(); senders.len()];
+            for r in records {
+                let shard = (r.shard as usize).min(senders.len() - 1);
+                per_shard[shard].push(r);
+            }
+            for (tx, records) in senders.iter().zip(per_shard) {
+                if !records.is_empty() {
+                    // A shard task ends only after its sender is dropped.
+                    let _ = tx.send(records);
+                }
+            }
+        }
+        drop(senders);
+        let mut report = ConsumerReport {
+            name: self.spec.lambda.name.to_owned(),
+            stream: self.stream_name.to_owned(),
+            ..ConsumerReport::default()
+        };
+        for task in tasks {
+            match task.await {
+                Ok(r) => report.add(&r),
+                Err(e) => report
+                    .errors
+                    .push(format!("a shard's consumer task died: {e}")),
+            }
+        }
+        report.errors.truncate(LISTED_ERRORS);
+        report
+    }
+}
+
+/// What consuming one batch came to.
+enum Outcome {
+    /// Every record was consumed.
+    Done,
+    /// The record at this index failed with this message (those before it were consumed).
+    FailedAt(usize, String),
+}
+
+struct ShardConsumer {
+    spec: &'static ConsumerSpec,
+    consumer: AnyConsumer,
+    shard: usize,
+    rx: mpsc::UnboundedReceiver<Vec<SourceRecord>>,
+    queue: VecDeque<SourceRecord>,
+    closed: bool,
+    report: ConsumerReport,
+}
+
+impl ShardConsumer {
+    async fn run(mut self) -> ConsumerReport {
+        while !self.closed {
+            match self.rx.recv().await {
+                Some(records) => self.enqueue(records),
+                None => self.closed = true,
+            }
+            self.drain().await;
+        }
+        self.report
+    }
+
+    fn enqueue(&mut self, records: Vec<SourceRecord>) {
+        self.report.received += records.len() as u64;
+        self.queue.extend(records);
+    }
+
+    async fn consume(&self, batch: &[SourceRecord]) -> Outcome {
+        for (i, r) in batch.iter().enumerate() {
+            let result =
+                if r.data.starts_with(&crate::kpl::MAGIC) && crate::kpl::is_aggregated(&r.data) {
+                    let mut result = Ok(());
+                    for sub in crate::kpl::deaggregate(&r.data) {
+                        if let Err(e) = self.consumer.consume(&sub).result().await {
+                            result = Err(format!("in a KPL aggregate: {e}"));
+                            break;
+                        }
+                    }
+                    result
+                } else {
+                    self.consumer.consume(&r.data).result().await
+                };
+            if let Err(e) = result {
+                return Outcome::FailedAt(i, e);
+            }
+        }
+        Outcome::Done
+    }
+
+    /// Consumes the queue in batches, retrying as the mapping would.
+    async fn drain(&mut self) {
+        let full = self.spec.batch_size.max(1) as usize;
+        let mut size = full;
+        let mut retries = 0u32;
+        let mut backoff = Duration::from_secs(1);
+        while !self.queue.is_empty() {
+            let n = size.min(self.queue.len());
+            let batch: Vec<SourceRecord> = self.queue.iter().take(n).cloned().collect();
+            self.report.invocations += 1;
+            let (at, message) = match self.consume(&batch).await {
+                Outcome::Done => {
+                    self.queue.drain(..n);
+                    self.report.consumed += n as u64;
+                    size = full;
+                    retries = 0;
+                    backoff = Duration::from_secs(1);
+                    continue;
+                }
+                Outcome::FailedAt(at, message) => (at, message),
+            };
+            self.queue.drain(..at);
+            self.report.consumed += at as u64;
+            if self.report.errors.len() < LISTED_ERRORS {
+                self.report.errors.push(format!(
+                    "shard {}, record {}: {message}",
+                    self.shard, batch[at].sequence
+                ));
+            }
+            let remaining = n - at;
+            if self.spec.maximum_retries.is_some_and(|max| retries >= max) {
+                // Retries exhausted: the batch being retried is discarded.
+                self.queue.drain(..remaining);
+                self.report.discarded += remaining as u64;
+                size = full;
+                retries = 0;
+                continue;
+            }
+            retries += 1;
+            self.report.retries += 1;
+            if self.spec.bisect_on_error {
+                size = (remaining / 2).max(1);
+            }
+            if self.spec.maximum_retries.is_none() {
+                // Unlimited retries: the shard is blocked. Wait (taking in new records) and
+                // retry; at shutdown, what waits is reported as blocked.
+                if !self.wait(backoff).await {
+                    self.report.blocked += self.queue.len() as u64;
+                    self.queue.clear();
+                    return;
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+            }
+        }
+    }
+
+    /// Waits `backoff` on the engine's clock while queueing arriving records; false once the
+    /// input has closed (shutdown).
+    async fn wait(&mut self, backoff: Duration) -> bool {
+        if self.closed {
+            return false;
+        }
+        let sleep = tokio::time::sleep(backoff);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                () = &mut sleep => return true,
+                message = self.rx.recv() => match message {
+                    Some(records) => self.enqueue(records),
+                    None => {
+                        self.closed = true;
+                        return false;
+                    }
+                },
+            }
+        }
+    }
+}
