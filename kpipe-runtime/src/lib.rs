@@ -14,6 +14,7 @@ pub mod firehose;
 pub mod kpl;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+pub mod limits;
 mod macros;
 pub mod outcome;
 pub mod pipeline;

@@ -22,6 +22,7 @@
 
 pub mod moto;
 pub mod plan;
+pub mod producer;
 
 use self::plan::{DeliveryState, MappingState, Op, Plan, StreamState};
 use crate::pipeline::Pipeline;

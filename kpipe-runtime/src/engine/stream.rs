@@ -12,69 +12,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{Mutex, mpsc};
 use tokio::time::{Duration, Instant};
 
-/// PutRecords takes at most 500 entries (aws-facts.md §1.2).
-pub const MAX_BATCH_RECORDS: usize = 500;
-/// PutRecords takes at most 10 MiB per request, partition keys included (aws-facts.md §1.2).
-pub const MAX_BATCH_BYTES: usize = 10 * 1024 * 1024;
+pub use crate::limits::{MAX_BATCH_BYTES, MAX_BATCH_RECORDS, PutError};
+
 /// A shard takes 1,000 records per second (aws-facts.md §1.1).
 pub const SHARD_RECORDS_PER_SEC: u64 = 1_000;
 /// A shard takes 1 MiB per second, partition keys included (aws-facts.md §1.1).
 pub const SHARD_BYTES_PER_SEC: u64 = 1024 * 1024;
-
-/// Why a put was refused as a whole (the request never reached a shard).
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PutError {
-    /// The partition key is empty or longer than 256 characters (aws-facts.md §1.3).
-    InvalidPartitionKey {
-        /// Its length in characters.
-        chars: usize,
-    },
-    /// Data plus partition key exceed the stream's maximum record size (aws-facts.md §1.2).
-    RecordTooLarge {
-        /// The record's size (data plus partition key).
-        bytes: usize,
-        /// The stream's limit.
-        limit: usize,
-    },
-    /// More than 500 entries in one PutRecords (aws-facts.md §1.2).
-    TooManyRecords(usize),
-    /// More than 10 MiB in one PutRecords (aws-facts.md §1.2).
-    RequestTooLarge(usize),
-    /// The record could not be encoded as JSON.
-    Encode(String),
-    /// The engine was shut down.
-    Closed,
-}
-
-impl std::fmt::Display for PutError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PutError::InvalidPartitionKey { chars } => write!(
-                f,
-                "partition key has {chars} characters; Kinesis takes 1 to 256"
-            ),
-            PutError::RecordTooLarge { bytes, limit } => write!(
-                f,
-                "record is {bytes} bytes with its partition key; the stream takes at most {limit}"
-            ),
-            PutError::TooManyRecords(n) => {
-                write!(
-                    f,
-                    "{n} records in one PutRecords; the limit is {MAX_BATCH_RECORDS}"
-                )
-            }
-            PutError::RequestTooLarge(n) => write!(
-                f,
-                "PutRecords request of {n} bytes; the limit is {MAX_BATCH_BYTES} with partition keys"
-            ),
-            PutError::Encode(m) => write!(f, "record does not encode as JSON: {m}"),
-            PutError::Closed => f.write_str("the engine has shut down"),
-        }
-    }
-}
-
-impl std::error::Error for PutError {}
 
 /// Where an accepted record went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -241,16 +184,7 @@ impl StreamState {
     /// Checks an entry against the put-time limits: a partition key of 1 to 256 characters,
     /// data plus key within the stream's record size (aws-facts.md §1.2, §1.3).
     pub(crate) fn check_entry(&self, partition_key: &str, data_len: usize) -> Result<(), PutError> {
-        let chars = partition_key.chars().count();
-        if !(1..=256).contains(&chars) {
-            return Err(PutError::InvalidPartitionKey { chars });
-        }
-        let size = data_len + partition_key.len();
-        let limit = self.spec.max_record_size_kib as usize * 1024;
-        if size > limit {
-            return Err(PutError::RecordTooLarge { bytes: size, limit });
-        }
-        Ok(())
+        crate::limits::check_entry(self.spec, partition_key, data_len)
     }
 
     fn route(
