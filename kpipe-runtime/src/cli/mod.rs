@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! telemetry run [INPUT|-] [--generate N] [--into STAGE] [--out DIR] [--report-json PATH] [--strict]
+//! telemetry run --source kinesis --drain [--from latest|trim-horizon|MS] [--checkpoints PATH] [--endpoint-url URL]
 //! telemetry synth [--out template.json]          the CloudFormation template
 //! telemetry spec                                 the pipeline's spec as JSON
 //! telemetry estimate --records-per-sec N --record-size BYTES [--consumers N] [--partitions N] [--json]
@@ -129,6 +130,11 @@ enum Command {
 }
 
 async fn aws<P: Pipeline>(t: &Target) -> Aws<P> {
+    Aws::new(&sdk_config::<P>(t).await)
+}
+
+/// The SDK configuration for `t`: its endpoint, and its region or the pipeline's.
+async fn sdk_config<P: Pipeline>(t: &Target) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(url) = &t.endpoint_url {
         loader = loader.endpoint_url(url);
@@ -140,7 +146,7 @@ async fn aws<P: Pipeline>(t: &Target) -> Aws<P> {
     {
         loader = loader.region(aws_config::Region::new(region));
     }
-    Aws::new(&loader.load().await)
+    loader.load().await
 }
 
 fn fail(e: &dyn std::fmt::Display) -> ExitCode {

@@ -36,6 +36,27 @@ pub(super) struct RunArgs {
     /// No progress line.
     #[arg(long)]
     quiet: bool,
+    /// Read the records from the stream in Kinesis (AWS, or `--endpoint-url`) instead of a
+    /// file, stdin or the generator.
+    #[arg(long, value_name = "SOURCE", default_value = "input", value_parser = ["input", "kinesis"])]
+    source: String,
+    /// With `--source kinesis`: send Kinesis calls to this endpoint (moto, LocalStack).
+    #[arg(long, value_name = "URL")]
+    endpoint_url: Option<String>,
+    /// With `--source kinesis`: the region; default: the pipeline's `region`.
+    #[arg(long)]
+    region: Option<String>,
+    /// With `--source kinesis`: where shards without a checkpoint start: `latest`,
+    /// `trim-horizon`, or a time in ms since the Unix epoch.
+    #[arg(long, value_name = "POSITION", default_value = "latest")]
+    from: String,
+    /// With `--source kinesis`: read every shard to its current end, flush, save the
+    /// checkpoints and exit (the only mode so far).
+    #[arg(long)]
+    drain: bool,
+    /// With `--source kinesis`: the checkpoint file (per shard, the last record delivered).
+    #[arg(long, value_name = "PATH", default_value = "kpipe-checkpoints.json")]
+    checkpoints: PathBuf,
 }
 
 /// The pipeline's inputs: streams by stage id or AWS name, and Direct PUT deliveries.
@@ -95,6 +116,9 @@ pub(super) async fn run<P: Pipeline>(
         Ok(found) => found,
         Err(e) => return usage(&e),
     };
+    if args.source == "kinesis" {
+        return from_kinesis::<P>(args, input).await;
+    }
     let generator = match args.generate {
         Some(_) => match generators.get(id) {
             Some(g) => Some(g.clone()),
@@ -227,4 +251,94 @@ fn print_summary(feed: &FeedReport, report: &RunReport, out: &Path) {
             eprintln!("  {folder}/  ({n} object{})", if n == 1 { "" } else { "s" });
         }
     }
+}
+
+/// `run --source kinesis --drain`: the stream in Kinesis read to its current end into the
+/// local engine; checkpoints saved once every buffer is flushed (at least once).
+async fn from_kinesis<P: Pipeline>(args: RunArgs, input: Input) -> ExitCode {
+    use crate::engine::kinesis::{CheckpointStore, FileCheckpoints, KinesisReader, StartAt};
+    let Input::Stream(stream) = input else {
+        return usage(&"--source kinesis reads a stream; this input is a Direct PUT delivery");
+    };
+    if !args.drain {
+        return usage(
+            &"--source kinesis needs --drain for now (read to the current end, then exit); continuous reading is not built yet",
+        );
+    }
+    let start = match args.from.as_str() {
+        "latest" => StartAt::Latest,
+        "trim-horizon" => StartAt::TrimHorizon,
+        ms => match ms.parse::<i64>() {
+            Ok(ms) => StartAt::AtTimestamp(ms),
+            Err(_) => {
+                return usage(&format!(
+                    "--from takes `latest`, `trim-horizon` or a time in ms since the Unix epoch, not `{ms}`"
+                ));
+            }
+        },
+    };
+    let target = super::Target {
+        endpoint_url: args.endpoint_url.clone(),
+        region: args.region.clone(),
+    };
+    let config = super::sdk_config::<P>(&target).await;
+    let store = FileCheckpoints::new(&args.checkpoints);
+    let checkpoints = match store.load() {
+        Ok(c) => c,
+        Err(e) => return fail(&format!("{}: {e}", args.checkpoints.display())),
+    };
+    let engine = match crate::engine::LocalBuilder::<P>::new()
+        .root(&args.out)
+        .progress(!args.quiet)
+        .start()
+    {
+        Ok(engine) => engine,
+        Err(e) => return fail(&e),
+    };
+    let reader = KinesisReader::new(&config, stream);
+    let read = reader.drain_into(&engine, start, &checkpoints).await;
+    // Whatever was read is delivered before anything else happens.
+    let report = match engine.shutdown().await {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    println!("{report}");
+    let read = match read {
+        Ok(read) => read,
+        Err(e) => {
+            return fail(&format!(
+                "{e} (checkpoints not moved; what was read is delivered, and will be read again)"
+            ));
+        }
+    };
+    eprintln!(
+        "\nkinesis: {} records read ({} GetRecords calls); per shard: {}",
+        read.records,
+        read.calls,
+        read.per_shard
+            .iter()
+            .map(|(s, n)| format!("{s} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if let Some(path) = &args.report_json {
+        let json = serde_json::json!({ "input": read, "run": report });
+        let text = serde_json::to_string_pretty(&json).expect("reports serialise");
+        if let Err(e) = std::fs::write(path, text + "\n") {
+            return fail(&format!("{}: {e}", path.display()));
+        }
+    }
+    if !report.is_conserved() {
+        eprintln!("error: a record is unaccounted for; checkpoints not moved");
+        return ExitCode::from(EXIT_FAILURE);
+    }
+    if let Err(e) = store.save(&read.checkpoints) {
+        return fail(&format!("{}: {e}", args.checkpoints.display()));
+    }
+    eprintln!("checkpoints saved to {}", args.checkpoints.display());
+    let failed: u64 = report.deliveries.iter().map(|d| d.failed).sum();
+    if args.strict && failed > 0 {
+        return ExitCode::from(EXIT_INCOMPLETE);
+    }
+    ExitCode::SUCCESS
 }

@@ -46,6 +46,8 @@ mod compress;
 mod consumer;
 mod delivery;
 pub mod input;
+#[cfg(feature = "aws")]
+pub mod kinesis;
 mod naming;
 mod report;
 mod shard;

@@ -1,0 +1,387 @@
+//! Reading a real Kinesis stream into the local engine (features `engine` and `aws`): the
+//! engine's transforms and destinations fed by a stream in AWS (or moto) instead of the
+//! in-process one. This is the `--drain` mode: every shard is read from its starting point to
+//! its current end, then the caller shuts the engine down (flushing every buffer) and saves the
+//! checkpoints, so a restart resumes after what was delivered: at least once, never lost.
+//!
+//! ```no_run
+//! # #[derive(serde::Serialize, serde::Deserialize)]
+//! # pub struct Reading { sensor_id: String }
+//! # kpipe_runtime::pipeline! {
+//! #     pipeline Telemetry {
+//! #         stream readings: Reading { capacity: on_demand, partition_key: sensor_id }
+//! #         s3 lake: Reading { bucket: "acme-telemetry" }
+//! #         delivery to_lake: readings -> lake;
+//! #     }
+//! # }
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use kpipe_runtime::engine::kinesis::{CheckpointStore, FileCheckpoints, KinesisReader, StartAt};
+//!
+//! let config = aws_config::load_from_env().await;
+//! let store = FileCheckpoints::new("kpipe-checkpoints.json");
+//! let engine = Telemetry::local().start()?;
+//! let reader = KinesisReader::new(&config, Telemetry::readings().into());
+//! let read = reader.drain_into(&engine, StartAt::Latest, &store.load()?).await?;
+//! let report = engine.shutdown().await?; // every buffer flushed
+//! store.save(&read.checkpoints)?;        // only now: at least once
+//! # Ok(()) }
+//! ```
+//!
+//! Limits kept (aws-facts.md §1.1): at most 5 GetRecords calls per second per shard, and
+//! about 2 MiB per second per shard. Shards are read parents first, so a resharded stream's
+//! records stay in order per key.
+
+use super::{EngineError, LocalEngine};
+use crate::pipeline::{AnyStream, Pipeline};
+use aws_sdk_kinesis::types::ShardIteratorType;
+use bytes::Bytes;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where reading starts on a shard without a checkpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartAt {
+    /// Records put from now on (Firehose's choice for a stream source).
+    Latest,
+    /// Every record the stream still holds.
+    TrimHorizon,
+    /// Records put at or after this time (ms since the Unix epoch).
+    AtTimestamp(i64),
+}
+
+/// Checkpoints: per shard id, the sequence number of the last record delivered.
+pub type Checkpoints = BTreeMap<String, String>;
+
+/// Where checkpoints are kept. A file by default; a shared store (DynamoDB, say) for several
+/// workers implements the same two calls.
+pub trait CheckpointStore {
+    /// The saved checkpoints (empty when there are none yet).
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    fn load(&self) -> std::io::Result<Checkpoints>;
+
+    /// Saves the checkpoints, replacing the previous ones.
+    ///
+    /// # Errors
+    /// When the store cannot be written.
+    fn save(&self, checkpoints: &Checkpoints) -> std::io::Result<()>;
+}
+
+/// Checkpoints in a JSON file, written atomically (a temporary file renamed over it).
+#[derive(Clone, Debug)]
+pub struct FileCheckpoints {
+    path: PathBuf,
+}
+
+impl FileCheckpoints {
+    /// Checkpoints kept at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        FileCheckpoints { path: path.into() }
+    }
+}
+
+impl CheckpointStore for FileCheckpoints {
+    fn load(&self) -> std::io::Result<Checkpoints> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: {e}", self.path.display()),
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Checkpoints::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn save(&self, checkpoints: &Checkpoints) -> std::io::Result<()> {
+        let tmp = self.path.with_extension("tmp");
+        let text = serde_json::to_vec_pretty(checkpoints).map_err(std::io::Error::other)?;
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, &self.path)
+    }
+}
+
+/// What a drain read.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReadReport {
+    /// Records read and put into the engine.
+    pub records: u64,
+    /// Records per shard id.
+    pub per_shard: BTreeMap<String, u64>,
+    /// GetRecords calls.
+    pub calls: u64,
+    /// The checkpoints after this read (save them once the engine has shut down).
+    pub checkpoints: Checkpoints,
+}
+
+/// Why reading stopped.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// A Kinesis call failed.
+    Call {
+        /// The call (`ListShards`, `GetShardIterator`, `GetRecords`).
+        call: &'static str,
+        /// The SDK's error.
+        message: String,
+    },
+    /// The engine refused the records (it is not this pipeline's stream, or it shut down).
+    Engine(String),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Call { call, message } => write!(f, "{call} failed: {message}"),
+            ReadError::Engine(m) => write!(f, "the engine refused the records: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+impl From<EngineError> for ReadError {
+    fn from(e: EngineError) -> Self {
+        ReadError::Engine(e.to_string())
+    }
+}
+
+fn call_err<E: std::error::Error + 'static>(call: &'static str, e: E) -> ReadError {
+    ReadError::Call {
+        call,
+        message: aws_sdk_kinesis::error::DisplayErrorContext(&e).to_string(),
+    }
+}
+
+/// At most 5 GetRecords calls per second per shard (aws-facts.md §1.1).
+const MIN_CALL_INTERVAL: Duration = Duration::from_millis(200);
+/// About 2 MiB per second per shard can be read (aws-facts.md §1.1).
+const READ_BYTES_PER_SEC: f64 = 2.0 * 1024.0 * 1024.0;
+
+/// Reads one stream of a pipeline from Kinesis.
+#[derive(Debug)]
+pub struct KinesisReader {
+    client: aws_sdk_kinesis::Client,
+    stream: AnyStream,
+}
+
+impl KinesisReader {
+    /// A reader of `stream` with the clients of `config`.
+    pub fn new(config: &aws_config::SdkConfig, stream: AnyStream) -> Self {
+        KinesisReader {
+            client: aws_sdk_kinesis::Client::new(config),
+            stream,
+        }
+    }
+
+    /// Reads every shard (parents first) from its checkpoint, or from `start` when it has
+    /// none, to its current end, putting the records into `engine`'s stream with their
+    /// partition keys.
+    ///
+    /// # Errors
+    /// The first failed Kinesis call, or the engine refusing records.
+    pub async fn drain_into<P: Pipeline>(
+        &self,
+        engine: &LocalEngine<P>,
+        start: StartAt,
+        checkpoints: &Checkpoints,
+    ) -> Result<ReadReport, ReadError> {
+        let state = engine.stream_state(self.stream.spec())?;
+        let name = self.stream.spec().name;
+        let mut shards = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let mut req = self.client.list_shards();
+            req = match &next {
+                Some(token) => req.next_token(token),
+                None => req.stream_name(name),
+            };
+            let out = req.send().await.map_err(|e| call_err("ListShards", e))?;
+            shards.extend(out.shards().iter().map(|s| {
+                (
+                    s.shard_id().to_owned(),
+                    s.parent_shard_id().map(str::to_owned),
+                )
+            }));
+            next = out.next_token().map(str::to_owned);
+            if next.is_none() {
+                break;
+            }
+        }
+        let mut report = ReadReport {
+            checkpoints: checkpoints.clone(),
+            ..ReadReport::default()
+        };
+        for shard in parents_first(&shards) {
+            self.drain_shard(&state, &shard, start, &mut report).await?;
+        }
+        Ok(report)
+    }
+
+    async fn drain_shard(
+        &self,
+        state: &super::stream::StreamState,
+        shard: &str,
+        start: StartAt,
+        report: &mut ReadReport,
+    ) -> Result<(), ReadError> {
+        let name = self.stream.spec().name;
+        let mut req = self
+            .client
+            .get_shard_iterator()
+            .stream_name(name)
+            .shard_id(shard);
+        req = match (report.checkpoints.get(shard), start) {
+            (Some(seq), _) => req
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .starting_sequence_number(seq),
+            (None, StartAt::Latest) => req.shard_iterator_type(ShardIteratorType::Latest),
+            (None, StartAt::TrimHorizon) => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
+            (None, StartAt::AtTimestamp(ms)) => req
+                .shard_iterator_type(ShardIteratorType::AtTimestamp)
+                .timestamp(aws_sdk_kinesis::primitives::DateTime::from_millis(ms)),
+        };
+        let mut iterator = req
+            .send()
+            .await
+            .map_err(|e| call_err("GetShardIterator", e))?
+            .shard_iterator()
+            .map(str::to_owned);
+        let mut last_call: Option<tokio::time::Instant> = None;
+        let mut wait = MIN_CALL_INTERVAL;
+        while let Some(it) = iterator {
+            if let Some(at) = last_call {
+                tokio::time::sleep_until(at + wait).await;
+            }
+            last_call = Some(tokio::time::Instant::now());
+            let page = self
+                .client
+                .get_records()
+                .shard_iterator(it)
+                .send()
+                .await
+                .map_err(|e| call_err("GetRecords", e))?;
+            report.calls += 1;
+            let records = page.records();
+            let bytes: usize = records.iter().map(|r| r.data().as_ref().len()).sum();
+            wait =
+                MIN_CALL_INTERVAL.max(Duration::from_secs_f64(bytes as f64 / READ_BYTES_PER_SEC));
+            if records.is_empty() {
+                // Drained: the shard has nothing more right now (or is closed).
+                break;
+            }
+            for chunk in records.chunks(super::MAX_BATCH_RECORDS) {
+                let entries = chunk
+                    .iter()
+                    .map(|r| {
+                        (
+                            // Kinesis always returns the key; "-" stands in if a
+                            // non-conforming endpoint leaves it out.
+                            r.partition_key().unwrap_or("-").to_owned(),
+                            None::<u128>,
+                            Bytes::copy_from_slice(r.data().as_ref()),
+                        )
+                    })
+                    .collect();
+                let out = state
+                    .put_records(entries)
+                    .await
+                    .map_err(|e| ReadError::Engine(e.to_string()))?;
+                if out.failed_record_count > 0 {
+                    return Err(ReadError::Engine(format!(
+                        "{} records throttled by the local stream; read without enforce_shard_limits",
+                        out.failed_record_count
+                    )));
+                }
+            }
+            let n = records.len() as u64;
+            report.records += n;
+            *report.per_shard.entry(shard.to_owned()).or_default() += n;
+            if let Some(last) = records.last() {
+                report
+                    .checkpoints
+                    .insert(shard.to_owned(), last.sequence_number().to_owned());
+            }
+            iterator = page.next_shard_iterator().map(str::to_owned);
+        }
+        Ok(())
+    }
+}
+
+/// Shard ids ordered so that every parent comes before its children (aws-facts.md §1.7).
+fn parents_first(shards: &[(String, Option<String>)]) -> Vec<String> {
+    let known: HashMap<&str, Option<&str>> = shards
+        .iter()
+        .map(|(id, parent)| (id.as_str(), parent.as_deref()))
+        .collect();
+    let depth = |start: &str| -> usize {
+        let mut id = start.to_owned();
+        let mut d = 0;
+        while let Some(Some(parent)) = known.get(id.as_str()) {
+            if !known.contains_key(parent) || d > shards.len() {
+                break;
+            }
+            d += 1;
+            id = (*parent).to_owned();
+        }
+        d
+    };
+    let mut ordered: Vec<(usize, &str)> = shards
+        .iter()
+        .map(|(id, _)| (depth(id), id.as_str()))
+        .collect();
+    ordered.sort();
+    ordered.into_iter().map(|(_, id)| id.to_owned()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parents_are_read_before_their_children() {
+        let shards = vec![
+            (
+                "shardId-000000000003".to_owned(),
+                Some("shardId-000000000001".to_owned()),
+            ),
+            (
+                "shardId-000000000002".to_owned(),
+                Some("shardId-000000000001".to_owned()),
+            ),
+            ("shardId-000000000001".to_owned(), None),
+            ("shardId-000000000000".to_owned(), None),
+            // A parent that expired from the stream does not hold its child back.
+            (
+                "shardId-000000000009".to_owned(),
+                Some("shardId-gone".to_owned()),
+            ),
+        ];
+        assert_eq!(
+            parents_first(&shards),
+            [
+                "shardId-000000000000",
+                "shardId-000000000001",
+                "shardId-000000000009",
+                "shardId-000000000002",
+                "shardId-000000000003"
+            ]
+        );
+    }
+
+    #[test]
+    fn file_checkpoints_round_trip_and_start_empty() {
+        let dir = std::env::temp_dir().join(format!("kpipe-ckpt-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = FileCheckpoints::new(dir.join("c.json"));
+        assert!(store.load().unwrap().is_empty());
+        let mut c = Checkpoints::new();
+        c.insert("shardId-000000000000".into(), "4959".into());
+        store.save(&c).unwrap();
+        assert_eq!(store.load().unwrap(), c);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
