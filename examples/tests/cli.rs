@@ -420,3 +420,101 @@ fn run_drains_a_kinesis_stream_and_resumes_from_its_checkpoints() {
         text(&continuous)
     );
 }
+
+#[test]
+fn a_drain_killed_midway_loses_nothing_and_counts_what_it_reads_again() {
+    let moto = MotoServer::start().expect("moto_server runs (scripts/test installs it)");
+    let endpoint = moto.endpoint().to_owned();
+    let applied = run(&["apply", "--endpoint-url", &endpoint]);
+    assert!(applied.status.success(), "{}", text(&applied));
+    produce(&endpoint, 1, 3000);
+
+    let dir = scratch("run-kinesis-killed");
+    let data = dir.join("data");
+    let checkpoints = dir.join("checkpoints.json");
+    let progress = dir.join("checkpoints.json.progress");
+    let report = dir.join("report.json");
+    let args = |page_size: &'static str| -> Vec<String> {
+        [
+            "run",
+            "--source",
+            "kinesis",
+            "--endpoint-url",
+            &endpoint,
+            "--from",
+            "trim-horizon",
+            "--drain",
+            "--quiet",
+            "--page-size",
+            page_size,
+            "--out",
+            data.to_str().unwrap(),
+            "--checkpoints",
+            checkpoints.to_str().unwrap(),
+            "--report-json",
+            report.to_str().unwrap(),
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+
+    // Pages of 100 records at 5 calls per second per shard: 3,000 records take seconds. Kill
+    // the run once it has read some (its progress file says how far), before it delivered.
+    let mut child = Command::new(quickstart())
+        .args(args("100"))
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let read_so_far = loop {
+        let seen = std::fs::read(&progress)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .map_or(0, |v| v.as_object().map_or(0, |o| o.len()));
+        if seen > 0 {
+            break seen;
+        }
+        assert!(
+            std::time::Instant::now() < give_up,
+            "the drain never started"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the drain ended before it was killed"
+        );
+        std::thread::yield_now();
+    };
+    assert!(read_so_far > 0);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!checkpoints.exists(), "a killed run saves no checkpoint");
+
+    // The restart reads everything again from the last checkpoint (none): nothing is lost,
+    // and the records the killed run had read are counted as read again.
+    let again = Command::new(quickstart())
+        .args(args("10000"))
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", text(&again));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(json["input"]["records"], 3000);
+    let reread = json["input"]["reread"].as_u64().unwrap();
+    assert!(reread >= 100 && reread < 3000, "{reread} read again");
+    let d = &json["run"]["deliveries"][0];
+    let sum: u64 = ["delivered", "dropped", "failed"]
+        .iter()
+        .map(|k| d[k].as_u64().unwrap())
+        .sum();
+    assert_eq!(sum, 3000);
+    assert!(
+        checkpoints.exists() && !progress.exists(),
+        "checkpoints saved, progress cleared"
+    );
+}

@@ -57,6 +57,9 @@ pub(super) struct RunArgs {
     /// With `--source kinesis`: the checkpoint file (per shard, the last record delivered).
     #[arg(long, value_name = "PATH", default_value = "kpipe-checkpoints.json")]
     checkpoints: PathBuf,
+    /// With `--source kinesis`: at most N records per GetRecords call (1-10000).
+    #[arg(long, value_name = "N")]
+    page_size: Option<u32>,
 }
 
 /// The pipeline's inputs: streams by stage id or AWS name, and Direct PUT deliveries.
@@ -283,10 +286,6 @@ async fn from_kinesis<P: Pipeline>(args: RunArgs, input: Input) -> ExitCode {
     };
     let config = super::sdk_config::<P>(&target).await;
     let store = FileCheckpoints::new(&args.checkpoints);
-    let checkpoints = match store.load() {
-        Ok(c) => c,
-        Err(e) => return fail(&format!("{}: {e}", args.checkpoints.display())),
-    };
     let engine = match crate::engine::LocalBuilder::<P>::new()
         .root(&args.out)
         .progress(!args.quiet)
@@ -295,8 +294,11 @@ async fn from_kinesis<P: Pipeline>(args: RunArgs, input: Input) -> ExitCode {
         Ok(engine) => engine,
         Err(e) => return fail(&e),
     };
-    let reader = KinesisReader::new(&config, stream);
-    let read = reader.drain_into(&engine, start, &checkpoints).await;
+    let mut reader = KinesisReader::new(&config, stream);
+    if let Some(n) = args.page_size {
+        reader = reader.page_size(n);
+    }
+    let read = reader.drain_into(&engine, start, &store).await;
     // Whatever was read is delivered before anything else happens.
     let report = match engine.shutdown().await {
         Ok(r) => r,
@@ -312,9 +314,10 @@ async fn from_kinesis<P: Pipeline>(args: RunArgs, input: Input) -> ExitCode {
         }
     };
     eprintln!(
-        "\nkinesis: {} records read ({} GetRecords calls); per shard: {}",
+        "\nkinesis: {} records read ({} GetRecords calls, {} read again after an unfinished run); per shard: {}",
         read.records,
         read.calls,
+        read.reread,
         read.per_shard
             .iter()
             .map(|(s, n)| format!("{s} {n}"))

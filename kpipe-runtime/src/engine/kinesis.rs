@@ -21,7 +21,7 @@
 //! let store = FileCheckpoints::new("kpipe-checkpoints.json");
 //! let engine = Telemetry::local().start()?;
 //! let reader = KinesisReader::new(&config, Telemetry::readings().into());
-//! let read = reader.drain_into(&engine, StartAt::Latest, &store.load()?).await?;
+//! let read = reader.drain_into(&engine, StartAt::Latest, &store).await?;
 //! let report = engine.shutdown().await?; // every buffer flushed
 //! store.save(&read.checkpoints)?;        // only now: at least once
 //! # Ok(()) }
@@ -62,14 +62,33 @@ pub trait CheckpointStore {
     /// When the store cannot be read.
     fn load(&self) -> std::io::Result<Checkpoints>;
 
-    /// Saves the checkpoints, replacing the previous ones.
+    /// Saves the checkpoints, replacing the previous ones, and forgets the progress of the
+    /// run they conclude.
     ///
     /// # Errors
     /// When the store cannot be written.
     fn save(&self, checkpoints: &Checkpoints) -> std::io::Result<()>;
+
+    /// How far an unfinished run had read past the checkpoints (empty when the last run
+    /// finished): records up to there are read again, and counted as re-read.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    fn load_progress(&self) -> std::io::Result<Checkpoints> {
+        Ok(Checkpoints::new())
+    }
+
+    /// Records how far this run has read (before its records are delivered).
+    ///
+    /// # Errors
+    /// When the store cannot be written.
+    fn save_progress(&self, _progress: &Checkpoints) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
-/// Checkpoints in a JSON file, written atomically (a temporary file renamed over it).
+/// Checkpoints in a JSON file, written atomically (a temporary file renamed over it); the
+/// progress of a running drain in `<file>.progress` beside it.
 #[derive(Clone, Debug)]
 pub struct FileCheckpoints {
     path: PathBuf,
@@ -80,15 +99,20 @@ impl FileCheckpoints {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         FileCheckpoints { path: path.into() }
     }
-}
 
-impl CheckpointStore for FileCheckpoints {
-    fn load(&self) -> std::io::Result<Checkpoints> {
-        match std::fs::read(&self.path) {
+    /// Where a running drain records how far it has read.
+    pub fn progress_path(&self) -> PathBuf {
+        let mut name = self.path.clone().into_os_string();
+        name.push(".progress");
+        PathBuf::from(name)
+    }
+
+    fn read(path: &std::path::Path) -> std::io::Result<Checkpoints> {
+        match std::fs::read(path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                 std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
-                    format!("{}: {e}", self.path.display()),
+                    format!("{}: {e}", path.display()),
                 )
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Checkpoints::new()),
@@ -96,12 +120,41 @@ impl CheckpointStore for FileCheckpoints {
         }
     }
 
-    fn save(&self, checkpoints: &Checkpoints) -> std::io::Result<()> {
-        let tmp = self.path.with_extension("tmp");
+    fn write(path: &std::path::Path, checkpoints: &Checkpoints) -> std::io::Result<()> {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
         let text = serde_json::to_vec_pretty(checkpoints).map_err(std::io::Error::other)?;
         std::fs::write(&tmp, text)?;
-        std::fs::rename(&tmp, &self.path)
+        std::fs::rename(&tmp, path)
     }
+}
+
+impl CheckpointStore for FileCheckpoints {
+    fn load(&self) -> std::io::Result<Checkpoints> {
+        Self::read(&self.path)
+    }
+
+    fn save(&self, checkpoints: &Checkpoints) -> std::io::Result<()> {
+        Self::write(&self.path, checkpoints)?;
+        match std::fs::remove_file(self.progress_path()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    fn load_progress(&self) -> std::io::Result<Checkpoints> {
+        Self::read(&self.progress_path())
+    }
+
+    fn save_progress(&self, progress: &Checkpoints) -> std::io::Result<()> {
+        Self::write(&self.progress_path(), progress)
+    }
+}
+
+/// Kinesis sequence numbers are decimal strings of up to 128 digits: compare them as numbers.
+fn sequence_le(a: &str, b: &str) -> bool {
+    (a.len(), a) <= (b.len(), b)
 }
 
 /// What a drain read.
@@ -113,6 +166,9 @@ pub struct ReadReport {
     pub per_shard: BTreeMap<String, u64>,
     /// GetRecords calls.
     pub calls: u64,
+    /// Records an unfinished earlier run had already read (after the checkpoints it never
+    /// saved): read again now, so possibly delivered twice. At least once, never lost.
+    pub reread: u64,
     /// The checkpoints after this read (save them once the engine has shut down).
     pub checkpoints: Checkpoints,
 }
@@ -130,6 +186,8 @@ pub enum ReadError {
     },
     /// The engine refused the records (it is not this pipeline's stream, or it shut down).
     Engine(String),
+    /// The checkpoint store could not be read or written.
+    Store(String),
 }
 
 impl std::fmt::Display for ReadError {
@@ -137,6 +195,7 @@ impl std::fmt::Display for ReadError {
         match self {
             ReadError::Call { call, message } => write!(f, "{call} failed: {message}"),
             ReadError::Engine(m) => write!(f, "the engine refused the records: {m}"),
+            ReadError::Store(m) => write!(f, "the checkpoint store failed: {m}"),
         }
     }
 }
@@ -166,6 +225,15 @@ const READ_BYTES_PER_SEC: f64 = 2.0 * 1024.0 * 1024.0;
 pub struct KinesisReader {
     client: aws_sdk_kinesis::Client,
     stream: AnyStream,
+    page_size: Option<i32>,
+}
+
+/// The state of one drain, shared by its shards.
+struct Reading<'a> {
+    state: &'a super::stream::StreamState,
+    store: &'a dyn CheckpointStore,
+    earlier: &'a Checkpoints,
+    progress: Checkpoints,
 }
 
 impl KinesisReader {
@@ -174,7 +242,14 @@ impl KinesisReader {
         KinesisReader {
             client: aws_sdk_kinesis::Client::new(config),
             stream,
+            page_size: None,
         }
+    }
+
+    /// At most this many records per GetRecords call (1..=10000; default: Kinesis's 10,000).
+    pub fn page_size(mut self, records: u32) -> Self {
+        self.page_size = Some(records.clamp(1, 10_000) as i32);
+        self
     }
 
     /// Reads every shard (parents first) from its checkpoint, or from `start` when it has
@@ -182,13 +257,16 @@ impl KinesisReader {
     /// partition keys.
     ///
     /// # Errors
-    /// The first failed Kinesis call, or the engine refusing records.
+    /// The first failed Kinesis call, the store failing, or the engine refusing records.
     pub async fn drain_into<P: Pipeline>(
         &self,
         engine: &LocalEngine<P>,
         start: StartAt,
-        checkpoints: &Checkpoints,
+        store: &dyn CheckpointStore,
     ) -> Result<ReadReport, ReadError> {
+        let store_err = |e: std::io::Error| ReadError::Store(e.to_string());
+        let checkpoints = store.load().map_err(store_err)?;
+        let earlier = store.load_progress().map_err(store_err)?;
         let state = engine.stream_state(self.stream.spec())?;
         let name = self.stream.spec().name;
         let mut shards = Vec::new();
@@ -212,22 +290,30 @@ impl KinesisReader {
             }
         }
         let mut report = ReadReport {
-            checkpoints: checkpoints.clone(),
+            checkpoints,
             ..ReadReport::default()
         };
+        let mut reading = Reading {
+            state: &state,
+            store,
+            earlier: &earlier,
+            progress: earlier.clone(),
+        };
         for shard in parents_first(&shards) {
-            self.drain_shard(&state, &shard, start, &mut report).await?;
+            self.drain_shard(&mut reading, &shard, start, &mut report)
+                .await?;
         }
         Ok(report)
     }
 
     async fn drain_shard(
         &self,
-        state: &super::stream::StreamState,
+        reading: &mut Reading<'_>,
         shard: &str,
         start: StartAt,
         report: &mut ReadReport,
     ) -> Result<(), ReadError> {
+        let state = reading.state;
         let name = self.stream.spec().name;
         let mut req = self
             .client
@@ -261,6 +347,7 @@ impl KinesisReader {
                 .client
                 .get_records()
                 .shard_iterator(it)
+                .set_limit(self.page_size)
                 .send()
                 .await
                 .map_err(|e| call_err("GetRecords", e))?;
@@ -300,10 +387,28 @@ impl KinesisReader {
             let n = records.len() as u64;
             report.records += n;
             *report.per_shard.entry(shard.to_owned()).or_default() += n;
+            if let Some(before) = reading.earlier.get(shard) {
+                report.reread += records
+                    .iter()
+                    .filter(|r| sequence_le(r.sequence_number(), before))
+                    .count() as u64;
+            }
             if let Some(last) = records.last() {
                 report
                     .checkpoints
                     .insert(shard.to_owned(), last.sequence_number().to_owned());
+                // Progress (not a checkpoint: nothing is delivered yet): how far any
+                // unfinished run has read, so that a run killed from here on knows, when
+                // restarted, what it reads again.
+                let last = last.sequence_number();
+                let furthest = reading.progress.entry(shard.to_owned()).or_default();
+                if furthest.is_empty() || !sequence_le(last, furthest) {
+                    *furthest = last.to_owned();
+                }
+                reading
+                    .store
+                    .save_progress(&reading.progress)
+                    .map_err(|e| ReadError::Store(e.to_string()))?;
             }
             iterator = page.next_shard_iterator().map(str::to_owned);
         }
@@ -340,6 +445,14 @@ fn parents_first(shards: &[(String, Option<String>)]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sequence_numbers_compare_as_numbers() {
+        assert!(sequence_le("99", "100"));
+        assert!(sequence_le("100", "100"));
+        assert!(!sequence_le("101", "100"));
+        assert!(!sequence_le("1000", "999"));
+    }
 
     #[test]
     fn parents_are_read_before_their_children() {
@@ -380,8 +493,18 @@ mod tests {
         assert!(store.load().unwrap().is_empty());
         let mut c = Checkpoints::new();
         c.insert("shardId-000000000000".into(), "4959".into());
+        store.save_progress(&c).unwrap();
+        assert_eq!(store.load_progress().unwrap(), c);
+        assert!(
+            store.load().unwrap().is_empty(),
+            "progress is not a checkpoint"
+        );
         store.save(&c).unwrap();
         assert_eq!(store.load().unwrap(), c);
+        assert!(
+            store.load_progress().unwrap().is_empty(),
+            "a saved checkpoint ends the run"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
