@@ -506,7 +506,7 @@ fn a_drain_killed_midway_loses_nothing_and_counts_what_it_reads_again() {
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(json["input"]["records"], 3000);
     let reread = json["input"]["reread"].as_u64().unwrap();
-    assert!(reread >= 100 && reread < 3000, "{reread} read again");
+    assert!((100..3000).contains(&reread), "{reread} read again");
     let d = &json["run"]["deliveries"][0];
     let sum: u64 = ["delivered", "dropped", "failed"]
         .iter()
