@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// The arguments of `run`.
 #[derive(Args, Debug)]
@@ -27,6 +28,10 @@ pub(super) struct RunArgs {
     /// Where S3 objects are written: one directory per bucket.
     #[arg(long, value_name = "DIR", default_value = "kpipe-data")]
     out: PathBuf,
+    /// `s3`: write objects to the real buckets (AWS, or `--endpoint-url`) through
+    /// object_store's Amazon S3 backend instead of under `--out`.
+    #[arg(long, value_name = "WHERE", default_value = "dir", value_parser = ["dir", "s3"])]
+    to: String,
     /// Also write `{"input": .., "run": ..}` (the input summary and the run report) as JSON.
     #[arg(long, value_name = "PATH")]
     report_json: Option<PathBuf>,
@@ -40,10 +45,10 @@ pub(super) struct RunArgs {
     /// file, stdin or the generator.
     #[arg(long, value_name = "SOURCE", default_value = "input", value_parser = ["input", "kinesis"])]
     source: String,
-    /// With `--source kinesis`: send Kinesis calls to this endpoint (moto, LocalStack).
+    /// With `--source kinesis` or `--to s3`: send AWS calls to this endpoint (moto, LocalStack).
     #[arg(long, value_name = "URL")]
     endpoint_url: Option<String>,
-    /// With `--source kinesis`: the region; default: the pipeline's `region`.
+    /// With `--source kinesis` or `--to s3`: the region; default: the pipeline's `region`.
     #[arg(long)]
     region: Option<String>,
     /// With `--source kinesis`: where shards without a checkpoint start: `latest`,
@@ -154,11 +159,11 @@ pub(super) async fn run<P: Pipeline>(
         }
     };
 
-    let engine = match crate::engine::LocalBuilder::<P>::new()
-        .root(&args.out)
-        .progress(!args.quiet)
-        .start()
-    {
+    let engine = match builder::<P>(&args).await {
+        Ok(b) => b,
+        Err(e) => return fail(&e),
+    };
+    let engine = match engine.start() {
         Ok(engine) => engine,
         Err(e) => return fail(&e),
     };
@@ -286,11 +291,11 @@ async fn from_kinesis<P: Pipeline>(args: RunArgs, input: Input) -> ExitCode {
     };
     let config = super::sdk_config::<P>(&target).await;
     let store = FileCheckpoints::new(&args.checkpoints);
-    let engine = match crate::engine::LocalBuilder::<P>::new()
-        .root(&args.out)
-        .progress(!args.quiet)
-        .start()
-    {
+    let engine = match builder::<P>(&args).await {
+        Ok(b) => b,
+        Err(e) => return fail(&e),
+    };
+    let engine = match engine.start() {
         Ok(engine) => engine,
         Err(e) => return fail(&e),
     };
@@ -344,4 +349,66 @@ async fn from_kinesis<P: Pipeline>(args: RunArgs, input: Input) -> ExitCode {
         return ExitCode::from(EXIT_INCOMPLETE);
     }
     ExitCode::SUCCESS
+}
+
+/// The engine's builder: objects under `--out`, or with `--to s3` in the pipeline's buckets
+/// through object_store's Amazon S3 backend (path-style, the SDK configuration's endpoint,
+/// region and credentials, so profiles and SSO work too).
+async fn builder<P: Pipeline>(args: &RunArgs) -> Result<crate::engine::LocalBuilder<P>, String> {
+    let builder = crate::engine::LocalBuilder::<P>::new()
+        .root(&args.out)
+        .progress(!args.quiet);
+    if args.to != "s3" {
+        return Ok(builder);
+    }
+    use aws_sdk_kinesis::config::ProvideCredentials;
+    use object_store::aws::AmazonS3Builder;
+    let target = super::Target {
+        endpoint_url: args.endpoint_url.clone(),
+        region: args.region.clone(),
+    };
+    let config = super::sdk_config::<P>(&target).await;
+    let region = config
+        .region()
+        .map_or_else(|| "us-east-1".to_owned(), |r| r.to_string());
+    let credentials = match config.credentials_provider() {
+        Some(p) => Some(
+            p.provide_credentials()
+                .await
+                .map_err(|e| format!("AWS credentials for S3: {e}"))?,
+        ),
+        None => None,
+    };
+    let mut stores: HashMap<String, Arc<dyn object_store::ObjectStore>> = HashMap::new();
+    for s3 in P::SPEC.destinations {
+        if stores.contains_key(s3.bucket) {
+            continue;
+        }
+        let mut b = AmazonS3Builder::new()
+            .with_bucket_name(s3.bucket)
+            .with_region(&region)
+            .with_virtual_hosted_style_request(false);
+        if let Some(url) = &args.endpoint_url {
+            b = b.with_endpoint(url).with_allow_http(true);
+        }
+        if let Some(c) = &credentials {
+            b = b
+                .with_access_key_id(c.access_key_id())
+                .with_secret_access_key(c.secret_access_key());
+            if let Some(token) = c.session_token() {
+                b = b.with_token(token);
+            }
+        }
+        let store = b
+            .build()
+            .map_err(|e| format!("s3 bucket {}: {e}", s3.bucket))?;
+        stores.insert(s3.bucket.to_owned(), Arc::new(store));
+    }
+    Ok(builder.store_per_bucket(move |bucket| {
+        Arc::clone(
+            stores
+                .get(bucket)
+                .expect("run: every destination's bucket has a store"),
+        )
+    }))
 }
