@@ -88,7 +88,7 @@ struct Target {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the pipeline on the local engine: NDJSON records in, S3 objects under `--out`.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Print what `apply` would change.
     Plan(Target),
     /// Create or update the streams, buckets, roles and delivery streams.
@@ -299,7 +299,7 @@ impl<P: Pipeline> App<P> {
                 };
                 runtime.block_on(async move {
                     match command {
-                        Command::Run(args) => run::run::<P>(args, &self.generators).await,
+                        Command::Run(args) => run::run::<P>(*args, &self.generators).await,
                         Command::Plan(t) => match aws::<P>(&t).await.plan().await {
                             Ok(plan) => {
                                 println!("{plan}");
