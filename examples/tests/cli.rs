@@ -679,3 +679,63 @@ fn kinesis_to_transform_to_s3_end_to_end() {
         "every valid reading exactly once"
     );
 }
+
+#[test]
+fn tail_prints_typed_records_and_flags_the_others() {
+    let moto = MotoServer::start().expect("moto_server runs (scripts/test installs it)");
+    let endpoint = moto.endpoint().to_owned();
+    let applied = run(&["apply", "--endpoint-url", &endpoint]);
+    assert!(applied.status.success(), "{}", text(&applied));
+    produce(&endpoint, 1, 20);
+    // A producer that is not kpipe puts bytes that are not a Reading.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&endpoint)
+            .region(aws_config::Region::new("us-west-2"))
+            .credentials_provider(aws_sdk_lambda::config::Credentials::for_tests())
+            .load()
+            .await;
+        aws_sdk_kinesis::Client::new(&config)
+            .put_record()
+            .stream_name("sensor-readings")
+            .partition_key("legacy")
+            .data(aws_sdk_kinesis::primitives::Blob::new(
+                b"temp=21.5".to_vec(),
+            ))
+            .send()
+            .await
+            .unwrap();
+    });
+
+    let all = run(&["tail", "--endpoint-url", &endpoint]);
+    let stdout = String::from_utf8_lossy(&all.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 21, "{}", text(&all));
+    let typed = lines
+        .iter()
+        .filter(|l| {
+            let json = l.splitn(3, ' ').nth(2).unwrap();
+            serde_json::from_str::<kpipe_examples::telemetry::Reading>(json).is_ok()
+        })
+        .count();
+    assert_eq!(typed, 20);
+    assert!(lines.iter().all(|l| l.starts_with("shardId-")));
+    assert!(
+        stdout.contains("<not a `Reading`: expected ident at line 1 column 2> temp=21.5"),
+        "{stdout}"
+    );
+    assert_eq!(
+        all.status.code(),
+        Some(1),
+        "a record that is not typed is a failure"
+    );
+    assert!(text(&all).contains("21 records from sensor-readings, 1 of them not a `Reading`"));
+
+    let five = run(&["tail", "-n", "5", "--endpoint-url", &endpoint]);
+    assert_eq!(String::from_utf8_lossy(&five.stdout).lines().count(), 5);
+    assert!(five.status.success());
+}

@@ -4,6 +4,7 @@
 //! ```text
 //! telemetry run [INPUT|-] [--generate N] [--into STAGE] [--out DIR] [--report-json PATH] [--strict]
 //! telemetry run --source kinesis --drain [--from latest|trim-horizon|MS] [--checkpoints PATH] [--endpoint-url URL]
+//! telemetry tail [STREAM] [--from trim-horizon|latest] [--follow] [-n N] [--endpoint-url URL]
 //! telemetry synth [--out template.json]          the CloudFormation template
 //! telemetry spec                                 the pipeline's spec as JSON
 //! telemetry estimate --records-per-sec N --record-size BYTES [--consumers N] [--partitions N] [--json]
@@ -45,6 +46,7 @@
 //! ```
 
 mod run;
+mod tail;
 
 use crate::aws::{Aws, ProvisionError};
 use crate::pipeline::{Pipeline, StreamDef};
@@ -89,6 +91,8 @@ struct Target {
 enum Command {
     /// Run the pipeline on the local engine: NDJSON records in, S3 objects under `--out`.
     Run(Box<run::RunArgs>),
+    /// Print a stream's records in Kinesis, decoded as its record type.
+    Tail(tail::TailArgs),
     /// Print what `apply` would change.
     Plan(Target),
     /// Create or update the streams, buckets, roles and delivery streams.
@@ -300,6 +304,7 @@ impl<P: Pipeline> App<P> {
                 runtime.block_on(async move {
                     match command {
                         Command::Run(args) => run::run::<P>(*args, &self.generators).await,
+                        Command::Tail(args) => tail::tail::<P>(args).await,
                         Command::Plan(t) => match aws::<P>(&t).await.plan().await {
                             Ok(plan) => {
                                 println!("{plan}");

@@ -170,6 +170,8 @@ pub struct AnyStream {
     record_type: &'static str,
     #[allow(clippy::type_complexity)]
     key_of: Arc<dyn Fn(&[u8]) -> Result<(String, Option<u128>), serde_json::Error> + Send + Sync>,
+    #[allow(clippy::type_complexity)]
+    typed: Arc<dyn Fn(&[u8]) -> Result<Vec<u8>, serde_json::Error> + Send + Sync>,
 }
 
 impl fmt::Debug for AnyStream {
@@ -200,6 +202,15 @@ impl AnyStream {
     pub fn keys_of(&self, data: &[u8]) -> Result<(String, Option<u128>), serde_json::Error> {
         (self.key_of)(data)
     }
+
+    /// Decodes `data` as the stream's record type and encodes it again: the record as the
+    /// type sees it (unknown fields gone, fields in declaration order).
+    ///
+    /// # Errors
+    /// The decoding error when `data` is not a record of the stream's type.
+    pub fn typed_json(&self, data: &[u8]) -> Result<Vec<u8>, serde_json::Error> {
+        (self.typed)(data)
+    }
 }
 
 impl<T: 'static> From<StreamDef<T>> for AnyStream {
@@ -211,6 +222,7 @@ impl<T: 'static> From<StreamDef<T>> for AnyStream {
                 let record = def.codec.decode(data)?;
                 Ok((def.partition_key(&record), def.explicit_hash_key(&record)))
             }),
+            typed: Arc::new(move |data| def.codec.encode(&def.codec.decode(data)?)),
         }
     }
 }
