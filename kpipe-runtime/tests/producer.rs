@@ -283,3 +283,64 @@ async fn bytes_in_flight_are_bounded_and_callers_wait() {
             .all(|o| matches!(o, RecordOutcome::Put { .. }))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregated_records_arrive_as_kpl_aggregates_and_deaggregate_to_every_reading() {
+    let moto = MotoServer::start().expect("moto_server runs (scripts/test installs it)");
+    let config = moto.sdk_config("us-west-2").await;
+    kpipe_runtime::aws::Aws::<Produced>::new(&config)
+        .apply(false)
+        .await
+        .unwrap();
+    let producer = KinesisProducer::new(&config, Produced::readings()).aggregate(true);
+    let batch: Vec<Reading> = (0..1000).map(reading).collect();
+    let outcomes = producer.put_batch(&batch).await.unwrap();
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, RecordOutcome::Put { .. }))
+    );
+
+    // 37 partition keys: 37 aggregates on the stream, holding the 1,000 readings.
+    let k = aws_sdk_kinesis::Client::new(&config);
+    let mut kinesis_records = 0;
+    let mut readings = Vec::new();
+    for shard in k
+        .list_shards()
+        .stream_name("produced")
+        .send()
+        .await
+        .unwrap()
+        .shards()
+    {
+        let it = k
+            .get_shard_iterator()
+            .stream_name("produced")
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap();
+        let page = k
+            .get_records()
+            .shard_iterator(it.shard_iterator().unwrap())
+            .send()
+            .await
+            .unwrap();
+        for r in page.records() {
+            kinesis_records += 1;
+            assert!(kpipe_runtime::kpl::is_aggregated(r.data().as_ref()));
+            for sub in kpipe_runtime::kpl::deaggregate(r.data().as_ref()) {
+                readings.push(serde_json::from_slice::<Reading>(&sub).unwrap());
+            }
+        }
+    }
+    assert_eq!(kinesis_records, 37);
+    readings.sort_by_key(|r| {
+        r.note
+            .trim_start_matches("reading ")
+            .parse::<usize>()
+            .unwrap()
+    });
+    assert_eq!(readings, batch);
+}

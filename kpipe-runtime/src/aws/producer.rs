@@ -32,6 +32,11 @@
 //!   that succeeded are never resent. After the last attempt an entry's outcome is `Failed`.
 //! - At most `max_in_flight_bytes` are being sent at once across clones of a producer: a
 //!   caller waits (backpressure) instead of anything being dropped.
+//! - With [`KinesisProducer::aggregate`], records with the same partition key (and explicit
+//!   hash key) are packed into KPL aggregates (aws-facts.md §7) no larger than the stream's
+//!   record limit, in order; each keeps its own outcome (its aggregate's). Routing and per-key
+//!   order are those of the unaggregated records. (The KPL itself packs by shard, which packs
+//!   tighter across keys; kpipe does not predict shards.)
 
 use crate::limits::{MAX_BATCH_BYTES, MAX_BATCH_RECORDS, check_entry};
 use crate::pipeline::StreamDef;
@@ -187,6 +192,7 @@ pub struct KinesisProducer<T> {
     retry: Retry,
     in_flight: Arc<Semaphore>,
     in_flight_kib: u32,
+    aggregate: bool,
 }
 
 impl<T> Clone for KinesisProducer<T> {
@@ -198,6 +204,7 @@ impl<T> Clone for KinesisProducer<T> {
             retry: self.retry,
             in_flight: Arc::clone(&self.in_flight),
             in_flight_kib: self.in_flight_kib,
+            aggregate: self.aggregate,
         }
     }
 }
@@ -229,7 +236,16 @@ impl<T> KinesisProducer<T> {
             retry: Retry::default(),
             in_flight: Arc::new(Semaphore::new(DEFAULT_IN_FLIGHT_BYTES / 1024)),
             in_flight_kib: (DEFAULT_IN_FLIGHT_BYTES / 1024) as u32,
+            aggregate: false,
         }
+    }
+
+    /// Packs records with the same partition key into KPL aggregates (default: off). Every
+    /// kpipe consumer (the local engine, the Firehose and consumer handlers) de-aggregates, as
+    /// Firehose and the KCL do.
+    pub fn aggregate(mut self, enabled: bool) -> Self {
+        self.aggregate = enabled;
+        self
     }
 
     /// How failed entries are retried (default: 8 attempts, 100 ms doubling to 5 s).
@@ -263,7 +279,7 @@ impl<T> KinesisProducer<T> {
     /// [`ProduceError::Call`] when a request fails as a whole.
     pub async fn put_batch(&self, records: &[T]) -> Result<Vec<RecordOutcome>, ProduceError> {
         let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; records.len()];
-        let mut entries: Vec<(usize, Entry)> = Vec::with_capacity(records.len());
+        let mut entries: Vec<(Vec<usize>, Entry)> = Vec::with_capacity(records.len());
         for (i, r) in records.iter().enumerate() {
             let data = match self.def.codec().encode(r) {
                 Ok(d) => d,
@@ -280,13 +296,16 @@ impl<T> KinesisProducer<T> {
                 continue;
             }
             entries.push((
-                i,
+                vec![i],
                 Entry {
                     partition_key: key,
                     explicit_hash_key: self.def.explicit_hash_key(r),
                     data,
                 },
             ));
+        }
+        if self.aggregate {
+            entries = aggregate(entries, self.def.spec().max_record_size_kib as usize * 1024);
         }
         let mut written = 0;
         for chunk in pack(entries) {
@@ -302,7 +321,7 @@ impl<T> KinesisProducer<T> {
     /// run out of attempts.
     async fn send(
         &self,
-        mut pending: Vec<(usize, Entry)>,
+        mut pending: Vec<(Vec<usize>, Entry)>,
         outcomes: &mut [Option<RecordOutcome>],
         written: &mut usize,
     ) -> Result<(), ProduceError> {
@@ -328,25 +347,29 @@ impl<T> KinesisProducer<T> {
                     message,
                 })?;
             let mut again = Vec::new();
-            for ((i, entry), result) in pending.into_iter().zip(results) {
-                match result {
+            for ((indices, entry), result) in pending.into_iter().zip(results) {
+                let outcome = match &result {
                     Ok((shard_id, sequence_number)) => {
-                        *written += 1;
-                        outcomes[i] = Some(RecordOutcome::Put {
-                            shard_id,
-                            sequence_number,
-                        });
+                        *written += indices.len();
+                        RecordOutcome::Put {
+                            shard_id: shard_id.clone(),
+                            sequence_number: sequence_number.clone(),
+                        }
                     }
-                    Err((code, message)) if retryable(&code) && attempt < self.retry.attempts => {
-                        again.push((i, entry));
-                        outcomes[i] = Some(RecordOutcome::Failed(format!("{code}: {message}")));
+                    Err((code, message)) if retryable(code) && attempt < self.retry.attempts => {
+                        RecordOutcome::Failed(format!("{code}: {message}"))
                     }
-                    Err((code, message)) => {
-                        outcomes[i] = Some(RecordOutcome::Failed(format!(
-                            "{code}: {message} (after {attempt} attempt{})",
-                            if attempt == 1 { "" } else { "s" }
-                        )));
-                    }
+                    Err((code, message)) => RecordOutcome::Failed(format!(
+                        "{code}: {message} (after {attempt} attempt{})",
+                        if attempt == 1 { "" } else { "s" }
+                    )),
+                };
+                for &i in &indices {
+                    outcomes[i] = Some(outcome.clone());
+                }
+                if matches!(&result, Err((code, _)) if retryable(code) && attempt < self.retry.attempts)
+                {
+                    again.push((indices, entry));
                 }
             }
             if again.is_empty() {
@@ -370,9 +393,72 @@ impl<T> KinesisProducer<T> {
     }
 }
 
+/// Packs entries with the same partition key and explicit hash key into KPL aggregates of at
+/// most `limit` bytes (data plus key), keeping the order of each key's records. An entry that
+/// would not fit in an aggregate of its own is sent as it is.
+fn aggregate(entries: Vec<(Vec<usize>, Entry)>, limit: usize) -> Vec<(Vec<usize>, Entry)> {
+    // Per user record in an aggregate: its data, a protobuf tag, length and key index (at
+    // most 16 bytes); per aggregate: magic, MD5, and the key table.
+    const PER_RECORD: usize = 16;
+    let fixed = |key: &str| crate::kpl::MAGIC.len() + 16 + key.len() + 16;
+    let mut groups: Vec<(String, Option<u128>, Vec<(Vec<usize>, Entry)>)> = Vec::new();
+    let mut open: std::collections::HashMap<(String, Option<u128>), usize> =
+        std::collections::HashMap::new();
+    let mut out = Vec::new();
+    let close = |members: Vec<(Vec<usize>, Entry)>, out: &mut Vec<(Vec<usize>, Entry)>| {
+        if members.len() == 1 {
+            out.extend(members);
+            return;
+        }
+        let first = &members[0].1;
+        let subs: Vec<(&str, &[u8])> = members
+            .iter()
+            .map(|(_, e)| (e.partition_key.as_str(), e.data.as_slice()))
+            .collect();
+        let data = crate::kpl::aggregate(&subs);
+        let entry = Entry {
+            partition_key: first.partition_key.clone(),
+            explicit_hash_key: first.explicit_hash_key,
+            data,
+        };
+        let indices = members.iter().flat_map(|(i, _)| i.clone()).collect();
+        out.push((indices, entry));
+    };
+    for (indices, e) in entries {
+        let key = (e.partition_key.clone(), e.explicit_hash_key);
+        let size = e.data.len() + PER_RECORD;
+        if let Some(&g) = open.get(&key) {
+            let used: usize = groups[g]
+                .2
+                .iter()
+                .map(|(_, m)| m.data.len() + PER_RECORD)
+                .sum();
+            if fixed(&key.0) + used + size <= limit {
+                groups[g].2.push((indices, e));
+                continue;
+            }
+            let members = std::mem::take(&mut groups[g].2);
+            close(members, &mut out);
+            open.remove(&key);
+        }
+        if fixed(&key.0) + size > limit {
+            out.push((indices, e));
+            continue;
+        }
+        open.insert(key.clone(), groups.len());
+        groups.push((key.0, key.1, vec![(indices, e)]));
+    }
+    for (_, _, members) in groups {
+        if !members.is_empty() {
+            close(members, &mut out);
+        }
+    }
+    out
+}
+
 /// Packs entries into requests of at most 500 entries and 10 MiB (data plus partition keys),
 /// keeping their order.
-fn pack(entries: Vec<(usize, Entry)>) -> Vec<Vec<(usize, Entry)>> {
+fn pack(entries: Vec<(Vec<usize>, Entry)>) -> Vec<Vec<(Vec<usize>, Entry)>> {
     let mut requests = Vec::new();
     let mut current = Vec::new();
     let mut bytes = 0;
@@ -397,9 +483,9 @@ fn pack(entries: Vec<(usize, Entry)>) -> Vec<Vec<(usize, Entry)>> {
 mod tests {
     use super::*;
 
-    fn entry(bytes: usize) -> (usize, Entry) {
+    fn entry(bytes: usize) -> (Vec<usize>, Entry) {
         (
-            0,
+            vec![0],
             Entry {
                 partition_key: "k".into(),
                 explicit_hash_key: None,
@@ -422,5 +508,45 @@ mod tests {
             .map(Vec::len)
             .collect();
         assert_eq!(sizes, [10, 10, 5]);
+    }
+
+    fn keyed(i: usize, key: &str, bytes: usize) -> (Vec<usize>, Entry) {
+        (
+            vec![i],
+            Entry {
+                partition_key: key.into(),
+                explicit_hash_key: None,
+                data: vec![b'a' + (i % 26) as u8; bytes],
+            },
+        )
+    }
+
+    #[test]
+    fn aggregates_group_by_key_keep_order_and_fit_the_record_limit() {
+        let limit = 1024 * 1024;
+        // 300 records of 10 KiB over two keys: about 100 fit per aggregate.
+        let entries: Vec<_> = (0..300)
+            .map(|i| keyed(i, if i % 2 == 0 { "a" } else { "b" }, 10 * 1024))
+            .collect();
+        let out = aggregate(entries, limit);
+        assert!(out.len() < 10, "{}", out.len());
+        let mut all: Vec<usize> = Vec::new();
+        for (indices, e) in &out {
+            assert!(e.data.len() + e.partition_key.len() <= limit);
+            let subs = crate::kpl::deaggregate(&e.data);
+            assert_eq!(subs.len(), indices.len());
+            for (i, sub) in indices.iter().zip(&subs) {
+                assert_eq!(sub[0], b'a' + (i % 26) as u8);
+                assert_eq!(e.partition_key, if i % 2 == 0 { "a" } else { "b" });
+            }
+            // Each key's records stay in order.
+            assert!(indices.windows(2).all(|w| w[0] < w[1]));
+            all.extend(indices);
+        }
+        all.sort();
+        assert_eq!(all, (0..300).collect::<Vec<_>>());
+        // A record too big to be aggregated goes as it is.
+        let out = aggregate(vec![keyed(0, "a", limit - 10)], limit);
+        assert_eq!(out[0].1.data.len(), limit - 10);
     }
 }
