@@ -279,7 +279,7 @@ impl<T> KinesisProducer<T> {
     /// [`ProduceError::Call`] when a request fails as a whole.
     pub async fn put_batch(&self, records: &[T]) -> Result<Vec<RecordOutcome>, ProduceError> {
         let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; records.len()];
-        let mut entries: Vec<(Vec<usize>, Entry)> = Vec::with_capacity(records.len());
+        let mut entries: Vec<Packed> = Vec::with_capacity(records.len());
         for (i, r) in records.iter().enumerate() {
             let data = match self.def.codec().encode(r) {
                 Ok(d) => d,
@@ -321,7 +321,7 @@ impl<T> KinesisProducer<T> {
     /// run out of attempts.
     async fn send(
         &self,
-        mut pending: Vec<(Vec<usize>, Entry)>,
+        mut pending: Vec<Packed>,
         outcomes: &mut [Option<RecordOutcome>],
         written: &mut usize,
     ) -> Result<(), ProduceError> {
@@ -393,19 +393,22 @@ impl<T> KinesisProducer<T> {
     }
 }
 
+/// An entry to send, with the indices of the records it carries (several when aggregated).
+type Packed = (Vec<usize>, Entry);
+
 /// Packs entries with the same partition key and explicit hash key into KPL aggregates of at
 /// most `limit` bytes (data plus key), keeping the order of each key's records. An entry that
 /// would not fit in an aggregate of its own is sent as it is.
-fn aggregate(entries: Vec<(Vec<usize>, Entry)>, limit: usize) -> Vec<(Vec<usize>, Entry)> {
+fn aggregate(entries: Vec<Packed>, limit: usize) -> Vec<Packed> {
     // Per user record in an aggregate: its data, a protobuf tag, length and key index (at
     // most 16 bytes); per aggregate: magic, MD5, and the key table.
     const PER_RECORD: usize = 16;
     let fixed = |key: &str| crate::kpl::MAGIC.len() + 16 + key.len() + 16;
-    let mut groups: Vec<(String, Option<u128>, Vec<(Vec<usize>, Entry)>)> = Vec::new();
+    let mut groups: Vec<Vec<Packed>> = Vec::new();
     let mut open: std::collections::HashMap<(String, Option<u128>), usize> =
         std::collections::HashMap::new();
     let mut out = Vec::new();
-    let close = |members: Vec<(Vec<usize>, Entry)>, out: &mut Vec<(Vec<usize>, Entry)>| {
+    let close = |members: Vec<Packed>, out: &mut Vec<Packed>| {
         if members.len() == 1 {
             out.extend(members);
             return;
@@ -429,15 +432,14 @@ fn aggregate(entries: Vec<(Vec<usize>, Entry)>, limit: usize) -> Vec<(Vec<usize>
         let size = e.data.len() + PER_RECORD;
         if let Some(&g) = open.get(&key) {
             let used: usize = groups[g]
-                .2
                 .iter()
                 .map(|(_, m)| m.data.len() + PER_RECORD)
                 .sum();
             if fixed(&key.0) + used + size <= limit {
-                groups[g].2.push((indices, e));
+                groups[g].push((indices, e));
                 continue;
             }
-            let members = std::mem::take(&mut groups[g].2);
+            let members = std::mem::take(&mut groups[g]);
             close(members, &mut out);
             open.remove(&key);
         }
@@ -445,10 +447,10 @@ fn aggregate(entries: Vec<(Vec<usize>, Entry)>, limit: usize) -> Vec<(Vec<usize>
             out.push((indices, e));
             continue;
         }
-        open.insert(key.clone(), groups.len());
-        groups.push((key.0, key.1, vec![(indices, e)]));
+        open.insert(key, groups.len());
+        groups.push(vec![(indices, e)]);
     }
-    for (_, _, members) in groups {
+    for members in groups {
         if !members.is_empty() {
             close(members, &mut out);
         }
@@ -458,7 +460,7 @@ fn aggregate(entries: Vec<(Vec<usize>, Entry)>, limit: usize) -> Vec<(Vec<usize>
 
 /// Packs entries into requests of at most 500 entries and 10 MiB (data plus partition keys),
 /// keeping their order.
-fn pack(entries: Vec<(Vec<usize>, Entry)>) -> Vec<Vec<(Vec<usize>, Entry)>> {
+fn pack(entries: Vec<Packed>) -> Vec<Vec<Packed>> {
     let mut requests = Vec::new();
     let mut current = Vec::new();
     let mut bytes = 0;
@@ -483,7 +485,7 @@ fn pack(entries: Vec<(Vec<usize>, Entry)>) -> Vec<Vec<(Vec<usize>, Entry)>> {
 mod tests {
     use super::*;
 
-    fn entry(bytes: usize) -> (Vec<usize>, Entry) {
+    fn entry(bytes: usize) -> Packed {
         (
             vec![0],
             Entry {
@@ -510,7 +512,7 @@ mod tests {
         assert_eq!(sizes, [10, 10, 5]);
     }
 
-    fn keyed(i: usize, key: &str, bytes: usize) -> (Vec<usize>, Entry) {
+    fn keyed(i: usize, key: &str, bytes: usize) -> Packed {
         (
             vec![i],
             Entry {
