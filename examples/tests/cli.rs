@@ -410,15 +410,121 @@ fn run_drains_a_kinesis_stream_and_resumes_from_its_checkpoints() {
     assert!(more.status.success(), "{}", text(&more));
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(json["input"]["records"], 250);
+}
 
-    // Continuous reading is not built: a clear usage error.
-    let continuous = run(&["run", "--source", "kinesis", "--endpoint-url", &endpoint]);
-    assert_eq!(continuous.status.code(), Some(2));
+#[test]
+fn run_reads_kinesis_continuously_until_interrupted() {
+    let moto = MotoServer::start().expect("moto_server runs (scripts/test installs it)");
+    let endpoint = moto.endpoint().to_owned();
+    let applied = run(&["apply", "--endpoint-url", &endpoint]);
+    assert!(applied.status.success(), "{}", text(&applied));
+    let dir = scratch("run-kinesis-continuous");
+    let checkpoints = dir.join("checkpoints.json");
+    let progress = dir.join("checkpoints.json.progress");
+    let report = dir.join("report.json");
+    let mut child = Command::new(quickstart())
+        .args([
+            "run",
+            "--source",
+            "kinesis",
+            "--endpoint-url",
+            &endpoint,
+            "--from",
+            "trim-horizon",
+            "--quiet",
+            "--out",
+            dir.join("data").to_str().unwrap(),
+            "--checkpoints",
+            checkpoints.to_str().unwrap(),
+            "--report-json",
+            report.to_str().unwrap(),
+        ])
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Records put while it runs are read: wait until its progress reaches the last record put
+    // on each shard (a condition, bounded by 60 s).
+    let last = produce_with_sequences(&endpoint, 1, 500);
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let seen: std::collections::BTreeMap<String, String> = std::fs::read(&progress)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        if seen == last {
+            break;
+        }
+        if std::time::Instant::now() > give_up || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            panic!("never read: {seen:?} vs {last:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // Ctrl-C: what was read is delivered, then checkpointed.
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let out = child.wait_with_output().unwrap();
     assert!(
-        text(&continuous).contains("needs --drain"),
+        out.status.success(),
         "{}",
-        text(&continuous)
+        String::from_utf8_lossy(&out.stderr)
     );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stopping: delivering what was read"));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(json["input"]["records"], 500);
+    assert_eq!(json["run"]["deliveries"][0]["received"], 500);
+    let saved: std::collections::BTreeMap<String, String> =
+        serde_json::from_slice(&std::fs::read(&checkpoints).unwrap()).unwrap();
+    assert_eq!(saved, last);
+}
+
+/// As [`produce`], returning per shard the sequence number of the last record put.
+fn produce_with_sequences(
+    endpoint: &str,
+    first: u64,
+    n: u64,
+) -> std::collections::BTreeMap<String, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_config::Region::new("us-west-2"))
+            .credentials_provider(aws_sdk_lambda::config::Credentials::for_tests())
+            .load()
+            .await;
+        let producer = kpipe_runtime::aws::producer::KinesisProducer::new(
+            &config,
+            kpipe_examples::telemetry::Telemetry::readings(),
+        );
+        let readings: Vec<_> = (first..first + n)
+            .map(kpipe_examples::telemetry::sample_reading)
+            .collect();
+        let mut last = std::collections::BTreeMap::<String, String>::new();
+        for o in producer.put_batch(&readings).await.unwrap() {
+            let kpipe_runtime::aws::producer::RecordOutcome::Put {
+                shard_id,
+                sequence_number,
+            } = o
+            else {
+                panic!("{o:?}")
+            };
+            let entry = last.entry(shard_id).or_default();
+            if (sequence_number.len(), &sequence_number) > (entry.len(), &*entry) {
+                *entry = sequence_number;
+            }
+        }
+        last
+    })
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! telemetry run [INPUT|-] [--generate N] [--into STAGE] [--out DIR] [--report-json PATH] [--strict]
-//! telemetry run --source kinesis --drain [--from latest|trim-horizon|MS] [--checkpoints PATH] [--endpoint-url URL]
+//! telemetry run --source kinesis [--drain] [--from latest|trim-horizon|MS] [--checkpoints PATH] [--to s3] [--endpoint-url URL]
 //! telemetry tail [STREAM] [--from trim-horizon|latest] [--follow] [-n N] [--endpoint-url URL]
 //! telemetry synth [--out template.json]          the CloudFormation template
 //! telemetry spec                                 the pipeline's spec as JSON

@@ -56,7 +56,7 @@ pub(super) struct RunArgs {
     #[arg(long, value_name = "POSITION", default_value = "latest")]
     from: String,
     /// With `--source kinesis`: read every shard to its current end, flush, save the
-    /// checkpoints and exit (the only mode so far).
+    /// checkpoints and exit. Without it, read until Ctrl-C, then flush and save.
     #[arg(long)]
     drain: bool,
     /// With `--source kinesis`: the checkpoint file (per shard, the last record delivered).
@@ -268,11 +268,6 @@ async fn from_kinesis<P: Pipeline>(args: RunArgs, input: Input) -> ExitCode {
     let Input::Stream(stream) = input else {
         return usage(&"--source kinesis reads a stream; this input is a Direct PUT delivery");
     };
-    if !args.drain {
-        return usage(
-            &"--source kinesis needs --drain for now (read to the current end, then exit); continuous reading is not built yet",
-        );
-    }
     let start = match args.from.as_str() {
         "latest" => StartAt::Latest,
         "trim-horizon" => StartAt::TrimHorizon,
@@ -303,7 +298,16 @@ async fn from_kinesis<P: Pipeline>(args: RunArgs, input: Input) -> ExitCode {
     if let Some(n) = args.page_size {
         reader = reader.page_size(n);
     }
-    let read = reader.drain_into(&engine, start, &store).await;
+    let read = if args.drain {
+        reader.drain_into(&engine, start, &store).await
+    } else {
+        // Until Ctrl-C (SIGINT): then everything read is delivered and checkpointed.
+        let stop = async {
+            let _ = tokio::signal::ctrl_c().await;
+            eprintln!("stopping: delivering what was read, then saving the checkpoints");
+        };
+        reader.read_until(&engine, start, &store, stop).await
+    };
     // Whatever was read is delivered before anything else happens.
     let report = match engine.shutdown().await {
         Ok(r) => r,

@@ -1,8 +1,9 @@
 //! Reading a real Kinesis stream into the local engine (features `engine` and `aws`): the
 //! engine's transforms and destinations fed by a stream in AWS (or moto) instead of the
-//! in-process one. This is the `--drain` mode: every shard is read from its starting point to
-//! its current end, then the caller shuts the engine down (flushing every buffer) and saves the
-//! checkpoints, so a restart resumes after what was delivered: at least once, never lost.
+//! in-process one. [`KinesisReader::drain_into`] reads every shard from its starting point to
+//! its current end; [`KinesisReader::read_until`] keeps reading until told to stop. Then the
+//! caller shuts the engine down (flushing every buffer) and saves the checkpoints, so a
+//! restart resumes after what was delivered: at least once, never lost.
 //!
 //! ```no_run
 //! # #[derive(serde::Serialize, serde::Deserialize)]
@@ -264,18 +265,34 @@ impl KinesisReader {
         start: StartAt,
         store: &dyn CheckpointStore,
     ) -> Result<ReadReport, ReadError> {
-        let store_err = |e: std::io::Error| ReadError::Store(e.to_string());
-        let checkpoints = store.load().map_err(store_err)?;
-        let earlier = store.load_progress().map_err(store_err)?;
-        let state = engine.stream_state(self.stream.spec())?;
-        let name = self.stream.spec().name;
+        self.read(engine, start, store, true, std::future::pending::<()>())
+            .await
+    }
+
+    /// Reads continuously, as [`KinesisReader::drain_into`] but without stopping at the end
+    /// of the shards, until `stop` completes (Ctrl-C, say). New shards (after resharding) are
+    /// picked up, each once its parents are read to their end.
+    ///
+    /// # Errors
+    /// As [`KinesisReader::drain_into`].
+    pub async fn read_until<P: Pipeline>(
+        &self,
+        engine: &LocalEngine<P>,
+        start: StartAt,
+        store: &dyn CheckpointStore,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<ReadReport, ReadError> {
+        self.read(engine, start, store, false, stop).await
+    }
+
+    async fn list_shards(&self) -> Result<Vec<(String, Option<String>)>, ReadError> {
         let mut shards = Vec::new();
         let mut next: Option<String> = None;
         loop {
             let mut req = self.client.list_shards();
             req = match &next {
                 Some(token) => req.next_token(token),
-                None => req.stream_name(name),
+                None => req.stream_name(self.stream.spec().name),
             };
             let out = req.send().await.map_err(|e| call_err("ListShards", e))?;
             shards.extend(out.shards().iter().map(|s| {
@@ -286,9 +303,26 @@ impl KinesisReader {
             }));
             next = out.next_token().map(str::to_owned);
             if next.is_none() {
-                break;
+                return Ok(shards);
             }
         }
+    }
+
+    /// The reading loop: shards round-robin, each at most 5 calls a second, parents before
+    /// children. `drain`: stop once every open shard came back empty; otherwise run until
+    /// `stop`, listing shards again every 10 s and when one closes.
+    async fn read<P: Pipeline>(
+        &self,
+        engine: &LocalEngine<P>,
+        start: StartAt,
+        store: &dyn CheckpointStore,
+        drain: bool,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<ReadReport, ReadError> {
+        let store_err = |e: std::io::Error| ReadError::Store(e.to_string());
+        let checkpoints = store.load().map_err(store_err)?;
+        let earlier = store.load_progress().map_err(store_err)?;
+        let state = engine.stream_state(self.stream.spec())?;
         let mut report = ReadReport {
             checkpoints,
             ..ReadReport::default()
@@ -299,28 +333,116 @@ impl KinesisReader {
             earlier: &earlier,
             progress: earlier.clone(),
         };
-        for shard in parents_first(&shards) {
-            self.drain_shard(&mut reading, &shard, start, &mut report)
-                .await?;
+        let mut cursors: Vec<Cursor> = Vec::new();
+        let mut listed_at: Option<tokio::time::Instant> = None;
+        let mut relist = true;
+        tokio::pin!(stop);
+        loop {
+            if relist {
+                for (id, parent) in self.list_shards().await? {
+                    if !cursors.iter().any(|c| c.id == id) {
+                        cursors.push(Cursor::new(id, parent));
+                    }
+                }
+                // Parents first, so a child opened in the same pass follows its parent.
+                let order = parents_first(
+                    &cursors
+                        .iter()
+                        .map(|c| (c.id.clone(), c.parent.clone()))
+                        .collect::<Vec<_>>(),
+                );
+                cursors.sort_by_key(|c| order.iter().position(|id| *id == c.id));
+                listed_at = Some(tokio::time::Instant::now());
+                relist = false;
+            }
+            // Open the shards whose parents are read to their end (or gone from the stream).
+            for i in 0..cursors.len() {
+                if cursors[i].opened {
+                    continue;
+                }
+                let ready = match &cursors[i].parent {
+                    None => true,
+                    Some(p) => cursors.iter().find(|c| &c.id == p).is_none_or(|c| c.closed),
+                };
+                if ready {
+                    let it = self
+                        .open(&cursors[i].id, start, &report.checkpoints)
+                        .await?;
+                    let c = &mut cursors[i];
+                    c.opened = true;
+                    c.closed = it.is_none();
+                    c.iterator = it;
+                }
+            }
+            let now = tokio::time::Instant::now();
+            for c in cursors.iter_mut() {
+                if !c.opened || c.closed || (drain && c.drained) || c.next_call > now {
+                    continue;
+                }
+                let Some(it) = c.iterator.take() else {
+                    c.closed = true;
+                    continue;
+                };
+                let page = self
+                    .client
+                    .get_records()
+                    .shard_iterator(it)
+                    .set_limit(self.page_size)
+                    .send()
+                    .await
+                    .map_err(|e| call_err("GetRecords", e))?;
+                report.calls += 1;
+                let records = page.records();
+                let bytes: usize = records.iter().map(|r| r.data().as_ref().len()).sum();
+                c.next_call = tokio::time::Instant::now()
+                    + MIN_CALL_INTERVAL
+                        .max(Duration::from_secs_f64(bytes as f64 / READ_BYTES_PER_SEC));
+                c.drained = records.is_empty();
+                put_page(&mut reading, &c.id, records, &mut report).await?;
+                c.iterator = page.next_shard_iterator().map(str::to_owned);
+                if c.iterator.is_none() {
+                    // A closed shard (resharded): its children can start.
+                    c.closed = true;
+                    relist = !drain;
+                }
+            }
+            let active: Vec<&Cursor> = cursors
+                .iter()
+                .filter(|c| c.opened && !c.closed && !(drain && c.drained))
+                .collect();
+            if drain && active.is_empty() {
+                // Every open shard is read to its end; children of open parents wait for the
+                // next run, as their parents are not closed.
+                return Ok(report);
+            }
+            let wake = active
+                .iter()
+                .map(|c| c.next_call)
+                .min()
+                .unwrap_or_else(|| tokio::time::Instant::now() + MIN_CALL_INTERVAL);
+            if !drain && listed_at.is_some_and(|t| t.elapsed() >= RELIST_EVERY) {
+                relist = true;
+            }
+            tokio::select! {
+                () = tokio::time::sleep_until(wake) => {}
+                () = &mut stop => return Ok(report),
+            }
         }
-        Ok(report)
     }
 
-    async fn drain_shard(
+    /// A shard iterator after the checkpoint, or at `start`.
+    async fn open(
         &self,
-        reading: &mut Reading<'_>,
         shard: &str,
         start: StartAt,
-        report: &mut ReadReport,
-    ) -> Result<(), ReadError> {
-        let state = reading.state;
-        let name = self.stream.spec().name;
+        checkpoints: &Checkpoints,
+    ) -> Result<Option<String>, ReadError> {
         let mut req = self
             .client
             .get_shard_iterator()
-            .stream_name(name)
+            .stream_name(self.stream.spec().name)
             .shard_id(shard);
-        req = match (report.checkpoints.get(shard), start) {
+        req = match (checkpoints.get(shard), start) {
             (Some(seq), _) => req
                 .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
                 .starting_sequence_number(seq),
@@ -330,90 +452,100 @@ impl KinesisReader {
                 .shard_iterator_type(ShardIteratorType::AtTimestamp)
                 .timestamp(aws_sdk_kinesis::primitives::DateTime::from_millis(ms)),
         };
-        let mut iterator = req
+        Ok(req
             .send()
             .await
             .map_err(|e| call_err("GetShardIterator", e))?
             .shard_iterator()
-            .map(str::to_owned);
-        let mut last_call: Option<tokio::time::Instant> = None;
-        let mut wait = MIN_CALL_INTERVAL;
-        while let Some(it) = iterator {
-            if let Some(at) = last_call {
-                tokio::time::sleep_until(at + wait).await;
-            }
-            last_call = Some(tokio::time::Instant::now());
-            let page = self
-                .client
-                .get_records()
-                .shard_iterator(it)
-                .set_limit(self.page_size)
-                .send()
-                .await
-                .map_err(|e| call_err("GetRecords", e))?;
-            report.calls += 1;
-            let records = page.records();
-            let bytes: usize = records.iter().map(|r| r.data().as_ref().len()).sum();
-            wait =
-                MIN_CALL_INTERVAL.max(Duration::from_secs_f64(bytes as f64 / READ_BYTES_PER_SEC));
-            if records.is_empty() {
-                // Drained: the shard has nothing more right now (or is closed).
-                break;
-            }
-            for chunk in records.chunks(super::MAX_BATCH_RECORDS) {
-                let entries = chunk
-                    .iter()
-                    .map(|r| {
-                        (
-                            // Kinesis always returns the key; "-" stands in if a
-                            // non-conforming endpoint leaves it out.
-                            r.partition_key().unwrap_or("-").to_owned(),
-                            None::<u128>,
-                            Bytes::copy_from_slice(r.data().as_ref()),
-                        )
-                    })
-                    .collect();
-                let out = state
-                    .put_records(entries)
-                    .await
-                    .map_err(|e| ReadError::Engine(e.to_string()))?;
-                if out.failed_record_count > 0 {
-                    return Err(ReadError::Engine(format!(
-                        "{} records throttled by the local stream; read without enforce_shard_limits",
-                        out.failed_record_count
-                    )));
-                }
-            }
-            let n = records.len() as u64;
-            report.records += n;
-            *report.per_shard.entry(shard.to_owned()).or_default() += n;
-            if let Some(before) = reading.earlier.get(shard) {
-                report.reread += records
-                    .iter()
-                    .filter(|r| sequence_le(r.sequence_number(), before))
-                    .count() as u64;
-            }
-            if let Some(last) = records.last() {
-                report
-                    .checkpoints
-                    .insert(shard.to_owned(), last.sequence_number().to_owned());
-                // Progress (not a checkpoint: nothing is delivered yet): how far any
-                // unfinished run has read, so that a run killed from here on knows, when
-                // restarted, what it reads again.
-                let last = last.sequence_number();
-                let furthest = reading.progress.entry(shard.to_owned()).or_default();
-                if furthest.is_empty() || !sequence_le(last, furthest) {
-                    *furthest = last.to_owned();
-                }
-                reading
-                    .store
-                    .save_progress(&reading.progress)
-                    .map_err(|e| ReadError::Store(e.to_string()))?;
-            }
-            iterator = page.next_shard_iterator().map(str::to_owned);
-        }
-        Ok(())
+            .map(str::to_owned))
     }
+}
+
+/// List the shards again this often when reading continuously.
+const RELIST_EVERY: Duration = Duration::from_secs(10);
+
+/// Where one shard's reading is.
+struct Cursor {
+    id: String,
+    parent: Option<String>,
+    iterator: Option<String>,
+    opened: bool,
+    closed: bool,
+    drained: bool,
+    next_call: tokio::time::Instant,
+}
+
+impl Cursor {
+    fn new(id: String, parent: Option<String>) -> Self {
+        Cursor {
+            id,
+            parent,
+            iterator: None,
+            opened: false,
+            closed: false,
+            drained: false,
+            next_call: tokio::time::Instant::now(),
+        }
+    }
+}
+
+/// Puts one page of a shard's records into the engine and moves the shard's checkpoint and
+/// the run's progress.
+async fn put_page(
+    reading: &mut Reading<'_>,
+    shard: &str,
+    records: &[aws_sdk_kinesis::types::Record],
+    report: &mut ReadReport,
+) -> Result<(), ReadError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    for chunk in records.chunks(super::MAX_BATCH_RECORDS) {
+        let entries = chunk
+            .iter()
+            .map(|r| {
+                (
+                    // Kinesis always returns the key; "-" stands in if a non-conforming
+                    // endpoint leaves it out.
+                    r.partition_key().unwrap_or("-").to_owned(),
+                    None::<u128>,
+                    Bytes::copy_from_slice(r.data().as_ref()),
+                )
+            })
+            .collect();
+        let out = reading
+            .state
+            .put_records(entries)
+            .await
+            .map_err(|e| ReadError::Engine(e.to_string()))?;
+        if out.failed_record_count > 0 {
+            return Err(ReadError::Engine(format!(
+                "{} records throttled by the local stream; read without enforce_shard_limits",
+                out.failed_record_count
+            )));
+        }
+    }
+    let n = records.len() as u64;
+    report.records += n;
+    *report.per_shard.entry(shard.to_owned()).or_default() += n;
+    if let Some(before) = reading.earlier.get(shard) {
+        report.reread += records
+            .iter()
+            .filter(|r| sequence_le(r.sequence_number(), before))
+            .count() as u64;
+    }
+    let last = records[records.len() - 1].sequence_number();
+    report.checkpoints.insert(shard.to_owned(), last.to_owned());
+    // Progress (not a checkpoint: nothing is delivered yet): how far any unfinished run has
+    // read, so that a run killed from here on knows, when restarted, what it reads again.
+    let furthest = reading.progress.entry(shard.to_owned()).or_default();
+    if furthest.is_empty() || !sequence_le(last, furthest) {
+        *furthest = last.to_owned();
+    }
+    reading
+        .store
+        .save_progress(&reading.progress)
+        .map_err(|e| ReadError::Store(e.to_string()))
 }
 
 /// Shard ids ordered so that every parent comes before its children (aws-facts.md §1.7).
