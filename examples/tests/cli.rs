@@ -404,6 +404,20 @@ fn run_drains_a_kinesis_stream_and_resumes_from_its_checkpoints() {
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(json["input"]["records"], 0);
 
+    // A time that is not one is a usage error.
+    let bad = run(&[
+        "run",
+        "--source",
+        "kinesis",
+        "--drain",
+        "--endpoint-url",
+        &endpoint,
+        "--from",
+        "yesterday",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad).contains("RFC 3339"), "{}", text(&bad));
+
     // New records: only they are read.
     produce(&endpoint, 3001, 250);
     let more = drain();

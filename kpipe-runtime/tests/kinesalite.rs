@@ -18,6 +18,12 @@ struct Event {
 }
 
 kpipe_runtime::pipeline! {
+    pipeline Resharded {
+        region: "us-west-2",
+        stream events: Event { name: "resharded", capacity: provisioned(shards: 1), partition_key: user }
+        s3 archive: Event { bucket: "resharded-archive" }
+        delivery to_archive: events -> archive;
+    }
     pipeline Lite {
         region: "us-west-2",
         stream events: Event { name: "lite-events", capacity: provisioned(shards: 2), partition_key: user }
@@ -107,5 +113,80 @@ async fn produce_and_drain_on_kinesalite() {
         .unwrap();
     engine.shutdown().await.unwrap();
     assert_eq!((again.records, again.reread), (2, 0));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// kinesalite closes a split parent as AWS does (moto keeps writing to it), so resharding is
+/// tested here: the parent is read to its end before its children.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_split_the_parent_is_drained_before_its_children() {
+    let lite = Kinesalite::start().expect("kinesalite runs (scripts/test installs it with npm)");
+    let config = lite.sdk_config("us-west-2").await;
+    let kinesis = aws_sdk_kinesis::Client::new(&config);
+    kinesis
+        .create_stream()
+        .stream_name("resharded")
+        .shard_count(1)
+        .send()
+        .await
+        .unwrap();
+    let producer = KinesisProducer::new(&config, Resharded::events());
+    producer
+        .put_batch(&(0..100).map(event).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    kinesis
+        .split_shard()
+        .stream_name("resharded")
+        .shard_to_split("shardId-000000000000")
+        .new_starting_hash_key((1u128 << 127).to_string())
+        .send()
+        .await
+        .unwrap();
+    // The split takes effect when the stream is ACTIVE again.
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let s = kinesis
+            .describe_stream_summary()
+            .stream_name("resharded")
+            .send()
+            .await
+            .unwrap();
+        if *s.stream_description_summary().unwrap().stream_status()
+            == aws_sdk_kinesis::types::StreamStatus::Active
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < give_up,
+            "the split never finished"
+        );
+        tokio::task::yield_now().await;
+    }
+    producer
+        .put_batch(&(100..200).map(event).collect::<Vec<_>>())
+        .await
+        .unwrap();
+
+    let dir = std::env::temp_dir().join(format!("kpipe-reshard-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = FileCheckpoints::new(dir.join("c.json"));
+    let engine = Resharded::local()
+        .store(Arc::new(InMemory::new()))
+        .start()
+        .unwrap();
+    let read = KinesisReader::new(&config, Resharded::events().into())
+        .drain_into(&engine, StartAt::TrimHorizon, &store)
+        .await
+        .unwrap();
+    let report = engine.shutdown().await.unwrap();
+    assert_eq!(read.records, 200, "{read:?}");
+    assert_eq!(
+        read.per_shard.len(),
+        3,
+        "the parent and its two children: {read:?}"
+    );
+    assert_eq!(read.per_shard["shardId-000000000000"], 100);
+    assert_eq!(report.deliveries[0].received, 200);
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -52,7 +52,7 @@ pub(super) struct RunArgs {
     #[arg(long)]
     region: Option<String>,
     /// With `--source kinesis`: where shards without a checkpoint start: `latest`,
-    /// `trim-horizon`, or a time in ms since the Unix epoch.
+    /// `trim-horizon`, or a time (RFC 3339, or ms since the Unix epoch).
     #[arg(long, value_name = "POSITION", default_value = "latest")]
     from: String,
     /// With `--source kinesis`: read every shard to its current end, flush, save the
@@ -271,11 +271,15 @@ async fn from_kinesis<P: Pipeline>(args: RunArgs, input: Input) -> ExitCode {
     let start = match args.from.as_str() {
         "latest" => StartAt::Latest,
         "trim-horizon" => StartAt::TrimHorizon,
-        ms => match ms.parse::<i64>() {
-            Ok(ms) => StartAt::AtTimestamp(ms),
-            Err(_) => {
+        time => match time.parse::<i64>().ok().or_else(|| {
+            chrono::DateTime::parse_from_rfc3339(time)
+                .ok()
+                .map(|t| t.timestamp_millis())
+        }) {
+            Some(ms) => StartAt::AtTimestamp(ms),
+            None => {
                 return usage(&format!(
-                    "--from takes `latest`, `trim-horizon` or a time in ms since the Unix epoch, not `{ms}`"
+                    "--from takes `latest`, `trim-horizon`, an RFC 3339 time (2026-11-27T10:00:00Z) or ms since the Unix epoch, not `{time}`"
                 ));
             }
         },

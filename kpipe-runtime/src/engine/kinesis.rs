@@ -285,7 +285,9 @@ impl KinesisReader {
         self.read(engine, start, store, false, stop).await
     }
 
-    async fn list_shards(&self) -> Result<Vec<(String, Option<String>)>, ReadError> {
+    /// `(shard id, parent, ending sequence number)`: a shard with an ending sequence number is
+    /// closed (split or merged) and has children.
+    async fn list_shards(&self) -> Result<Vec<ShardListing>, ReadError> {
         let mut shards = Vec::new();
         let mut next: Option<String> = None;
         loop {
@@ -299,6 +301,9 @@ impl KinesisReader {
                 (
                     s.shard_id().to_owned(),
                     s.parent_shard_id().map(str::to_owned),
+                    s.sequence_number_range()
+                        .and_then(|r| r.ending_sequence_number())
+                        .map(str::to_owned),
                 )
             }));
             next = out.next_token().map(str::to_owned);
@@ -339,9 +344,14 @@ impl KinesisReader {
         tokio::pin!(stop);
         loop {
             if relist {
-                for (id, parent) in self.list_shards().await? {
-                    if !cursors.iter().any(|c| c.id == id) {
-                        cursors.push(Cursor::new(id, parent));
+                for (id, parent, ending) in self.list_shards().await? {
+                    match cursors.iter_mut().find(|c| c.id == id) {
+                        Some(c) => c.ending = ending,
+                        None => {
+                            let mut c = Cursor::new(id, parent);
+                            c.ending = ending;
+                            cursors.push(c);
+                        }
                     }
                 }
                 // Parents first, so a child opened in the same pass follows its parent.
@@ -398,9 +408,17 @@ impl KinesisReader {
                     + MIN_CALL_INTERVAL
                         .max(Duration::from_secs_f64(bytes as f64 / READ_BYTES_PER_SEC));
                 c.drained = records.is_empty();
+                // A closed shard is done at its ending sequence number (some implementations
+                // keep returning an iterator there), or when no iterator comes back.
+                let at_end = c.ending.as_deref().is_some_and(|end| {
+                    records
+                        .last()
+                        .map_or(c.drained, |r| sequence_le(end, r.sequence_number()))
+                });
                 put_page(&mut reading, &c.id, records, &mut report).await?;
                 c.iterator = page.next_shard_iterator().map(str::to_owned);
-                if c.iterator.is_none() {
+                if c.iterator.is_none() || at_end {
+                    c.iterator = None;
                     // A closed shard (resharded): its children can start.
                     c.closed = true;
                     relist = !drain;
@@ -410,7 +428,13 @@ impl KinesisReader {
                 .iter()
                 .filter(|c| c.opened && !c.closed && !(drain && c.drained))
                 .collect();
-            if drain && active.is_empty() {
+            let openable = cursors.iter().any(|c| {
+                !c.opened
+                    && c.parent.as_ref().is_none_or(|p| {
+                        cursors.iter().find(|x| &x.id == p).is_none_or(|x| x.closed)
+                    })
+            });
+            if drain && active.is_empty() && !openable {
                 // Every open shard is read to its end; children of open parents wait for the
                 // next run, as their parents are not closed.
                 return Ok(report);
@@ -464,10 +488,14 @@ impl KinesisReader {
 /// List the shards again this often when reading continuously.
 const RELIST_EVERY: Duration = Duration::from_secs(10);
 
+/// A shard as ListShards describes it: id, parent, ending sequence number when closed.
+type ShardListing = (String, Option<String>, Option<String>);
+
 /// Where one shard's reading is.
 struct Cursor {
     id: String,
     parent: Option<String>,
+    ending: Option<String>,
     iterator: Option<String>,
     opened: bool,
     closed: bool,
@@ -480,6 +508,7 @@ impl Cursor {
         Cursor {
             id,
             parent,
+            ending: None,
             iterator: None,
             opened: false,
             closed: false,
