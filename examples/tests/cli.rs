@@ -25,17 +25,7 @@ fn run(args: &[&str]) -> Output {
 /// Deploys a placeholder function into moto, as the template or `cargo lambda deploy` would
 /// deploy the real one (kpipe does not deploy Lambda code).
 fn deploy_function(endpoint: &str, name: &str) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(endpoint)
-            .region(aws_config::Region::new("us-west-2"))
-            .credentials_provider(aws_sdk_lambda::config::Credentials::for_tests())
-            .load()
-            .await;
+    with_moto(endpoint, async |config| {
         let role = aws_sdk_iam::Client::new(&config)
             .create_role()
             .role_name(format!("{name}-role"))
@@ -66,6 +56,18 @@ fn deploy_function(endpoint: &str, name: &str) {
             .await
             .unwrap();
     });
+}
+
+/// Runs `f` with an SDK configuration for the moto at `endpoint`, on a runtime of its own.
+fn with_moto<T>(endpoint: &str, f: impl AsyncFnOnce(aws_config::SdkConfig) -> T) -> T {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let config = kpipe_runtime::aws::moto::local_sdk_config(endpoint, "us-west-2").await;
+        f(config).await
+    })
 }
 
 fn text(o: &Output) -> String {
@@ -314,31 +316,7 @@ fn run_reads_ndjson_and_exit_codes_tell_what_went_in() {
 /// Puts `n` sample readings (from number `first`) on the quickstart's stream in moto with the
 /// typed producer.
 fn produce(endpoint: &str, first: u64, n: u64) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(endpoint)
-            .region(aws_config::Region::new("us-west-2"))
-            .credentials_provider(aws_sdk_lambda::config::Credentials::for_tests())
-            .load()
-            .await;
-        let producer = kpipe_runtime::aws::producer::KinesisProducer::new(
-            &config,
-            kpipe_examples::telemetry::Telemetry::readings(),
-        );
-        let readings: Vec<_> = (first..first + n)
-            .map(kpipe_examples::telemetry::sample_reading)
-            .collect();
-        let outcomes = producer.put_batch(&readings).await.unwrap();
-        assert!(
-            outcomes
-                .iter()
-                .all(|o| matches!(o, kpipe_runtime::aws::producer::RecordOutcome::Put { .. }))
-        );
-    });
+    produce_with_sequences(endpoint, first, n);
 }
 
 #[test]
@@ -505,17 +483,7 @@ fn produce_with_sequences(
     first: u64,
     n: u64,
 ) -> std::collections::BTreeMap<String, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(endpoint)
-            .region(aws_config::Region::new("us-west-2"))
-            .credentials_provider(aws_sdk_lambda::config::Credentials::for_tests())
-            .load()
-            .await;
+    with_moto(endpoint, async |config| {
         let producer = kpipe_runtime::aws::producer::KinesisProducer::new(
             &config,
             kpipe_examples::telemetry::Telemetry::readings(),
@@ -655,13 +623,10 @@ fn kinesis_to_transform_to_s3_end_to_end() {
         .enable_all()
         .build()
         .unwrap();
-    let config = runtime.block_on(
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(&endpoint)
-            .region(aws_config::Region::new("us-west-2"))
-            .credentials_provider(aws_sdk_lambda::config::Credentials::for_tests())
-            .load(),
-    );
+    let config = runtime.block_on(kpipe_runtime::aws::moto::local_sdk_config(
+        &endpoint,
+        "us-west-2",
+    ));
     // 10,000 readings (3% from test rigs, 2% implausible) and three over the 1 MiB record
     // limit, which the producer rejects at put time with the reason.
     let mut readings: Vec<Reading> = (1..=10_000).map(sample_reading).collect();
@@ -808,17 +773,7 @@ fn tail_prints_typed_records_and_flags_the_others() {
     assert!(applied.status.success(), "{}", text(&applied));
     produce(&endpoint, 1, 20);
     // A producer that is not kpipe puts bytes that are not a Reading.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(&endpoint)
-            .region(aws_config::Region::new("us-west-2"))
-            .credentials_provider(aws_sdk_lambda::config::Credentials::for_tests())
-            .load()
-            .await;
+    with_moto(&endpoint, async |config| {
         aws_sdk_kinesis::Client::new(&config)
             .put_record()
             .stream_name("sensor-readings")

@@ -106,18 +106,7 @@ impl Kinesalite {
 
     /// An SDK configuration for this server: its endpoint, the region, test credentials.
     pub async fn sdk_config(&self, region: &str) -> aws_config::SdkConfig {
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(region.to_owned()))
-            .endpoint_url(&self.endpoint)
-            .credentials_provider(aws_sdk_kinesis::config::Credentials::new(
-                "test",
-                "test",
-                None,
-                None,
-                "kpipe-kinesalite",
-            ))
-            .load()
-            .await
+        super::moto::local_sdk_config(&self.endpoint, region).await
     }
 }
 

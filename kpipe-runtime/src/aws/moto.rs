@@ -71,18 +71,7 @@ impl MotoServer {
 
     /// An SDK configuration for this server: its endpoint, the region, test credentials.
     pub async fn sdk_config(&self, region: &str) -> aws_config::SdkConfig {
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(region.to_owned()))
-            .endpoint_url(&self.endpoint)
-            .credentials_provider(aws_sdk_kinesis::config::Credentials::new(
-                "test",
-                "test",
-                None,
-                None,
-                "kpipe-moto",
-            ))
-            .load()
-            .await
+        local_sdk_config(&self.endpoint, region).await
     }
 }
 
@@ -105,4 +94,21 @@ impl Drop for MotoServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// An SDK configuration for a local endpoint (moto, kinesalite): the endpoint, the region, and
+/// the static test credentials local emulators accept.
+pub async fn local_sdk_config(endpoint: &str, region: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_owned()))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_kinesis::config::Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "kpipe-local",
+        ))
+        .load()
+        .await
 }
