@@ -12,12 +12,18 @@ fn quickstart() -> PathBuf {
     profile_dir.join("examples").join("quickstart")
 }
 
-fn run(args: &[&str]) -> Output {
-    Command::new(quickstart())
-        .args(args)
-        .env("AWS_ACCESS_KEY_ID", "test")
+/// The quickstart with test credentials (moto accepts any) and no instance metadata lookups.
+fn command() -> Command {
+    let mut c = Command::new(quickstart());
+    c.env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    command()
+        .args(args)
         .output()
         .expect("the quickstart example was built by cargo test")
 }
@@ -414,7 +420,7 @@ fn run_reads_kinesis_continuously_until_interrupted() {
     let checkpoints = dir.join("checkpoints.json");
     let progress = dir.join("checkpoints.json.progress");
     let report = dir.join("report.json");
-    let mut child = Command::new(quickstart())
+    let mut child = command()
         .args([
             "run",
             "--source",
@@ -431,9 +437,6 @@ fn run_reads_kinesis_continuously_until_interrupted() {
             "--report-json",
             report.to_str().unwrap(),
         ])
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -548,11 +551,8 @@ fn a_drain_killed_midway_loses_nothing_and_counts_what_it_reads_again() {
 
     // Pages of 100 records at 5 calls per second per shard: 3,000 records take seconds. Kill
     // the run once it has read some (its progress file says how far), before it delivered.
-    let mut child = Command::new(quickstart())
+    let mut child = command()
         .args(args("100"))
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -583,13 +583,7 @@ fn a_drain_killed_midway_loses_nothing_and_counts_what_it_reads_again() {
 
     // The restart reads everything again from the last checkpoint (none): nothing is lost,
     // and the records the killed run had read are counted as read again.
-    let again = Command::new(quickstart())
-        .args(args("10000"))
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .unwrap();
+    let again = command().args(args("10000")).output().unwrap();
     assert!(again.status.success(), "{}", text(&again));
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(json["input"]["records"], 3000);
