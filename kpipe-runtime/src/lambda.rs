@@ -23,7 +23,7 @@
 //! alone, since Lambda retries from that record anyway (processing the later ones now would
 //! only run them twice).
 
-use crate::pipeline::{Pipeline, RecordProcessor, RecordResult};
+use crate::pipeline::{Appended, Pipeline, RecordProcessor, RecordResult};
 use aws_lambda_events::encodings::Base64Data;
 use aws_lambda_events::firehose::{KinesisFirehoseResponse, KinesisFirehoseResponseRecord};
 use aws_lambda_events::streams::{KinesisBatchItemFailure, KinesisEventResponse};
@@ -166,10 +166,11 @@ impl FirehoseHandler {
     /// Answers one invocation.
     pub async fn handle(&self, event: TransformationEvent) -> KinesisFirehoseResponse {
         let mut sink = TypedResponse(KinesisFirehoseResponse::default());
-        let records = event
-            .records
-            .iter()
-            .map(|r| (r.record_id.as_str(), r.data.as_str()));
+        let records = event.records.iter().map(|r| Incoming {
+            id: &r.record_id,
+            plain_id: false,
+            data: &r.data,
+        });
         self.respond(event.delivery_stream_arn.as_deref(), records, &mut sink)
             .await;
         sink.0
@@ -188,10 +189,13 @@ impl FirehoseHandler {
             sonic_rs::from_slice(event).map_err(|e| LambdaError::InvalidEvent(e.to_string()))?;
         // The response is about as large as the event; reserve that once.
         let mut sink = JsonResponse::with_capacity(event.len() + 64);
-        let records = view
-            .records
-            .iter()
-            .map(|r| (r.record_id.as_ref(), r.data.as_ref()));
+        let records = view.records.iter().map(|r| Incoming {
+            id: &r.record_id,
+            // sonic-rs borrows a string only when it has no escapes, and rejects raw control
+            // characters: such an id is written back as it came.
+            plain_id: matches!(r.record_id, Cow::Borrowed(_)),
+            data: &r.data,
+        });
         self.respond(view.delivery_stream_arn.as_deref(), records, &mut sink)
             .await;
         Ok(sink.finish())
@@ -202,7 +206,7 @@ impl FirehoseHandler {
     async fn respond<'a>(
         &self,
         arn: Option<&str>,
-        records: impl ExactSizeIterator<Item = (&'a str, &'a str)> + Clone,
+        records: impl ExactSizeIterator<Item = Incoming<'a>> + Clone,
         sink: &mut impl ResponseSink,
     ) {
         let Some(processor) = self.processor(arn) else {
@@ -210,8 +214,8 @@ impl FirehoseHandler {
                 "kpipe: transform `{}` is not used by delivery stream {arn:?}; failing the batch",
                 self.transform
             );
-            for (id, _) in records {
-                sink.record(id, "ProcessingFailed", &[], &[]);
+            for r in records {
+                sink.record(r.id, "ProcessingFailed", &[], &[]);
             }
             return;
         };
@@ -220,49 +224,87 @@ impl FirehoseHandler {
         let reserved: usize = 16
             + records
                 .clone()
-                .map(|(id, _)| sink.envelope(id))
+                .map(|r| sink.envelope(r.id, r.plain_id))
                 .sum::<usize>();
         let mut budget = MAX_RESPONSE_BYTES.saturating_sub(reserved);
         sink.reserve(records.len());
-        let mut data = Vec::new();
-        for (id, data64) in records {
+        // One buffer for the decoded input and one for the output, reused for every record.
+        let mut input = Vec::new();
+        let mut output = Vec::new();
+        for Incoming { id, data, .. } in records {
             // Decode base64 per record: a bad record fails alone. Each record goes through the
             // same processor as in the local engine (`firehose::invoke_batch` does exactly this
             // per record), without copying the batch.
-            data.clear();
-            let result = match base64_simd::STANDARD.decode_append(data64, &mut data) {
+            input.clear();
+            output.clear();
+            let appended = match base64_simd::STANDARD.decode_append(data, &mut input) {
                 Ok(())
-                    if data.starts_with(&crate::kpl::MAGIC) && crate::kpl::is_aggregated(&data) =>
+                    if input.starts_with(&crate::kpl::MAGIC)
+                        && crate::kpl::is_aggregated(&input) =>
                 {
-                    aggregated(&**processor, &data).await
+                    aggregated(&**processor, &input, &mut output).await
                 }
-                Ok(()) => processor.process(&data).result().await,
-                Err(e) => RecordResult::Failed(format!("not valid base64: {e}")),
+                Ok(()) => processor.process_into(&input, &mut output),
+                Err(e) => Appended::Failed(format!("not valid base64: {e}")),
             };
-            match result {
-                RecordResult::Ok {
-                    data,
-                    partition_keys,
-                } => {
-                    let need = sink.output_cost(data.len(), &partition_keys);
-                    if need <= budget {
-                        budget -= need;
-                        sink.record(id, "Ok", &data, &partition_keys);
-                    } else {
-                        eprintln!(
-                            "kpipe: record {id} does not fit in Lambda's 6 MB response; answering ProcessingFailed"
-                        );
-                        sink.record(id, "ProcessingFailed", &[], &[]);
+            let pending;
+            let (data, partition_keys) = match appended {
+                Appended::Ok(keys) => (&output, keys),
+                Appended::Pending(f) => match f.await {
+                    RecordResult::Ok {
+                        data,
+                        partition_keys,
+                    } => {
+                        pending = data;
+                        (&pending, partition_keys)
                     }
+                    RecordResult::Dropped => {
+                        sink.record(id, "Dropped", &[], &[]);
+                        continue;
+                    }
+                    RecordResult::Failed(message) => {
+                        failed(sink, id, &message);
+                        continue;
+                    }
+                },
+                Appended::Dropped => {
+                    sink.record(id, "Dropped", &[], &[]);
+                    continue;
                 }
-                RecordResult::Dropped => sink.record(id, "Dropped", &[], &[]),
-                RecordResult::Failed(message) => {
-                    eprintln!("kpipe: record {id} failed: {message}");
-                    sink.record(id, "ProcessingFailed", &[], &[]);
+                Appended::Failed(message) => {
+                    failed(sink, id, &message);
+                    continue;
                 }
+            };
+            let need = sink.output_cost(data.len(), &partition_keys);
+            if need <= budget {
+                budget -= need;
+                sink.record(id, "Ok", data, &partition_keys);
+            } else {
+                failed(
+                    sink,
+                    id,
+                    "its output does not fit in Lambda's 6 MB response",
+                );
             }
         }
     }
+}
+
+/// A record of the event as the handler reads it.
+#[derive(Clone, Copy)]
+struct Incoming<'a> {
+    id: &'a str,
+    /// The id needs no escaping in JSON (known from how it was read).
+    plain_id: bool,
+    /// Base64.
+    data: &'a str,
+}
+
+/// Answers `ProcessingFailed` to a record, saying why in the function's log.
+fn failed(sink: &mut impl ResponseSink, id: &str, message: &str) {
+    eprintln!("kpipe: record {id} failed: {message}");
+    sink.record(id, "ProcessingFailed", &[], &[]);
 }
 
 /// The event read in place: ids and data borrowed from the event's bytes (copied only when a
@@ -295,8 +337,9 @@ trait ResponseSink {
     );
 
     /// Bytes of the answer `{"recordId":..,"result":"ProcessingFailed","data":""...}` to a
-    /// record with this id, separator included (an upper bound).
-    fn envelope(&self, id: &str) -> usize;
+    /// record with this id, separator included (an upper bound). `plain`: the id is known to
+    /// need no escaping.
+    fn envelope(&self, id: &str, plain: bool) -> usize;
 
     /// Bytes an output adds to its envelope: base64 data, and the partition keys.
     fn output_cost(&self, data: usize, keys: &[(&'static str, String)]) -> usize {
@@ -316,7 +359,7 @@ impl ResponseSink for TypedResponse {
         self.0.records.reserve(records);
     }
 
-    fn envelope(&self, id: &str) -> usize {
+    fn envelope(&self, id: &str, _plain: bool) -> usize {
         // aws_lambda_events always writes `"metadata":{"partitionKeys":{}}`.
         id.len() + 96
     }
@@ -364,9 +407,10 @@ impl JsonResponse {
 impl ResponseSink for JsonResponse {
     fn reserve(&mut self, _records: usize) {}
 
-    fn envelope(&self, id: &str) -> usize {
+    fn envelope(&self, id: &str, plain: bool) -> usize {
         // `{"recordId":"<id>","result":"ProcessingFailed","data":""},`, exactly.
-        json_len(id) + 34 + json_len("ProcessingFailed")
+        let id = if plain { id.len() + 2 } else { json_len(id) };
+        id + 34 + json_len("ProcessingFailed")
     }
 
     fn output_cost(&self, data: usize, keys: &[(&'static str, String)]) -> usize {
@@ -443,35 +487,50 @@ fn json_len(s: &str) -> usize {
 /// A KPL aggregate (aws-facts.md §7) is one record to Firehose, so it gets one result: its
 /// user records are processed in order; their outputs are concatenated; it fails if one fails
 /// or if they map to different partitions, and is dropped if all are dropped.
-async fn aggregated(processor: &dyn RecordProcessor, data: &[u8]) -> RecordResult {
-    let mut out = Vec::new();
+async fn aggregated(processor: &dyn RecordProcessor, data: &[u8], out: &mut Vec<u8>) -> Appended {
+    let start = out.len();
+    let result = aggregated_into(processor, data, out).await;
+    if !matches!(result, Appended::Ok(_)) {
+        out.truncate(start);
+    }
+    result
+}
+
+async fn aggregated_into(
+    processor: &dyn RecordProcessor,
+    data: &[u8],
+    out: &mut Vec<u8>,
+) -> Appended {
     let mut keys: Option<Vec<(&'static str, String)>> = None;
     for sub in crate::kpl::deaggregate(data) {
-        match processor.process(&sub).result().await {
-            RecordResult::Ok {
-                data,
-                partition_keys,
-            } => {
-                if keys.as_ref().is_some_and(|k| *k != partition_keys) {
-                    return RecordResult::Failed(
-                        "the user records of one KPL aggregate map to different partitions".into(),
-                    );
+        let partition_keys = match processor.process_into(&sub, out) {
+            Appended::Ok(partition_keys) => partition_keys,
+            Appended::Pending(f) => match f.await {
+                RecordResult::Ok {
+                    data,
+                    partition_keys,
+                } => {
+                    out.extend_from_slice(&data);
+                    partition_keys
                 }
-                keys = Some(partition_keys);
-                out.extend_from_slice(&data);
-            }
-            RecordResult::Dropped => {}
-            RecordResult::Failed(m) => {
-                return RecordResult::Failed(format!("in a KPL aggregate: {m}"));
-            }
+                RecordResult::Dropped => continue,
+                RecordResult::Failed(m) => {
+                    return Appended::Failed(format!("in a KPL aggregate: {m}"));
+                }
+            },
+            Appended::Dropped => continue,
+            Appended::Failed(m) => return Appended::Failed(format!("in a KPL aggregate: {m}")),
+        };
+        if keys.as_ref().is_some_and(|k| *k != partition_keys) {
+            return Appended::Failed(
+                "the user records of one KPL aggregate map to different partitions".into(),
+            );
         }
+        keys = Some(partition_keys);
     }
     match keys {
-        Some(partition_keys) => RecordResult::Ok {
-            data: out,
-            partition_keys,
-        },
-        None => RecordResult::Dropped,
+        Some(partition_keys) => Appended::Ok(partition_keys),
+        None => Appended::Dropped,
     }
 }
 

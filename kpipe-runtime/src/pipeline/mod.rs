@@ -22,7 +22,7 @@ mod process;
 pub use self::consumer::{
     AnyConsumer, ConsumeFn, Consumed, ConsumerDef, DynConsumeFn, IntoConsumed,
 };
-pub use self::process::{Flows, Linked, Processing, RecordProcessor, RecordResult};
+pub use self::process::{Appended, Flows, Linked, Processing, RecordProcessor, RecordResult};
 pub(crate) use self::process::{Output, Processor};
 
 use crate::outcome::{IntoOutcome, Outcome};
@@ -68,7 +68,7 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static> Record 
 pub struct Codec<T> {
     pub(crate) type_name: &'static str,
     pub(crate) decode: fn(&[u8]) -> Result<T, serde_json::Error>,
-    pub(crate) encode: fn(&T) -> Result<Vec<u8>, serde_json::Error>,
+    pub(crate) encode_into: fn(&T, &mut Vec<u8>) -> Result<(), serde_json::Error>,
 }
 
 impl<T> Clone for Codec<T> {
@@ -91,8 +91,32 @@ impl<T: Record> Codec<T> {
     pub fn json(type_name: &'static str) -> Self {
         Codec {
             type_name,
-            decode: |b| serde_json::from_slice(b),
-            encode: |t| serde_json::to_vec(t),
+            decode: decode_json,
+            encode_into: encode_json,
+        }
+    }
+}
+
+/// JSON text is UTF-8: checking a record once and parsing it as a `str` is faster than
+/// serde_json checking every string of it. Bytes that are not UTF-8 are parsed as bytes only to
+/// get serde_json's error with its position.
+fn decode_json<T: Record>(bytes: &[u8]) -> Result<T, serde_json::Error> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(bytes),
+    }
+}
+
+/// sonic-rs writes the same JSON as serde_json (the test `sonic_rs_writes_what_serde_json_writes`
+/// holds it to that) with SIMD string escaping. On an error, serde_json serialises the record
+/// again, so the error is serde_json's.
+fn encode_json<T: Record>(record: &T, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    let start = out.len();
+    match sonic_rs::to_writer(&mut *out, record) {
+        Ok(()) => Ok(()),
+        Err(_) => {
+            out.truncate(start);
+            serde_json::to_writer(out, record)
         }
     }
 }
@@ -111,7 +135,18 @@ impl<T> Codec<T> {
     /// # Errors
     /// When the record's `Serialize` impl fails (e.g. a map with non-string keys).
     pub fn encode(&self, record: &T) -> Result<Vec<u8>, serde_json::Error> {
-        (self.encode)(record)
+        let mut out = Vec::with_capacity(128);
+        (self.encode_into)(record, &mut out)?;
+        Ok(out)
+    }
+
+    /// Encodes one record at the end of `out`. On an error, `out` is as it was.
+    ///
+    /// # Errors
+    /// When the record's `Serialize` impl fails (e.g. a map with non-string keys).
+    pub fn encode_into(&self, record: &T, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        let start = out.len();
+        (self.encode_into)(record, out).inspect_err(|_| out.truncate(start))
     }
 }
 
@@ -423,5 +458,113 @@ impl DeliveryDef {
     /// one source record before it is buffered for S3.
     pub fn processor(&self) -> &Arc<dyn RecordProcessor> {
         &self.processor
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Codec;
+    use serde::{Deserialize, Serialize};
+    use std::collections::BTreeMap;
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Shape {
+        f: f64,
+        g: f32,
+        s: String,
+        c: char,
+        o: Option<i64>,
+        v: Vec<u128>,
+        m: BTreeMap<u32, String>,
+        b: BTreeMap<bool, ()>,
+        e: Kind,
+    }
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    enum Kind {
+        Unit,
+        Tuple(i8, String),
+    }
+
+    /// The codec writes records with sonic-rs; what it writes must be byte for byte what
+    /// serde_json writes, or a pipeline's output would depend on the codec.
+    #[test]
+    fn sonic_rs_writes_what_serde_json_writes() {
+        let codec = Codec::<Shape>::json("Shape");
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut floats = vec![
+            0.0,
+            -0.0,
+            1.0,
+            32.0,
+            0.1,
+            1e15,
+            1e16,
+            1e21,
+            1e22,
+            1.5e-7,
+            1e-5,
+            5e-324,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            9_007_199_254_740_993.0,
+        ];
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            floats.push(f64::from_bits(x));
+            floats.push((x % 1_000_000) as f64 / 1000.0);
+        }
+        let strings: Vec<String> = (0u8..0x80)
+            .map(|b| format!("a{}b", b as char))
+            .chain(["é日本\u{2028}\u{2029}\u{7f}".into(), String::new()])
+            .collect();
+        for (i, f) in floats.iter().enumerate() {
+            let shape = Shape {
+                f: *f,
+                g: *f as f32,
+                s: strings[i % strings.len()].clone(),
+                c: strings[i % strings.len()].chars().nth(1).unwrap_or('\0'),
+                o: (i % 2 == 0).then_some(i as i64 - 7),
+                v: vec![u128::MAX, i as u128],
+                m: BTreeMap::from([(i as u32, "x\"y".into())]),
+                b: BTreeMap::from([(i % 3 == 0, ())]),
+                e: if i % 2 == 0 {
+                    Kind::Unit
+                } else {
+                    Kind::Tuple(-1, "\\".into())
+                },
+            };
+            let ours = codec.encode(&shape).unwrap();
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(&shape).unwrap(),
+                "{shape:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn encoding_errors_are_serde_json_errors_and_leave_the_buffer_alone() {
+        let codec = Codec::<BTreeMap<Vec<u8>, u8>>::json("Map");
+        let mut out = b"kept".to_vec();
+        let err = codec
+            .encode_into(&BTreeMap::from([(vec![1], 1)]), &mut out)
+            .unwrap_err();
+        assert_eq!(err.to_string(), "key must be a string");
+        assert_eq!(out, b"kept");
+    }
+
+    #[test]
+    fn decoding_reports_serde_json_errors_with_positions() {
+        let codec = Codec::<Shape>::json("Shape");
+        let err = codec.decode(b"{\"f\": \xff}").unwrap_err();
+        assert!(err.to_string().contains("line 1 column"), "{err}");
+        let err = codec.decode(b"{\"f\": true}").unwrap_err();
+        assert!(err.to_string().contains("line 1 column"), "{err}");
     }
 }

@@ -59,10 +59,50 @@ impl Processing {
     }
 }
 
+/// What became of one record processed into a caller's buffer
+/// ([`RecordProcessor::process_into`]).
+pub enum Appended {
+    /// The record's output was appended to the buffer; these are its dynamic partitioning
+    /// keys, in declaration order.
+    Ok(Vec<(&'static str, String)>),
+    /// Intentionally discarded by the transform; nothing was appended.
+    Dropped,
+    /// Could not be processed; nothing was appended.
+    Failed(String),
+    /// Waiting on an async transform; nothing was appended: the result carries its bytes.
+    Pending(BoxFuture<RecordResult>),
+}
+
+impl fmt::Debug for Appended {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Appended::Ok(keys) => f.debug_tuple("Appended::Ok").field(keys).finish(),
+            Appended::Dropped => f.write_str("Appended::Dropped"),
+            Appended::Failed(m) => f.debug_tuple("Appended::Failed").field(m).finish(),
+            Appended::Pending(_) => f.write_str("Appended::Pending(..)"),
+        }
+    }
+}
+
 /// Turns one source record's bytes into what the destination receives.
 pub trait RecordProcessor: Send + Sync {
-    /// Processes one record.
-    fn process(&self, data: &[u8]) -> Processing;
+    /// Processes one record, appending its output bytes to `out` (so a caller can reuse one
+    /// buffer for many records). Only an `Ok` result appends anything.
+    fn process_into(&self, data: &[u8], out: &mut Vec<u8>) -> Appended;
+
+    /// Processes one record into bytes of its own.
+    fn process(&self, data: &[u8]) -> Processing {
+        let mut out = Vec::new();
+        Processing::Ready(match self.process_into(data, &mut out) {
+            Appended::Ok(partition_keys) => RecordResult::Ok {
+                data: out,
+                partition_keys,
+            },
+            Appended::Dropped => RecordResult::Dropped,
+            Appended::Failed(m) => RecordResult::Failed(m),
+            Appended::Pending(f) => return Processing::Pending(f),
+        })
+    }
 }
 
 /// Converts a record of one stage's type into the next stage's type. Implemented only for
@@ -151,35 +191,46 @@ pub(crate) struct Output<C, D> {
 }
 
 impl<C, D> Output<C, D> {
-    /// Keys, encoding (unless the original bytes are kept) and the delimiter.
-    fn finish(&self, out: D, keep: Option<Vec<u8>>) -> RecordResult {
+    /// Keys, encoding (unless the original bytes `keep` are delivered) and the delimiter,
+    /// appended to `buf`.
+    fn finish_into(&self, out: D, keep: Option<&[u8]>, buf: &mut Vec<u8>) -> Appended {
         let partition_keys = self.keys.iter().map(|(k, f)| (*k, f(&out))).collect();
-        let mut data = match keep {
-            Some(d) => d,
-            None => match self.dest.encode(&out) {
-                Ok(d) => d,
-                Err(e) => {
-                    return RecordResult::Failed(format!(
+        match keep {
+            Some(d) => buf.extend_from_slice(d),
+            None => {
+                if let Err(e) = self.dest.encode_into(&out, buf) {
+                    return Appended::Failed(format!(
                         "output of type `{}` does not encode as JSON: {e}",
                         self.dest.type_name
                     ));
                 }
-            },
-        };
-        if self.newline {
-            data.push(b'\n');
+            }
         }
-        RecordResult::Ok {
-            data,
-            partition_keys,
+        if self.newline {
+            buf.push(b'\n');
+        }
+        Appended::Ok(partition_keys)
+    }
+
+    fn outcome_into(&self, outcome: Outcome<C>, buf: &mut Vec<u8>) -> Appended {
+        match outcome {
+            Outcome::Ok(c) => self.finish_into((self.flow)(c), None, buf),
+            Outcome::Dropped => Appended::Dropped,
+            Outcome::Failed(m) => Appended::Failed(m),
         }
     }
 
+    /// An async transform's outcome, into bytes of its own.
     fn outcome(&self, outcome: Outcome<C>) -> RecordResult {
-        match outcome {
-            Outcome::Ok(c) => self.finish((self.flow)(c), None),
-            Outcome::Dropped => RecordResult::Dropped,
-            Outcome::Failed(m) => RecordResult::Failed(m),
+        let mut data = Vec::new();
+        match self.outcome_into(outcome, &mut data) {
+            Appended::Ok(partition_keys) => RecordResult::Ok {
+                data,
+                partition_keys,
+            },
+            Appended::Dropped => RecordResult::Dropped,
+            Appended::Failed(m) => RecordResult::Failed(m),
+            Appended::Pending(_) => unreachable!("an outcome is never pending"),
         }
     }
 }
@@ -196,47 +247,43 @@ where
     C: Send + 'static,
     D: Send + 'static,
 {
-    fn process(&self, data: &[u8]) -> Processing {
+    fn process_into(&self, data: &[u8], buf: &mut Vec<u8>) -> Appended {
         let out = &self.output;
         // Without a transform and without partition keys the bytes pass through untouched.
         if self.linked.transform.is_none() && out.keys.is_empty() {
-            let mut bytes = data.to_vec();
+            buf.extend_from_slice(data);
             if out.newline {
-                bytes.push(b'\n');
+                buf.push(b'\n');
             }
-            return Processing::Ready(RecordResult::Ok {
-                data: bytes,
-                partition_keys: Vec::new(),
-            });
+            return Appended::Ok(Vec::new());
         }
         let input = match self.linked.source.decode(data) {
             Ok(a) => a,
             Err(e) => {
-                return Processing::Ready(RecordResult::Failed(format!(
+                return Appended::Failed(format!(
                     "record does not decode into `{}`: {e}",
                     self.linked.source.type_name
-                )));
+                ));
             }
         };
         let Some((id, function)) = &self.linked.transform else {
             // Partition keys by query on an untransformed record: its bytes are kept.
             let Some(pass) = self.linked.pass else {
-                return Processing::Ready(RecordResult::Failed(
+                return Appended::Failed(
                     "kpipe: delivery without a transform has no identity link".into(),
-                ));
+                );
             };
-            return Processing::Ready(out.finish((out.flow)(pass(input)), Some(data.to_vec())));
+            return out.finish_into((out.flow)(pass(input)), Some(data), buf);
         };
         match catch_unwind(AssertUnwindSafe(|| function(input))) {
-            Err(p) => Processing::Ready(RecordResult::Failed(format!(
-                "transform `{id}` panicked: {}",
-                panic_message(&*p)
-            ))),
-            Ok(Call::Ready(outcome)) => Processing::Ready(out.outcome(outcome)),
+            Err(p) => {
+                Appended::Failed(format!("transform `{id}` panicked: {}", panic_message(&*p)))
+            }
+            Ok(Call::Ready(outcome)) => out.outcome_into(outcome, buf),
             Ok(Call::Pending(fut)) => {
                 let out = Arc::clone(out);
                 let id = *id;
-                Processing::Pending(Box::pin(async move {
+                Appended::Pending(Box::pin(async move {
                     match CatchUnwind(fut).await {
                         Ok(outcome) => out.outcome(outcome),
                         Err(m) => RecordResult::Failed(format!("transform `{id}` panicked: {m}")),
