@@ -124,6 +124,7 @@ fn bench(c: &mut Criterion) {
     let event = event_bytes(20_000);
     println!("event: {} records, {} bytes", 20_000, event.len());
     let handler = FirehoseHandler::new::<Bench>("enrich").unwrap();
+    println!("kpipe handler threads: {}", handler.threads());
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -165,6 +166,10 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("kpipe_generated", |b| {
         b.iter(|| kpipe(&handler, &rt, &event))
+    });
+    let one_thread = handler.clone().with_threads(1);
+    g.bench_function("kpipe_generated_one_thread", |b| {
+        b.iter(|| kpipe(&one_thread, &rt, &event))
     });
     g.bench_function("kpipe_typed_response", |b| {
         b.iter(|| kpipe_typed(&handler, &rt, &event))

@@ -23,7 +23,7 @@ pub use self::consumer::{
     AnyConsumer, ConsumeFn, Consumed, ConsumerDef, DynConsumeFn, IntoConsumed,
 };
 pub use self::process::{Appended, Flows, Linked, Processing, RecordProcessor, RecordResult};
-pub(crate) use self::process::{Output, Processor};
+pub(crate) use self::process::{Output, Processor, panic_message};
 
 use crate::outcome::{IntoOutcome, Outcome};
 use crate::spec::{DeliverySpec, PipelineSpec, S3Spec, StreamSpec, TransformSpec};

@@ -1,0 +1,134 @@
+//! The Lambda handlers of a pipeline (feature `lambda`): the Firehose data-transformation
+//! handler of a transform, and the Kinesis handler of a consumer.
+//!
+//! The handler runs each record through the same [`RecordProcessor`] as the local engine
+//! (decode, call your function, encode, delimiter, partition keys), so a pipeline behaves the
+//! same locally and in AWS. A Lambda binary is one line:
+//!
+//! ```ignore
+//! kpipe_runtime::lambda_main!(Telemetry, enrich);
+//! ```
+//!
+//! - Every `recordId` is echoed exactly once; results are `Ok` (with the output and
+//!   `metadata.partitionKeys`), `Dropped` or `ProcessingFailed` (aws-facts.md §4.2).
+//! - A record whose data is not valid base64, does not decode into the input type, or makes
+//!   your function panic fails alone; the handler itself never panics.
+//! - The response stays under Lambda's 6 MB payload limit (aws-facts.md §3.4): records whose
+//!   output would not fit are answered `ProcessingFailed` (and logged) instead of producing a
+//!   response Firehose would reject as a whole.
+//!
+//! The consumer handler ([`ConsumerHandler`]) answers a Kinesis event with a partial batch
+//! response (aws-facts.md §4.4): records are consumed in order, and at the first failure its
+//! sequence number is returned in `batchItemFailures` and the rest of the batch is left
+//! alone, since Lambda retries from that record anyway (processing the later ones now would
+//! only run them twice).
+
+mod consumer;
+mod firehose;
+mod response;
+
+pub use self::consumer::{
+    ConsumerHandler, KinesisStreamData, KinesisStreamEvent, KinesisStreamRecord,
+};
+pub use self::firehose::{FirehoseHandler, THREADS_VAR, TransformationEvent, TransformationRecord};
+
+use crate::pipeline::Pipeline;
+
+/// Lambda's synchronous response limit (aws-facts.md §3.4).
+pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
+
+/// Why a handler could not be built.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum LambdaError {
+    /// No delivery of the pipeline uses this transform.
+    UnknownTransform(String),
+    /// The pipeline has no consumer of this name.
+    UnknownConsumer(String),
+    /// The pipeline has neither a transform nor a consumer of this name.
+    UnknownStage(String),
+    /// The invocation's payload is not the event the handler answers.
+    InvalidEvent(String),
+}
+
+impl std::fmt::Display for LambdaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LambdaError::UnknownTransform(t) => {
+                write!(f, "no delivery of this pipeline uses transform `{t}`")
+            }
+            LambdaError::UnknownConsumer(c) => {
+                write!(f, "this pipeline has no consumer `{c}`")
+            }
+            LambdaError::UnknownStage(s) => {
+                write!(f, "this pipeline has no transform or consumer `{s}`")
+            }
+            LambdaError::InvalidEvent(e) => write!(f, "not a Firehose transformation event: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for LambdaError {}
+
+/// Runs the handler of pipeline `P`'s transform or consumer `stage_id` under
+/// `lambda_runtime`: the body of a Lambda binary's `main` (see
+/// [`lambda_main!`](crate::lambda_main)).
+pub fn serve<P: Pipeline>(stage_id: &str) -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let served = if P::SPEC.transform(stage_id).is_some() {
+        let handler = match FirehoseHandler::new::<P>(stage_id) {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return std::process::ExitCode::from(2);
+            }
+        };
+        // The event stays raw JSON and the response is written as raw JSON
+        // (`FirehoseHandler::handle_json`): no tree of the event or of the response is built.
+        let service = lambda_runtime::service_fn(
+            move |event: lambda_runtime::LambdaEvent<Box<serde_json::value::RawValue>>| {
+                let handler = handler.clone();
+                async move {
+                    let out = handler.handle_json(event.payload.get().as_bytes()).await?;
+                    let text = String::from_utf8(out)?;
+                    Ok::<_, lambda_runtime::Error>(serde_json::value::RawValue::from_string(text)?)
+                }
+            },
+        );
+        runtime.block_on(lambda_runtime::run(service))
+    } else if P::SPEC.consumer(stage_id).is_some() {
+        let handler = match ConsumerHandler::new::<P>(stage_id) {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return std::process::ExitCode::from(2);
+            }
+        };
+        let service = lambda_runtime::service_fn(
+            move |event: lambda_runtime::LambdaEvent<KinesisStreamEvent>| {
+                let handler = handler.clone();
+                async move { Ok::<_, lambda_runtime::Error>(handler.handle(event.payload).await) }
+            },
+        );
+        runtime.block_on(lambda_runtime::run(service))
+    } else {
+        eprintln!("error: {}", LambdaError::UnknownStage(stage_id.to_owned()));
+        return std::process::ExitCode::from(2);
+    };
+    match served {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! The Firehose response written straight as JSON (aws-facts.md §4.2), answer by answer, with
+//! the exact size of each answer known in advance, so the handler can keep the whole response
+//! within Lambda's 6 MB (aws-facts.md §3.4) without building it as a tree.
+
+/// How answers are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Style {
+    /// What the Lambda binary answers: `metadata` only for records with partition keys
+    /// (33 bytes less per record).
+    Raw,
+    /// What aws_lambda_events' response type serialises to: `metadata` on every record, empty
+    /// when there are no partition keys. The budget then holds for that serialisation too.
+    Typed,
+}
+
+/// `,"metadata":{"partitionKeys":{}}`
+const EMPTY_METADATA: usize = 32;
+
+impl Style {
+    /// Bytes of the answer `{"recordId":..,"result":"ProcessingFailed","data":""}` to a record
+    /// with this id, and its separator: the least every record's answer takes. `plain`: the
+    /// id is known to need no escaping.
+    pub(super) fn envelope(self, id: &str, plain: bool) -> usize {
+        let id = if plain { id.len() + 2 } else { json_len(id) };
+        let metadata = match self {
+            Style::Raw => 0,
+            Style::Typed => EMPTY_METADATA,
+        };
+        // `{"recordId":` 12, `,"result":"` 11, `ProcessingFailed` 16, `","data":"` 10, `"}` 2, `,` 1
+        id + 52 + metadata
+    }
+
+    /// Bytes an `Ok` answer with this output and these keys takes beyond its envelope.
+    pub(super) fn output_cost(self, data: usize, keys: &[(&'static str, String)]) -> usize {
+        // `"k":"v"` pairs and the commas between them.
+        let pairs = keys
+            .iter()
+            .map(|(k, v)| json_len(k) + json_len(v) + 2)
+            .sum::<usize>()
+            .saturating_sub(1);
+        let metadata = match (self, keys.is_empty()) {
+            (_, true) => 0,
+            (Style::Raw, false) => EMPTY_METADATA + pairs,
+            (Style::Typed, false) => pairs,
+        };
+        // An `Ok` answer is 14 bytes shorter than the `ProcessingFailed` of its envelope.
+        (base64_len(data) + metadata).saturating_sub("ProcessingFailed".len() - "Ok".len())
+    }
+}
+
+/// The length of `n` bytes in padded base64.
+fn base64_len(n: usize) -> usize {
+    n.div_ceil(3) * 4
+}
+
+/// Answers, comma-separated, in one buffer.
+pub(super) struct Answers {
+    out: Vec<u8>,
+    style: Style,
+    /// Where the first answer starts: after `{"records":[` in a whole response.
+    first: usize,
+}
+
+impl Answers {
+    /// A whole response: `{"records":[`, then answers.
+    pub(super) fn response(capacity: usize, style: Style) -> Self {
+        let mut out = Vec::with_capacity(capacity);
+        out.extend_from_slice(b"{\"records\":[");
+        let first = out.len();
+        Answers { out, style, first }
+    }
+
+    /// A run of answers, to be appended to a response.
+    pub(super) fn part(capacity: usize, style: Style) -> Self {
+        Answers {
+            out: Vec::with_capacity(capacity),
+            style,
+            first: 0,
+        }
+    }
+
+    pub(super) fn style(&self) -> Style {
+        self.style
+    }
+
+    /// The answers written so far.
+    pub(super) fn bytes(&self) -> &[u8] {
+        &self.out
+    }
+
+    fn separate(&mut self) {
+        if self.out.len() > self.first {
+            self.out.push(b',');
+        }
+    }
+
+    /// Writes one answer; returns where it starts and ends in [`bytes`](Self::bytes).
+    pub(super) fn write(
+        &mut self,
+        id: &str,
+        plain_id: bool,
+        result: &'static str,
+        data: &[u8],
+        keys: &[(&'static str, String)],
+    ) -> (usize, usize) {
+        self.separate();
+        let start = self.out.len();
+        self.out.extend_from_slice(b"{\"recordId\":");
+        if plain_id {
+            self.out.push(b'"');
+            self.out.extend_from_slice(id.as_bytes());
+            self.out.push(b'"');
+        } else {
+            self.string(id);
+        }
+        self.out.extend_from_slice(b",\"result\":\"");
+        self.out.extend_from_slice(result.as_bytes());
+        self.out.extend_from_slice(b"\",\"data\":\"");
+        base64_simd::STANDARD.encode_append(data, &mut self.out);
+        self.out.push(b'"');
+        if !keys.is_empty() || self.style == Style::Typed {
+            self.out
+                .extend_from_slice(b",\"metadata\":{\"partitionKeys\":{");
+            for (i, (k, v)) in keys.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(b',');
+                }
+                self.string(k);
+                self.out.push(b':');
+                self.string(v);
+            }
+            self.out.extend_from_slice(b"}}");
+        }
+        self.out.push(b'}');
+        (start, self.out.len())
+    }
+
+    /// Appends an answer written elsewhere.
+    pub(super) fn copy(&mut self, answer: &[u8]) {
+        self.separate();
+        self.out.extend_from_slice(answer);
+    }
+
+    /// Appends every answer of `part`.
+    pub(super) fn append(&mut self, part: &Answers) {
+        if part.out.len() > part.first {
+            self.copy(&part.out[part.first..]);
+        }
+    }
+
+    /// Closes the response.
+    pub(super) fn finish(mut self) -> Vec<u8> {
+        self.out.extend_from_slice(b"]}");
+        self.out
+    }
+
+    fn string(&mut self, s: &str) {
+        // Ids, keys and values are short; serde_json escapes them exactly as JSON needs, and
+        // writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.out, s);
+    }
+}
+
+/// The length of `s` as a JSON string, quotes included.
+pub(super) fn json_len(s: &str) -> usize {
+    // Ids and keys rarely need escapes: count them first (a loop the compiler vectorises).
+    let special = s
+        .bytes()
+        .filter(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        .count();
+    if special == 0 {
+        return s.len() + 2;
+    }
+    2 + s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum::<usize>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Answers, Style, json_len};
+
+    /// The sizes the budget is computed from are the sizes written.
+    #[test]
+    fn envelopes_and_costs_are_exact() {
+        let keys = [("site", "ber\"lin".to_owned()), ("day", "1\n".to_owned())];
+        for style in [Style::Raw, Style::Typed] {
+            for id in ["4954", "a\"b\\c\u{1}"] {
+                for plain in [false, true] {
+                    if plain && id.contains('"') {
+                        continue;
+                    }
+                    for (data, keys) in [
+                        (&b""[..], &[][..]),
+                        (b"x", &keys[..1]),
+                        (b"{\"a\":1}\n", &keys[..]),
+                    ] {
+                        let mut a = Answers::response(64, style);
+                        a.write("first", true, "Ok", b"", &[]);
+                        let before = a.bytes().len();
+                        a.write(id, plain, "ProcessingFailed", b"", &[]);
+                        assert_eq!(a.bytes().len() - before, style.envelope(id, plain));
+                        let before = a.bytes().len();
+                        a.write(id, plain, "Ok", data, keys);
+                        let written = a.bytes().len() - before;
+                        let cost = style.output_cost(data.len(), keys);
+                        let what = format!("{style:?} {id:?} {data:?} {keys:?}");
+                        if cost > 0 {
+                            assert_eq!(written, style.envelope(id, plain) + cost, "{what}");
+                        } else {
+                            // An empty `Ok` is shorter than its `ProcessingFailed` envelope.
+                            assert!(written <= style.envelope(id, plain), "{what}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_typed_style_is_what_aws_lambda_events_writes() {
+        use aws_lambda_events::firehose::KinesisFirehoseResponse;
+        let mut a = Answers::response(64, Style::Typed);
+        a.write("1", true, "Ok", b"{}\n", &[("site", "oslo".into())]);
+        a.write("2", false, "Dropped", b"", &[]);
+        let bytes = a.finish();
+        let typed: KinesisFirehoseResponse = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(serde_json::to_vec(&typed).unwrap(), bytes);
+    }
+
+    #[test]
+    fn json_len_counts_escapes() {
+        assert_eq!(json_len("ab"), 4);
+        assert_eq!(json_len("a\"\\\n\u{1}é"), 2 + 1 + 2 + 2 + 2 + 6 + 2);
+        assert_eq!(
+            json_len("a\"\\\n\u{1}é"),
+            serde_json::to_string("a\"\\\n\u{1}é").unwrap().len()
+        );
+    }
+}

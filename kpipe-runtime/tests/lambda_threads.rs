@@ -1,0 +1,242 @@
+//! The Firehose handler on several threads answers byte for byte as on one: the same results,
+//! outputs, partition keys and order, for sync and async transforms, KPL aggregates, and events
+//! whose outputs do not all fit in Lambda's 6 MB response.
+
+use base64::Engine as _;
+use kpipe_runtime::Outcome;
+use kpipe_runtime::lambda::{FirehoseHandler, MAX_RESPONSE_BYTES};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::thread::ThreadId;
+
+#[derive(Serialize, Deserialize)]
+struct Reading {
+    sensor_id: String,
+    site: String,
+    celsius: f64,
+    note: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Enriched {
+    sensor_id: String,
+    site: String,
+    fahrenheit: f64,
+    note: String,
+}
+
+/// The threads the sync transform ran on.
+static THREADS_SEEN: Mutex<Option<HashSet<ThreadId>>> = Mutex::new(None);
+
+fn convert(r: Reading) -> Outcome<Enriched> {
+    if r.sensor_id.starts_with("test-") {
+        return Outcome::Dropped;
+    }
+    if r.sensor_id == "panic" {
+        panic!("boom");
+    }
+    if r.celsius < -273.15 {
+        return Outcome::failed("implausible");
+    }
+    Outcome::Ok(Enriched {
+        sensor_id: r.sensor_id,
+        site: r.site,
+        fahrenheit: r.celsius * 1.8 + 32.0,
+        note: r.note,
+    })
+}
+
+fn enrich(r: Reading) -> Outcome<Enriched> {
+    THREADS_SEEN
+        .lock()
+        .unwrap()
+        .get_or_insert_with(HashSet::new)
+        .insert(std::thread::current().id());
+    // A function may use the Tokio runtime it runs under; worker threads have it too.
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Outcome::failed("no Tokio runtime on this thread");
+    }
+    convert(r)
+}
+
+async fn enrich_later(r: Reading) -> Outcome<Enriched> {
+    tokio::task::yield_now().await;
+    convert(r)
+}
+
+kpipe_runtime::pipeline! {
+    pipeline Readings {
+        stream readings: Reading { capacity: provisioned(shards: 2), partition_key: sensor_id }
+        transform enrich: Reading -> Enriched { function: crate::enrich }
+        s3 lake: Enriched {
+            bucket: "acme-telemetry",
+            prefix: "site=!{partitionKeyFromLambda:site}/",
+            error_prefix: "errors/!{firehose:error-output-type}/",
+            partition_keys: { site: |e: &Enriched| e.site.clone() },
+        }
+        delivery d: readings -> enrich -> lake;
+    }
+}
+
+kpipe_runtime::pipeline! {
+    pipeline ReadingsLater {
+        stream readings: Reading { capacity: provisioned(shards: 2), partition_key: sensor_id }
+        transform enrich_later: Reading -> Enriched { function: crate::enrich_later }
+        s3 lake: Enriched {
+            bucket: "acme-telemetry",
+            prefix: "site=!{partitionKeyFromLambda:site}/",
+            error_prefix: "errors/!{firehose:error-output-type}/",
+            partition_keys: { site: |e: &Enriched| e.site.clone() },
+        }
+        delivery d: readings -> enrich_later -> lake;
+    }
+}
+
+fn reading(id: &str, site: &str, celsius: f64, note: &str) -> Vec<u8> {
+    serde_json::to_vec(&Reading {
+        sensor_id: id.into(),
+        site: site.into(),
+        celsius,
+        note: note.into(),
+    })
+    .unwrap()
+}
+
+/// `n` records of every kind: valid, dropped, failing, panicking, not JSON, not base64,
+/// KPL aggregates (good and mixed), and ids with escapes.
+fn event(n: usize, note_len: usize) -> Vec<u8> {
+    let note = "n".repeat(note_len);
+    let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+    let records: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            let site = ["berlin", "oslo", "lis\"bon"][i % 3];
+            let data = match i % 11 {
+                1 => b64(&reading(&format!("test-{i}"), site, 1.0, &note)),
+                2 => b64(&reading(&format!("s-{i}"), site, -300.0, &note)),
+                3 if i % 2 == 1 => b64(&reading("panic", site, 1.0, &note)),
+                4 => b64(b"not json"),
+                5 => "%%% not base64".into(),
+                6 => b64(&kpipe_runtime::kpl::aggregate(&[
+                    ("a", &reading(&format!("s-{i}"), site, 1.0, &note)),
+                    ("b", &reading(&format!("test-{i}"), site, 1.0, &note)),
+                    ("c", &reading(&format!("t-{i}"), site, 2.0, &note)),
+                ])),
+                7 => b64(&kpipe_runtime::kpl::aggregate(&[
+                    ("a", &reading(&format!("s-{i}"), "berlin", 1.0, &note)),
+                    ("b", &reading(&format!("t-{i}"), "oslo", 2.0, &note)),
+                ])),
+                _ => b64(&reading(&format!("s-{i}"), site, i as f64 / 7.0, &note)),
+            };
+            let id = if i % 13 == 0 {
+                format!("id\"{i}\\")
+            } else {
+                format!("49546986683135544286507457936321625675700192471156{i:08}")
+            };
+            serde_json::json!({ "recordId": id, "approximateArrivalTimestamp": 0, "data": data })
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({
+        "deliveryStreamArn": "arn:aws:firehose:us-west-2:123456789012:deliverystream/d",
+        "records": records,
+    }))
+    .unwrap()
+}
+
+fn results(response: &[u8]) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_slice(response).unwrap();
+    v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["result"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_threads_answer_exactly_as_one() {
+    // ~1.2 MB of records: several runs of at least 256 KiB each.
+    let bytes = event(3_000, 250);
+    let one = FirehoseHandler::new::<Readings>("enrich")
+        .unwrap()
+        .with_threads(1);
+    let expected = one.handle_json(&bytes).await.unwrap();
+    let kinds = results(&expected);
+    assert_eq!(kinds.len(), 3_000);
+    for kind in ["Ok", "Dropped", "ProcessingFailed"] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind}");
+    }
+    THREADS_SEEN.lock().unwrap().take();
+    for threads in [2, 3, 4, 8] {
+        let answer = one
+            .clone()
+            .with_threads(threads)
+            .handle_json(&bytes)
+            .await
+            .unwrap();
+        assert!(answer == expected, "{threads} threads answer differently");
+    }
+    let seen = THREADS_SEEN.lock().unwrap().take().unwrap().len();
+    assert!(seen > 1, "the transform ran on {seen} thread(s)");
+
+    // An async transform: the same answers, awaited in order.
+    let later = FirehoseHandler::new::<ReadingsLater>("enrich_later").unwrap();
+    for threads in [1, 3] {
+        let answer = later
+            .clone()
+            .with_threads(threads)
+            .handle_json(&bytes)
+            .await
+            .unwrap();
+        assert!(answer == expected, "async, {threads} threads");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_limit_several_threads_fail_the_same_records() {
+    // ~7 MB of output: the records that do not fit are failed, the same ones on any thread count.
+    let bytes = event(1_700, 3_000);
+    let one = FirehoseHandler::new::<Readings>("enrich")
+        .unwrap()
+        .with_threads(1);
+    let expected = one.handle_json(&bytes).await.unwrap();
+    assert!(expected.len() <= MAX_RESPONSE_BYTES, "{}", expected.len());
+    let kinds = results(&expected);
+    assert_eq!(kinds.len(), 1_700);
+    let ok = kinds.iter().filter(|k| *k == "Ok").count();
+    assert!(ok > 100 && ok < 1_700 * 6 / 11, "{ok} Ok");
+    for threads in [2, 4] {
+        let answer = one
+            .clone()
+            .with_threads(threads)
+            .handle_json(&bytes)
+            .await
+            .unwrap();
+        assert!(answer == expected, "{threads} threads answer differently");
+    }
+    let later = FirehoseHandler::new::<ReadingsLater>("enrich_later")
+        .unwrap()
+        .with_threads(3)
+        .handle_json(&bytes)
+        .await
+        .unwrap();
+    assert!(later == expected, "async");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_current_thread_runtime_works_too() {
+    let bytes = event(3_000, 250);
+    let one = FirehoseHandler::new::<Readings>("enrich")
+        .unwrap()
+        .with_threads(1)
+        .handle_json(&bytes)
+        .await
+        .unwrap();
+    for handler in [
+        FirehoseHandler::new::<Readings>("enrich").unwrap(),
+        FirehoseHandler::new::<ReadingsLater>("enrich_later").unwrap(),
+    ] {
+        let answer = handler.with_threads(4).handle_json(&bytes).await.unwrap();
+        assert!(answer == one);
+    }
+}
