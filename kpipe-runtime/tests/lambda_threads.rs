@@ -240,3 +240,82 @@ async fn a_current_thread_runtime_works_too() {
         assert!(answer == one);
     }
 }
+
+kpipe_runtime::pipeline! {
+    pipeline TwoDeliveries {
+        stream readings: Reading { capacity: provisioned(shards: 2), partition_key: sensor_id }
+        transform enrich: Reading -> Enriched { function: crate::convert }
+        s3 lake: Enriched {
+            bucket: "acme-telemetry",
+            prefix: "site=!{partitionKeyFromLambda:site}/",
+            error_prefix: "errors/!{firehose:error-output-type}/",
+            partition_keys: { site: |e: &Enriched| e.site.clone() },
+        }
+        s3 archive: Enriched { bucket: "acme-archive" }
+        delivery to_lake: readings -> enrich -> lake;
+        delivery to_archive: readings -> enrich -> archive;
+    }
+}
+
+/// The event of `event(n, note_len)` with its `deliveryStreamArn` moved after the records, or
+/// naming another stream.
+fn with_arn_last(bytes: &[u8], stream: &str) -> Vec<u8> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+    let records = serde_json::to_string(&v["records"]).unwrap();
+    format!(
+        r#"{{"invocationId":"x","records":{records},"region":"us-west-2","deliveryStreamArn":"arn:aws:firehose:us-west-2:123456789012:deliverystream/{stream}"}}"#
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_delivery_stream_named_after_the_records_picks_the_processor() {
+    let plain = event(3_000, 250);
+    for (stream, metadata) in [("to-lake", true), ("to-archive", false)] {
+        let bytes = with_arn_last(&plain, stream);
+        let one = FirehoseHandler::new::<TwoDeliveries>("enrich")
+            .unwrap()
+            .with_threads(1);
+        let expected = one.handle_json(&bytes).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&expected).unwrap();
+        let first_ok = v["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["result"] == "Ok")
+            .unwrap();
+        assert_eq!(first_ok.get("metadata").is_some(), metadata, "{stream}");
+        let answer = one.with_threads(4).handle_json(&bytes).await.unwrap();
+        assert!(answer == expected, "{stream}");
+    }
+    // A stream that does not use the transform: every record fails, on any thread count.
+    let bytes = with_arn_last(&plain, "someone-else");
+    for threads in [1, 4] {
+        let answer = FirehoseHandler::new::<TwoDeliveries>("enrich")
+            .unwrap()
+            .with_threads(threads)
+            .handle_json(&bytes)
+            .await
+            .unwrap();
+        let kinds = results(&answer);
+        assert_eq!(kinds.len(), 3_000);
+        assert!(kinds.iter().all(|k| k == "ProcessingFailed"), "{threads}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_event_is_an_error_on_any_thread_count() {
+    let mut bytes = event(3_000, 250);
+    bytes.truncate(bytes.len() - 100);
+    for threads in [1, 4] {
+        let handler = FirehoseHandler::new::<Readings>("enrich")
+            .unwrap()
+            .with_threads(threads);
+        let err = handler.handle_json(&bytes).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("not a Firehose transformation event"),
+            "{err}"
+        );
+    }
+}

@@ -23,6 +23,8 @@
 //! alone, since Lambda retries from that record anyway (processing the later ones now would
 //! only run them twice).
 
+mod aggregate;
+mod batch;
 mod consumer;
 mod firehose;
 mod response;
@@ -49,6 +51,9 @@ pub enum LambdaError {
     UnknownStage(String),
     /// The invocation's payload is not the event the handler answers.
     InvalidEvent(String),
+    /// The handler failed itself (a bug); the invocation fails, so Firehose sends the records
+    /// again.
+    Internal(String),
 }
 
 impl std::fmt::Display for LambdaError {
@@ -64,6 +69,7 @@ impl std::fmt::Display for LambdaError {
                 write!(f, "this pipeline has no transform or consumer `{s}`")
             }
             LambdaError::InvalidEvent(e) => write!(f, "not a Firehose transformation event: {e}"),
+            LambdaError::Internal(e) => write!(f, "internal error in the kpipe handler: {e}"),
         }
     }
 }

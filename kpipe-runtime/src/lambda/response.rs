@@ -2,6 +2,8 @@
 //! the exact size of each answer known in advance, so the handler can keep the whole response
 //! within Lambda's 6 MB (aws-facts.md §3.4) without building it as a tree.
 
+use std::ops::Range;
+
 /// How answers are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Style {
@@ -57,7 +59,7 @@ fn base64_len(n: usize) -> usize {
 pub(super) struct Answers {
     out: Vec<u8>,
     style: Style,
-    /// Where the first answer starts: after `{"records":[` in a whole response.
+    /// Where the first answer starts: after `{"records":[` in a whole response, 0 in a part.
     first: usize,
 }
 
@@ -94,7 +96,7 @@ impl Answers {
         }
     }
 
-    /// Writes one answer; returns where it starts and ends in [`bytes`](Self::bytes).
+    /// Writes one answer; returns where it is in [`bytes`](Self::bytes).
     pub(super) fn write(
         &mut self,
         id: &str,
@@ -102,7 +104,7 @@ impl Answers {
         result: &'static str,
         data: &[u8],
         keys: &[(&'static str, String)],
-    ) -> (usize, usize) {
+    ) -> Range<usize> {
         self.separate();
         let start = self.out.len();
         self.out.extend_from_slice(b"{\"recordId\":");
@@ -132,7 +134,23 @@ impl Answers {
             self.out.extend_from_slice(b"}}");
         }
         self.out.push(b'}');
-        (start, self.out.len())
+        start..self.out.len()
+    }
+
+    /// Removes every answer.
+    pub(super) fn clear(&mut self) {
+        self.out.truncate(self.first);
+    }
+
+    /// These answers as a whole response: themselves when they are one, else copied into a
+    /// new one of `capacity` bytes.
+    pub(super) fn into_response(self, capacity: usize) -> Answers {
+        if self.first > 0 {
+            return self;
+        }
+        let mut response = Answers::response(capacity, self.style);
+        response.append(&self);
+        response
     }
 
     /// Appends an answer written elsewhere.

@@ -194,7 +194,11 @@ impl<C, D> Output<C, D> {
     /// Keys, encoding (unless the original bytes `keep` are delivered) and the delimiter,
     /// appended to `buf`.
     fn finish_into(&self, out: D, keep: Option<&[u8]>, buf: &mut Vec<u8>) -> Appended {
-        let partition_keys = self.keys.iter().map(|(k, f)| (*k, f(&out))).collect();
+        let partition_keys = if self.keys.is_empty() {
+            Vec::new()
+        } else {
+            self.keys.iter().map(|(k, f)| (*k, f(&out))).collect()
+        };
         match keep {
             Some(d) => buf.extend_from_slice(d),
             None => {
