@@ -1,7 +1,8 @@
 //! The Lambda handlers of a pipeline (feature `lambda`): the Firehose data-transformation
 //! handler of a transform, and the Kinesis handler of a consumer.
 //!
-//! The handler runs each record through the same [`RecordProcessor`] as the local engine
+//! The handler runs each record through the same
+//! [`RecordProcessor`](crate::pipeline::RecordProcessor) as the local engine
 //! (decode, call your function, encode, delimiter, partition keys), so a pipeline behaves the
 //! same locally and in AWS. A Lambda binary is one line:
 //!
@@ -16,6 +17,9 @@
 //! - The response stays under Lambda's 6 MB payload limit (aws-facts.md §3.4): records whose
 //!   output would not fit are answered `ProcessingFailed` (and logged) instead of producing a
 //!   response Firehose would reject as a whole.
+//! - A large event is processed on as many threads as the function's memory buys vCPUs
+//!   ([`THREADS_VAR`] overrides), while it is being read; the response is byte for byte the
+//!   one a single thread writes.
 //!
 //! The consumer handler ([`ConsumerHandler`]) answers a Kinesis event with a partial batch
 //! response (aws-facts.md §4.4): records are consumed in order, and at the first failure its
