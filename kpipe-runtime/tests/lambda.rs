@@ -166,7 +166,7 @@ async fn a_6_mb_batch_keeps_the_response_under_the_limit() {
         serde_json::to_vec(&serde_json::json!({ "records": records_json(&padding) })).unwrap();
     let raw = handler.handle_json(&bytes).await.unwrap();
     assert!(raw.len() <= MAX_RESPONSE_BYTES, "{} bytes", raw.len());
-    let parsed: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&raw).unwrap();
     let ok = parsed["records"]
         .as_array()
         .unwrap()
@@ -367,7 +367,7 @@ async fn the_raw_json_path_answers_exactly_as_the_typed_one() {
         )
         .unwrap();
         let raw: serde_json::Value =
-            serde_json::from_slice(&handler.handle_json(&bytes).await.unwrap()).unwrap();
+            serde_json::from_str(&handler.handle_json(&bytes).await.unwrap()).unwrap();
         let typed = serde_json::to_value(handler.handle(event(fixture)).await).unwrap();
         assert_eq!(raw, without_empty_metadata(typed), "{fixture}");
     }
@@ -376,7 +376,7 @@ async fn the_raw_json_path_answers_exactly_as_the_typed_one() {
         "records":[{"recordId":"a\"b\\c","data":"%%%"},
                    {"recordId":"ok","data":"eyJzZW5zb3JfaWQiOiJzLTEiLCJzaXRlIjoib3NsbyIsImNlbHNpdXMiOjF9"}]}"#;
     let raw: serde_json::Value =
-        serde_json::from_slice(&handler.handle_json(tricky).await.unwrap()).unwrap();
+        serde_json::from_str(&handler.handle_json(tricky).await.unwrap()).unwrap();
     let parsed: TransformationEvent = serde_json::from_slice(tricky).unwrap();
     let typed = serde_json::to_value(handler.handle(parsed).await).unwrap();
     assert_eq!(raw, without_empty_metadata(typed));

@@ -143,8 +143,8 @@ fn event(n: usize, note_len: usize) -> Vec<u8> {
     .unwrap()
 }
 
-fn results(response: &[u8]) -> Vec<String> {
-    let v: serde_json::Value = serde_json::from_slice(response).unwrap();
+fn results(response: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(response).unwrap();
     v["records"]
         .as_array()
         .unwrap()
@@ -277,7 +277,7 @@ async fn the_delivery_stream_named_after_the_records_picks_the_processor() {
             .unwrap()
             .with_threads(1);
         let expected = one.handle_json(&bytes).await.unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&expected).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&expected).unwrap();
         let first_ok = v["records"]
             .as_array()
             .unwrap()

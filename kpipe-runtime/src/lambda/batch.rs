@@ -231,7 +231,7 @@ impl Finished<'_> {
     /// The response, once every chunk is here: records waiting on an async transform are
     /// awaited in event order, then the answers are assembled. `None` if a chunk is missing
     /// (a worker thread died: a bug), in which case the invocation has to fail.
-    pub(super) async fn respond(mut self, style: Style) -> Option<Vec<u8>> {
+    pub(super) async fn respond(mut self, style: Style) -> Option<String> {
         if self.chunks.len() != self.expected {
             return None;
         }
@@ -409,13 +409,13 @@ impl<'a> Chunk<'a> {
 
 /// The response from the chunks' answers, in order. Outputs are paid from `budget` in record
 /// order; when one does not fit, its record is answered `ProcessingFailed` instead.
-fn assemble(chunks: Vec<Chunk<'_>>, budget: usize, style: Style) -> Vec<u8> {
+fn assemble(chunks: Vec<Chunk<'_>>, budget: usize, style: Style) -> String {
     let total: usize = chunks
         .iter()
         .flat_map(|c| &c.spans)
         .filter_map(|s| s.cost)
         .sum();
-    let size: usize = chunks.iter().map(|c| c.answers.bytes().len() + 1).sum();
+    let size: usize = chunks.iter().map(|c| c.answers.text().len() + 1).sum();
     if total <= budget {
         // Everything fits (the usual case): the answers as they are, in order.
         let mut chunks = chunks.into_iter();
@@ -442,7 +442,7 @@ fn assemble(chunks: Vec<Chunk<'_>>, budget: usize, style: Style) -> Vec<u8> {
                 }
                 cost => {
                     budget -= cost.unwrap_or(0);
-                    response.copy(&chunk.answers.bytes()[span.answer.clone()]);
+                    response.copy(&chunk.answers.text()[span.answer.clone()]);
                 }
             }
         }

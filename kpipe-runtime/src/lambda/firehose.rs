@@ -173,7 +173,7 @@ impl FirehoseHandler {
             })
             .await;
         let read_back = match json {
-            Ok(json) => serde_json::from_slice(&json).map_err(|e| e.to_string()),
+            Ok(json) => serde_json::from_str(&json).map_err(|e| e.to_string()),
             Err(Unanswered::Lost) => Err("a worker thread died".to_owned()),
             Err(Unanswered::Event(never)) => match never {},
         };
@@ -199,7 +199,7 @@ impl FirehoseHandler {
         }
     }
 
-    /// Answers one invocation from the event's JSON bytes with the response's JSON bytes: the
+    /// Answers one invocation from the event's JSON bytes with the response's JSON text: the
     /// path `serve` takes. The event is read in place (ids and data borrowed from the bytes),
     /// records are processed while it is being read, and the response is written directly,
     /// base64 included, without building it as a tree; `metadata` is written only for records
@@ -209,7 +209,7 @@ impl FirehoseHandler {
     /// [`LambdaError::InvalidEvent`] when the bytes are not a Firehose transformation event.
     /// Records read before the error may have been through the transform: as with any failed
     /// invocation, Firehose sends them again.
-    pub async fn handle_json(&self, event: &[u8]) -> Result<Vec<u8>, LambdaError> {
+    pub async fn handle_json(&self, event: &[u8]) -> Result<String, LambdaError> {
         self.answer(Style::Raw, event.len() + 64, event.len(), |feeder| {
             // sonic-rs (SIMD) reads the event; ids and data are borrowed from it.
             let mut de = sonic_rs::Deserializer::from_slice(event);
@@ -253,7 +253,7 @@ impl FirehoseHandler {
         capacity: usize,
         bytes: usize,
         feed: impl FnOnce(&mut Feeder<'a>) -> Result<(), E>,
-    ) -> Result<Vec<u8>, Unanswered<E>> {
+    ) -> Result<String, Unanswered<E>> {
         // With a single delivery the processor is known before the event says which.
         let route = if self.deliveries.len() == 1 {
             Route::To(Arc::clone(&self.deliveries[0].1))

@@ -39,6 +39,8 @@ pub use self::consumer::{
 pub use self::firehose::{FirehoseHandler, THREADS_VAR, TransformationEvent, TransformationRecord};
 
 use crate::pipeline::Pipeline;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// Lambda's synchronous response limit (aws-facts.md §3.4).
 pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
@@ -102,19 +104,28 @@ pub fn serve<P: Pipeline>(stage_id: &str) -> std::process::ExitCode {
                 return std::process::ExitCode::from(2);
             }
         };
-        // The event stays raw JSON and the response is written as raw JSON
-        // (`FirehoseHandler::handle_json`): no tree of the event or of the response is built.
-        let service = lambda_runtime::service_fn(
-            move |event: lambda_runtime::LambdaEvent<Box<serde_json::value::RawValue>>| {
-                let handler = handler.clone();
+        // The event's bytes go to `FirehoseHandler::handle_json` as they came (`RawBody`): no
+        // parse by lambda_runtime, no tree of the event or of the response.
+        let bodies = RawBodies::default();
+        let service = lambda_runtime::service_fn({
+            let bodies = bodies.clone();
+            move |event: lambda_runtime::LambdaEvent<()>| {
+                let (handler, body) = (handler.clone(), bodies.take(&event.context.request_id));
                 async move {
-                    let out = handler.handle_json(event.payload.get().as_bytes()).await?;
-                    let text = String::from_utf8(out)?;
+                    let body = body.ok_or_else(|| {
+                        LambdaError::Internal("the invocation's body went missing".into())
+                    })?;
+                    let text = handler.handle_json(&body).await?;
+                    // Validates the JSON once more (1.2 ms for 6 MB); serde_json has no other
+                    // public way to send JSON text as it is.
                     Ok::<_, lambda_runtime::Error>(serde_json::value::RawValue::from_string(text)?)
                 }
-            },
-        );
-        runtime.block_on(lambda_runtime::run(service))
+            }
+        });
+        let runtime_api = lambda_runtime::Runtime::new(service)
+            .layer(lambda_runtime::layers::TracingLayer::new())
+            .layer(RawBody(bodies));
+        runtime.block_on(runtime_api.run())
     } else if P::SPEC.consumer(stage_id).is_some() {
         let handler = match ConsumerHandler::new::<P>(stage_id) {
             Ok(h) => h,
@@ -140,5 +151,69 @@ pub fn serve<P: Pipeline>(stage_id: &str) -> std::process::ExitCode {
             eprintln!("error: {e}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// The bodies of invocations in flight, by request id.
+#[derive(Clone, Default)]
+struct RawBodies(Arc<Mutex<HashMap<String, bytes::Bytes>>>);
+
+impl RawBodies {
+    fn put(&self, request_id: String, body: bytes::Bytes) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(request_id, body);
+    }
+
+    fn take(&self, request_id: &str) -> Option<bytes::Bytes> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(request_id)
+    }
+}
+
+/// A layer of the Lambda runtime that takes an invocation's body before lambda_runtime parses
+/// it (with serde_json, 1.3 ms for a 6 MB event) and leaves `null` in its place: the handler
+/// reads the bytes itself, in place, with sonic-rs.
+struct RawBody(RawBodies);
+
+impl<S> lambda_runtime::tower::Layer<S> for RawBody {
+    type Service = RawBodyService<S>;
+
+    fn layer(&self, inner: S) -> RawBodyService<S> {
+        RawBodyService {
+            inner,
+            bodies: self.0.clone(),
+        }
+    }
+}
+
+/// The service of [`RawBody`].
+struct RawBodyService<S> {
+    inner: S,
+    bodies: RawBodies,
+}
+
+impl<S> lambda_runtime::Service<lambda_runtime::LambdaInvocation> for RawBodyService<S>
+where
+    S: lambda_runtime::Service<lambda_runtime::LambdaInvocation>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut invocation: lambda_runtime::LambdaInvocation) -> Self::Future {
+        let body = std::mem::replace(&mut invocation.body, bytes::Bytes::from_static(b"null"));
+        self.bodies.put(invocation.context.request_id.clone(), body);
+        self.inner.call(invocation)
     }
 }

@@ -57,7 +57,8 @@ fn base64_len(n: usize) -> usize {
 
 /// Answers, comma-separated, in one buffer.
 pub(super) struct Answers {
-    out: Vec<u8>,
+    /// JSON text: every piece written is a `str`, so the response needs no UTF-8 check.
+    out: String,
     style: Style,
     /// Where the first answer starts: after `{"records":[` in a whole response, 0 in a part.
     first: usize,
@@ -66,8 +67,8 @@ pub(super) struct Answers {
 impl Answers {
     /// A whole response: `{"records":[`, then answers.
     pub(super) fn response(capacity: usize, style: Style) -> Self {
-        let mut out = Vec::with_capacity(capacity);
-        out.extend_from_slice(b"{\"records\":[");
+        let mut out = String::with_capacity(capacity);
+        out.push_str("{\"records\":[");
         let first = out.len();
         Answers { out, style, first }
     }
@@ -75,7 +76,7 @@ impl Answers {
     /// A run of answers, to be appended to a response.
     pub(super) fn part(capacity: usize, style: Style) -> Self {
         Answers {
-            out: Vec::with_capacity(capacity),
+            out: String::with_capacity(capacity),
             style,
             first: 0,
         }
@@ -86,17 +87,17 @@ impl Answers {
     }
 
     /// The answers written so far.
-    pub(super) fn bytes(&self) -> &[u8] {
+    pub(super) fn text(&self) -> &str {
         &self.out
     }
 
     fn separate(&mut self) {
         if self.out.len() > self.first {
-            self.out.push(b',');
+            self.out.push(',');
         }
     }
 
-    /// Writes one answer; returns where it is in [`bytes`](Self::bytes).
+    /// Writes one answer; returns where it is in [`text`](Self::text).
     pub(super) fn write(
         &mut self,
         id: &str,
@@ -107,33 +108,32 @@ impl Answers {
     ) -> Range<usize> {
         self.separate();
         let start = self.out.len();
-        self.out.extend_from_slice(b"{\"recordId\":");
+        self.out.push_str("{\"recordId\":");
         if plain_id {
-            self.out.push(b'"');
-            self.out.extend_from_slice(id.as_bytes());
-            self.out.push(b'"');
+            self.out.push('"');
+            self.out.push_str(id);
+            self.out.push('"');
         } else {
-            self.string(id);
+            push_json_str(&mut self.out, id);
         }
-        self.out.extend_from_slice(b",\"result\":\"");
-        self.out.extend_from_slice(result.as_bytes());
-        self.out.extend_from_slice(b"\",\"data\":\"");
+        self.out.push_str(",\"result\":\"");
+        self.out.push_str(result);
+        self.out.push_str("\",\"data\":\"");
         base64_simd::STANDARD.encode_append(data, &mut self.out);
-        self.out.push(b'"');
+        self.out.push('"');
         if !keys.is_empty() || self.style == Style::Typed {
-            self.out
-                .extend_from_slice(b",\"metadata\":{\"partitionKeys\":{");
+            self.out.push_str(",\"metadata\":{\"partitionKeys\":{");
             for (i, (k, v)) in keys.iter().enumerate() {
                 if i > 0 {
-                    self.out.push(b',');
+                    self.out.push(',');
                 }
-                self.string(k);
-                self.out.push(b':');
-                self.string(v);
+                push_json_str(&mut self.out, k);
+                self.out.push(':');
+                push_json_str(&mut self.out, v);
             }
-            self.out.extend_from_slice(b"}}");
+            self.out.push_str("}}");
         }
-        self.out.push(b'}');
+        self.out.push('}');
         start..self.out.len()
     }
 
@@ -154,9 +154,9 @@ impl Answers {
     }
 
     /// Appends an answer written elsewhere.
-    pub(super) fn copy(&mut self, answer: &[u8]) {
+    pub(super) fn copy(&mut self, answer: &str) {
         self.separate();
-        self.out.extend_from_slice(answer);
+        self.out.push_str(answer);
     }
 
     /// Appends every answer of `part`.
@@ -167,16 +167,42 @@ impl Answers {
     }
 
     /// Closes the response.
-    pub(super) fn finish(mut self) -> Vec<u8> {
-        self.out.extend_from_slice(b"]}");
+    pub(super) fn finish(mut self) -> String {
+        self.out.push_str("]}");
         self.out
     }
+}
 
-    fn string(&mut self, s: &str) {
-        // Ids, keys and values are short; serde_json escapes them exactly as JSON needs, and
-        // writing into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut self.out, s);
+/// Appends `s` as a JSON string, escaped exactly as serde_json escapes it: `\"`, `\\`, the
+/// short escapes `\b \f \n \r \t`, other control characters as `\u00xx`.
+fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    let mut plain = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[plain..i]);
+        plain = i + 1;
+        if escape.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        } else {
+            out.push_str(escape);
+        }
     }
+    out.push_str(&s[plain..]);
+    out.push('"');
 }
 
 /// The length of `s` as a JSON string, quotes included.
@@ -201,7 +227,7 @@ pub(super) fn json_len(s: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::{Answers, Style, json_len};
+    use super::{Answers, Style, json_len, push_json_str};
 
     /// The sizes the budget is computed from are the sizes written.
     #[test]
@@ -220,12 +246,12 @@ mod tests {
                     ] {
                         let mut a = Answers::response(64, style);
                         a.write("first", true, "Ok", b"", &[]);
-                        let before = a.bytes().len();
+                        let before = a.text().len();
                         a.write(id, plain, "ProcessingFailed", b"", &[]);
-                        assert_eq!(a.bytes().len() - before, style.envelope(id, plain));
-                        let before = a.bytes().len();
+                        assert_eq!(a.text().len() - before, style.envelope(id, plain));
+                        let before = a.text().len();
                         a.write(id, plain, "Ok", data, keys);
-                        let written = a.bytes().len() - before;
+                        let written = a.text().len() - before;
                         let cost = style.output_cost(data.len(), keys);
                         let what = format!("{style:?} {id:?} {data:?} {keys:?}");
                         if cost > 0 {
@@ -247,8 +273,8 @@ mod tests {
         a.write("1", true, "Ok", b"{}\n", &[("site", "oslo".into())]);
         a.write("2", false, "Dropped", b"", &[]);
         let bytes = a.finish();
-        let typed: KinesisFirehoseResponse = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(serde_json::to_vec(&typed).unwrap(), bytes);
+        let typed: KinesisFirehoseResponse = serde_json::from_str(&bytes).unwrap();
+        assert_eq!(serde_json::to_string(&typed).unwrap(), bytes);
     }
 
     #[test]
@@ -259,5 +285,23 @@ mod tests {
             json_len("a\"\\\n\u{1}é"),
             serde_json::to_string("a\"\\\n\u{1}é").unwrap().len()
         );
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let all: String = (0u32..0x80).filter_map(char::from_u32).collect();
+        for s in [
+            all.as_str(),
+            "",
+            "plain",
+            "é日本\u{2028}\u{7f}",
+            "\"\\",
+            "a\u{1}b\u{1f}",
+        ] {
+            let mut out = String::new();
+            push_json_str(&mut out, s);
+            assert_eq!(out, serde_json::to_string(s).unwrap(), "{s:?}");
+            assert_eq!(out.len(), json_len(s), "{s:?}");
+        }
     }
 }
