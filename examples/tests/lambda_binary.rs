@@ -33,13 +33,13 @@ fn read_request(reader: &mut BufReader<std::net::TcpStream>) -> Option<(String, 
 }
 
 #[test]
-fn the_binary_answers_a_firehose_invocation() {
+fn the_binary_answers_firehose_invocations_one_after_another() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let api = listener.local_addr().unwrap().to_string();
     let mut child = Command::new(env!("CARGO_BIN_EXE_quickstart_lambda"))
         .env("AWS_LAMBDA_RUNTIME_API", &api)
         .env("AWS_LAMBDA_FUNCTION_NAME", "telemetry-enrich")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "4000")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("AWS_REGION", "us-west-2")
         .stdout(Stdio::null())
@@ -109,8 +109,70 @@ fn the_binary_answers_a_firehose_invocation() {
 
     let (post, body) = read_request(&mut reader).expect("the binary posts a response");
     write!(writer, "HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n").unwrap();
+    // The next invocations on the same connection: a 1.5 MB event (read on two threads, as
+    // the function's 4,000 MB buy them), then one that is not JSON.
+    let mut invoke = |request_id: &str, event: &str| {
+        let (next, _) = read_request(&mut reader).expect("the binary asks for an invocation");
+        assert!(
+            next.starts_with("GET /2018-06-01/runtime/invocation/next"),
+            "{next}"
+        );
+        write!(
+            writer,
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nlambda-runtime-aws-request-id: {request_id}\r\nlambda-runtime-deadline-ms: {deadline}\r\nlambda-runtime-invoked-function-arn: arn:aws:lambda:us-west-2:123456789012:function:telemetry-enrich\r\ncontent-length: {}\r\n\r\n{event}",
+            event.len()
+        )
+        .unwrap();
+        let answer = read_request(&mut reader).expect("the binary answers");
+        write!(writer, "HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n").unwrap();
+        answer
+    };
+    let big_records: Vec<serde_json::Value> = (0..6_000)
+        .map(|i| {
+            serde_json::json!({
+                "recordId": format!("r-{i}"),
+                "approximateArrivalTimestamp": 1_664_028_793_294i64,
+                "data": reading(&format!("s-{i}"), ["berlin", "oslo"][i % 2], (i % 40) as f64),
+            })
+        })
+        .collect();
+    let big = serde_json::json!({
+        "deliveryStreamArn": "arn:aws:firehose:us-west-2:123456789012:deliverystream/sensor-lake",
+        "records": big_records,
+    })
+    .to_string();
+    assert!(big.len() > 1_000_000, "{}", big.len());
+    let (big_post, big_body) = invoke("req-2", &big);
+    let (bad_post, bad_body) = invoke("req-3", "{\"records\": [");
     let _ = child.kill();
     let _ = child.wait();
+
+    assert_eq!(
+        big_post,
+        "POST /2018-06-01/runtime/invocation/req-2/response HTTP/1.1"
+    );
+    let big_response: serde_json::Value = serde_json::from_slice(&big_body).unwrap();
+    let answers = big_response["records"].as_array().unwrap();
+    assert_eq!(answers.len(), 6_000);
+    for (i, a) in answers.iter().enumerate() {
+        assert_eq!(a["recordId"], format!("r-{i}"), "in event order");
+        assert_eq!(a["result"], "Ok");
+        assert_eq!(
+            a["metadata"]["partitionKeys"]["site"],
+            ["berlin", "oslo"][i % 2]
+        );
+    }
+    assert_eq!(
+        bad_post,
+        "POST /2018-06-01/runtime/invocation/req-3/error HTTP/1.1",
+        "a bad event fails the invocation: {}",
+        String::from_utf8_lossy(&bad_body)
+    );
+    assert!(
+        String::from_utf8_lossy(&bad_body).contains("not a Firehose transformation event"),
+        "{}",
+        String::from_utf8_lossy(&bad_body)
+    );
 
     assert_eq!(
         post,
