@@ -1,6 +1,6 @@
 //! The `quickstart_lambda` binary end to end, under a minimal Lambda runtime API served by this
-//! test on a loopback port: the binary polls for an invocation, gets a Firehose event, and
-//! posts its response, exactly as it does in AWS.
+//! test on a loopback port: the binary polls for invocations, gets Firehose events, and posts
+//! its responses (or, for a bad event, an error), exactly as it does in AWS.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
