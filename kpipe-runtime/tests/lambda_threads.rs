@@ -319,3 +319,123 @@ async fn a_bad_event_is_an_error_on_any_thread_count() {
         );
     }
 }
+
+/// A small deterministic generator (xorshift), so a failing case can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            items.swap(i, self.below(i + 1));
+        }
+    }
+
+    /// Whitespace JSON allows between tokens: none, most of the time.
+    fn ws(&mut self) -> &'static str {
+        ["", "", "", " ", "\n  ", "\t", "\r\n"][self.below(7)]
+    }
+}
+
+/// An event as Firehose could write it: keys in any order, whitespace anywhere, fields kpipe
+/// does not read (nested objects and arrays among them), escapes in ids and data.
+fn random_event(rng: &mut Rng, stream: &str) -> String {
+    let records: Vec<String> = (0..rng.below(4_000))
+        .map(|i| {
+            let site = ["berlin", "oslo", "lis\"bon"][rng.below(3)];
+            let reading = match rng.below(12) {
+                0 => b"not json".to_vec(),
+                1 => reading(&format!("test-{i}"), site, 1.0, "n"),
+                _ => reading(&format!("s-{i}"), site, i as f64 / 3.0, &"n".repeat(rng.below(400))),
+            };
+            let mut data = base64::engine::general_purpose::STANDARD.encode(reading);
+            if rng.below(5) == 0 && !data.is_empty() {
+                // JSON may escape any character: the first one as `\u00XX`.
+                data = format!("\\u{:04x}{}", data.as_bytes()[0], &data[1..]);
+            }
+            let id = match rng.below(6) {
+                0 => format!("id-\\\"{i}\\u00e9\\n"),
+                _ => format!("4954698668313554428650745793632162567570019247115{i:08}"),
+            };
+            let (w1, w2, w3) = (rng.ws(), rng.ws(), rng.ws());
+            let mut fields = vec![
+                format!("\"recordId\"{w1}:{w2}\"{id}\""),
+                format!("\"approximateArrivalTimestamp\":{w3}1664028793294"),
+                format!("\"data\":\"{data}\""),
+            ];
+            if rng.below(2) == 0 {
+                fields.push(
+                    r#""kinesisRecordMetadata":{"sequenceNumber":"4954","subsequenceNumber":0,"partitionKey":"},{\"recordId\"","shardId":"shardId-000000000000","approximateArrivalTimestamp":1664028793294}"#.into(),
+                );
+            }
+            if rng.below(4) == 0 {
+                fields.push(r#""unknown":[1,{"records":[{"recordId":"x"}]},"s",null,true,-1.5e3]"#.into());
+            }
+            rng.shuffle(&mut fields);
+            let sep = format!(",{}", rng.ws());
+            format!("{{{}{}{}}}", rng.ws(), fields.join(&sep), rng.ws())
+        })
+        .collect();
+    let sep = format!(",{}", rng.ws());
+    let mut top = vec![
+        r#""invocationId":"00540a87-5050-496a-84e4-e7d92bbaf5e2""#.to_owned(),
+        format!(
+            "\"deliveryStreamArn\":\"arn:aws:firehose:us-west-2:123456789012:deliverystream/{stream}\""
+        ),
+        r#""region":"us-west-2""#.to_owned(),
+        format!("\"records\":{}[{}]", rng.ws(), records.join(&sep)),
+    ];
+    rng.shuffle(&mut top);
+    format!("{}{{{}}}{}", rng.ws(), top.join(&sep), rng.ws())
+}
+
+/// The response without empty `metadata` objects (`handle_json` leaves them out).
+fn without_empty_metadata(mut v: serde_json::Value) -> serde_json::Value {
+    for r in v["records"].as_array_mut().unwrap() {
+        let r = r.as_object_mut().unwrap();
+        if r.get("metadata") == Some(&serde_json::json!({ "partitionKeys": {} })) {
+            r.remove("metadata");
+        }
+    }
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_event_is_read_as_serde_json_reads_it() {
+    // `handle_json` reads the event with sonic-rs, records handed out as they are read;
+    // `handle` gets it from serde_json. Both must answer alike, on any thread count.
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    for case in 0..12 {
+        let stream = ["to-lake", "to-archive"][case % 2];
+        let text = random_event(&mut rng, stream);
+        let parsed: kpipe_runtime::lambda::TransformationEvent =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("case {case}: {e}"));
+        let handler = FirehoseHandler::new::<TwoDeliveries>("enrich").unwrap();
+        let typed = serde_json::to_value(handler.handle(parsed).await).unwrap();
+        let typed = without_empty_metadata(typed);
+        for threads in [1, 3] {
+            let raw = handler
+                .clone()
+                .with_threads(threads)
+                .handle_json(text.as_bytes())
+                .await
+                .unwrap_or_else(|e| panic!("case {case}, {threads} threads: {e}"));
+            let raw: serde_json::Value = serde_json::from_str(&raw).unwrap();
+            assert!(
+                raw == typed,
+                "case {case}, {threads} threads, {} bytes",
+                text.len()
+            );
+        }
+    }
+}
