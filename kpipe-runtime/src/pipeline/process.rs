@@ -92,7 +92,8 @@ pub trait RecordProcessor: Send + Sync {
 
     /// Processes one record into bytes of its own.
     fn process(&self, data: &[u8]) -> Processing {
-        let mut out = Vec::new();
+        // Outputs are usually about as large as their input: one allocation, no regrowth.
+        let mut out = Vec::with_capacity(data.len() + 64);
         Processing::Ready(match self.process_into(data, &mut out) {
             Appended::Ok(partition_keys) => RecordResult::Ok {
                 data: out,
