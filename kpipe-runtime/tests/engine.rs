@@ -231,9 +231,13 @@ async fn golden_layout_of_objects_and_error_documents() {
     assert_eq!(objects(&store).await.len(), 3);
 }
 
-#[tokio::test(start_paused = true)]
-async fn shutdown_drains_every_buffer() {
-    let store = Arc::new(InMemory::new());
+/// The Telemetry engine on `store`, with 50 readings put across three sites.
+async fn fifty_readings(
+    store: &Arc<InMemory>,
+) -> (
+    kpipe_runtime::LocalEngine<Telemetry>,
+    kpipe_runtime::engine::Producer<Reading>,
+) {
     let engine = Telemetry::local()
         .store(store.clone())
         .start_time_ms(START_MS)
@@ -246,6 +250,13 @@ async fn shutdown_drains_every_buffer() {
             .unwrap()
             .unwrap();
     }
+    (engine, p)
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_drains_every_buffer() {
+    let store = Arc::new(InMemory::new());
+    let (engine, p) = fifty_readings(&store).await;
     let report = engine.shutdown().await.unwrap();
     assert_eq!(report.deliveries[0].delivered, 50);
     assert_eq!(objects(&store).await.len(), 3);
@@ -841,6 +852,7 @@ mod consumers {
     pub(crate) static BISECTED: Mutex<Vec<String>> = Mutex::new(Vec::new());
     pub(crate) static WHOLE: Mutex<Vec<String>> = Mutex::new(Vec::new());
     pub(crate) static STUCK: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    pub(crate) static COUNTED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
     fn check(seen: &Mutex<Vec<String>>, r: Reading) -> Result<(), String> {
         if r.celsius < -273.15 {
@@ -862,6 +874,10 @@ mod consumers {
         check(&STUCK, r)
     }
 
+    pub(crate) fn counted(r: Reading) -> Result<(), String> {
+        check(&COUNTED, r)
+    }
+
     kpipe_runtime::pipeline! {
         pub(crate) pipeline Bisected {
             stream readings: Reading { capacity: provisioned(shards: 1), partition_key: site }
@@ -878,6 +894,13 @@ mod consumers {
                 starting_position: trim_horizon,
                 batch_size: 10,
                 maximum_retries: 1,
+            }
+        }
+        pub(crate) pipeline Counted {
+            stream readings: Reading { capacity: provisioned(shards: 2), partition_key: site }
+            consumer alerts: readings -> crate::consumers::counted {
+                starting_position: trim_horizon,
+                batch_size: 7,
             }
         }
         pub(crate) pipeline Stuck {
@@ -989,4 +1012,62 @@ async fn with_unlimited_retries_a_bad_record_blocks_its_shard_only() {
             .contains("50 records blocked behind a record that keeps failing")
     );
     assert!(report.is_conserved());
+}
+
+#[tokio::test(start_paused = true)]
+async fn flush_delivers_everything_put_so_far_and_the_engine_goes_on() {
+    let store = Arc::new(InMemory::new());
+    let (engine, p) = fifty_readings(&store).await;
+    // The buffers (1 MiB or 60 s for the transform, 64 MiB or 300 s for S3) are far from full
+    // and no time passes: only a flush writes them.
+    engine.flush().await;
+    let lines = |objects: &[(String, Vec<u8>)]| {
+        objects
+            .iter()
+            .map(|(_, b)| b.iter().filter(|c| **c == b'\n').count())
+            .sum::<usize>()
+    };
+    let flushed = objects(&store).await;
+    assert_eq!((flushed.len(), lines(&flushed)), (3, 50));
+    for i in 50..60 {
+        p.put(&reading(&format!("s-{i}"), "a", 1.0))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let report = engine.shutdown().await.unwrap();
+    let all = objects(&store).await;
+    assert_eq!((all.len(), lines(&all)), (4, 60));
+    assert_eq!(report.deliveries[0].delivered, 60);
+    assert!(report.is_conserved());
+}
+
+#[tokio::test(start_paused = true)]
+async fn flush_waits_for_consumers_and_a_blocked_shard_holds_it_up() {
+    use consumers::{Counted, Stuck};
+    let engine = Counted::local()
+        .store(Arc::new(InMemory::new()))
+        .start()
+        .unwrap();
+    let p = engine.producer(Counted::readings()).unwrap();
+    let readings: Vec<Reading> = (0..100)
+        .map(|i| reading(&format!("c-{i}"), ["oslo", "lima"][i % 2], 1.0))
+        .collect();
+    p.put_batch(&readings).await.unwrap();
+    engine.flush().await;
+    assert_eq!(consumers::COUNTED.lock().unwrap().len(), 100);
+    assert!(engine.shutdown().await.unwrap().is_conserved());
+
+    // A record that keeps failing (unlimited retries) blocks its shard: the flush does not
+    // resolve, however long the engine's clock runs.
+    let engine = Stuck::local()
+        .store(Arc::new(InMemory::new()))
+        .start()
+        .unwrap();
+    let p = engine.producer(Stuck::readings()).unwrap();
+    p.put_batch(&consumers::hundred("oslo")).await.unwrap();
+    let waited = tokio::time::timeout(Duration::from_secs(600), engine.flush()).await;
+    assert!(waited.is_err(), "a blocked shard holds the flush up");
+    let report = engine.shutdown().await.unwrap();
+    assert_eq!(report.consumers[0].blocked, 50);
 }

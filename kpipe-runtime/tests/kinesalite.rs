@@ -6,7 +6,9 @@
 
 use kpipe_runtime::aws::kinesalite::Kinesalite;
 use kpipe_runtime::aws::producer::{KinesisProducer, RecordOutcome};
-use kpipe_runtime::engine::kinesis::{CheckpointStore, FileCheckpoints, KinesisReader, StartAt};
+use kpipe_runtime::engine::kinesis::{
+    CheckpointStore, Checkpoints, FileCheckpoints, KinesisReader, StartAt,
+};
 use kpipe_runtime::engine::object_store::memory::InMemory;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -22,6 +24,12 @@ kpipe_runtime::pipeline! {
         region: "us-west-2",
         stream events: Event { name: "resharded", capacity: provisioned(shards: 1), partition_key: user }
         s3 archive: Event { bucket: "resharded-archive" }
+        delivery to_archive: events -> archive;
+    }
+    pipeline Steady {
+        region: "us-west-2",
+        stream events: Event { name: "steady-events", capacity: provisioned(shards: 2), partition_key: user }
+        s3 archive: Event { bucket: "steady-archive" }
         delivery to_archive: events -> archive;
     }
     pipeline Lite {
@@ -188,5 +196,132 @@ async fn after_a_split_the_parent_is_drained_before_its_children() {
     );
     assert_eq!(read.per_shard["shardId-000000000000"], 100);
     assert_eq!(report.deliveries[0].received, 200);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A checkpoint file that says when it is saved.
+struct Watched {
+    file: FileCheckpoints,
+    saved: tokio::sync::Notify,
+}
+
+impl CheckpointStore for Watched {
+    fn load(&self) -> std::io::Result<Checkpoints> {
+        self.file.load()
+    }
+
+    fn save(&self, checkpoints: &Checkpoints) -> std::io::Result<()> {
+        self.file.save(checkpoints)?;
+        self.saved.notify_one();
+        Ok(())
+    }
+
+    fn load_progress(&self) -> std::io::Result<Checkpoints> {
+        self.file.load_progress()
+    }
+
+    fn save_progress(&self, progress: &Checkpoints) -> std::io::Result<()> {
+        self.file.save_progress(progress)
+    }
+}
+
+/// Lines in every object of the store.
+async fn lines(store: &InMemory) -> usize {
+    use futures::TryStreamExt as _;
+    use kpipe_runtime::engine::object_store::{ObjectStore as _, ObjectStoreExt as _};
+    let metas: Vec<_> = store.list(None).try_collect().await.unwrap();
+    let mut n = 0;
+    for meta in metas {
+        let bytes = store
+            .get(&meta.location)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        n += bytes.iter().filter(|b| **b == b'\n').count();
+    }
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_continuous_read_saves_checkpoints_as_it_delivers() {
+    let lite = Kinesalite::start().expect("kinesalite runs (scripts/test installs it with npm)");
+    let config = lite.sdk_config("us-west-2").await;
+    aws_sdk_kinesis::Client::new(&config)
+        .create_stream()
+        .stream_name("steady-events")
+        .shard_count(2)
+        .send()
+        .await
+        .unwrap();
+    let outcomes = KinesisProducer::new(&config, Steady::events())
+        .put_batch(&(0..300).map(event).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    // Where each shard ends: what a checkpoint covering everything says.
+    let mut ends = Checkpoints::new();
+    for o in outcomes {
+        let RecordOutcome::Put {
+            shard_id,
+            sequence_number,
+        } = o
+        else {
+            panic!("every event is put: {o:?}");
+        };
+        let end = ends.entry(shard_id).or_default();
+        if end.len() < sequence_number.len()
+            || (end.len() == sequence_number.len() && *end < sequence_number)
+        {
+            *end = sequence_number;
+        }
+    }
+
+    let dir = std::env::temp_dir().join(format!("kpipe-steady-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = Watched {
+        file: FileCheckpoints::new(dir.join("checkpoints.json")),
+        saved: tokio::sync::Notify::new(),
+    };
+    let objects = Arc::new(InMemory::new());
+    let engine = Steady::local().store(objects.clone()).start().unwrap();
+    // The S3 buffer (5 MiB or 300 s) would hold the records for minutes: the checkpoint has
+    // them written first. Stop once a checkpoint covers every event.
+    let stop = async {
+        loop {
+            store.saved.notified().await;
+            if store.load().unwrap() == ends {
+                return;
+            }
+        }
+    };
+    let stop = async {
+        tokio::time::timeout(std::time::Duration::from_secs(120), stop)
+            .await
+            .expect("a checkpoint is saved while reading");
+    };
+    let read = KinesisReader::new(&config, Steady::events().into())
+        .checkpoint_every(std::time::Duration::from_millis(100))
+        .read_until(&engine, StartAt::TrimHorizon, &store, stop)
+        .await
+        .unwrap();
+    // Before shutdown: what the saved checkpoints cover is already in the store.
+    assert!(read.saved >= 1, "{read:?}");
+    assert_eq!(read.records, 300);
+    assert_eq!(store.load().unwrap(), read.checkpoints);
+    assert_eq!(lines(&objects).await, 300);
+
+    // A crash now (no shutdown, no final save) reads nothing again.
+    drop(engine);
+    let engine = Steady::local()
+        .store(Arc::new(InMemory::new()))
+        .start()
+        .unwrap();
+    let again = KinesisReader::new(&config, Steady::events().into())
+        .drain_into(&engine, StartAt::TrimHorizon, &store)
+        .await
+        .unwrap();
+    engine.shutdown().await.unwrap();
+    assert_eq!((again.records, again.reread), (0, 0));
     std::fs::remove_dir_all(dir).unwrap();
 }

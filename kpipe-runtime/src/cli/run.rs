@@ -65,6 +65,10 @@ pub(super) struct RunArgs {
     /// With `--source kinesis`: at most N records per GetRecords call (1-10000).
     #[arg(long, value_name = "N")]
     page_size: Option<u32>,
+    /// With `--source kinesis` (without `--drain`): save checkpoints every this many seconds
+    /// while reading, once what was read is delivered (buffers are written early for it).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    checkpoint_every: f64,
 }
 
 /// The pipeline's inputs: streams by stage id or AWS name, and Direct PUT deliveries.
@@ -301,6 +305,15 @@ async fn from_kinesis<P: Pipeline>(args: RunArgs, input: Input) -> ExitCode {
     let mut reader = KinesisReader::new(&config, stream);
     if let Some(n) = args.page_size {
         reader = reader.page_size(n);
+    }
+    match std::time::Duration::try_from_secs_f64(args.checkpoint_every) {
+        Ok(every) if !every.is_zero() => reader = reader.checkpoint_every(every),
+        _ => {
+            return usage(&format!(
+                "--checkpoint-every takes a positive number of seconds, not `{}`",
+                args.checkpoint_every
+            ));
+        }
     }
     let read = if args.drain {
         reader.drain_into(&engine, start, &store).await

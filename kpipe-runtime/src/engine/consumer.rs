@@ -17,11 +17,11 @@
 //! the records that have arrived are batched and each shard is consumed in order.
 
 use super::report::ConsumerReport;
-use super::stream::SourceRecord;
+use super::stream::{Feed, SourceRecord};
 use crate::pipeline::AnyConsumer;
 use crate::spec::ConsumerSpec;
 use std::collections::VecDeque;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Duration;
 
 /// Errors kept in the report, one by one; the counts include every one.
@@ -31,7 +31,7 @@ pub(crate) struct ConsumerTask {
     pub(crate) spec: &'static ConsumerSpec,
     pub(crate) stream_name: &'static str,
     pub(crate) consumer: AnyConsumer,
-    pub(crate) rx: mpsc::Receiver<Vec<SourceRecord>>,
+    pub(crate) rx: mpsc::Receiver<Feed>,
     pub(crate) shards: usize,
 }
 
@@ -50,12 +50,34 @@ impl ConsumerTask {
                 shard,
                 rx,
                 queue: VecDeque::new(),
+                flushes: Vec::new(),
                 closed: false,
                 report: ConsumerReport::default(),
             };
             tasks.push(tokio::spawn(worker.run()));
         }
-        while let Some(records) = self.rx.recv().await {
+        while let Some(feed) = self.rx.recv().await {
+            let records = match feed {
+                Feed::Records(records) => records,
+                Feed::Flush(ack) => {
+                    // Every shard's task answers once it has consumed what it had; waiting
+                    // for them elsewhere keeps records flowing to the other shards.
+                    let acks: Vec<_> = senders
+                        .iter()
+                        .filter_map(|tx| {
+                            let (ack, done) = oneshot::channel();
+                            tx.send(Feed::Flush(ack)).ok().map(|()| done)
+                        })
+                        .collect();
+                    tokio::spawn(async move {
+                        for done in acks {
+                            let _ = done.await;
+                        }
+                        let _ = ack.send(());
+                    });
+                    continue;
+                }
+            };
             let mut per_shard: Vec<Vec<SourceRecord>> = vec![Vec::new(); senders.len()];
             for r in records {
                 let shard = (r.shard as usize).min(senders.len() - 1);
@@ -64,7 +86,7 @@ impl ConsumerTask {
             for (tx, records) in senders.iter().zip(per_shard) {
                 if !records.is_empty() {
                     // A shard task ends only after its sender is dropped.
-                    let _ = tx.send(records);
+                    let _ = tx.send(Feed::Records(records));
                 }
             }
         }
@@ -99,8 +121,10 @@ struct ShardConsumer {
     spec: &'static ConsumerSpec,
     consumer: AnyConsumer,
     shard: usize,
-    rx: mpsc::UnboundedReceiver<Vec<SourceRecord>>,
+    rx: mpsc::UnboundedReceiver<Feed>,
     queue: VecDeque<SourceRecord>,
+    /// Flushes to answer once the queue is consumed.
+    flushes: Vec<oneshot::Sender<()>>,
     closed: bool,
     report: ConsumerReport,
 }
@@ -109,17 +133,26 @@ impl ShardConsumer {
     async fn run(mut self) -> ConsumerReport {
         while !self.closed {
             match self.rx.recv().await {
-                Some(records) => self.enqueue(records),
+                Some(feed) => self.take(feed),
                 None => self.closed = true,
             }
             self.drain().await;
+            // Everything that came before these flushes is consumed (or discarded).
+            for ack in self.flushes.drain(..) {
+                let _ = ack.send(());
+            }
         }
         self.report
     }
 
-    fn enqueue(&mut self, records: Vec<SourceRecord>) {
-        self.report.received += records.len() as u64;
-        self.queue.extend(records);
+    fn take(&mut self, feed: Feed) {
+        match feed {
+            Feed::Records(records) => {
+                self.report.received += records.len() as u64;
+                self.queue.extend(records);
+            }
+            Feed::Flush(ack) => self.flushes.push(ack),
+        }
     }
 
     async fn consume(&self, batch: &[SourceRecord]) -> Outcome {
@@ -212,7 +245,7 @@ impl ShardConsumer {
             tokio::select! {
                 () = &mut sleep => return true,
                 message = self.rx.recv() => match message {
-                    Some(records) => self.enqueue(records),
+                    Some(feed) => self.take(feed),
                     None => {
                         self.closed = true;
                         return false;

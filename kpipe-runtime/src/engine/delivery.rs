@@ -7,7 +7,7 @@ use super::clock::Clock;
 use super::compress::{Chunks, compress};
 use super::naming::{self, Ids, PrefixContext};
 use super::report::{DeliveryReport, TransformReport};
-use super::stream::SourceRecord;
+use super::stream::{Feed, SourceRecord};
 use crate::firehose::{self, BatchRecord, ErrorDocument, Invoker};
 use crate::pipeline::{RecordProcessor, RecordResult};
 use crate::spec::{Compression, DeliverySpec, S3Spec, TransformSpec};
@@ -67,7 +67,7 @@ pub(crate) struct DeliveryTask {
     pub(crate) transform: Option<(&'static TransformSpec, Arc<dyn Invoker>)>,
     pub(crate) processor: Arc<dyn RecordProcessor>,
     pub(crate) lambda_arn: Option<String>,
-    pub(crate) rx: mpsc::Receiver<Vec<SourceRecord>>,
+    pub(crate) rx: mpsc::Receiver<Feed>,
     pub(crate) clock: Clock,
     pub(crate) sink: super::Sink,
     pub(crate) ids: Ids,
@@ -116,9 +116,17 @@ impl DeliveryTask {
                     if n == 0 {
                         break;
                     }
-                    for chunk in inbox.drain(..) {
-                        for r in chunk {
-                            st.on_record(r).await;
+                    for feed in inbox.drain(..) {
+                        match feed {
+                            Feed::Records(records) => {
+                                for r in records {
+                                    st.on_record(r).await;
+                                }
+                            }
+                            Feed::Flush(ack) => {
+                                st.flush_all().await;
+                                let _ = ack.send(());
+                            }
                         }
                     }
                     if st.next_deadline().is_some_and(|d| d <= Instant::now()) {
@@ -575,8 +583,9 @@ impl State {
         }
     }
 
-    /// Shutdown: the last batch is invoked, every buffer flushed, every write awaited.
-    async fn drain(mut self) -> DeliveryReport {
+    /// The pending batch invoked, every buffer flushed, every write awaited: everything
+    /// received so far is delivered.
+    async fn flush_all(&mut self) {
         self.invoke().await;
         let mut buffers: Vec<_> = std::mem::take(&mut self.buffers).into_iter().collect();
         buffers.sort_by(|a, b| a.0.cmp(&b.0));
@@ -590,9 +599,15 @@ impl State {
         for (k, b) in errors {
             self.flush(b, Vec::new(), Some(k));
         }
+        self.buffers_deadline = None;
         while let Some(done) = self.writes.join_next().await {
             self.on_written(done);
         }
+    }
+
+    /// Shutdown: everything delivered, then the report.
+    async fn drain(mut self) -> DeliveryReport {
+        self.flush_all().await;
         let mut report = self.report;
         if self.task.transform.is_some() {
             report.transform = Some(self.tr);

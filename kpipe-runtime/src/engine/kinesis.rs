@@ -1,9 +1,11 @@
 //! Reading a real Kinesis stream into the local engine (features `engine` and `aws`): the
 //! engine's transforms and destinations fed by a stream in AWS (or moto) instead of the
 //! in-process one. [`KinesisReader::drain_into`] reads every shard from its starting point to
-//! its current end; [`KinesisReader::read_until`] keeps reading until told to stop. Then the
-//! caller shuts the engine down (flushing every buffer) and saves the checkpoints, so a
-//! restart resumes after what was delivered: at least once, never lost.
+//! its current end; [`KinesisReader::read_until`] keeps reading until told to stop, saving
+//! checkpoints along the way once what they cover is delivered
+//! ([`KinesisReader::checkpoint_every`]). Then the caller shuts the engine down (flushing every
+//! buffer) and saves the checkpoints, so a restart resumes after what was delivered: at least
+//! once, never lost.
 //!
 //! ```no_run
 //! # #[derive(serde::Serialize, serde::Deserialize)]
@@ -172,6 +174,9 @@ pub struct ReadReport {
     pub reread: u64,
     /// The checkpoints after this read (save them once the engine has shut down).
     pub checkpoints: Checkpoints,
+    /// Checkpoints saved while reading continuously ([`KinesisReader::read_until`]), each
+    /// once the engine had delivered everything read before it.
+    pub saved: u64,
 }
 
 /// Why reading stopped.
@@ -227,7 +232,21 @@ pub struct KinesisReader {
     client: aws_sdk_kinesis::Client,
     stream: AnyStream,
     page_size: Option<i32>,
+    checkpoint_every: Duration,
 }
+
+/// How a delivery for a checkpoint ended.
+enum Delivered {
+    /// Everything read was delivered.
+    All,
+    /// Not within the time given.
+    NotYet,
+    /// The read was told to stop.
+    Stopped,
+}
+
+/// How often a continuous read saves its checkpoints by default.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(60);
 
 /// The state of one drain, shared by its shards.
 struct Reading<'a> {
@@ -244,7 +263,19 @@ impl KinesisReader {
             client: aws_sdk_kinesis::Client::new(config),
             stream,
             page_size: None,
+            checkpoint_every: CHECKPOINT_EVERY,
         }
+    }
+
+    /// How often [`KinesisReader::read_until`] saves checkpoints while it reads (default
+    /// [`CHECKPOINT_EVERY`]): it has the engine deliver everything read so far
+    /// ([`LocalEngine::flush`]: buffers are written early), then saves. A restart after a
+    /// crash reads again about this much at most. When delivering takes longer than this (a
+    /// local consumer blocked by a failing record), the save is skipped, with a warning, and
+    /// tried again later: checkpoints never pass a record not yet handled.
+    pub fn checkpoint_every(mut self, every: Duration) -> Self {
+        self.checkpoint_every = every.max(Duration::from_millis(1));
+        self
     }
 
     /// At most this many records per GetRecords call (1..=10000; default: Kinesis's 10,000).
@@ -271,7 +302,8 @@ impl KinesisReader {
 
     /// Reads continuously, as [`KinesisReader::drain_into`] but without stopping at the end
     /// of the shards, until `stop` completes (Ctrl-C, say). New shards (after resharding) are
-    /// picked up, each once its parents are read to their end.
+    /// picked up, each once its parents are read to their end. Checkpoints are saved along the
+    /// way ([`KinesisReader::checkpoint_every`]), and once more by the caller after shutdown.
     ///
     /// # Errors
     /// As [`KinesisReader::drain_into`].
@@ -339,6 +371,8 @@ impl KinesisReader {
             progress: earlier.clone(),
         };
         let mut cursors: Vec<Cursor> = Vec::new();
+        let mut saved = report.checkpoints.clone();
+        let mut saved_at = tokio::time::Instant::now();
         let mut listed_at: Option<tokio::time::Instant> = None;
         let mut relist = true;
         tokio::pin!(stop);
@@ -447,9 +481,46 @@ impl KinesisReader {
             if !drain && listed_at.is_some_and(|t| t.elapsed() >= RELIST_EVERY) {
                 relist = true;
             }
+            if !drain && saved_at.elapsed() >= self.checkpoint_every {
+                if report.checkpoints != saved {
+                    let cut = report.checkpoints.clone();
+                    match self.deliver(engine, &mut stop).await {
+                        Delivered::All => {
+                            store.save(&cut).map_err(store_err)?;
+                            report.saved += 1;
+                            saved = cut;
+                        }
+                        Delivered::NotYet => {}
+                        Delivered::Stopped => return Ok(report),
+                    }
+                }
+                saved_at = tokio::time::Instant::now();
+            }
             tokio::select! {
                 () = tokio::time::sleep_until(wake) => {}
                 () = &mut stop => return Ok(report),
+            }
+        }
+    }
+
+    /// Has the engine deliver everything read so far, for a checkpoint. Gives up after
+    /// `checkpoint_every` (a local consumer blocked by a failing record holds deliveries up;
+    /// the others go on, and so does reading) or when `stop` completes.
+    async fn deliver<P: Pipeline, S: std::future::Future<Output = ()>>(
+        &self,
+        engine: &LocalEngine<P>,
+        stop: &mut std::pin::Pin<&mut S>,
+    ) -> Delivered {
+        tokio::select! {
+            () = engine.flush() => Delivered::All,
+            () = stop.as_mut() => Delivered::Stopped,
+            () = tokio::time::sleep(self.checkpoint_every) => {
+                tracing::warn!(
+                    stream = self.stream.spec().name,
+                    "checkpoint skipped: what was read is not all delivered after {:?} (a consumer blocked by a failing record?)",
+                    self.checkpoint_every
+                );
+                Delivered::NotYet
             }
         }
     }

@@ -9,7 +9,7 @@ use crate::spec::StreamSpec;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::time::{Duration, Instant};
 
 pub use crate::limits::{MAX_BATCH_BYTES, MAX_BATCH_RECORDS, PutError};
@@ -102,8 +102,17 @@ struct ShardState {
     window_bytes: u64,
 }
 
-/// The input channels of the deliveries reading a stream; one message per put call.
-type Subscribers = Arc<[mpsc::Sender<Vec<SourceRecord>>]>;
+/// What goes from a stream (or a Direct PUT input) to the deliveries and consumers reading it.
+pub(crate) enum Feed {
+    /// The records of one put call, in shard order.
+    Records(Vec<SourceRecord>),
+    /// Handle everything sent before this (invoke the transform, write every buffer, consume
+    /// every queued record), then answer.
+    Flush(oneshot::Sender<()>),
+}
+
+/// The input channels of the deliveries and consumers reading a stream.
+type Subscribers = Arc<[mpsc::Sender<Feed>]>;
 
 pub(crate) struct StreamState {
     pub(crate) spec: &'static StreamSpec,
@@ -156,7 +165,7 @@ impl StreamState {
         self.shards.len()
     }
 
-    pub(crate) fn subscribe(&self, tx: mpsc::Sender<Vec<SourceRecord>>) {
+    pub(crate) fn subscribe(&self, tx: mpsc::Sender<Feed>) {
         let mut guard = self.subscribers.write().expect("stream: subscriber lock");
         if let Some(subs) = guard.as_mut() {
             let mut all = subs.to_vec();
@@ -178,6 +187,28 @@ impl StreamState {
             .read()
             .expect("stream: subscriber lock")
             .clone()
+    }
+
+    /// Resolves once every delivery and consumer reading the stream has handled every record
+    /// put before the call: transform batches invoked, buffers written, queued records
+    /// consumed. A consumer whose shard is blocked (unlimited retries of a failing record)
+    /// holds it up until the record goes through.
+    pub(crate) async fn flush(&self) {
+        let Some(senders) = self.senders() else {
+            // Closed: shutdown delivers everything.
+            return;
+        };
+        // Every shard locked, in index order as puts lock them: no put is half sent.
+        let mut guards = Vec::with_capacity(self.shards.len());
+        for shard in &self.shards {
+            guards.push(shard.lock().await);
+        }
+        let acks = send_flush(senders.iter()).await;
+        drop(guards);
+        for done in acks {
+            // A reader that has ended has nothing left to handle.
+            let _ = done.await;
+        }
     }
 
     /// Checks one record against the stream's limits and returns its shard.
@@ -295,16 +326,32 @@ impl StreamState {
             // Sent while the shards are locked, so every delivery sees them in order.
             if let Some((last, rest)) = senders.split_last() {
                 for tx in rest {
-                    tx.send(accepted.clone())
+                    tx.send(Feed::Records(accepted.clone()))
                         .await
                         .map_err(|_| PutError::Closed)?;
                 }
-                last.send(accepted).await.map_err(|_| PutError::Closed)?;
+                last.send(Feed::Records(accepted))
+                    .await
+                    .map_err(|_| PutError::Closed)?;
             }
         }
         drop(guards);
         Ok(results)
     }
+}
+
+/// Sends a flush to each of `senders`; the answers to wait for.
+pub(crate) async fn send_flush<'a>(
+    senders: impl Iterator<Item = &'a mpsc::Sender<Feed>>,
+) -> Vec<oneshot::Receiver<()>> {
+    let mut acks = Vec::new();
+    for tx in senders {
+        let (ack, done) = oneshot::channel();
+        if tx.send(Feed::Flush(ack)).await.is_ok() {
+            acks.push(done);
+        }
+    }
+    acks
 }
 
 /// A typed producer for one stream, from [`LocalEngine::producer`](super::LocalEngine::producer).

@@ -22,8 +22,10 @@ mod process;
 pub use self::consumer::{
     AnyConsumer, ConsumeFn, Consumed, ConsumerDef, DynConsumeFn, IntoConsumed,
 };
+#[cfg(feature = "lambda")]
+pub(crate) use self::process::panic_message;
 pub use self::process::{Appended, Flows, Linked, Processing, RecordProcessor, RecordResult};
-pub(crate) use self::process::{Output, Processor, panic_message};
+pub(crate) use self::process::{Output, Processor};
 
 use crate::outcome::{IntoOutcome, Outcome};
 use crate::spec::{DeliverySpec, PipelineSpec, S3Spec, StreamSpec, TransformSpec};
