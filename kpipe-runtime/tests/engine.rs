@@ -256,7 +256,7 @@ async fn fifty_readings(
 #[tokio::test(start_paused = true)]
 async fn shutdown_drains_every_buffer() {
     let store = Arc::new(InMemory::new());
-    let (engine, p) = fifty_readings(&store).await;
+    let (engine, _) = fifty_readings(&store).await;
     let report = engine.shutdown().await.unwrap();
     assert_eq!(report.deliveries[0].delivered, 50);
     assert_eq!(objects(&store).await.len(), 3);
