@@ -193,8 +193,8 @@ pub(crate) struct Output<C, D> {
 
 impl<C, D> Output<C, D> {
     /// Keys, encoding (unless the original bytes `keep` are delivered) and the delimiter,
-    /// appended to `buf`.
-    fn finish_into(&self, out: D, keep: Option<&[u8]>, buf: &mut Vec<u8>) -> Appended {
+    /// appended to `buf`; the keys, or why the output does not encode.
+    fn finish_into(&self, out: D, keep: Option<&[u8]>, buf: &mut Vec<u8>) -> Result<Keys, String> {
         let partition_keys = if self.keys.is_empty() {
             Vec::new()
         } else {
@@ -202,24 +202,25 @@ impl<C, D> Output<C, D> {
         };
         match keep {
             Some(d) => buf.extend_from_slice(d),
-            None => {
-                if let Err(e) = self.dest.encode_into(&out, buf) {
-                    return Appended::Failed(format!(
-                        "output of type `{}` does not encode as JSON: {e}",
-                        self.dest.type_name
-                    ));
-                }
-            }
+            None => self.dest.encode_into(&out, buf).map_err(|e| {
+                format!(
+                    "output of type `{}` does not encode as JSON: {e}",
+                    self.dest.type_name
+                )
+            })?,
         }
         if self.newline {
             buf.push(b'\n');
         }
-        Appended::Ok(partition_keys)
+        Ok(partition_keys)
     }
 
     fn outcome_into(&self, outcome: Outcome<C>, buf: &mut Vec<u8>) -> Appended {
         match outcome {
-            Outcome::Ok(c) => self.finish_into((self.flow)(c), None, buf),
+            Outcome::Ok(c) => match self.finish_into((self.flow)(c), None, buf) {
+                Ok(keys) => Appended::Ok(keys),
+                Err(m) => Appended::Failed(m),
+            },
             Outcome::Dropped => Appended::Dropped,
             Outcome::Failed(m) => Appended::Failed(m),
         }
@@ -227,18 +228,25 @@ impl<C, D> Output<C, D> {
 
     /// An async transform's outcome, into bytes of its own.
     fn outcome(&self, outcome: Outcome<C>) -> RecordResult {
-        let mut data = Vec::new();
-        match self.outcome_into(outcome, &mut data) {
-            Appended::Ok(partition_keys) => RecordResult::Ok {
-                data,
-                partition_keys,
-            },
-            Appended::Dropped => RecordResult::Dropped,
-            Appended::Failed(m) => RecordResult::Failed(m),
-            Appended::Pending(_) => unreachable!("an outcome is never pending"),
+        match outcome {
+            Outcome::Ok(c) => {
+                let mut data = Vec::new();
+                match self.finish_into((self.flow)(c), None, &mut data) {
+                    Ok(partition_keys) => RecordResult::Ok {
+                        data,
+                        partition_keys,
+                    },
+                    Err(m) => RecordResult::Failed(m),
+                }
+            }
+            Outcome::Dropped => RecordResult::Dropped,
+            Outcome::Failed(m) => RecordResult::Failed(m),
         }
     }
 }
+
+/// A record's dynamic partitioning keys, in declaration order.
+type Keys = Vec<(&'static str, String)>;
 
 /// A whole delivery's record path.
 pub(crate) struct Processor<A, C, D> {
@@ -278,7 +286,10 @@ where
                     "kpipe: delivery without a transform has no identity link".into(),
                 );
             };
-            return out.finish_into((out.flow)(pass(input)), Some(data), buf);
+            return match out.finish_into((out.flow)(pass(input)), Some(data), buf) {
+                Ok(keys) => Appended::Ok(keys),
+                Err(m) => Appended::Failed(m),
+            };
         };
         match catch_unwind(AssertUnwindSafe(|| function(input))) {
             Err(p) => {
