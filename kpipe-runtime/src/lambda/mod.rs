@@ -45,7 +45,7 @@ use std::sync::{Arc, Mutex};
 /// Lambda's synchronous response limit (aws-facts.md §3.4).
 pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
 
-/// Why a handler could not be built.
+/// Why a handler could not be built, or an invocation could not be answered.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum LambdaError {
