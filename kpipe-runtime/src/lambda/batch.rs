@@ -63,7 +63,7 @@ pub(super) struct Feeder<'a> {
     reserved: usize,
     batch: Vec<Record<'a>>,
     batch_bytes: usize,
-    /// Batches read before the route was known.
+    /// Batches read but not yet sent: all of them until the route is known.
     held: Vec<Vec<Record<'a>>>,
     mode: Mode<'a>,
 }
@@ -124,21 +124,18 @@ impl<'a> Feeder<'a> {
         }
     }
 
+    /// The batch read so far joins those held; once the route is known, they all go.
     fn flush(&mut self) {
         self.batch_bytes = 0;
         let batch = std::mem::take(&mut self.batch);
-        if batch.is_empty() {
-            return;
+        if !batch.is_empty() {
+            self.held.push(batch);
         }
-        match &self.route {
-            Route::To(processor) => {
-                let processor = Arc::clone(processor);
-                for held in std::mem::take(&mut self.held) {
-                    self.dispatch(&processor, held);
-                }
-                self.dispatch(&processor, batch);
+        if let Route::To(processor) = &self.route {
+            let processor = Arc::clone(processor);
+            for held in std::mem::take(&mut self.held) {
+                self.dispatch(&processor, held);
             }
-            Route::Unknown | Route::Nowhere(_) => self.held.push(batch),
         }
     }
 
@@ -170,12 +167,6 @@ impl<'a> Feeder<'a> {
             self.route = Route::Nowhere("the event names no delivery stream".into());
         }
         self.flush();
-        if let Route::To(processor) = &self.route {
-            let processor = Arc::clone(processor);
-            for held in std::mem::take(&mut self.held) {
-                self.dispatch(&processor, held);
-            }
-        }
         let budget = MAX_RESPONSE_BYTES.saturating_sub(16 + self.reserved);
         let style = self.style;
         // Records held for a route that never came fail, each with the reason.
@@ -188,7 +179,7 @@ impl<'a> Feeder<'a> {
             }
             _ => None,
         };
-        let (chunks, expected) = match self.mode {
+        let (mut chunks, mut expected) = match self.mode {
             Mode::Inline(chunk) => (vec![(0, chunk)], 1),
             Mode::Pool {
                 jobs,
@@ -203,8 +194,6 @@ impl<'a> Feeder<'a> {
                 (done, sent)
             }
         };
-        let mut chunks = chunks;
-        let mut expected = expected;
         if let Some(chunk) = unrouted {
             chunks.push((usize::MAX, chunk));
             expected += 1;
