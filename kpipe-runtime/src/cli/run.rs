@@ -340,10 +340,11 @@ async fn from_kinesis<P: Pipeline>(args: RunArgs, input: Input) -> ExitCode {
         }
     };
     eprintln!(
-        "\nkinesis: {} records read ({} GetRecords calls, {} read again after an unfinished run); per shard: {}",
+        "\nkinesis: {} records read ({} GetRecords calls, {} read again after an unfinished run, checkpoints saved {} times while reading); per shard: {}",
         read.records,
         read.calls,
         read.reread,
+        read.saved,
         read.per_shard
             .iter()
             .map(|(s, n)| format!("{s} {n}"))
