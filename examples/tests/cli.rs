@@ -411,6 +411,83 @@ fn run_drains_a_kinesis_stream_and_resumes_from_its_checkpoints() {
 }
 
 #[test]
+fn a_drain_whose_objects_cannot_be_stored_saves_no_checkpoint_and_exits_5() {
+    let moto = MotoServer::start().expect("moto_server runs (scripts/test installs it)");
+    let endpoint = moto.endpoint().to_owned();
+    let applied = run(&["apply", "--endpoint-url", &endpoint]);
+    assert!(applied.status.success(), "{}", text(&applied));
+    produce(&endpoint, 1, 200);
+
+    // The bucket's folder is a file: every object write fails (as a full disk or a store
+    // that refuses the credentials would).
+    let dir = scratch("run-kinesis-unwritable");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("acme-telemetry"), b"not a folder").unwrap();
+    let checkpoints = dir.join("checkpoints.json");
+    let report = dir.join("report.json");
+    let drain = || {
+        run(&[
+            "run",
+            "--source",
+            "kinesis",
+            "--endpoint-url",
+            &endpoint,
+            "--from",
+            "trim-horizon",
+            "--drain",
+            "--quiet",
+            "--write-deadline",
+            "1",
+            "--out",
+            data.to_str().unwrap(),
+            "--checkpoints",
+            checkpoints.to_str().unwrap(),
+            "--report-json",
+            report.to_str().unwrap(),
+        ])
+    };
+    let failed = drain();
+    assert_eq!(failed.status.code(), Some(5), "{}", text(&failed));
+    assert!(text(&failed).contains("UNDELIVERED"), "{}", text(&failed));
+    assert!(
+        text(&failed).contains("checkpoints not moved"),
+        "{}",
+        text(&failed)
+    );
+    assert!(
+        !checkpoints.exists(),
+        "no checkpoint passes an unstored record"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let d = &json["run"]["deliveries"][0];
+    assert_eq!(d["received"], 200);
+    assert_eq!(d["delivered"], 0);
+    assert_eq!(d["failed"], 0, "no error document was stored either");
+    assert_eq!(
+        d["undelivered"].as_u64().unwrap() + d["dropped"].as_u64().unwrap(),
+        200
+    );
+
+    // The store recovers: the next drain reads the same 200 again and delivers them.
+    std::fs::remove_file(data.join("acme-telemetry")).unwrap();
+    let again = drain();
+    assert!(again.status.success(), "{}", text(&again));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(json["input"]["records"], 200);
+    let d = &json["run"]["deliveries"][0];
+    assert_eq!(d["undelivered"], 0);
+    assert_eq!(
+        ["delivered", "dropped", "failed"]
+            .iter()
+            .map(|k| d[k].as_u64().unwrap())
+            .sum::<u64>(),
+        200
+    );
+    assert!(checkpoints.exists());
+}
+
+#[test]
 fn run_reads_kinesis_continuously_until_interrupted() {
     let moto = MotoServer::start().expect("moto_server runs (scripts/test installs it)");
     let endpoint = moto.endpoint().to_owned();

@@ -754,7 +754,11 @@ async fn the_report_prints_as_a_table_and_json() {
     let report = engine.shutdown().await.unwrap();
     let table = report.to_string();
     assert!(table.contains("delivery sensor-lake"), "{table}");
-    assert!(table.ends_with("conservation (received = delivered + dropped + failed): holds"));
+    assert!(
+        table.ends_with(
+            "conservation (received = delivered + dropped + failed + undelivered): holds"
+        )
+    );
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
     assert_eq!(json["deliveries"][0]["delivered"], 1);
     assert_eq!(Telemetry::SPEC.deliveries.len(), 1);
@@ -1020,7 +1024,7 @@ async fn flush_delivers_everything_put_so_far_and_the_engine_goes_on() {
     let (engine, p) = fifty_readings(&store).await;
     // The buffers (1 MiB or 60 s for the transform, 64 MiB or 300 s for S3) are far from full
     // and no time passes: only a flush writes them.
-    engine.flush().await;
+    engine.flush().await.unwrap();
     let lines = |objects: &[(String, Vec<u8>)]| {
         objects
             .iter()
@@ -1054,7 +1058,7 @@ async fn flush_waits_for_consumers_and_a_blocked_shard_holds_it_up() {
         .map(|i| reading(&format!("c-{i}"), ["oslo", "lima"][i % 2], 1.0))
         .collect();
     p.put_batch(&readings).await.unwrap();
-    engine.flush().await;
+    engine.flush().await.unwrap();
     assert_eq!(consumers::COUNTED.lock().unwrap().len(), 100);
     assert!(engine.shutdown().await.unwrap().is_conserved());
 

@@ -439,3 +439,91 @@ async fn any_event_is_read_as_serde_json_reads_it() {
         }
     }
 }
+
+/// A record whose partition key and `Serialize` impl panic for some values.
+#[derive(Deserialize)]
+struct Fragile {
+    id: String,
+    site: String,
+}
+
+impl Serialize for Fragile {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        assert!(self.id != "panic-on-encode", "injected panic in Serialize");
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Fragile", 2)?;
+        st.serialize_field("id", &self.id)?;
+        st.serialize_field("site", &self.site)?;
+        st.end()
+    }
+}
+
+fn fragile_site(f: &Fragile) -> String {
+    assert!(
+        f.site != "panic-in-key",
+        "injected panic in a partition key"
+    );
+    f.site.clone()
+}
+
+fn pass_fragile(f: Fragile) -> Outcome<Fragile> {
+    Outcome::Ok(f)
+}
+
+kpipe_runtime::pipeline! {
+    pipeline FragileRecords {
+        stream fragile: Fragile { capacity: provisioned(shards: 2), partition_key: id }
+        transform pass_fragile: Fragile -> Fragile { function: crate::pass_fragile }
+        s3 lake: Fragile {
+            bucket: "acme-fragile",
+            prefix: "site=!{partitionKeyFromLambda:site}/",
+            error_prefix: "errors/!{firehose:error-output-type}/",
+            partition_keys: { site: |f: &Fragile| crate::fragile_site(f) },
+        }
+        delivery d: fragile -> pass_fragile -> lake;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_a_key_or_an_encoder_fails_only_its_record_on_any_thread_count() {
+    let b64 = |d: &str| base64::engine::general_purpose::STANDARD.encode(d);
+    // ~600 KB, so three threads get a run each.
+    let records: Vec<serde_json::Value> = (0..6_000)
+        .map(|i| {
+            let (id, site) = match i % 1_000 {
+                17 => ("panic-on-encode".to_owned(), "oslo"),
+                500 => (format!("f-{i}"), "panic-in-key"),
+                _ => (format!("f-{i}"), "lima"),
+            };
+            let data = b64(&format!(r#"{{"id":"{id}","site":"{site}","pad":"{}"}}"#, "p".repeat(40)));
+            serde_json::json!({ "recordId": format!("r{i}"), "approximateArrivalTimestamp": 0, "data": data })
+        })
+        .collect();
+    let bytes = serde_json::to_vec(&serde_json::json!({
+        "deliveryStreamArn": "arn:aws:firehose:us-west-2:123456789012:deliverystream/d",
+        "records": records,
+    }))
+    .unwrap();
+    let mut answers = Vec::new();
+    for threads in [1, 3] {
+        let answer = FirehoseHandler::new::<FragileRecords>("pass_fragile")
+            .unwrap()
+            .with_threads(threads)
+            .handle_json(&bytes)
+            .await
+            .unwrap();
+        let kinds = results(&answer);
+        let failed: Vec<usize> = kinds
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| *k != "Ok")
+            .map(|(i, _)| i)
+            .collect();
+        let expected: Vec<usize> = (0..6_000)
+            .filter(|i| [17, 500].contains(&(i % 1_000)))
+            .collect();
+        assert_eq!(failed, expected, "{threads} threads");
+        answers.push(answer);
+    }
+    assert!(answers[0] == answers[1]);
+}

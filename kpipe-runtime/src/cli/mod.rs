@@ -69,6 +69,9 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_REPLACEMENT_REFUSED: u8 = 3;
 /// Exit code of `run` when input was rejected (or, with `--strict`, records failed).
 pub const EXIT_INCOMPLETE: u8 = 4;
+/// Exit code of `run` when records were not delivered: the store did not acknowledge their
+/// object before the write deadline (`--write-deadline`); checkpoints were not saved past them.
+pub const EXIT_UNDELIVERED: u8 = 5;
 
 #[derive(Parser, Debug)]
 #[command(about = "A kpipe pipeline: run it locally, provision it, or print its template or spec")]

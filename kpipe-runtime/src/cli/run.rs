@@ -1,6 +1,6 @@
 //! `run`: the pipeline on the local engine, fed from an NDJSON file, stdin or a generator.
 
-use super::{EXIT_FAILURE, EXIT_INCOMPLETE, Generator, fail, usage};
+use super::{EXIT_FAILURE, EXIT_INCOMPLETE, EXIT_UNDELIVERED, Generator, fail, usage};
 use crate::engine::RunReport;
 use crate::engine::input::{FeedError, FeedReport, Feeder, Input};
 use crate::pipeline::Pipeline;
@@ -41,6 +41,10 @@ pub(super) struct RunArgs {
     /// No progress line.
     #[arg(long)]
     quiet: bool,
+    /// How long an object write that fails or hangs is retried (backing off to every 5 s, as
+    /// Firehose retries S3) before its records count as undelivered (exit code 5).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    write_deadline: f64,
     /// Read the records from the stream in Kinesis (AWS, or `--endpoint-url`) instead of a
     /// file, stdin or the generator.
     #[arg(long, value_name = "SOURCE", default_value = "input", value_parser = ["input", "kinesis"])]
@@ -208,8 +212,17 @@ pub(super) async fn run<P: Pipeline>(
         return fail(&e);
     }
     if !report.is_conserved() {
-        eprintln!("error: a record is unaccounted for (received != delivered + dropped + failed)");
+        eprintln!(
+            "error: a record is unaccounted for (received != delivered + dropped + failed + undelivered)"
+        );
         return ExitCode::from(EXIT_FAILURE);
+    }
+    if report.undelivered() > 0 {
+        eprintln!(
+            "error: {} records were not delivered: the store did not acknowledge their objects (see the errors above)",
+            report.undelivered()
+        );
+        return ExitCode::from(EXIT_UNDELIVERED);
     }
     let failed: u64 = report.deliveries.iter().map(|d| d.failed).sum();
     if feed.rejected > 0 || (args.strict && (feed.not_of_type > 0 || failed > 0)) {
@@ -362,6 +375,13 @@ async fn from_kinesis<P: Pipeline>(args: RunArgs, input: Input) -> ExitCode {
         eprintln!("error: a record is unaccounted for; checkpoints not moved");
         return ExitCode::from(EXIT_FAILURE);
     }
+    if report.undelivered() > 0 {
+        eprintln!(
+            "error: {} records were not delivered (see the errors above); checkpoints not moved: the next run reads them again",
+            report.undelivered()
+        );
+        return ExitCode::from(EXIT_UNDELIVERED);
+    }
     if let Err(e) = store.save(&read.checkpoints) {
         return fail(&format!("{}: {e}", args.checkpoints.display()));
     }
@@ -377,9 +397,16 @@ async fn from_kinesis<P: Pipeline>(args: RunArgs, input: Input) -> ExitCode {
 /// through object_store's Amazon S3 backend (path-style, the SDK configuration's endpoint,
 /// region and credentials, so profiles and SSO work too).
 async fn builder<P: Pipeline>(args: &RunArgs) -> Result<crate::engine::LocalBuilder<P>, String> {
+    let deadline = std::time::Duration::try_from_secs_f64(args.write_deadline).map_err(|_| {
+        format!(
+            "--write-deadline takes a number of seconds, 0 or more, not `{}`",
+            args.write_deadline
+        )
+    })?;
     let builder = crate::engine::LocalBuilder::<P>::new()
         .root(&args.out)
-        .progress(!args.quiet);
+        .progress(!args.quiet)
+        .write_deadline(deadline);
     if args.to != "s3" {
         return Ok(builder);
     }

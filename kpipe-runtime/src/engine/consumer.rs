@@ -70,10 +70,7 @@ impl ConsumerTask {
                         })
                         .collect();
                     tokio::spawn(async move {
-                        for done in acks {
-                            let _ = done.await;
-                        }
-                        let _ = ack.send(());
+                        let _ = ack.send(super::stream::flushed(acks).await);
                     });
                     continue;
                 }
@@ -124,7 +121,7 @@ struct ShardConsumer {
     rx: mpsc::UnboundedReceiver<Feed>,
     queue: VecDeque<SourceRecord>,
     /// Flushes to answer once the queue is consumed.
-    flushes: Vec<oneshot::Sender<()>>,
+    flushes: Vec<oneshot::Sender<Result<(), String>>>,
     closed: bool,
     report: ConsumerReport,
 }
@@ -139,7 +136,7 @@ impl ShardConsumer {
             self.drain().await;
             // Everything that came before these flushes is consumed (or discarded).
             for ack in self.flushes.drain(..) {
-                let _ = ack.send(());
+                let _ = ack.send(Ok(()));
             }
         }
         self.report

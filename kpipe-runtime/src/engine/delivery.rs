@@ -9,6 +9,7 @@ use super::naming::{self, Ids, PrefixContext};
 use super::report::{DeliveryReport, TransformReport};
 use super::stream::{Feed, SourceRecord};
 use crate::firehose::{self, BatchRecord, ErrorDocument, Invoker};
+use crate::pipeline::process::CatchUnwind;
 use crate::pipeline::{RecordProcessor, RecordResult};
 use crate::spec::{Compression, DeliverySpec, S3Spec, TransformSpec};
 use object_store::ObjectStoreExt;
@@ -51,6 +52,27 @@ impl Buffer {
     }
 }
 
+/// The first retry of a failed object write comes this soon; each next one waits twice as
+/// long, up to [`MAX_RETRY_INTERVAL`].
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+
+/// Firehose retries a failed S3 delivery every 5 seconds ("Handle data delivery failure",
+/// <https://docs.aws.amazon.com/firehose/latest/dev/retry.html>); kpipe backs off to that.
+const MAX_RETRY_INTERVAL: Duration = Duration::from_secs(5);
+
+/// One write attempt that gets no answer for this long has failed (a hanging store).
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Object writes in flight hold at most this many bytes (before compression), or two
+/// buffers' worth when the destination's buffer is larger: beyond it the delivery stops
+/// taking records until writes finish, so a slow or hanging store slows producers down
+/// instead of growing memory.
+pub(crate) const MIN_WRITE_BUDGET: u64 = 64 * 1024 * 1024;
+
+/// How long a delivery keeps retrying one object write by default
+/// ([`LocalBuilder::write_deadline`](super::LocalBuilder::write_deadline)).
+pub const DEFAULT_WRITE_DEADLINE: Duration = Duration::from_secs(60);
+
 /// What a spawned object write reports back.
 struct Written {
     key: String,
@@ -73,6 +95,8 @@ pub(crate) struct DeliveryTask {
     pub(crate) ids: Ids,
     pub(crate) tz: Option<chrono_tz::Tz>,
     pub(crate) progress: Arc<AtomicU64>,
+    /// How long one object write is retried before its records count as undelivered.
+    pub(crate) write_deadline: Duration,
 }
 
 struct State {
@@ -86,6 +110,10 @@ struct State {
     error_buffers: HashMap<&'static str, Buffer>,
     buffers_deadline: Option<Instant>,
     writes: JoinSet<Written>,
+    /// Bytes (before compression) held by the writes in flight.
+    writing_bytes: u64,
+    /// The first reason an object was not stored, once one was not.
+    undelivered_reason: Option<String>,
 }
 
 impl DeliveryTask {
@@ -106,13 +134,17 @@ impl DeliveryTask {
             error_buffers: HashMap::new(),
             buffers_deadline: None,
             writes: JoinSet::new(),
+            writing_bytes: 0,
+            undelivered_reason: None,
         };
+        let budget = MIN_WRITE_BUDGET.max(2 * st.task.s3.buffer.size_bytes);
         let mut inbox = Vec::with_capacity(RECV_BATCH);
         loop {
             let deadline = st.next_deadline();
             tokio::select! {
                 // Many records per wake-up: the producer and this task run on different threads.
-                n = st.task.rx.recv_many(&mut inbox, RECV_BATCH) => {
+                // Backpressure: no new records while the writes in flight are over budget.
+                n = st.task.rx.recv_many(&mut inbox, RECV_BATCH), if st.writing_bytes <= budget => {
                     if n == 0 {
                         break;
                     }
@@ -125,7 +157,7 @@ impl DeliveryTask {
                             }
                             Feed::Flush(ack) => {
                                 st.flush_all().await;
-                                let _ = ack.send(());
+                                let _ = ack.send(st.flushed());
                             }
                         }
                     }
@@ -256,9 +288,17 @@ impl State {
         let outcome = loop {
             attempts += 1;
             self.tr.invocations += 1;
-            let result = match invoker.invoke(&batch).await {
-                Ok(response) => firehose::validate_response(&batch, &response).map(|()| response),
-                Err(e) => Err(e),
+            // An invoker that panics is an invocation that failed (Lambda.FunctionError),
+            // retried like any other, never the end of the delivery.
+            let call = async { invoker.invoke(&batch).await };
+            let result = match CatchUnwind(Box::pin(call)).await {
+                Ok(Ok(response)) => {
+                    firehose::validate_response(&batch, &response).map(|()| response)
+                }
+                Ok(Err(e)) => Err(e),
+                Err(panic) => Err(firehose::InvocationError::FunctionError(format!(
+                    "the invocation panicked: {panic}"
+                ))),
             };
             match result {
                 Ok(response) => break Ok(response),
@@ -459,37 +499,28 @@ impl State {
         };
         let store = Arc::clone(&self.task.sink.store);
         let records = buffer.records;
+        let bytes_in = buffer.data.len() as u64;
+        self.writing_bytes += bytes_in;
+        let deadline = Instant::now() + self.task.write_deadline;
         self.writes.spawn(async move {
-            let bytes_in = buffer.data.len() as u64;
             let entry = name.clone();
             let packed =
                 tokio::task::spawn_blocking(move || compress(buffer.data, compression, &entry))
                     .await;
-            let result = match packed {
+            let (bytes_out, result) = match packed {
                 Ok(Ok(body)) => {
                     let bytes_out = body.content_length() as u64;
-                    let r = store
-                        .put(&StorePath::from(key.as_str()), body)
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| e.to_string());
-                    return Written {
-                        key,
-                        records,
-                        bytes_in,
-                        bytes_out,
-                        error_type,
-                        result: r,
-                    };
+                    let path = StorePath::from(key.as_str());
+                    (bytes_out, put_until(&*store, &path, body, deadline).await)
                 }
-                Ok(Err(e)) => Err(format!("compression failed: {e}")),
-                Err(e) => Err(format!("compression task failed: {e}")),
+                Ok(Err(e)) => (0, Err(format!("compression failed: {e}"))),
+                Err(e) => (0, Err(format!("compression task failed: {e}"))),
             };
             Written {
                 key,
                 records,
                 bytes_in,
-                bytes_out: 0,
+                bytes_out,
                 error_type,
                 result,
             }
@@ -500,12 +531,15 @@ impl State {
         let w = match done {
             Ok(w) => w,
             Err(e) => {
-                self.report
-                    .errors
-                    .push(format!("an object write task failed: {e}"));
+                // The write task cannot panic (the store is called under catch_unwind); if it
+                // died anyway, what it held is not known to be stored.
+                let reason = format!("an object write task failed: {e}");
+                self.report.errors.push(reason.clone());
+                self.undelivered_reason.get_or_insert(reason);
                 return;
             }
         };
+        self.writing_bytes = self.writing_bytes.saturating_sub(w.bytes_in);
         match (&w.result, w.error_type) {
             (Ok(()), None) => {
                 self.report.delivered += w.records;
@@ -520,22 +554,44 @@ impl State {
                 self.report.error_output.objects += 1;
                 self.report.error_objects.push(w.key);
             }
-            (Err(e), None) => {
-                // Nothing is lost silently: the records are counted as failed and named.
-                self.report.failed += w.records;
-                self.report.destination.failed += w.records;
-                self.report.errors.push(format!(
-                    "{} records could not be written to {}: {e}",
-                    w.records, w.key
-                ));
+            (Err(e), error_type) => {
+                // Nothing is lost silently: the object's records are undelivered (not
+                // failed: failed records have an error document), with the reason.
+                let reason = match error_type {
+                    None => format!(
+                        "{} records could not be written to {}: {e}",
+                        w.records, w.key
+                    ),
+                    Some(_) => format!(
+                        "{} error documents could not be written to {}: {e}",
+                        w.records, w.key
+                    ),
+                };
+                tracing::error!("{reason}");
+                if error_type.is_some() {
+                    // They were counted as failed when their error document was made.
+                    self.report.error_output.lost_in_write += w.records;
+                    self.report.failed -= w.records;
+                } else {
+                    self.report.destination.undelivered += w.records;
+                }
+                self.report.undelivered += w.records;
+                self.undelivered_reason
+                    .get_or_insert_with(|| reason.clone());
+                self.report.errors.push(reason);
             }
-            (Err(e), Some(_)) => {
-                self.report.error_output.lost_in_write += w.records;
-                self.report.errors.push(format!(
-                    "{} error documents could not be written to {}: {e}",
-                    w.records, w.key
-                ));
-            }
+        }
+    }
+
+    /// A flush's answer: an error once any object this delivery made was not stored (then no
+    /// checkpoint may pass what it read).
+    fn flushed(&self) -> Result<(), String> {
+        match &self.undelivered_reason {
+            None => Ok(()),
+            Some(reason) => Err(format!(
+                "delivery {}: {} records undelivered ({reason})",
+                self.task.spec.name, self.report.undelivered
+            )),
         }
     }
 
@@ -615,6 +671,39 @@ impl State {
         report.objects.sort();
         report.error_objects.sort();
         report
+    }
+}
+
+/// Writes one object, retrying with backoff until it is stored or `deadline` passes: an
+/// error, a panic in the store, or an attempt without an answer for [`ATTEMPT_TIMEOUT`] is
+/// a failed attempt. Firehose retries S3 delivery for up to 24 hours, or for a Kinesis source
+/// until the stream's retention ends ("Handle data delivery failure",
+/// <https://docs.aws.amazon.com/firehose/latest/dev/retry.html>); locally the deadline is
+/// [`LocalBuilder::write_deadline`](super::LocalBuilder::write_deadline).
+async fn put_until(
+    store: &dyn object_store::ObjectStore,
+    path: &StorePath,
+    body: object_store::PutPayload,
+    deadline: Instant,
+) -> Result<(), String> {
+    let mut delay = FIRST_RETRY;
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let limit = ATTEMPT_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
+        let attempt = CatchUnwind(Box::pin(store.put(path, body.clone())));
+        let error = match tokio::time::timeout(limit.max(FIRST_RETRY), attempt).await {
+            Ok(Ok(Ok(_))) => return Ok(()),
+            Ok(Ok(Err(e))) => e.to_string(),
+            Ok(Err(panic)) => format!("the object store panicked: {panic}"),
+            Err(_) => format!("no answer from the object store within {limit:?}"),
+        };
+        if Instant::now() + delay > deadline {
+            return Err(format!("{error} (gave up after {attempts} attempts)"));
+        }
+        tracing::warn!(key = %path, attempt = attempts, %error, "object write failed; retrying in {delay:?}");
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(MAX_RETRY_INTERVAL);
     }
 }
 

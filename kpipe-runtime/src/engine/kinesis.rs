@@ -192,6 +192,9 @@ pub enum ReadError {
     },
     /// The engine refused the records (it is not this pipeline's stream, or it shut down).
     Engine(String),
+    /// Records read were not stored (their object write failed past the engine's write
+    /// deadline): reading stops, and no checkpoint is saved past them.
+    Undelivered(String),
     /// The checkpoint store could not be read or written.
     Store(String),
 }
@@ -201,6 +204,7 @@ impl std::fmt::Display for ReadError {
         match self {
             ReadError::Call { call, message } => write!(f, "{call} failed: {message}"),
             ReadError::Engine(m) => write!(f, "the engine refused the records: {m}"),
+            ReadError::Undelivered(m) => write!(f, "reading stopped: {m}"),
             ReadError::Store(m) => write!(f, "the checkpoint store failed: {m}"),
         }
     }
@@ -241,6 +245,8 @@ enum Delivered {
     All,
     /// Not within the time given.
     NotYet,
+    /// Something read was not stored: no checkpoint may pass it.
+    Undelivered(EngineError),
     /// The read was told to stop.
     Stopped,
 }
@@ -491,6 +497,9 @@ impl KinesisReader {
                             saved = cut;
                         }
                         Delivered::NotYet => {}
+                        Delivered::Undelivered(e) => {
+                            return Err(ReadError::Undelivered(e.to_string()));
+                        }
                         Delivered::Stopped => return Ok(report),
                     }
                 }
@@ -512,7 +521,10 @@ impl KinesisReader {
         stop: &mut std::pin::Pin<&mut S>,
     ) -> Delivered {
         tokio::select! {
-            () = engine.flush() => Delivered::All,
+            flushed = engine.flush() => match flushed {
+                Ok(()) => Delivered::All,
+                Err(e) => Delivered::Undelivered(e),
+            },
             () = stop.as_mut() => Delivered::Stopped,
             () = tokio::time::sleep(self.checkpoint_every) => {
                 tracing::warn!(

@@ -55,7 +55,7 @@ mod stream;
 
 pub use self::clock::Clock;
 pub use self::compress::decompress;
-pub use self::delivery::{LocalInvoker, MAX_ACTIVE_PARTITIONS};
+pub use self::delivery::{DEFAULT_WRITE_DEADLINE, LocalInvoker, MAX_ACTIVE_PARTITIONS};
 pub use self::report::{
     ConsumerReport, DeliveryReport, DestinationReport, ErrorOutputReport, RunReport, StreamReport,
     TransformReport,
@@ -108,6 +108,10 @@ pub enum EngineError {
     UnknownStage(String),
     /// A delivery task failed (a bug: it never panics on records).
     TaskFailed(String),
+    /// Records were neither delivered nor written to an error document: the store did not
+    /// acknowledge their object before the write deadline. Nothing read after them may be
+    /// checkpointed.
+    Undelivered(String),
     /// `start` was called outside a tokio runtime.
     NoRuntime,
 }
@@ -125,6 +129,7 @@ impl std::fmt::Display for EngineError {
             ),
             EngineError::UnknownStage(s) => write!(f, "{s} is not a stage of this pipeline"),
             EngineError::TaskFailed(m) => write!(f, "a delivery task failed: {m}"),
+            EngineError::Undelivered(m) => write!(f, "records not delivered: {m}"),
             EngineError::NoRuntime => {
                 f.write_str("the local engine must be started inside a tokio runtime")
             }
@@ -154,6 +159,7 @@ pub struct LocalBuilder<P> {
     enforce_limits: bool,
     seed: Option<u64>,
     progress: bool,
+    write_deadline: std::time::Duration,
     invokers: Vec<(String, Arc<dyn Invoker>)>,
     _pipeline: PhantomData<P>,
 }
@@ -187,6 +193,7 @@ impl<P: Pipeline> LocalBuilder<P> {
             enforce_limits: false,
             seed: None,
             progress: false,
+            write_deadline: delivery::DEFAULT_WRITE_DEADLINE,
             invokers: Vec::new(),
             _pipeline: PhantomData,
         }
@@ -240,6 +247,16 @@ impl<P: Pipeline> LocalBuilder<P> {
     /// Show a progress line on stderr while records flow (only when stderr is a terminal).
     pub fn progress(mut self, enabled: bool) -> Self {
         self.progress = enabled;
+        self
+    }
+
+    /// How long a delivery retries an object write that fails (or hangs) before its records
+    /// count as undelivered (default 60 s): retries back off from 100 ms to every 5 s, as
+    /// Firehose retries S3 every 5 s ("Handle data delivery failure",
+    /// <https://docs.aws.amazon.com/firehose/latest/dev/retry.html>). Undelivered records
+    /// make [`LocalEngine::flush`] fail and show in [`RunReport::undelivered`].
+    pub fn write_deadline(mut self, deadline: std::time::Duration) -> Self {
+        self.write_deadline = deadline;
         self
     }
 
@@ -349,6 +366,7 @@ impl<P: Pipeline> LocalBuilder<P> {
                 },
                 tz,
                 progress: Arc::clone(&progress),
+                write_deadline: self.write_deadline,
             };
             let span = tracing::info_span!("delivery", name = d.name, bucket = s3.bucket);
             tasks.push(tokio::spawn(tracing::Instrument::instrument(
@@ -551,16 +569,21 @@ impl<P: Pipeline> LocalEngine<P> {
     ///
     /// What a reader of a real stream calls before saving checkpoints
     /// (the Kinesis reader of `engine::kinesis` does, periodically).
-    pub async fn flush(&self) {
+    ///
+    /// # Errors
+    /// [`EngineError::Undelivered`] once any object of a delivery was not stored before the
+    /// write deadline ([`LocalBuilder::write_deadline`]), in this flush or earlier: records
+    /// are missing from the output, so no checkpoint may be saved.
+    pub async fn flush(&self) -> Result<(), EngineError> {
+        let mut result = Ok(());
         for spec in P::SPEC.streams {
-            self.streams[spec.id].flush().await;
+            result = result.and(self.streams[spec.id].flush().await);
         }
         for direct in self.directs.values() {
             let tx = direct.tx.read().expect("engine: direct lock").clone();
-            for done in stream::send_flush(tx.iter()).await {
-                let _ = done.await;
-            }
+            result = result.and(stream::flushed(stream::send_flush(tx.iter()).await).await);
         }
+        result.map_err(EngineError::Undelivered)
     }
 
     /// Stops accepting records, drains every buffer (the last transform batch is invoked and

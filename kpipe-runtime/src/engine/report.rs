@@ -4,7 +4,10 @@ use serde::Serialize;
 use std::fmt;
 
 /// Everything one run did. Every delivery satisfies
-/// `received == delivered + dropped + failed` ([`DeliveryReport::is_conserved`]).
+/// `received == delivered + dropped + failed + undelivered` ([`DeliveryReport::is_conserved`]):
+/// delivered records are in objects the store acknowledged, failed ones in error documents,
+/// and undelivered ones in neither, with the reason in [`DeliveryReport::errors`]. A run is
+/// complete when nothing is undelivered ([`RunReport::undelivered`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct RunReport {
     /// One entry per stream.
@@ -57,8 +60,10 @@ pub struct DestinationReport {
     /// Records written to S3 objects.
     pub delivered: u64,
     /// Records that went to the error prefix instead (`activePartitionExceeded`, keys that
-    /// could not be read) or whose object could not be written.
+    /// could not be read).
     pub failed: u64,
+    /// Records whose object the store did not acknowledge before the write deadline.
+    pub undelivered: u64,
     /// Objects written.
     pub objects: u64,
     /// Bytes buffered, before compression.
@@ -74,7 +79,8 @@ pub struct ErrorOutputReport {
     pub records: u64,
     /// Error objects written.
     pub objects: u64,
-    /// Error documents whose object could not be written.
+    /// Error documents whose object the store did not acknowledge (their records are
+    /// counted as undelivered, not failed).
     pub lost_in_write: u64,
 }
 
@@ -130,12 +136,15 @@ pub struct DeliveryReport {
     pub bucket: String,
     /// Records that entered the delivery.
     pub received: u64,
-    /// Records written to S3.
+    /// Records in objects the store acknowledged.
     pub delivered: u64,
     /// Records the transform dropped.
     pub dropped: u64,
-    /// Records that failed (each has an error document, unless listed in `errors`).
+    /// Records that failed, each in an error document the store acknowledged.
     pub failed: u64,
+    /// Records neither delivered nor in an error document: their object or error object was
+    /// not stored before the write deadline (the reasons are in `errors`).
+    pub undelivered: u64,
     /// The transform stage, when the delivery has one.
     pub transform: Option<TransformReport>,
     /// The destination stage.
@@ -146,14 +155,14 @@ pub struct DeliveryReport {
     pub objects: Vec<String>,
     /// Keys of the error objects written.
     pub error_objects: Vec<String>,
-    /// Problems that are not record results (an object that could not be written).
+    /// Problems that are not record results (an object that could not be written, and why).
     pub errors: Vec<String>,
 }
 
 impl DeliveryReport {
-    /// `received == delivered + dropped + failed`: no record unaccounted for.
+    /// `received == delivered + dropped + failed + undelivered`: no record unaccounted for.
     pub fn is_conserved(&self) -> bool {
-        self.received == self.delivered + self.dropped + self.failed
+        self.received == self.delivered + self.dropped + self.failed + self.undelivered
     }
 }
 
@@ -162,6 +171,13 @@ impl RunReport {
     pub fn is_conserved(&self) -> bool {
         self.deliveries.iter().all(DeliveryReport::is_conserved)
             && self.consumers.iter().all(ConsumerReport::is_conserved)
+    }
+
+    /// Records of every delivery that are neither delivered nor in an error document (a store
+    /// that did not acknowledge their object): non-zero means the run is incomplete, and a
+    /// reader of a real stream must not checkpoint past them.
+    pub fn undelivered(&self) -> u64 {
+        self.deliveries.iter().map(|d| d.undelivered).sum()
     }
 
     /// The report as pretty-printed JSON.
@@ -255,6 +271,13 @@ impl fmt::Display for RunReport {
                     ""
                 )?;
             }
+            if d.undelivered > 0 {
+                writeln!(
+                    f,
+                    "  {} records UNDELIVERED: not stored before the write deadline",
+                    d.undelivered
+                )?;
+            }
             for e in &d.errors {
                 writeln!(f, "  error: {e}")?;
             }
@@ -285,7 +308,7 @@ impl fmt::Display for RunReport {
         let all = self.is_conserved();
         write!(
             f,
-            "conservation (received = delivered + dropped + failed): {}",
+            "conservation (received = delivered + dropped + failed + undelivered): {}",
             if all { "holds" } else { "VIOLATED" }
         )
     }

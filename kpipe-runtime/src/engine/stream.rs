@@ -107,8 +107,9 @@ pub(crate) enum Feed {
     /// The records of one put call, in shard order.
     Records(Vec<SourceRecord>),
     /// Handle everything sent before this (invoke the transform, write every buffer, consume
-    /// every queued record), then answer.
-    Flush(oneshot::Sender<()>),
+    /// every queued record), then answer: an error when something the reader received is not
+    /// stored (and so no checkpoint may pass it).
+    Flush(oneshot::Sender<Result<(), String>>),
 }
 
 /// The input channels of the deliveries and consumers reading a stream.
@@ -193,10 +194,10 @@ impl StreamState {
     /// put before the call: transform batches invoked, buffers written, queued records
     /// consumed. A consumer whose shard is blocked (unlimited retries of a failing record)
     /// holds it up until the record goes through.
-    pub(crate) async fn flush(&self) {
+    pub(crate) async fn flush(&self) -> Result<(), String> {
         let Some(senders) = self.senders() else {
             // Closed: shutdown delivers everything.
-            return;
+            return Ok(());
         };
         // Every shard locked, in index order as puts lock them: no put is half sent.
         let mut guards = Vec::with_capacity(self.shards.len());
@@ -205,10 +206,7 @@ impl StreamState {
         }
         let acks = send_flush(senders.iter()).await;
         drop(guards);
-        for done in acks {
-            // A reader that has ended has nothing left to handle.
-            let _ = done.await;
-        }
+        flushed(acks).await
     }
 
     /// Checks one record against the stream's limits and returns its shard.
@@ -343,15 +341,37 @@ impl StreamState {
 /// Sends a flush to each of `senders`; the answers to wait for.
 pub(crate) async fn send_flush<'a>(
     senders: impl Iterator<Item = &'a mpsc::Sender<Feed>>,
-) -> Vec<oneshot::Receiver<()>> {
+) -> Vec<oneshot::Receiver<Result<(), String>>> {
     let mut acks = Vec::new();
     for tx in senders {
         let (ack, done) = oneshot::channel();
-        if tx.send(Feed::Flush(ack)).await.is_ok() {
-            acks.push(done);
+        match tx.send(Feed::Flush(ack)).await {
+            Ok(()) => acks.push(done),
+            // The reader is gone before shutdown: what it held is not known to be stored.
+            Err(_) => {
+                let (ack, done) = oneshot::channel();
+                let _ = ack.send(Err("a delivery or consumer task has stopped".to_owned()));
+                acks.push(done);
+            }
         }
     }
     acks
+}
+
+/// Waits for every answer to a flush; the first error, if any (every answer is awaited).
+pub(crate) async fn flushed(
+    acks: Vec<oneshot::Receiver<Result<(), String>>>,
+) -> Result<(), String> {
+    let mut first = Ok(());
+    for done in acks {
+        let answer = done.await.unwrap_or_else(|_| {
+            Err("a delivery or consumer task stopped during a flush".to_owned())
+        });
+        if let Err(e) = answer {
+            first = first.and(Err(e));
+        }
+    }
+    first
 }
 
 /// A typed producer for one stream, from [`LocalEngine::producer`](super::LocalEngine::producer).

@@ -17,7 +17,7 @@
 //! Firehose -> Lambda contract does.
 
 mod consumer;
-mod process;
+pub(crate) mod process;
 
 pub use self::consumer::{
     AnyConsumer, ConsumeFn, Consumed, ConsumerDef, DynConsumeFn, IntoConsumed,

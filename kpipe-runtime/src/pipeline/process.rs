@@ -2,7 +2,8 @@
 //!
 //! This is the record-level half of the Firehose -> Lambda contract (aws-facts.md §4): each
 //! record ends `Ok` (with output bytes and partition keys), `Dropped`, or `ProcessingFailed`
-//! with a message. Bytes that do not decode and panics in the user function are failures of
+//! with a message. Bytes that do not decode and panics anywhere in user code (the function,
+//! `Deserialize` / `Serialize` impls, partition-key closures) are failures of
 //! that record only; nothing here panics or drops a record silently.
 
 use super::{BoxFuture, Call, Codec, DynTransformFn, KeyFn};
@@ -193,21 +194,36 @@ pub(crate) struct Output<C, D> {
 
 impl<C, D> Output<C, D> {
     /// Keys, encoding (unless the original bytes `keep` are delivered) and the delimiter,
-    /// appended to `buf`; the keys, or why the output does not encode.
+    /// appended to `buf`; the keys, or why the output does not encode. A key closure or a
+    /// `Serialize` impl that panics fails this record only, with a message naming it.
     fn finish_into(&self, out: D, keep: Option<&[u8]>, buf: &mut Vec<u8>) -> Result<Keys, String> {
-        let partition_keys = if self.keys.is_empty() {
-            Vec::new()
-        } else {
-            self.keys.iter().map(|(k, f)| (*k, f(&out))).collect()
-        };
+        let mut partition_keys = Vec::with_capacity(self.keys.len());
+        for (k, f) in &self.keys {
+            match catch_unwind(AssertUnwindSafe(|| f(&out))) {
+                Ok(v) => partition_keys.push((*k, v)),
+                Err(p) => {
+                    return Err(format!(
+                        "partition key `{k}` panicked: {}",
+                        panic_message(&*p)
+                    ));
+                }
+            }
+        }
         match keep {
             Some(d) => buf.extend_from_slice(d),
-            None => self.dest.encode_into(&out, buf).map_err(|e| {
-                format!(
-                    "output of type `{}` does not encode as JSON: {e}",
-                    self.dest.type_name
-                )
-            })?,
+            None => {
+                let start = buf.len();
+                let encoded = catch_unwind(AssertUnwindSafe(|| self.dest.encode_into(&out, buf)));
+                let message = match encoded {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(format!("does not encode as JSON: {e}")),
+                    Err(p) => Some(format!("panicked while encoding: {}", panic_message(&*p))),
+                };
+                if let Some(m) = message {
+                    buf.truncate(start);
+                    return Err(format!("output of type `{}` {m}", self.dest.type_name));
+                }
+            }
         }
         if self.newline {
             buf.push(b'\n');
@@ -260,7 +276,35 @@ where
     C: Send + 'static,
     D: Send + 'static,
 {
+    /// Every piece of user code on the record's path (its `Deserialize` impl, the function,
+    /// partition-key closures, its `Serialize` impl) runs under `catch_unwind`: a panic fails
+    /// this record only, and nothing of it stays in `buf`.
     fn process_into(&self, data: &[u8], buf: &mut Vec<u8>) -> Appended {
+        let start = buf.len();
+        match catch_unwind(AssertUnwindSafe(|| self.process_unguarded(data, buf))) {
+            Ok(ok @ Appended::Ok(_)) => ok,
+            Ok(other) => {
+                buf.truncate(start);
+                other
+            }
+            Err(p) => {
+                buf.truncate(start);
+                Appended::Failed(format!(
+                    "record processing panicked: {}",
+                    panic_message(&*p)
+                ))
+            }
+        }
+    }
+}
+
+impl<A, C, D> Processor<A, C, D>
+where
+    A: Send + 'static,
+    C: Send + 'static,
+    D: Send + 'static,
+{
+    fn process_unguarded(&self, data: &[u8], buf: &mut Vec<u8>) -> Appended {
         let out = &self.output;
         // Without a transform and without partition keys the bytes pass through untouched.
         if self.linked.transform.is_none() && out.keys.is_empty() {
@@ -270,12 +314,20 @@ where
             }
             return Appended::Ok(Vec::new());
         }
-        let input = match self.linked.source.decode(data) {
-            Ok(a) => a,
-            Err(e) => {
+        let source = &self.linked.source;
+        let input = match catch_unwind(AssertUnwindSafe(|| source.decode(data))) {
+            Ok(Ok(a)) => a,
+            Ok(Err(e)) => {
                 return Appended::Failed(format!(
                     "record does not decode into `{}`: {e}",
-                    self.linked.source.type_name
+                    source.type_name
+                ));
+            }
+            Err(p) => {
+                return Appended::Failed(format!(
+                    "decoding into `{}` panicked: {}",
+                    source.type_name,
+                    panic_message(&*p)
                 ));
             }
         };
@@ -301,6 +353,7 @@ where
                 let id = *id;
                 Appended::Pending(Box::pin(async move {
                     match CatchUnwind(fut).await {
+                        // `outcome` runs the key closures and the encoder under catch_unwind.
                         Ok(outcome) => out.outcome(outcome),
                         Err(m) => RecordResult::Failed(format!("transform `{id}` panicked: {m}")),
                     }
