@@ -414,3 +414,106 @@ async fn an_unreachable_endpoint_is_one_clear_error() {
         "{text}"
     );
 }
+
+/// A record in the stream over the declared `max_record_size` (the stream in AWS allows
+/// larger ones; moto's PutRecord does not check sizes) goes to the error output with its shard
+/// and sequence number; the rest are delivered and the checkpoints move past it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_record_over_the_declared_limit_fails_alone_and_the_drain_goes_on() {
+    use futures::StreamExt;
+    use kpipe_runtime::engine::kinesis::{
+        CheckpointStore, FileCheckpoints, KinesisReader, StartAt,
+    };
+    use kpipe_runtime::engine::object_store::{ObjectStore, ObjectStoreExt, memory::InMemory};
+    use std::sync::Arc;
+
+    let moto = Moto::start();
+    let config = moto.config().await;
+    let kinesis = aws_sdk_kinesis::Client::new(&config);
+    kinesis
+        .create_stream()
+        .stream_name("events")
+        .shard_count(2)
+        .send()
+        .await
+        .unwrap();
+    let put = |user: String, data: Vec<u8>| {
+        let kinesis = kinesis.clone();
+        async move {
+            kinesis
+                .put_record()
+                .stream_name("events")
+                .partition_key(user)
+                .data(aws_sdk_kinesis::primitives::Blob::new(data))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for i in 0..10 {
+        put(
+            format!("u-{i}"),
+            format!(r#"{{"user":"u-{i}","site":"a"}}"#).into_bytes(),
+        )
+        .await;
+    }
+    let big = put("u-big".into(), vec![b' '; 1024 * 1024 + 10]).await;
+    for i in 10..20 {
+        put(
+            format!("u-{i}"),
+            format!(r#"{{"user":"u-{i}","site":"a"}}"#).into_bytes(),
+        )
+        .await;
+    }
+
+    let dir = std::env::temp_dir().join(format!("kpipe-over-limit-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let checkpoints = FileCheckpoints::new(dir.join("checkpoints.json"));
+    let store = Arc::new(InMemory::new());
+    let engine = Small::local().store(store.clone()).start().unwrap();
+    let read = KinesisReader::new(&config, Small::events().into())
+        .drain_into(&engine, StartAt::TrimHorizon, &checkpoints)
+        .await
+        .expect("one bad record does not stop the drain");
+    let report = engine.shutdown().await.unwrap();
+    assert_eq!((read.records, read.rejected), (21, 1));
+    let d = &report.deliveries[0];
+    assert_eq!((d.received, d.delivered, d.failed), (21, 20, 1), "{report}");
+    checkpoints.save(&read.checkpoints).unwrap();
+
+    let mut docs = Vec::new();
+    let mut list = store.list(None);
+    while let Some(meta) = list.next().await {
+        let meta = meta.unwrap();
+        if meta.location.as_ref().contains("processing-failed") {
+            let body = store
+                .get(&meta.location)
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            docs.push(serde_json::from_slice::<serde_json::Value>(body.trim_ascii()).unwrap());
+        }
+    }
+    assert_eq!(docs.len(), 1);
+    assert_eq!(docs[0]["errorCode"], "Kinesis.RecordTooLarge");
+    let message = docs[0]["errorMessage"].as_str().unwrap();
+    assert!(
+        message.contains(big.shard_id()) && message.contains(big.sequence_number()),
+        "{message}"
+    );
+
+    // The checkpoints passed it: the next drain reads nothing.
+    let engine = Small::local()
+        .store(Arc::new(InMemory::new()))
+        .start()
+        .unwrap();
+    let again = KinesisReader::new(&config, Small::events().into())
+        .drain_into(&engine, StartAt::TrimHorizon, &checkpoints)
+        .await
+        .unwrap();
+    engine.shutdown().await.unwrap();
+    assert_eq!(again.records, 0);
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -353,10 +353,11 @@ async fn from_kinesis<P: Pipeline>(args: RunArgs, input: Input) -> ExitCode {
         }
     };
     eprintln!(
-        "\nkinesis: {} records read ({} GetRecords calls, {} read again after an unfinished run, checkpoints saved {} times while reading); per shard: {}",
+        "\nkinesis: {} records read ({} GetRecords calls, {} read again after an unfinished run, {} over the declared limits sent to the error output, checkpoints saved {} times while reading); per shard: {}",
         read.records,
         read.calls,
         read.reread,
+        read.rejected,
         read.saved,
         read.per_shard
             .iter()

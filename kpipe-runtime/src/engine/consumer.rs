@@ -59,6 +59,11 @@ impl ConsumerTask {
         while let Some(feed) = self.rx.recv().await {
             let records = match feed {
                 Feed::Records(records) => records,
+                Feed::Rejected(rejected) => {
+                    // Counted (received and discarded, with the reason) by the first shard.
+                    let _ = senders[0].send(Feed::Rejected(rejected));
+                    continue;
+                }
                 Feed::Flush(ack) => {
                     // Every shard's task answers once it has consumed what it had; waiting
                     // for them elsewhere keeps records flowing to the other shards.
@@ -149,6 +154,16 @@ impl ShardConsumer {
                 self.queue.extend(records);
             }
             Feed::Flush(ack) => self.flushes.push(ack),
+            Feed::Rejected(rejected) => {
+                // Never handed to the function (Lambda could not have received them either).
+                self.report.received += rejected.len() as u64;
+                self.report.discarded += rejected.len() as u64;
+                for r in rejected.iter() {
+                    if self.report.errors.len() < LISTED_ERRORS {
+                        self.report.errors.push(r.reason.clone());
+                    }
+                }
+            }
         }
     }
 

@@ -155,6 +155,11 @@ impl DeliveryTask {
                                     st.on_record(r).await;
                                 }
                             }
+                            Feed::Rejected(rejected) => {
+                                for r in rejected.iter() {
+                                    st.on_rejected(r);
+                                }
+                            }
                             Feed::Flush(ack) => {
                                 st.flush_all().await;
                                 let _ = ack.send(st.flushed());
@@ -269,6 +274,24 @@ impl State {
                 }
             }
         }
+    }
+
+    /// A source record the stream refused: an error document with the reason (its shard and
+    /// sequence number), so one bad record never stops the delivery.
+    fn on_rejected(&mut self, r: &super::stream::Rejected) {
+        self.task.progress.fetch_add(1, Ordering::Relaxed);
+        self.report.received += 1;
+        self.report.failed += 1;
+        let doc = ErrorDocument::new(
+            &r.data,
+            r.arrival_ms,
+            1,
+            r.code,
+            r.reason.clone(),
+            self.task.clock.now_ms(),
+            None,
+        );
+        self.write_error(PROCESSING_FAILED, doc, r.arrival_ms);
     }
 
     /// Invokes the transform with the current batch, retrying a failed invocation

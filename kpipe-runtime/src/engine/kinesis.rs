@@ -34,6 +34,7 @@
 //! about 2 MiB per second per shard. Shards are read parents first, so a resharded stream's
 //! records stay in order per key.
 
+use super::stream::Rejected;
 use super::{EngineError, LocalEngine};
 use crate::pipeline::{AnyStream, Pipeline};
 use aws_sdk_kinesis::types::ShardIteratorType;
@@ -174,6 +175,10 @@ pub struct ReadReport {
     pub reread: u64,
     /// The checkpoints after this read (save them once the engine has shut down).
     pub checkpoints: Checkpoints,
+    /// Records that broke the stream's declared limits (over `max_record_size`): each went to
+    /// the deliveries' error output as a `processing-failed` document naming its shard and
+    /// sequence number, and counts as discarded by consumers.
+    pub rejected: u64,
     /// Checkpoints saved while reading continuously ([`KinesisReader::read_until`]), each
     /// once the engine had delivered everything read before it.
     pub saved: u64,
@@ -612,30 +617,58 @@ async fn put_page(
     if records.is_empty() {
         return Ok(());
     }
-    for chunk in records.chunks(super::MAX_BATCH_RECORDS) {
-        let entries = chunk
-            .iter()
-            .map(|r| {
-                (
-                    // Kinesis always returns the key; "-" stands in if a non-conforming
-                    // endpoint leaves it out.
-                    r.partition_key().unwrap_or("-").to_owned(),
-                    None::<u128>,
-                    Bytes::copy_from_slice(r.data().as_ref()),
-                )
-            })
-            .collect();
-        let out = reading
+    // Records that break the declared limits (a stream whose maximum record size in AWS is
+    // larger than declared) fail alone into the error output, with their shard and sequence
+    // number; the others go on, so one bad record never stops the drain. The rest are put in
+    // PutRecords-sized requests (at most 500 records and 10 MiB).
+    let mut rejected = Vec::new();
+    let mut entries = Vec::new();
+    let mut entries_bytes = 0;
+    for r in records {
+        // Kinesis always returns the key; "-" stands in if a non-conforming endpoint leaves
+        // it out.
+        let key = r.partition_key().unwrap_or("-");
+        let data = r.data().as_ref();
+        if let Err(e) = reading.state.check_entry(key, data.len()) {
+            rejected.push(Rejected {
+                data: Bytes::copy_from_slice(data),
+                arrival_ms: r
+                    .approximate_arrival_timestamp()
+                    .and_then(|t| t.to_millis().ok())
+                    .unwrap_or_else(|| reading.state.now_ms()),
+                code: match e {
+                    super::PutError::RecordTooLarge { .. } => "Kinesis.RecordTooLarge",
+                    _ => "Kinesis.InvalidPartitionKey",
+                },
+                reason: format!("{shard} sequence number {}: {e}", r.sequence_number()),
+            });
+            continue;
+        }
+        let size = key.len() + data.len();
+        if entries.len() == super::MAX_BATCH_RECORDS
+            || entries_bytes + size > super::MAX_BATCH_BYTES
+        {
+            put_entries(reading, std::mem::take(&mut entries)).await?;
+            entries_bytes = 0;
+        }
+        entries.push((key.to_owned(), None::<u128>, Bytes::copy_from_slice(data)));
+        entries_bytes += size;
+    }
+    if !entries.is_empty() {
+        put_entries(reading, entries).await?;
+    }
+    if !rejected.is_empty() {
+        report.rejected += rejected.len() as u64;
+        tracing::warn!(
+            shard,
+            records = rejected.len(),
+            "records over the stream's declared limits went to the error output"
+        );
+        reading
             .state
-            .put_records(entries)
+            .reject(rejected)
             .await
             .map_err(|e| ReadError::Engine(e.to_string()))?;
-        if out.failed_record_count > 0 {
-            return Err(ReadError::Engine(format!(
-                "{} records throttled by the local stream; read without enforce_shard_limits",
-                out.failed_record_count
-            )));
-        }
     }
     let n = records.len() as u64;
     report.records += n;
@@ -658,6 +691,25 @@ async fn put_page(
         .store
         .save_progress(&reading.progress)
         .map_err(|e| ReadError::Store(e.to_string()))
+}
+
+/// Puts one PutRecords-sized request of a page into the engine.
+async fn put_entries(
+    reading: &Reading<'_>,
+    entries: Vec<(String, Option<u128>, Bytes)>,
+) -> Result<(), ReadError> {
+    let out = reading
+        .state
+        .put_records(entries)
+        .await
+        .map_err(|e| ReadError::Engine(e.to_string()))?;
+    if out.failed_record_count > 0 {
+        return Err(ReadError::Engine(format!(
+            "{} records throttled by the local stream; read without enforce_shard_limits",
+            out.failed_record_count
+        )));
+    }
+    Ok(())
 }
 
 /// Shard ids ordered so that every parent comes before its children (aws-facts.md §1.7).

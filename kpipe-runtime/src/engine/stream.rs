@@ -106,10 +106,25 @@ struct ShardState {
 pub(crate) enum Feed {
     /// The records of one put call, in shard order.
     Records(Vec<SourceRecord>),
+    /// Records read from a real stream that break the stream's declared limits: each reader
+    /// fails them into its error output (deliveries) or discards them (consumers), with the
+    /// reason, and goes on.
+    Rejected(Arc<[Rejected]>),
     /// Handle everything sent before this (invoke the transform, write every buffer, consume
     /// every queued record), then answer: an error when something the reader received is not
     /// stored (and so no checkpoint may pass it).
     Flush(oneshot::Sender<Result<(), String>>),
+}
+
+/// A source record the stream refused (see [`Feed::Rejected`]).
+#[derive(Debug)]
+pub(crate) struct Rejected {
+    pub(crate) data: Bytes,
+    pub(crate) arrival_ms: i64,
+    /// The error code of its error document.
+    pub(crate) code: &'static str,
+    /// Where it came from (shard id and sequence number) and why it was refused.
+    pub(crate) reason: String,
 }
 
 /// The input channels of the deliveries and consumers reading a stream.
@@ -209,7 +224,25 @@ impl StreamState {
         flushed(acks).await
     }
 
-    /// Checks one record against the stream's limits and returns its shard.
+    /// Hands records that break the stream's limits to every reader (see [`Feed::Rejected`]).
+    pub(crate) async fn reject(&self, rejected: Vec<Rejected>) -> Result<(), PutError> {
+        let Some(senders) = self.senders() else {
+            return Err(PutError::Closed);
+        };
+        let rejected: Arc<[Rejected]> = Arc::from(rejected);
+        for tx in senders.iter() {
+            tx.send(Feed::Rejected(Arc::clone(&rejected)))
+                .await
+                .map_err(|_| PutError::Closed)?;
+        }
+        Ok(())
+    }
+
+    /// The engine clock's time, ms since the Unix epoch.
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
     /// Checks an entry against the put-time limits: a partition key of 1 to 256 characters,
     /// data plus key within the stream's record size (aws-facts.md §1.2, §1.3).
     pub(crate) fn check_entry(&self, partition_key: &str, data_len: usize) -> Result<(), PutError> {
