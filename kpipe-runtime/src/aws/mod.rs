@@ -20,6 +20,7 @@
 //! - `destroy` deletes delivery streams, then streams, then the roles kpipe created; buckets are
 //!   kept (kpipe never deletes data) and reported.
 
+pub(crate) mod credentials;
 pub mod kinesalite;
 pub mod moto;
 pub mod plan;

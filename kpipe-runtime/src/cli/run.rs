@@ -421,14 +421,12 @@ async fn builder<P: Pipeline>(args: &RunArgs) -> Result<crate::engine::LocalBuil
     let region = config
         .region()
         .map_or_else(|| "us-east-1".to_owned(), |r| r.to_string());
-    let credentials = match config.credentials_provider() {
-        Some(p) => Some(
-            p.provide_credentials()
-                .await
-                .map_err(|e| format!("AWS credentials for S3: {e}"))?,
-        ),
-        None => None,
-    };
+    // Fail now, with the reason, rather than at the first object write.
+    if let Some(p) = config.credentials_provider() {
+        p.provide_credentials()
+            .await
+            .map_err(|e| format!("AWS credentials for S3: {e}"))?;
+    }
     let mut stores: HashMap<String, Arc<dyn object_store::ObjectStore>> = HashMap::new();
     for s3 in P::SPEC.destinations {
         if stores.contains_key(s3.bucket) {
@@ -441,13 +439,11 @@ async fn builder<P: Pipeline>(args: &RunArgs) -> Result<crate::engine::LocalBuil
         if let Some(url) = &args.endpoint_url {
             b = b.with_endpoint(url).with_allow_http(true);
         }
-        if let Some(c) = &credentials {
-            b = b
-                .with_access_key_id(c.access_key_id())
-                .with_secret_access_key(c.secret_access_key());
-            if let Some(token) = c.session_token() {
-                b = b.with_token(token);
-            }
+        if let Some(provider) = config.credentials_provider() {
+            // Fetched from the SDK's chain again before they expire, not copied once.
+            b = b.with_credentials(Arc::new(crate::aws::credentials::SdkCredentials::new(
+                provider,
+            )));
         }
         let store = b
             .build()
