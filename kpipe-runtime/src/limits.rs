@@ -30,6 +30,8 @@ pub enum PutError {
     Encode(String),
     /// The engine was shut down.
     Closed,
+    /// A delivery of the engine stopped on a bug (the reason); nothing more can be put.
+    Stopped(String),
 }
 
 impl std::fmt::Display for PutError {
@@ -55,6 +57,7 @@ impl std::fmt::Display for PutError {
             ),
             PutError::Encode(m) => write!(f, "record does not encode as JSON: {m}"),
             PutError::Closed => f.write_str("the engine has shut down"),
+            PutError::Stopped(m) => write!(f, "the engine stopped: {m}"),
         }
     }
 }

@@ -192,7 +192,7 @@ pub(super) async fn run<P: Pipeline>(
     let finished = feeder.finish().await;
     let report = match engine.shutdown().await {
         Ok(r) => r,
-        Err(e) => return fail(&e),
+        Err(e) => return stopped(e),
     };
     let feed = match finished {
         Ok(feed) => feed,
@@ -341,7 +341,7 @@ async fn from_kinesis<P: Pipeline>(args: RunArgs, input: Input) -> ExitCode {
     // Whatever was read is delivered before anything else happens.
     let report = match engine.shutdown().await {
         Ok(r) => r,
-        Err(e) => return fail(&e),
+        Err(e) => return stopped(e),
     };
     println!("{report}");
     let read = match read {
@@ -392,6 +392,15 @@ async fn from_kinesis<P: Pipeline>(args: RunArgs, input: Input) -> ExitCode {
         return ExitCode::from(EXIT_INCOMPLETE);
     }
     ExitCode::SUCCESS
+}
+
+/// A shutdown that failed: the run's report too when there is one (a delivery that stopped on
+/// a bug still accounts for every record). Checkpoints are not saved.
+fn stopped(e: crate::engine::EngineError) -> ExitCode {
+    if let crate::engine::EngineError::Stopped { report, .. } = &e {
+        println!("{report}");
+    }
+    fail(&e)
 }
 
 /// The engine's builder: objects under `--out`, or with `--to s3` in the pipeline's buckets

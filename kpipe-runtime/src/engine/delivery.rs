@@ -97,6 +97,8 @@ pub(crate) struct DeliveryTask {
     pub(crate) progress: Arc<AtomicU64>,
     /// How long one object write is retried before its records count as undelivered.
     pub(crate) write_deadline: Duration,
+    /// Set (with the reason) if this delivery stops on a bug; shared with the engine.
+    pub(crate) failure: super::Failure,
 }
 
 struct State {
@@ -114,6 +116,9 @@ struct State {
     writing_bytes: u64,
     /// The first reason an object was not stored, once one was not.
     undelivered_reason: Option<String>,
+    /// Records of the message being handled that are not started yet (if the delivery
+    /// stops on a bug, they are undelivered).
+    unstarted: u64,
 }
 
 impl DeliveryTask {
@@ -136,45 +141,93 @@ impl DeliveryTask {
             writes: JoinSet::new(),
             writing_bytes: 0,
             undelivered_reason: None,
+            unstarted: 0,
         };
-        let budget = MIN_WRITE_BUDGET.max(2 * st.task.s3.buffer.size_bytes);
+        // A panic here is a bug in kpipe (user code runs under catch_unwind record by
+        // record): the delivery stops, says so, and accounts for what it held.
+        match CatchUnwind(Box::pin(st.serve())).await {
+            Ok(()) => st.drain().await,
+            Err(panic) => st.stopped(panic).await,
+        }
+    }
+}
+
+impl State {
+    /// Takes records until the input closes.
+    async fn serve(&mut self) {
+        let budget = MIN_WRITE_BUDGET.max(2 * self.task.s3.buffer.size_bytes);
         let mut inbox = Vec::with_capacity(RECV_BATCH);
         loop {
-            let deadline = st.next_deadline();
+            let deadline = self.next_deadline();
             tokio::select! {
                 // Many records per wake-up: the producer and this task run on different threads.
                 // Backpressure: no new records while the writes in flight are over budget.
-                n = st.task.rx.recv_many(&mut inbox, RECV_BATCH), if st.writing_bytes <= budget => {
+                n = self.task.rx.recv_many(&mut inbox, RECV_BATCH), if self.writing_bytes <= budget => {
                     if n == 0 {
-                        break;
+                        return;
                     }
                     for feed in inbox.drain(..) {
                         match feed {
                             Feed::Records(records) => {
+                                self.unstarted = records.len() as u64;
                                 for r in records {
-                                    st.on_record(r).await;
+                                    self.unstarted -= 1;
+                                    self.on_record(r).await;
                                 }
                             }
                             Feed::Rejected(rejected) => {
                                 for r in rejected.iter() {
-                                    st.on_rejected(r);
+                                    self.on_rejected(r);
                                 }
                             }
                             Feed::Flush(ack) => {
-                                st.flush_all().await;
-                                let _ = ack.send(st.flushed());
+                                self.flush_all().await;
+                                let _ = ack.send(self.flushed());
                             }
                         }
                     }
-                    if st.next_deadline().is_some_and(|d| d <= Instant::now()) {
-                        st.on_deadline().await;
+                    if self.next_deadline().is_some_and(|d| d <= Instant::now()) {
+                        self.on_deadline().await;
                     }
                 }
-                () = sleep_until(deadline), if deadline.is_some() => st.on_deadline().await,
-                Some(done) = st.writes.join_next(), if !st.writes.is_empty() => st.on_written(done),
+                () = sleep_until(deadline), if deadline.is_some() => self.on_deadline().await,
+                Some(done) = self.writes.join_next(), if !self.writes.is_empty() => self.on_written(done),
             }
         }
-        st.drain().await
+    }
+
+    /// The delivery panicked (a bug in kpipe): the engine is told, so puts, flushes and
+    /// shutdown say so; writes already handed to the store finish; everything else it held or
+    /// is still sent counts as undelivered, and the report says why.
+    async fn stopped(mut self, panic: String) -> DeliveryReport {
+        let message = format!(
+            "delivery {} stopped: kpipe panicked ({panic}); this is a bug, please report it",
+            self.task.spec.name
+        );
+        tracing::error!("{message}");
+        let _ = self.task.failure.set(message.clone());
+        self.task.rx.close();
+        while let Some(done) = self.writes.join_next().await {
+            self.on_written(done);
+        }
+        // Error documents still buffered are lost with the task: not failed, undelivered.
+        let unwritten: u64 = self.error_buffers.values().map(|b| b.records).sum();
+        self.report.failed = self.report.failed.saturating_sub(unwritten);
+        self.report.received += self.unstarted;
+        while let Ok(feed) = self.task.rx.try_recv() {
+            match feed {
+                Feed::Records(records) => self.report.received += records.len() as u64,
+                Feed::Rejected(rejected) => self.report.received += rejected.len() as u64,
+                Feed::Flush(ack) => {
+                    let _ = ack.send(Err(message.clone()));
+                }
+            }
+        }
+        let r = &mut self.report;
+        let accounted = r.delivered + r.dropped + r.failed + r.undelivered;
+        r.undelivered += r.received.saturating_sub(accounted);
+        r.errors.push(message);
+        self.finish()
     }
 }
 
@@ -687,6 +740,11 @@ impl State {
     /// Shutdown: everything delivered, then the report.
     async fn drain(mut self) -> DeliveryReport {
         self.flush_all().await;
+        self.finish()
+    }
+
+    /// The report, in a stable order.
+    fn finish(self) -> DeliveryReport {
         let mut report = self.report;
         if self.task.transform.is_some() {
             report.transform = Some(self.tr);
@@ -752,5 +810,103 @@ impl std::fmt::Debug for LocalInvoker {
 impl Invoker for LocalInvoker {
     fn invoke<'a>(&'a self, records: &'a [BatchRecord]) -> firehose::InvokeFuture<'a> {
         Box::pin(async move { Ok(firehose::invoke_batch(&*self.processor, records).await) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::Appended;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Serialize, Deserialize)]
+    struct Event {
+        id: String,
+    }
+
+    crate::pipeline! {
+        pipeline Buggy {
+            stream events: Event { capacity: provisioned(shards: 1), partition_key: id }
+            s3 lake: Event { bucket: "buggy" }
+            delivery to_lake: events -> lake;
+        }
+    }
+
+    /// A record path with a bug: it panics on the record `bug` (user code cannot do this any
+    /// more: it runs under catch_unwind inside the generated processor).
+    struct PanicsOnBug;
+
+    impl RecordProcessor for PanicsOnBug {
+        fn process_into(&self, data: &[u8], out: &mut Vec<u8>) -> Appended {
+            assert!(data != b"bug", "a bug in kpipe");
+            out.extend_from_slice(data);
+            out.push(b'\n');
+            Appended::Ok(Vec::new())
+        }
+    }
+
+    fn records(data: &[&'static str]) -> Feed {
+        Feed::Records(
+            data.iter()
+                .enumerate()
+                .map(|(i, d)| SourceRecord {
+                    data: bytes::Bytes::from_static(d.as_bytes()),
+                    arrival_ms: 0,
+                    shard: 0,
+                    sequence: i as u64 + 1,
+                    subsequence: 0,
+                })
+                .collect(),
+        )
+    }
+
+    async fn flush(tx: &mpsc::Sender<Feed>) -> Result<(), String> {
+        let (ack, done) = tokio::sync::oneshot::channel();
+        if tx.send(Feed::Flush(ack)).await.is_err() {
+            return Err("closed".into());
+        }
+        done.await.unwrap_or_else(|_| Err("dropped".into()))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_delivery_that_panics_says_so_and_accounts_for_what_it_held() {
+        let failure = super::super::Failure::default();
+        let store = Arc::new(object_store::memory::InMemory::new());
+        let (tx, rx) = mpsc::channel(16);
+        let spec = <Buggy as crate::Pipeline>::SPEC;
+        let task = DeliveryTask {
+            spec: &spec.deliveries[0],
+            s3: &spec.destinations[0],
+            transform: None,
+            processor: Arc::new(PanicsOnBug),
+            lambda_arn: None,
+            rx,
+            clock: Clock::starting_at(0),
+            sink: super::super::Sink {
+                store: store.clone(),
+                bucket_in_key: true,
+            },
+            ids: Ids::Seeded(1),
+            tz: None,
+            progress: Arc::new(AtomicU64::new(0)),
+            write_deadline: DEFAULT_WRITE_DEADLINE,
+            failure: Arc::clone(&failure),
+        };
+        let handle = tokio::spawn(task.run());
+        tx.send(records(&["a", "b"])).await.unwrap();
+        assert_eq!(flush(&tx).await, Ok(()));
+        tx.send(records(&["c", "bug", "d"])).await.unwrap();
+        // Later input is refused or counted as undelivered, and a flush fails with the reason.
+        let _ = tx.send(records(&["e"])).await;
+        let flushed = flush(&tx).await;
+        assert!(flushed.is_err(), "{flushed:?}");
+        drop(tx);
+        let report = handle.await.expect("the task ends with a report");
+        let why = failure.get().expect("the engine is told");
+        assert!(why.contains("kpipe panicked (a bug in kpipe)"), "{why}");
+        assert_eq!(report.delivered, 2);
+        assert!(report.undelivered >= 3, "{report:?}");
+        assert!(report.is_conserved(), "{report:?}");
+        assert!(report.errors.iter().any(|e| e == why));
     }
 }

@@ -108,6 +108,14 @@ pub enum EngineError {
     UnknownStage(String),
     /// A delivery task failed (a bug: it never panics on records).
     TaskFailed(String),
+    /// A delivery stopped on a bug in kpipe: the reason, and the report of the run (what was
+    /// delivered, and the rest counted as undelivered).
+    Stopped {
+        /// Why it stopped.
+        message: String,
+        /// What the run did.
+        report: Box<RunReport>,
+    },
     /// Records were neither delivered nor written to an error document: the store did not
     /// acknowledge their object before the write deadline. Nothing read after them may be
     /// checkpointed.
@@ -130,6 +138,9 @@ impl std::fmt::Display for EngineError {
             EngineError::UnknownStage(s) => write!(f, "{s} is not a stage of this pipeline"),
             EngineError::TaskFailed(m) => write!(f, "a delivery task failed: {m}"),
             EngineError::Undelivered(m) => write!(f, "records not delivered: {m}"),
+            EngineError::Stopped { message, report } => {
+                write!(f, "{message}; {} records undelivered", report.undelivered())
+            }
             EngineError::NoRuntime => {
                 f.write_str("the local engine must be started inside a tokio runtime")
             }
@@ -138,6 +149,18 @@ impl std::fmt::Display for EngineError {
 }
 
 impl std::error::Error for EngineError {}
+
+/// Set, with the reason, when a delivery stops on a bug: puts, flushes and shutdown then say
+/// so instead of "closed".
+pub(crate) type Failure = Arc<std::sync::OnceLock<String>>;
+
+/// The error of a put whose reader is gone.
+pub(crate) fn put_error(failure: &Failure) -> PutError {
+    match failure.get() {
+        Some(m) => PutError::Stopped(m.clone()),
+        None => PutError::Closed,
+    }
+}
 
 /// A store per bucket (see [`LocalBuilder::store_per_bucket`]).
 type BucketStores = Arc<dyn Fn(&str) -> Arc<dyn ObjectStore> + Send + Sync>;
@@ -289,13 +312,19 @@ impl<P: Pipeline> LocalBuilder<P> {
             }
         };
         let clock = self.start_ms.map_or_else(Clock::system, Clock::starting_at);
+        let failure = Failure::default();
         let streams: HashMap<&'static str, Arc<StreamState>> = spec
             .streams
             .iter()
             .map(|s| {
                 (
                     s.id,
-                    Arc::new(StreamState::new(s, self.enforce_limits, clock)),
+                    Arc::new(StreamState::new(
+                        s,
+                        self.enforce_limits,
+                        clock,
+                        Arc::clone(&failure),
+                    )),
                 )
             })
             .collect();
@@ -339,7 +368,7 @@ impl<P: Pipeline> LocalBuilder<P> {
             match d.source {
                 SourceSpec::Stream(id) => streams[id].subscribe(tx),
                 SourceSpec::Direct => {
-                    directs.insert(d.id, DirectInput::new(tx, clock));
+                    directs.insert(d.id, DirectInput::new(tx, clock, Arc::clone(&failure)));
                 }
             }
             let task = DeliveryTask {
@@ -367,6 +396,7 @@ impl<P: Pipeline> LocalBuilder<P> {
                 tz,
                 progress: Arc::clone(&progress),
                 write_deadline: self.write_deadline,
+                failure: Arc::clone(&failure),
             };
             let span = tracing::info_span!("delivery", name = d.name, bucket = s3.bucket);
             tasks.push(tokio::spawn(tracing::Instrument::instrument(
@@ -418,6 +448,7 @@ impl<P: Pipeline> LocalBuilder<P> {
             clock,
             started: tokio::time::Instant::now(),
             progress: bar,
+            failure,
             _pipeline: PhantomData,
         })
     }
@@ -429,14 +460,16 @@ struct DirectInput {
     tx: Arc<std::sync::RwLock<Option<mpsc::Sender<Feed>>>>,
     counter: Arc<AtomicU64>,
     clock: Clock,
+    failure: Failure,
 }
 
 impl DirectInput {
-    fn new(tx: mpsc::Sender<Feed>, clock: Clock) -> Self {
+    fn new(tx: mpsc::Sender<Feed>, clock: Clock, failure: Failure) -> Self {
         DirectInput {
             tx: Arc::new(std::sync::RwLock::new(Some(tx))),
             counter: Arc::new(AtomicU64::new(0)),
             clock,
+            failure,
         }
     }
 }
@@ -484,7 +517,7 @@ impl DirectProducer {
         };
         tx.send(Feed::Records(vec![record]))
             .await
-            .map_err(|_| PutError::Closed)
+            .map_err(|_| put_error(&self.input.failure))
     }
 
     /// Puts one record as JSON.
@@ -506,6 +539,7 @@ pub struct LocalEngine<P> {
     clock: Clock,
     started: tokio::time::Instant,
     progress: Option<(indicatif::ProgressBar, JoinHandle<()>)>,
+    failure: Failure,
     _pipeline: PhantomData<P>,
 }
 
@@ -583,14 +617,18 @@ impl<P: Pipeline> LocalEngine<P> {
             let tx = direct.tx.read().expect("engine: direct lock").clone();
             result = result.and(stream::flushed(stream::send_flush(tx.iter()).await).await);
         }
-        result.map_err(EngineError::Undelivered)
+        result.map_err(|e| match self.failure.get() {
+            Some(m) => EngineError::Undelivered(m.clone()),
+            None => EngineError::Undelivered(e),
+        })
     }
 
     /// Stops accepting records, drains every buffer (the last transform batch is invoked and
     /// every partition flushed), waits for every object write, and reports.
     ///
     /// # Errors
-    /// [`EngineError::TaskFailed`] if a delivery task died.
+    /// [`EngineError::Stopped`] (with the report) if a delivery stopped on a bug;
+    /// [`EngineError::TaskFailed`] if a task died without a report.
     pub async fn shutdown(self) -> Result<RunReport, EngineError> {
         for s in self.streams.values() {
             s.close();
@@ -635,11 +673,18 @@ impl<P: Pipeline> LocalEngine<P> {
             })
             .collect();
         streams.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(RunReport {
+        let report = RunReport {
             streams,
             deliveries,
             consumers,
             elapsed_ms: self.started.elapsed().as_millis() as u64,
-        })
+        };
+        match self.failure.get() {
+            Some(message) => Err(EngineError::Stopped {
+                message: message.clone(),
+                report: Box::new(report),
+            }),
+            None => Ok(report),
+        }
     }
 }

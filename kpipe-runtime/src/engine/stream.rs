@@ -137,6 +137,7 @@ pub(crate) struct StreamState {
     subscribers: std::sync::RwLock<Option<Subscribers>>,
     enforce_limits: bool,
     clock: Clock,
+    failure: super::Failure,
     pub(crate) records: AtomicU64,
     pub(crate) bytes: AtomicU64,
     pub(crate) throttled: AtomicU64,
@@ -148,7 +149,12 @@ pub(crate) struct StreamState {
 const ON_DEMAND_SHARDS: usize = 4;
 
 impl StreamState {
-    pub(crate) fn new(spec: &'static StreamSpec, enforce_limits: bool, clock: Clock) -> Self {
+    pub(crate) fn new(
+        spec: &'static StreamSpec,
+        enforce_limits: bool,
+        clock: Clock,
+        failure: super::Failure,
+    ) -> Self {
         let n = match spec.capacity {
             crate::spec::Capacity::Provisioned { shards } => shards as usize,
             crate::spec::Capacity::OnDemand => ON_DEMAND_SHARDS,
@@ -170,6 +176,7 @@ impl StreamState {
             subscribers: std::sync::RwLock::new(Some(Arc::from(Vec::new()))),
             enforce_limits,
             clock,
+            failure,
             records: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
@@ -196,6 +203,11 @@ impl StreamState {
             .write()
             .expect("stream: subscriber lock")
             .take();
+    }
+
+    /// Why a send to a reader failed: the engine stopped on a bug, or it shut down.
+    fn send_error(&self) -> PutError {
+        super::put_error(&self.failure)
     }
 
     fn senders(&self) -> Option<Subscribers> {
@@ -233,7 +245,7 @@ impl StreamState {
         for tx in senders.iter() {
             tx.send(Feed::Rejected(Arc::clone(&rejected)))
                 .await
-                .map_err(|_| PutError::Closed)?;
+                .map_err(|_| self.send_error())?;
         }
         Ok(())
     }
@@ -359,11 +371,11 @@ impl StreamState {
                 for tx in rest {
                     tx.send(Feed::Records(accepted.clone()))
                         .await
-                        .map_err(|_| PutError::Closed)?;
+                        .map_err(|_| self.send_error())?;
                 }
                 last.send(Feed::Records(accepted))
                     .await
-                    .map_err(|_| PutError::Closed)?;
+                    .map_err(|_| self.send_error())?;
             }
         }
         drop(guards);
