@@ -68,7 +68,14 @@ fn cargo_lambda_watch_and_invoke() {
         include_str!("fixtures/quickstart-firehose-event.json"),
     )
     .unwrap();
-    let _watch = Watch(
+    // Fail at once, with the reason, when cargo-lambda is missing (cargo would start and
+    // exit with "no such command", and the loop below would wait for nothing).
+    let version = Command::new("cargo").args(["lambda", "--version"]).output();
+    assert!(
+        version.as_ref().is_ok_and(|o| o.status.success()),
+        "cargo lambda is not installed (scripts/test installs it: pip install cargo-lambda): {version:?}"
+    );
+    let mut watch = Watch(
         Command::new("cargo")
             .args([
                 "lambda",
@@ -115,6 +122,9 @@ fn cargo_lambda_watch_and_invoke() {
             .unwrap();
         if out.status.success() {
             break out;
+        }
+        if let Some(status) = watch.0.try_wait().unwrap() {
+            panic!("cargo lambda watch exited ({status}) before answering");
         }
         assert!(
             Instant::now() < give_up,

@@ -195,6 +195,16 @@ fn estimate_for_a_load() {
         "{}",
         text(&human)
     );
+    // A load that is not one is a usage error, not a NaN or negative estimate.
+    for bad in [
+        "--records-per-sec=-5",
+        "--records-per-sec=NaN",
+        "--records-per-sec=inf",
+    ] {
+        let out = run(&["estimate", bad, "--record-size", "512"]);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", text(&out));
+        assert!(text(&out).contains("is not a load"), "{}", text(&out));
+    }
 }
 
 fn scratch(name: &str) -> PathBuf {

@@ -194,7 +194,7 @@ pub fn estimate(p: &PipelineSpec, load: Load, prices: Prices) -> Estimate {
             }
             if s3.dynamic_partitioning() && partitions > 500 {
                 warnings.push(format!(
-                    "{partitions} partitions exceed the 500 active partitions per delivery stream (aws-facts.md §3.6)"
+                    "{partitions} partitions exceed the 500 active partitions per delivery stream (Amazon Data Firehose quota: https://docs.aws.amazon.com/firehose/latest/dev/limits.html)"
                 ));
             }
             DeliveryEstimate {
@@ -255,7 +255,7 @@ impl fmt::Display for Estimate {
         }
         write!(
             f,
-            "prices: us-east-1 as quoted in aws-facts.md §2 (override with your own)"
+            "prices: us-east-1 list prices (https://aws.amazon.com/kinesis/data-streams/pricing/, https://aws.amazon.com/firehose/pricing/; override with your own)"
         )
     }
 }

@@ -59,7 +59,11 @@ fn decode(data: &[u8]) -> Option<AggregatedRecord> {
     if Md5::digest(body).as_slice() != digest {
         return None;
     }
-    AggregatedRecord::decode(body).ok()
+    // An aggregate of no records would vanish uncounted wherever it is de-aggregated: it is
+    // taken as the plain record it also is, so it is counted, and fails to decode as one.
+    AggregatedRecord::decode(body)
+        .ok()
+        .filter(|agg| !agg.records.is_empty())
 }
 
 /// Builds an aggregate, as the KPL does (used by tests and by producers that aggregate).
@@ -114,5 +118,9 @@ mod tests {
         bad[last] ^= 1; // checksum mismatch
         assert!(!is_aggregated(&bad));
         assert_eq!(deaggregate(&bad), vec![bad.clone()]);
+        // An empty aggregate is one (plain) record, never none.
+        let empty = aggregate(&[]);
+        assert!(!is_aggregated(&empty));
+        assert_eq!(deaggregate(&empty), vec![empty.clone()]);
     }
 }

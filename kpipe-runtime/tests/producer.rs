@@ -344,3 +344,44 @@ async fn aggregated_records_arrive_as_kpl_aggregates_and_deaggregate_to_every_re
     });
     assert_eq!(readings, batch);
 }
+
+/// A `PutRecords` double whose first answer covers only the first entry.
+struct Short {
+    calls: Mutex<u32>,
+}
+
+impl PutRecords for Short {
+    fn put_records<'a>(
+        &'a self,
+        _stream: &'a str,
+        entries: &'a [Entry],
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<EntryResult>, String>> + Send + 'a>> {
+        Box::pin(async move {
+            let mut calls = self.calls.lock().unwrap();
+            *calls += 1;
+            let answered = if *calls == 1 { 1 } else { entries.len() };
+            Ok((0..answered)
+                .map(|n| Ok(("shardId-000000000000".into(), format!("seq-{calls}-{n}"))))
+                .collect())
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_response_with_fewer_results_than_entries_retries_the_rest() {
+    let short = Arc::new(Short {
+        calls: Mutex::new(0),
+    });
+    let producer = KinesisProducer::with_client(short.clone(), Produced::readings());
+    let outcomes = producer
+        .put_batch(&(0..4).map(reading).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, RecordOutcome::Put { .. })),
+        "{outcomes:?}"
+    );
+    assert_eq!(*short.calls.lock().unwrap(), 2);
+}

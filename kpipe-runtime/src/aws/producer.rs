@@ -338,7 +338,7 @@ impl<T> KinesisProducer<T> {
         let mut attempt = 1;
         loop {
             let entries: Vec<Entry> = pending.iter().map(|(_, e)| e.clone()).collect();
-            let results = self
+            let mut results = self
                 .client
                 .put_records(&self.stream_name, &entries)
                 .await
@@ -346,6 +346,22 @@ impl<T> KinesisProducer<T> {
                     written: *written,
                     message,
                 })?;
+            // A response must answer every entry, in order (API_PutRecords.html). One that
+            // answers fewer leaves the rest unknown: they are retried like an internal failure
+            // (at least once), never left without an outcome.
+            if results.len() < entries.len() {
+                tracing::warn!(
+                    sent = entries.len(),
+                    answered = results.len(),
+                    "PutRecords answered fewer entries than were sent; retrying the rest"
+                );
+                results.resize_with(entries.len(), || {
+                    Err((
+                        "InternalFailure".to_owned(),
+                        "no result for this entry in the PutRecords response".to_owned(),
+                    ))
+                });
+            }
             let mut again = Vec::new();
             for ((indices, entry), result) in pending.into_iter().zip(results) {
                 let outcome = match &result {

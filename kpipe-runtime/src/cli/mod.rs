@@ -118,8 +118,8 @@ enum Command {
     Spec,
     /// Estimate shards, monthly cost, S3 objects and Lambda invocations for a load.
     Estimate {
-        /// Records per second put on each stream.
-        #[arg(long)]
+        /// Records per second put on each stream (a finite number, 0 or more).
+        #[arg(long, value_parser = load_rate)]
         records_per_sec: f64,
         /// Average record size in bytes.
         #[arg(long)]
@@ -134,6 +134,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `--records-per-sec`: a finite rate, 0 or more (not negative, NaN or infinite).
+fn load_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        Ok(_) => Err(format!(
+            "`{s}` is not a load: give a finite number of records per second, 0 or more"
+        )),
+        Err(e) => Err(format!("`{s}`: {e}")),
+    }
 }
 
 async fn aws<P: Pipeline>(t: &Target) -> Aws<P> {
