@@ -335,6 +335,32 @@ fn produce(endpoint: &str, first: u64, n: u64) {
     produce_with_sequences(endpoint, first, n);
 }
 
+/// `run --source kinesis --drain` from the trim horizon, with objects under `dir/data`,
+/// checkpoints in `dir/checkpoints.json` and the JSON report in `dir/report.json`.
+fn drain_from_trim_horizon(endpoint: &str, dir: &std::path::Path, extra: &[&str]) -> Output {
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    let mut args = vec![
+        "run".to_owned(),
+        "--source".into(),
+        "kinesis".into(),
+        "--endpoint-url".into(),
+        endpoint.into(),
+        "--from".into(),
+        "trim-horizon".into(),
+        "--drain".into(),
+        "--quiet".into(),
+        "--out".into(),
+        path("data"),
+        "--checkpoints".into(),
+        path("checkpoints.json"),
+        "--report-json".into(),
+        path("report.json"),
+    ];
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(&args)
+}
+
 #[test]
 fn run_drains_a_kinesis_stream_and_resumes_from_its_checkpoints() {
     let moto = MotoServer::start().expect("moto_server runs (scripts/test installs it)");
@@ -347,25 +373,7 @@ fn run_drains_a_kinesis_stream_and_resumes_from_its_checkpoints() {
     let data = dir.join("data");
     let checkpoints = dir.join("checkpoints.json");
     let report = dir.join("report.json");
-    let drain = || {
-        run(&[
-            "run",
-            "--source",
-            "kinesis",
-            "--endpoint-url",
-            &endpoint,
-            "--from",
-            "trim-horizon",
-            "--drain",
-            "--quiet",
-            "--out",
-            data.to_str().unwrap(),
-            "--checkpoints",
-            checkpoints.to_str().unwrap(),
-            "--report-json",
-            report.to_str().unwrap(),
-        ])
-    };
+    let drain = || drain_from_trim_horizon(&endpoint, &dir, &[]);
     let first = drain();
     assert!(first.status.success(), "{}", text(&first));
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
@@ -436,27 +444,7 @@ fn a_drain_whose_objects_cannot_be_stored_saves_no_checkpoint_and_exits_5() {
     std::fs::write(data.join("acme-telemetry"), b"not a folder").unwrap();
     let checkpoints = dir.join("checkpoints.json");
     let report = dir.join("report.json");
-    let drain = || {
-        run(&[
-            "run",
-            "--source",
-            "kinesis",
-            "--endpoint-url",
-            &endpoint,
-            "--from",
-            "trim-horizon",
-            "--drain",
-            "--quiet",
-            "--write-deadline",
-            "1",
-            "--out",
-            data.to_str().unwrap(),
-            "--checkpoints",
-            checkpoints.to_str().unwrap(),
-            "--report-json",
-            report.to_str().unwrap(),
-        ])
-    };
+    let drain = || drain_from_trim_horizon(&endpoint, &dir, &["--write-deadline", "1"]);
     let failed = drain();
     assert_eq!(failed.status.code(), Some(5), "{}", text(&failed));
     assert!(text(&failed).contains("UNDELIVERED"), "{}", text(&failed));
