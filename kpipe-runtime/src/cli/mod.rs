@@ -167,6 +167,26 @@ async fn sdk_config<P: Pipeline>(t: &Target) -> aws_config::SdkConfig {
     loader.load().await
 }
 
+/// Bytes from outside (a record's data, an input line) as one printable line: invalid UTF-8
+/// replaced, and control characters (C0, DEL and C1, which terminals read as escape sequences)
+/// written as `\u{..}`, so a record cannot move the cursor, change colours or retitle the
+/// terminal of whoever tails the stream.
+fn printable(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    if !text.chars().any(char::is_control) {
+        return text.into_owned();
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn fail(e: &dyn std::fmt::Display) -> ExitCode {
     eprintln!("error: {e}");
     ExitCode::from(EXIT_FAILURE)
@@ -413,4 +433,17 @@ fn stages(spec: &PipelineSpec) -> String {
         let _ = writeln!(out, "  {kind:<9}  {id:<width$}  {what}");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn printable_escapes_what_a_terminal_would_obey() {
+        assert_eq!(super::printable(b"plain {\"a\":1}"), "plain {\"a\":1}");
+        assert_eq!(
+            super::printable("\x1b]0;pwned\x07\u{9b}2J\nx\u{7f}".as_bytes()),
+            "\\u{1b}]0;pwned\\u{7}\\u{9b}2J\\u{a}x\\u{7f}"
+        );
+        assert_eq!(super::printable(b"\xff ok"), "\u{fffd} ok");
+    }
 }

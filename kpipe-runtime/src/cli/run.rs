@@ -254,7 +254,8 @@ fn print_summary(feed: &FeedReport, report: &RunReport, out: &Path) {
         feed.lines, feed.put, feed.not_of_type, feed.rejected
     );
     for p in &feed.problems {
-        eprintln!("  {p}");
+        // Problems quote input lines: printed without their control characters.
+        eprintln!("  {}", super::printable(p.to_string().as_bytes()));
     }
     let listed = feed.problems.len() as u64;
     if feed.not_of_type + feed.rejected > listed {

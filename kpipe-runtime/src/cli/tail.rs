@@ -112,13 +112,14 @@ pub(super) async fn tail<P: Pipeline>(args: TailArgs) -> ExitCode {
                 any = true;
                 let data = r.data().as_ref();
                 let line = match stream.typed_json(data) {
-                    Ok(json) => String::from_utf8_lossy(&json).into_owned(),
+                    // JSON escapes C0 controls but not C1 ones (U+009B is a terminal's CSI).
+                    Ok(json) => super::printable(&json),
                     Err(e) => {
                         not_typed += 1;
                         format!(
                             "<not a `{}`: {e}> {}",
                             stream.record_type(),
-                            String::from_utf8_lossy(data)
+                            super::printable(data)
                         )
                     }
                 };
