@@ -1075,3 +1075,52 @@ async fn flush_waits_for_consumers_and_a_blocked_shard_holds_it_up() {
     let report = engine.shutdown().await.unwrap();
     assert_eq!(report.consumers[0].blocked, 50);
 }
+
+/// Partition key values go into keys as Firehose writes them: UTF-8 as it is, `/` a folder
+/// level; values that would leave the output folder or that a file system cannot hold become
+/// error documents, and the report names the keys actually stored.
+#[tokio::test]
+async fn partition_keys_are_written_as_they_are_and_bad_ones_fail_alone() {
+    let root = tempfile::tempdir().unwrap();
+    let engine = Telemetry::local()
+        .root(root.path())
+        .start_time_ms(START_MS)
+        .start()
+        .unwrap();
+    let p = engine.producer(Telemetry::readings()).unwrap();
+    let long = "x".repeat(300);
+    for site in ["é#~ 1%41", "a/b", "", "../../../escaped", long.as_str()] {
+        p.put(&reading("s", site, 1.0)).await.unwrap().unwrap();
+    }
+    let report = engine.shutdown().await.unwrap();
+    assert!(report.is_conserved(), "{report}");
+    let d = &report.deliveries[0];
+    assert_eq!((d.delivered, d.failed), (3, 2), "{report}");
+    let mut stored: Vec<&str> = d.objects.iter().map(|k| k.as_str()).collect();
+    stored.sort();
+    for (key, site) in stored.iter().zip(["site=/", "site=a/b/", "site=é#~ 1%41/"]) {
+        assert!(
+            key.starts_with(&format!("acme-telemetry/raw/{site}2026/11/27/08/")),
+            "{key}"
+        );
+        assert!(root.path().join(key).is_file(), "{key} is stored as named");
+    }
+    // Nothing escaped the output folder.
+    assert!(!root.path().parent().unwrap().join("escaped").exists());
+    let doc = std::fs::read_to_string(root.path().join(&d.error_objects[0])).unwrap();
+    let codes: Vec<serde_json::Value> = doc
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(codes.len(), 2);
+    for c in &codes {
+        assert_eq!(c["errorCode"], "DynamicPartitioning.InvalidObjectKey");
+    }
+    assert!(codes[0]["errorMessage"].as_str().unwrap().contains("`..`"));
+    assert!(
+        codes[1]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("255 bytes")
+    );
+}

@@ -31,6 +31,10 @@ pub const MAX_ACTIVE_PARTITIONS: usize = 500;
 const PROCESSING_FAILED: &str = "processing-failed";
 const ACTIVE_PARTITION_EXCEEDED: &str = "activePartitionExceeded";
 
+/// The error code of a record whose partition key values make an object key that cannot be
+/// stored (kpipe's choice, see [`naming::check_key`]).
+const INVALID_OBJECT_KEY: &str = "DynamicPartitioning.InvalidObjectKey";
+
 /// Firehose's version of a delivery stream's configuration starts at 1 (aws-facts.md §3.5).
 const DELIVERY_VERSION: u32 = 1;
 
@@ -483,6 +487,23 @@ impl State {
     ) {
         self.report.destination.received += 1;
         if !self.buffers.contains_key(&keys) {
+            if !keys.is_empty()
+                && let Err(reason) = self.check_partition(&keys, arrival_ms)
+            {
+                self.report.failed += 1;
+                self.report.destination.failed += 1;
+                let doc = ErrorDocument::new(
+                    &data,
+                    arrival_ms,
+                    1,
+                    INVALID_OBJECT_KEY,
+                    reason,
+                    self.task.clock.now_ms(),
+                    None,
+                );
+                self.write_error(PROCESSING_FAILED, doc, arrival_ms);
+                return;
+            }
             if self.task.s3.dynamic_partitioning() && self.buffers.len() >= MAX_ACTIVE_PARTITIONS {
                 // aws-facts.md §3.6: records beyond the active partition limit go to the
                 // error prefix as `activePartitionExceeded`.
@@ -516,6 +537,34 @@ impl State {
             let buffer = self.buffers.remove(&keys).expect("delivery: buffer exists");
             self.flush(buffer, keys, None);
         }
+    }
+
+    /// Whether the objects of a new partition can be stored under the key its values make
+    /// (see [`naming::check_key`]): checked once per partition, on a key named as the
+    /// partition's first object would be.
+    fn check_partition(
+        &self,
+        keys: &[(&'static str, String)],
+        arrival_ms: i64,
+    ) -> Result<(), String> {
+        let time = naming::local_time(arrival_ms, self.task.tz);
+        let cx = PrefixContext {
+            time: &time,
+            keys,
+            error_type: None,
+        };
+        // A throwaway sequence: random parts have a fixed length and alphabet, and the
+        // delivery's own sequence must not move.
+        let mut ids = Ids::Seeded(0);
+        let prefix = naming::object_prefix(self.task.s3, &cx, &mut ids);
+        let name = naming::object_name(
+            self.task.spec.name,
+            DELIVERY_VERSION,
+            &time,
+            &ids.uuid(),
+            naming::extension(self.task.s3),
+        );
+        naming::check_key(&format!("{prefix}{name}"), self.task.sink.filesystem)
     }
 
     fn write_error(&mut self, error_type: &'static str, doc: ErrorDocument, arrival_ms: i64) {
@@ -586,8 +635,12 @@ impl State {
             let (bytes_out, result) = match packed {
                 Ok(Ok(body)) => {
                     let bytes_out = body.content_length() as u64;
-                    let path = StorePath::from(key.as_str());
-                    (bytes_out, put_until(&*store, &path, body, deadline).await)
+                    // The key as it is, never percent-encoded (`Path::from` would encode
+                    // `#`, `~` and non-ASCII, which Firehose writes as they are).
+                    match StorePath::parse(&key) {
+                        Ok(path) => (bytes_out, put_until(&*store, &path, body, deadline).await),
+                        Err(e) => (bytes_out, Err(format!("the key cannot be stored: {e}"))),
+                    }
                 }
                 Ok(Err(e)) => (0, Err(format!("compression failed: {e}"))),
                 Err(e) => (0, Err(format!("compression task failed: {e}"))),
@@ -885,6 +938,7 @@ mod tests {
             sink: super::super::Sink {
                 store: store.clone(),
                 bucket_in_key: true,
+                filesystem: false,
             },
             ids: Ids::Seeded(1),
             tz: None,

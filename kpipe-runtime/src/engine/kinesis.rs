@@ -111,12 +111,27 @@ impl FileCheckpoints {
         PathBuf::from(name)
     }
 
+    /// Reads a checkpoint file. A missing file is no checkpoints; an empty or unreadable one
+    /// is an error naming it, never a silent start from the beginning (kpipe writes these
+    /// files whole, so such a file was damaged by something else).
     fn read(path: &std::path::Path) -> std::io::Result<Checkpoints> {
         match std::fs::read(path) {
+            Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "the checkpoint file {} is empty; restore it, or delete it to read from \
+                     the start position again",
+                    path.display()
+                ),
+            )),
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                 std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
-                    format!("{}: {e}", path.display()),
+                    format!(
+                        "the checkpoint file {} is not valid ({e}); restore it, or delete it \
+                         to read from the start position again",
+                        path.display()
+                    ),
                 )
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Checkpoints::new()),
@@ -129,8 +144,32 @@ impl FileCheckpoints {
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
         let text = serde_json::to_vec_pretty(checkpoints).map_err(std::io::Error::other)?;
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(&tmp, path)
+        // Written whole, on disk, then renamed into place and the rename made durable: a
+        // crash leaves the old checkpoints or the new ones, never a torn file.
+        let mut file = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut file, &text)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, path)?;
+        sync_dir(path)
+    }
+}
+
+/// Makes a rename or removal in `path`'s folder durable (on Unix; elsewhere a folder cannot
+/// be opened to be synced).
+fn sync_dir(path: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => std::path::Path::new("."),
+        };
+        std::fs::File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(())
     }
 }
 
@@ -802,5 +841,23 @@ mod tests {
             "a saved checkpoint ends the run"
         );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn an_empty_or_corrupt_checkpoint_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        let store = FileCheckpoints::new(&path);
+        for (bytes, says) in [
+            (&b""[..], "is empty"),
+            (b"{\"shardId-0\": 4", "is not valid"),
+        ] {
+            std::fs::write(&path, bytes).unwrap();
+            let e = store.load().unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+            let message = e.to_string();
+            assert!(message.contains(says), "{message}");
+            assert!(message.contains(&path.display().to_string()), "{message}");
+        }
     }
 }

@@ -51,6 +51,7 @@ pub mod kinesis;
 mod naming;
 mod report;
 mod shard;
+mod staging;
 mod stream;
 
 pub use self::clock::Clock;
@@ -171,6 +172,8 @@ type BucketStores = Arc<dyn Fn(&str) -> Arc<dyn ObjectStore> + Send + Sync>;
 pub(crate) struct Sink {
     pub(crate) store: Arc<dyn ObjectStore>,
     pub(crate) bucket_in_key: bool,
+    /// Whether the store is the local file system (which holds shorter names than S3).
+    pub(crate) filesystem: bool,
 }
 
 /// Configures and starts the local engine; from `Pipeline::local()`.
@@ -300,14 +303,20 @@ impl<P: Pipeline> LocalBuilder<P> {
             return Err(EngineError::NoRuntime);
         }
         let spec = P::SPEC;
+        let local_fs = self.store.is_none() && self.per_bucket.is_none();
         let shared: Arc<dyn ObjectStore> = match self.store {
             Some(s) => s,
             None if self.per_bucket.is_some() => Arc::new(object_store::memory::InMemory::new()),
             None => {
                 std::fs::create_dir_all(&self.root)
                     .map_err(|e| EngineError::Store(format!("{}: {e}", self.root.display())))?;
+                staging::remove_leftovers(&self.root)
+                    .map_err(|e| EngineError::Store(format!("{}: {e}", self.root.display())))?;
+                // Each object, and the folder entry naming it, is on disk before its write
+                // counts as done, so a checkpoint never covers an object a crash can lose.
                 let fs = object_store::local::LocalFileSystem::new_with_prefix(&self.root)
-                    .map_err(|e| EngineError::Store(e.to_string()))?;
+                    .map_err(|e| EngineError::Store(e.to_string()))?
+                    .with_fsync(true);
                 Arc::new(fs)
             }
         };
@@ -383,10 +392,12 @@ impl<P: Pipeline> LocalBuilder<P> {
                     Some(stores) => Sink {
                         store: stores(s3.bucket),
                         bucket_in_key: false,
+                        filesystem: false,
                     },
                     None => Sink {
                         store: Arc::clone(&shared),
                         bucket_in_key: true,
+                        filesystem: local_fs,
                     },
                 },
                 ids: match self.seed {

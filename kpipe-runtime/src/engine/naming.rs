@@ -220,6 +220,50 @@ pub(crate) fn object_name(
     )
 }
 
+/// S3 object keys are at most 1,024 bytes of UTF-8 ("Naming Amazon S3 objects",
+/// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html>).
+pub(crate) const MAX_KEY_BYTES: usize = 1024;
+
+/// The longest file or folder name common local file systems hold (ext4, APFS, NTFS: 255).
+const MAX_SEGMENT_BYTES: usize = 255;
+
+/// Whether an object key can be stored as it is, or why not.
+///
+/// Firehose writes partition key values into the key as they are, UTF-8, with no
+/// percent-encoding ("Use Amazon S3 bucket prefix to deliver data",
+/// <https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning-s3bucketprefix.html>),
+/// and a `/` in a value starts a new folder level. AWS does not document what Firehose does
+/// with a value that leaves an empty folder name or one named `.` or `..`; kpipe refuses
+/// those (they cannot be stored without changing the key, and `..` would leave the output
+/// folder), and keys longer than S3 allows; on a local file system, also a folder or file
+/// name longer than 255 bytes. docs/engine.md says so.
+pub(crate) fn check_key(key: &str, filesystem: bool) -> Result<(), String> {
+    if key.len() > MAX_KEY_BYTES {
+        return Err(format!(
+            "the object key is {} bytes, more than the {MAX_KEY_BYTES} bytes S3 allows \
+             (https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html)",
+            key.len()
+        ));
+    }
+    for segment in key.split('/') {
+        let why = match segment {
+            "" => Some("an empty folder name"),
+            "." | ".." => Some("a folder named `.` or `..`"),
+            s if s.chars().any(|c| c.is_ascii_control()) => Some("a control character"),
+            s if filesystem && s.len() > MAX_SEGMENT_BYTES => {
+                Some("a folder name longer than the 255 bytes a local file system holds")
+            }
+            _ => None,
+        };
+        if let Some(why) = why {
+            return Err(format!(
+                "the object key {key:?} would have {why}; kpipe does not store such keys"
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,6 +327,24 @@ mod tests {
     fn time_zones_shift_the_local_time() {
         let tz: chrono_tz::Tz = "Asia/Tokyo".parse().unwrap();
         assert_eq!(local_time(0, Some(tz)).format("%H").to_string(), "09");
+    }
+
+    #[test]
+    fn keys_are_checked_as_they_will_be_stored() {
+        assert!(check_key("b/customer=é#~%41/x.gz", true).is_ok());
+        assert!(check_key("b/a/b/x.gz", true).is_ok());
+        for bad in ["b//x.gz", "b/../x.gz", "b/./x", "b/a\u{7}/x", "/x"] {
+            assert!(check_key(bad, false).is_err(), "{bad}");
+        }
+        let long = format!("b/{}/x", "k".repeat(300));
+        assert!(check_key(&long, false).is_ok());
+        assert!(check_key(&long, true).unwrap_err().contains("255 bytes"));
+        let huge = format!("b/{}/x", "k/".repeat(600));
+        assert!(
+            check_key(&huge, false)
+                .unwrap_err()
+                .contains("1024 bytes S3 allows")
+        );
     }
 
     #[test]
