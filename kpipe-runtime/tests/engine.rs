@@ -504,6 +504,10 @@ async fn fed_lines_are_checked_put_or_rejected_and_throttled_entries_retried() {
     text.push_str(
         &serde_json::to_string(&reading(&"x".repeat(200), &"y".repeat(1 << 20), 1.0)).unwrap(),
     );
+    // A line that is not a Reading and too large is counted once, as rejected; a 3 MiB line
+    // is skipped without being held whole.
+    text.push_str(&format!("\n\"{}\"\n", "a".repeat((1 << 20) - 2)));
+    text.push_str(&"z".repeat(3 << 20));
     feeder
         .feed_lines(tokio::io::BufReader::new(text.as_bytes()))
         .await
@@ -513,7 +517,7 @@ async fn fed_lines_are_checked_put_or_rejected_and_throttled_entries_retried() {
 
     assert_eq!(
         (fed.lines, fed.put, fed.not_of_type, fed.rejected),
-        (2503, 2501, 1, 2)
+        (2505, 2501, 1, 4)
     );
     assert!(fed.retried >= 1500, "{fed:?}");
     let lines: Vec<(u64, &str)> = fed.problems.iter().map(|p| (p.line, p.kind)).collect();
@@ -522,8 +526,26 @@ async fn fed_lines_are_checked_put_or_rejected_and_throttled_entries_retried() {
         [
             (2501, "not_of_type"),
             (2503, "rejected"),
-            (2504, "rejected")
+            (2504, "rejected"),
+            (2505, "rejected"),
+            (2506, "rejected")
         ]
+    );
+    assert!(
+        fed.problems[3]
+            .message
+            .contains("the stream takes at most 1048576"),
+        "{fed:?}"
+    );
+    assert!(
+        fed.problems[3].message.contains("not a `Reading`"),
+        "{fed:?}"
+    );
+    assert!(
+        fed.problems[4]
+            .message
+            .starts_with("the line is 3145728 bytes"),
+        "{fed:?}"
     );
     assert!(
         fed.problems[0]
@@ -534,7 +556,7 @@ async fn fed_lines_are_checked_put_or_rejected_and_throttled_entries_retried() {
     assert!(
         fed.problems[2]
             .message
-            .contains("the stream takes at most 1048576"),
+            .starts_with("the line is 1048817 bytes, more than the 1048578"),
         "{fed:?}"
     );
     // Every put record went through: the one that is not a Reading became an error document.

@@ -155,6 +155,34 @@ impl std::fmt::Debug for Feeder {
     }
 }
 
+/// Reads one line (up to and including `\n`) into `buf`, keeping at most `cap + 1` bytes of
+/// it; the line's whole length, or `None` at the end of the input.
+async fn read_line_capped<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+    cap: usize,
+) -> std::io::Result<Option<usize>> {
+    let mut total = 0;
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok((total > 0).then_some(total));
+        }
+        let (chunk, done) = match available.iter().position(|b| *b == b'\n') {
+            Some(i) => (&available[..=i], true),
+            None => (available, false),
+        };
+        let room = (cap + 1).saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        let used = chunk.len();
+        total += used;
+        reader.consume(used);
+        if done {
+            return Ok(Some(total));
+        }
+    }
+}
+
 impl Feeder {
     /// A feeder into one of `engine`'s inputs.
     ///
@@ -199,19 +227,27 @@ impl Feeder {
             }
             Target::Stream { stream, state } => (stream, state),
         };
-        let (key, hash) = match stream.keys_of(&data) {
-            Ok(keys) => keys,
-            Err(e) => {
-                self.report.not_of_type += 1;
-                let message = format!("not a `{}`: {e}", stream.record_type());
-                self.report.problem(line, "not_of_type", message);
-                (format!("line-{line}"), None)
-            }
+        let (key, hash, not_of_type) = match stream.keys_of(&data) {
+            Ok((key, hash)) => (key, hash, None),
+            Err(e) => (
+                format!("line-{line}"),
+                None,
+                Some(format!("not a `{}`: {e}", stream.record_type())),
+            ),
         };
+        // A line is counted once: rejected (not put), or put (typed or as-is).
         if let Err(e) = state.check_entry(&key, data.len()) {
             self.report.rejected += 1;
-            self.report.problem(line, "rejected", e.to_string());
+            let message = match not_of_type {
+                Some(why) => format!("{e} ({why})"),
+                None => e.to_string(),
+            };
+            self.report.problem(line, "rejected", message);
             return Ok(());
+        }
+        if let Some(message) = not_of_type {
+            self.report.not_of_type += 1;
+            self.report.problem(line, "not_of_type", message);
         }
         let size = key.len() + data.len();
         if self.batch.len() == MAX_BATCH_RECORDS || self.batch_bytes + size > MAX_BATCH_BYTES {
@@ -241,19 +277,31 @@ impl Feeder {
     ) -> Result<(), FeedError> {
         let mut line_no = 0;
         let mut buf = Vec::new();
+        // A line longer than any record the input takes is never held whole: its first
+        // `cap + 1` bytes are kept (enough to know it is too long), the rest skipped.
+        let cap = self.max_line_bytes();
         loop {
             buf.clear();
-            let n = reader
-                .read_until(b'\n', &mut buf)
+            let line = read_line_capped(&mut reader, &mut buf, cap)
                 .await
                 .map_err(|error| FeedError::Read {
                     line: line_no,
                     error,
                 })?;
-            if n == 0 {
+            let Some(total) = line else {
                 return Ok(());
-            }
+            };
             line_no += 1;
+            if total > buf.len() {
+                self.reject(
+                    line_no,
+                    format!(
+                        "the line is {total} bytes, more than the {cap} bytes of the largest \
+                         record this input takes; it was skipped without being read whole"
+                    ),
+                );
+                continue;
+            }
             while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                 buf.pop();
             }
@@ -262,6 +310,15 @@ impl Feeder {
             }
             self.feed(line_no, Bytes::copy_from_slice(&buf)).await?;
         }
+    }
+
+    /// The longest line that can hold a record of this input (its line ending included).
+    fn max_line_bytes(&self) -> usize {
+        let record = match &self.target {
+            Target::Stream { state, .. } => state.spec.max_record_size_kib as usize * 1024,
+            Target::Direct(_) => super::MAX_DIRECT_PUT_BYTES,
+        };
+        record + 2
     }
 
     /// Puts what is batched, putting entries refused by a shard's write limit again after an
