@@ -1146,3 +1146,56 @@ async fn partition_keys_are_written_as_they_are_and_bad_ones_fail_alone() {
             .contains("255 bytes")
     );
 }
+
+/// A consumer blocked behind a record that keeps failing queues at most its input budget
+/// (64 MiB) of records; beyond that puts wait (backpressure) instead of growing memory, and
+/// shutdown still ends and accounts for every record.
+#[tokio::test(start_paused = true)]
+async fn a_blocked_consumer_holds_its_budget_then_puts_wait() {
+    use consumers::Stuck;
+    use std::sync::atomic::AtomicU64;
+    let engine = Stuck::local()
+        .store(Arc::new(InMemory::new()))
+        .start()
+        .unwrap();
+    let p = engine.producer(Stuck::readings()).unwrap();
+    p.put(&reading("bad", "oslo", -300.0))
+        .await
+        .unwrap()
+        .unwrap();
+    let big = "y".repeat(512 << 10);
+    let put = Arc::new(AtomicU64::new(0));
+    let producer = tokio::spawn({
+        let (p, put) = (p.clone(), Arc::clone(&put));
+        async move {
+            // 256 MiB in all, far more than the budget; stops when the engine shuts down.
+            for i in 0..512 {
+                match p.put(&reading(&format!("{big}{i}"), "oslo", 1.0)).await {
+                    Ok(_) => put.fetch_add(1, Ordering::SeqCst),
+                    Err(e) => {
+                        eprintln!("put {i}: {e}");
+                        break;
+                    }
+                };
+            }
+        }
+    });
+    // The shard retries with a growing backoff; the paused clock jumps while all wait.
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    let queued = put.load(Ordering::SeqCst);
+    assert!(
+        !producer.is_finished(),
+        "puts wait once the budget is held ({queued} put)"
+    );
+    let budget_records = (64u64 << 20) / (512 << 10);
+    assert!(
+        (budget_records / 2..=budget_records + 1).contains(&queued),
+        "{queued} records of 512 KiB queued"
+    );
+    let report = engine.shutdown().await.unwrap();
+    producer.await.unwrap();
+    let c = &report.consumers[0];
+    assert_eq!(c.received, report.streams[0].records, "{c:?}");
+    assert_eq!((c.consumed, c.blocked), (0, c.received), "{c:?}");
+    assert!(report.is_conserved());
+}

@@ -16,6 +16,7 @@
 //! `batch_window` and `parallelization` only change latency and concurrency in AWS; locally
 //! the records that have arrived are batched and each shard is consumed in order.
 
+use super::inbox::{self, Held, InboxRx, Sent};
 use super::report::ConsumerReport;
 use super::stream::{Feed, SourceRecord};
 use crate::pipeline::AnyConsumer;
@@ -31,7 +32,7 @@ pub(crate) struct ConsumerTask {
     pub(crate) spec: &'static ConsumerSpec,
     pub(crate) stream_name: &'static str,
     pub(crate) consumer: AnyConsumer,
-    pub(crate) rx: mpsc::Receiver<Feed>,
+    pub(crate) rx: InboxRx,
     pub(crate) shards: usize,
 }
 
@@ -50,18 +51,19 @@ impl ConsumerTask {
                 shard,
                 rx,
                 queue: VecDeque::new(),
+                held: Held::default(),
                 flushes: Vec::new(),
                 closed: false,
                 report: ConsumerReport::default(),
             };
             tasks.push(tokio::spawn(worker.run()));
         }
-        while let Some(feed) = self.rx.recv().await {
+        while let Some((feed, mut held)) = self.rx.recv().await {
             let records = match feed {
                 Feed::Records(records) => records,
                 Feed::Rejected(rejected) => {
                     // Counted (received and discarded, with the reason) by the first shard.
-                    let _ = senders[0].send(Feed::Rejected(rejected));
+                    let _ = senders[0].send((Feed::Rejected(rejected), Held::default()));
                     continue;
                 }
                 Feed::Flush(ack) => {
@@ -71,7 +73,9 @@ impl ConsumerTask {
                         .iter()
                         .filter_map(|tx| {
                             let (ack, done) = oneshot::channel();
-                            tx.send(Feed::Flush(ack)).ok().map(|()| done)
+                            tx.send((Feed::Flush(ack), Held::default()))
+                                .ok()
+                                .map(|()| done)
                         })
                         .collect();
                     tokio::spawn(async move {
@@ -87,8 +91,11 @@ impl ConsumerTask {
             }
             for (tx, records) in senders.iter().zip(per_shard) {
                 if !records.is_empty() {
-                    // A shard task ends only after its sender is dropped.
-                    let _ = tx.send(Feed::Records(records));
+                    // The records' share of the input budget goes with them, held until they
+                    // leave the shard's queue. A shard task ends only after its sender is
+                    // dropped.
+                    let share = held.split_off(records.iter().map(inbox::cost).sum());
+                    let _ = tx.send((Feed::Records(records), share));
                 }
             }
         }
@@ -123,8 +130,10 @@ struct ShardConsumer {
     spec: &'static ConsumerSpec,
     consumer: AnyConsumer,
     shard: usize,
-    rx: mpsc::UnboundedReceiver<Feed>,
+    rx: mpsc::UnboundedReceiver<Sent>,
     queue: VecDeque<SourceRecord>,
+    /// The input budget the queued records hold.
+    held: Held,
     /// Flushes to answer once the queue is consumed.
     flushes: Vec<oneshot::Sender<Result<(), String>>>,
     closed: bool,
@@ -135,7 +144,7 @@ impl ShardConsumer {
     async fn run(mut self) -> ConsumerReport {
         while !self.closed {
             match self.rx.recv().await {
-                Some(feed) => self.take(feed),
+                Some(sent) => self.take(sent),
                 None => self.closed = true,
             }
             self.drain().await;
@@ -147,11 +156,12 @@ impl ShardConsumer {
         self.report
     }
 
-    fn take(&mut self, feed: Feed) {
+    fn take(&mut self, (feed, held): Sent) {
         match feed {
             Feed::Records(records) => {
                 self.report.received += records.len() as u64;
                 self.queue.extend(records);
+                self.held.merge(held);
             }
             Feed::Flush(ack) => self.flushes.push(ack),
             Feed::Rejected(rejected) => {
@@ -189,6 +199,12 @@ impl ShardConsumer {
         Outcome::Done
     }
 
+    /// Takes the first `n` records off the queue, giving their input budget back.
+    fn remove(&mut self, n: usize) {
+        let bytes: usize = self.queue.drain(..n).map(|r| inbox::cost(&r)).sum();
+        drop(self.held.split_off(bytes));
+    }
+
     /// Consumes the queue in batches, retrying as the mapping would.
     async fn drain(&mut self) {
         let full = self.spec.batch_size.max(1) as usize;
@@ -201,7 +217,7 @@ impl ShardConsumer {
             self.report.invocations += 1;
             let (at, message) = match self.consume(&batch).await {
                 Outcome::Done => {
-                    self.queue.drain(..n);
+                    self.remove(n);
                     self.report.consumed += n as u64;
                     size = full;
                     retries = 0;
@@ -210,7 +226,7 @@ impl ShardConsumer {
                 }
                 Outcome::FailedAt(at, message) => (at, message),
             };
-            self.queue.drain(..at);
+            self.remove(at);
             self.report.consumed += at as u64;
             if self.report.errors.len() < LISTED_ERRORS {
                 self.report.errors.push(format!(
@@ -221,7 +237,7 @@ impl ShardConsumer {
             let remaining = n - at;
             if self.spec.maximum_retries.is_some_and(|max| retries >= max) {
                 // Retries exhausted: the batch being retried is discarded.
-                self.queue.drain(..remaining);
+                self.remove(remaining);
                 self.report.discarded += remaining as u64;
                 size = full;
                 retries = 0;
@@ -237,7 +253,7 @@ impl ShardConsumer {
                 // retry; at shutdown, what waits is reported as blocked.
                 if !self.wait(backoff).await {
                     self.report.blocked += self.queue.len() as u64;
-                    self.queue.clear();
+                    self.remove(self.queue.len());
                     return;
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(60));
@@ -257,7 +273,7 @@ impl ShardConsumer {
             tokio::select! {
                 () = &mut sleep => return true,
                 message = self.rx.recv() => match message {
-                    Some(feed) => self.take(feed),
+                    Some(sent) => self.take(sent),
                     None => {
                         self.closed = true;
                         return false;

@@ -17,7 +17,6 @@ use object_store::path::Path as StorePath;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::{Duration, Instant};
 
@@ -93,7 +92,7 @@ pub(crate) struct DeliveryTask {
     pub(crate) transform: Option<(&'static TransformSpec, Arc<dyn Invoker>)>,
     pub(crate) processor: Arc<dyn RecordProcessor>,
     pub(crate) lambda_arn: Option<String>,
-    pub(crate) rx: mpsc::Receiver<Feed>,
+    pub(crate) rx: super::inbox::InboxRx,
     pub(crate) clock: Clock,
     pub(crate) sink: super::Sink,
     pub(crate) ids: Ids,
@@ -170,7 +169,8 @@ impl State {
                     if n == 0 {
                         return;
                     }
-                    for feed in inbox.drain(..) {
+                    // Each message's permits go back to the input budget once it is handled.
+                    for (feed, _held) in inbox.drain(..) {
                         match feed {
                             Feed::Records(records) => {
                                 self.unstarted = records.len() as u64;
@@ -218,7 +218,7 @@ impl State {
         let unwritten: u64 = self.error_buffers.values().map(|b| b.records).sum();
         self.report.failed = self.report.failed.saturating_sub(unwritten);
         self.report.received += self.unstarted;
-        while let Ok(feed) = self.task.rx.try_recv() {
+        while let Ok((feed, _)) = self.task.rx.try_recv() {
             match feed {
                 Feed::Records(records) => self.report.received += records.len() as u64,
                 Feed::Rejected(rejected) => self.report.received += rejected.len() as u64,
@@ -913,7 +913,7 @@ mod tests {
         )
     }
 
-    async fn flush(tx: &mpsc::Sender<Feed>) -> Result<(), String> {
+    async fn flush(tx: &super::super::inbox::Inbox) -> Result<(), String> {
         let (ack, done) = tokio::sync::oneshot::channel();
         if tx.send(Feed::Flush(ack)).await.is_err() {
             return Err("closed".into());
@@ -925,7 +925,7 @@ mod tests {
     async fn a_delivery_that_panics_says_so_and_accounts_for_what_it_held() {
         let failure = super::super::Failure::default();
         let store = Arc::new(object_store::memory::InMemory::new());
-        let (tx, rx) = mpsc::channel(16);
+        let (tx, rx) = super::super::inbox::inbox();
         let spec = <Buggy as crate::Pipeline>::SPEC;
         let task = DeliveryTask {
             spec: &spec.deliveries[0],
@@ -947,9 +947,9 @@ mod tests {
             failure: Arc::clone(&failure),
         };
         let handle = tokio::spawn(task.run());
-        tx.send(records(&["a", "b"])).await.unwrap();
+        tx.send(records(&["a", "b"])).await.ok().unwrap();
         assert_eq!(flush(&tx).await, Ok(()));
-        tx.send(records(&["c", "bug", "d"])).await.unwrap();
+        tx.send(records(&["c", "bug", "d"])).await.ok().unwrap();
         // Later input is refused or counted as undelivered, and a flush fails with the reason.
         let _ = tx.send(records(&["e"])).await;
         let flushed = flush(&tx).await;

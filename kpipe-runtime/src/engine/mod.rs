@@ -45,6 +45,7 @@ mod clock;
 mod compress;
 mod consumer;
 mod delivery;
+mod inbox;
 pub mod input;
 #[cfg(feature = "aws")]
 pub mod kinesis;
@@ -83,14 +84,10 @@ use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// A Direct PUT record is at most 1,000 KiB (aws-facts.md §3.2).
 pub const MAX_DIRECT_PUT_BYTES: usize = 1000 * 1024;
-
-/// Put calls in flight between a stream and each delivery; producers wait when it is full.
-const CHANNEL_CAPACITY: usize = 1024;
 
 /// Why the engine could not start or finish.
 #[derive(Debug)]
@@ -373,7 +370,7 @@ impl<P: Pipeline> LocalBuilder<P> {
                     t.lambda.name
                 )
             });
-            let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+            let (tx, rx) = inbox::inbox();
             match d.source {
                 SourceSpec::Stream(id) => streams[id].subscribe(tx),
                 SourceSpec::Direct => {
@@ -418,7 +415,7 @@ impl<P: Pipeline> LocalBuilder<P> {
         let mut consumers = Vec::new();
         for c in P::consumers() {
             let stream = &streams[c.spec().stream];
-            let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+            let (tx, rx) = inbox::inbox();
             stream.subscribe(tx);
             let task = consumer::ConsumerTask {
                 spec: c.spec(),
@@ -468,14 +465,14 @@ impl<P: Pipeline> LocalBuilder<P> {
 /// The input of a Direct PUT delivery.
 #[derive(Clone)]
 struct DirectInput {
-    tx: Arc<std::sync::RwLock<Option<mpsc::Sender<Feed>>>>,
+    tx: Arc<std::sync::RwLock<Option<inbox::Inbox>>>,
     counter: Arc<AtomicU64>,
     clock: Clock,
     failure: Failure,
 }
 
 impl DirectInput {
-    fn new(tx: mpsc::Sender<Feed>, clock: Clock, failure: Failure) -> Self {
+    fn new(tx: inbox::Inbox, clock: Clock, failure: Failure) -> Self {
         DirectInput {
             tx: Arc::new(std::sync::RwLock::new(Some(tx))),
             counter: Arc::new(AtomicU64::new(0)),
@@ -645,7 +642,9 @@ impl<P: Pipeline> LocalEngine<P> {
             s.close();
         }
         for d in self.directs.values() {
-            d.tx.write().expect("engine: direct lock").take();
+            if let Some(tx) = d.tx.write().expect("engine: direct lock").take() {
+                tx.close();
+            }
         }
         let mut deliveries = Vec::new();
         for t in self.tasks {

@@ -3,13 +3,14 @@
 //! deliveries that read the stream.
 
 use super::clock::Clock;
+use super::inbox::Inbox;
 use super::shard;
 use crate::pipeline::StreamDef;
 use crate::spec::StreamSpec;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, oneshot};
 use tokio::time::{Duration, Instant};
 
 pub use crate::limits::{MAX_BATCH_BYTES, MAX_BATCH_RECORDS, PutError};
@@ -103,6 +104,7 @@ struct ShardState {
 }
 
 /// What goes from a stream (or a Direct PUT input) to the deliveries and consumers reading it.
+#[derive(Debug)]
 pub(crate) enum Feed {
     /// The records of one put call, in shard order.
     Records(Vec<SourceRecord>),
@@ -128,7 +130,7 @@ pub(crate) struct Rejected {
 }
 
 /// The input channels of the deliveries and consumers reading a stream.
-type Subscribers = Arc<[mpsc::Sender<Feed>]>;
+type Subscribers = Arc<[Inbox]>;
 
 pub(crate) struct StreamState {
     pub(crate) spec: &'static StreamSpec,
@@ -188,7 +190,7 @@ impl StreamState {
         self.shards.len()
     }
 
-    pub(crate) fn subscribe(&self, tx: mpsc::Sender<Feed>) {
+    pub(crate) fn subscribe(&self, tx: Inbox) {
         let mut guard = self.subscribers.write().expect("stream: subscriber lock");
         if let Some(subs) = guard.as_mut() {
             let mut all = subs.to_vec();
@@ -198,11 +200,16 @@ impl StreamState {
     }
 
     /// Stops accepting records; deliveries see their input end once in-flight puts finish.
+    /// Puts waiting for a reader's input budget go through at once.
     pub(crate) fn close(&self) {
-        self.subscribers
+        let closed = self
+            .subscribers
             .write()
             .expect("stream: subscriber lock")
             .take();
+        for tx in closed.iter().flat_map(|s| s.iter()) {
+            tx.close();
+        }
     }
 
     /// Why a send to a reader failed: the engine stopped on a bug, or it shut down.
@@ -385,7 +392,7 @@ impl StreamState {
 
 /// Sends a flush to each of `senders`; the answers to wait for.
 pub(crate) async fn send_flush<'a>(
-    senders: impl Iterator<Item = &'a mpsc::Sender<Feed>>,
+    senders: impl Iterator<Item = &'a Inbox>,
 ) -> Vec<oneshot::Receiver<Result<(), String>>> {
     let mut acks = Vec::new();
     for tx in senders {
