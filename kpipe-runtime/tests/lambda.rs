@@ -390,3 +390,37 @@ async fn the_raw_json_path_answers_exactly_as_the_typed_one() {
     );
     assert!(handler.handle_json(b"not json").await.is_err());
 }
+
+/// Events nested 20,000 deep (about 40 KB) anywhere are refused, on a test thread's ordinary
+/// stack, without overflowing it: the Firehose handler skips unknown values to a depth of 32
+/// and never lets sonic-rs skip a value recursively; the Kinesis consumer's event goes through
+/// serde_json (as lambda_runtime parses it).
+#[tokio::test]
+async fn deeply_nested_events_are_errors_not_stack_overflows() {
+    let deep = format!("{}{}", "[".repeat(20_000), "]".repeat(20_000));
+    let handler = FirehoseHandler::new::<Telemetry>("enrich").unwrap();
+    let arn = "arn:aws:firehose:us-west-2:1:deliverystream/sensor-lake";
+    for event in [
+        format!(r#"{{"x":{deep},"records":[]}}"#),
+        format!(
+            r#"{{"deliveryStreamArn":"{arn}","records":[{{"recordId":"a","data":"","x":{deep}}}]}}"#
+        ),
+        format!(r#"{{"records":[{deep}]}}"#),
+        format!(r#"{{"records":{deep}}}"#),
+        deep.clone(),
+    ] {
+        let answer = handler.handle_json(event.as_bytes()).await;
+        assert!(
+            answer
+                .as_ref()
+                .is_err_and(|e| e.to_string().contains("line 1")),
+            "{answer:?}"
+        );
+    }
+    // serde_json skips an unknown value without recursion and refuses deep nesting where it
+    // reads: no crash either way.
+    type Kinesis = aws_lambda_events::event::kinesis::KinesisEvent;
+    let skipped = serde_json::from_str::<Kinesis>(&format!(r#"{{"Records":[],"x":{deep}}}"#));
+    assert!(skipped.is_ok_and(|e| e.records.is_empty()));
+    assert!(serde_json::from_str::<Kinesis>(&format!(r#"{{"Records":[{deep}]}}"#)).is_err());
+}
