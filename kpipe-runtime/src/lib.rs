@@ -15,6 +15,8 @@ pub mod kpl;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod limits;
+#[cfg(any(feature = "cli", feature = "lambda"))]
+mod logging;
 mod macros;
 pub mod outcome;
 pub mod pipeline;

@@ -424,3 +424,35 @@ async fn deeply_nested_events_are_errors_not_stack_overflows() {
     assert!(skipped.is_ok_and(|e| e.records.is_empty()));
     assert!(serde_json::from_str::<Kinesis>(&format!(r#"{{"Records":[{deep}]}}"#)).is_err());
 }
+
+/// An event of so many tiny records that even failing each one would answer more than 6 MB
+/// is refused as such (the invocation fails and Firehose retries it), instead of sending a
+/// response Lambda would refuse.
+#[tokio::test]
+async fn an_event_whose_smallest_answer_exceeds_6_mb_is_refused() {
+    let handler = FirehoseHandler::new::<Telemetry>("enrich").unwrap();
+    let mut event = String::from(r#"{"records":["#);
+    let mut n = 0;
+    while event.len() < 6_000_000 {
+        if n > 0 {
+            event.push(',');
+        }
+        event.push_str(&format!(r#"{{"recordId":"{n}","data":""}}"#));
+        n += 1;
+    }
+    event.push_str("]}");
+    match handler.handle_json(event.as_bytes()).await {
+        Err(e @ kpipe_runtime::lambda::LambdaError::ResponseTooLarge { bytes }) => {
+            assert!(bytes > MAX_RESPONSE_BYTES, "{bytes}");
+            assert!(e.to_string().contains("gettingstarted-limits"), "{e}");
+        }
+        other => panic!("{:?}", other.map(|r| r.len())),
+    }
+    // A third of it is answered, within the limit.
+    let small: String = event[..2_000_000]
+        .rsplit_once(",{")
+        .map(|(head, _)| format!("{head}]}}"))
+        .unwrap();
+    let answer = handler.handle_json(small.as_bytes()).await.unwrap();
+    assert!(answer.len() <= MAX_RESPONSE_BYTES);
+}

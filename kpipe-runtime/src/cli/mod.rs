@@ -276,6 +276,7 @@ impl<P: Pipeline> App<P> {
             Ok(cli) => cli,
             Err(e) => e.exit(),
         };
+        crate::logging::init(false);
         self.dispatch(cli.command)
     }
 

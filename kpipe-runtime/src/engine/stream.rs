@@ -111,6 +111,8 @@ pub(crate) enum Feed {
     /// Records read from a real stream that break the stream's declared limits: each reader
     /// fails them into its error output (deliveries) or discards them (consumers), with the
     /// reason, and goes on.
+    // Only a reader of a real stream (feature `aws`) rejects records.
+    #[cfg_attr(not(feature = "aws"), allow(dead_code))]
     Rejected(Arc<[Rejected]>),
     /// Handle everything sent before this (invoke the transform, write every buffer, consume
     /// every queued record), then answer: an error when something the reader received is not
@@ -244,6 +246,7 @@ impl StreamState {
     }
 
     /// Hands records that break the stream's limits to every reader (see [`Feed::Rejected`]).
+    #[cfg_attr(not(feature = "aws"), allow(dead_code))]
     pub(crate) async fn reject(&self, rejected: Vec<Rejected>) -> Result<(), PutError> {
         let Some(senders) = self.senders() else {
             return Err(PutError::Closed);
@@ -258,6 +261,7 @@ impl StreamState {
     }
 
     /// The engine clock's time, ms since the Unix epoch.
+    #[cfg_attr(not(feature = "aws"), allow(dead_code))]
     pub(crate) fn now_ms(&self) -> i64 {
         self.clock.now_ms()
     }

@@ -18,6 +18,7 @@ use crate::pipeline::{Appended, BoxFuture, RecordProcessor, RecordResult};
 use std::borrow::Cow;
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
@@ -203,6 +204,7 @@ impl<'a> Feeder<'a> {
             expected,
             route: self.route,
             budget,
+            envelopes: 16 + self.reserved,
         }
     }
 }
@@ -214,9 +216,16 @@ pub(super) struct Finished<'a> {
     expected: usize,
     pub(super) route: Route,
     budget: usize,
+    /// The bytes of the response with every record failed: the least it can be.
+    envelopes: usize,
 }
 
 impl Finished<'_> {
+    /// The least bytes the response takes, when that is more than Lambda returns.
+    pub(super) fn too_large(&self) -> Option<usize> {
+        (self.envelopes > MAX_RESPONSE_BYTES).then_some(self.envelopes)
+    }
+
     /// The response, once every chunk is here: records waiting on an async transform are
     /// awaited in event order, then the answers are assembled. `None` if a chunk is missing
     /// (a worker thread died: a bug), in which case the invocation has to fail.
@@ -372,7 +381,7 @@ impl<'a> Chunk<'a> {
     fn not_ok(&mut self, i: usize, result: &'static str, failure: Option<&str>) {
         let r = &self.records[i];
         if let Some(message) = failure {
-            eprintln!("kpipe: record {} failed: {message}", r.id);
+            log_failure(&r.id, message);
         }
         let answer = self.answers.write(&r.id, r.plain_id, result, &[], &[]);
         self.spans.push(Span { answer, cost: None });
@@ -393,6 +402,30 @@ impl<'a> Chunk<'a> {
         self.spans.clear();
         self.next = 0;
         self.fail_rest(message);
+    }
+}
+
+/// Failed records logged one line each per invocation; the others are counted in one line
+/// (an event of 10,000 bad records would otherwise write 10,000 lines to CloudWatch Logs).
+const LOGGED_FAILURES: usize = 10;
+
+/// Failed records of the invocation under way (Lambda runs one at a time per process).
+static FAILURES: AtomicUsize = AtomicUsize::new(0);
+
+fn log_failure(id: &str, message: &str) {
+    if FAILURES.fetch_add(1, Ordering::Relaxed) < LOGGED_FAILURES {
+        eprintln!("kpipe: record {id} failed: {message}");
+    }
+}
+
+/// Ends the invocation's failure log: how many failures were not shown.
+pub(super) fn end_failure_log() {
+    let failed = FAILURES.swap(0, Ordering::Relaxed);
+    if failed > LOGGED_FAILURES {
+        eprintln!(
+            "kpipe: {failed} records failed in this invocation; the first {LOGGED_FAILURES} \
+             are shown above"
+        );
     }
 }
 
@@ -423,10 +456,7 @@ fn assemble(chunks: Vec<Chunk<'_>>, budget: usize, style: Style) -> String {
         for (span, r) in chunk.spans.iter().zip(&chunk.records) {
             match span.cost {
                 Some(cost) if cost > budget => {
-                    eprintln!(
-                        "kpipe: record {} failed: its output does not fit in Lambda's 6 MB response",
-                        r.id
-                    );
+                    log_failure(&r.id, "its output does not fit in Lambda's 6 MB response");
                     response.write(&r.id, r.plain_id, "ProcessingFailed", &[], &[]);
                 }
                 cost => {

@@ -175,14 +175,17 @@ impl FirehoseHandler {
         let read_back = match json {
             Ok(json) => serde_json::from_str(&json).map_err(|e| e.to_string()),
             Err(Unanswered::Lost) => Err("a worker thread died".to_owned()),
+            Err(Unanswered::TooLarge(bytes)) => {
+                Err(LambdaError::ResponseTooLarge { bytes }.to_string())
+            }
             Err(Unanswered::Event(never)) => match never {},
         };
         match read_back {
             Ok(response) => response,
             Err(e) => {
-                // Should the handler ever fail itself (a bug), every record is failed rather
-                // than the invocation.
-                eprintln!("kpipe: internal error: {e}");
+                // Should the handler fail itself (a bug, or a response over 6 MB whatever
+                // it says), every record is failed: this signature cannot fail the invocation.
+                eprintln!("kpipe: {e}");
                 let mut response = KinesisFirehoseResponse::default();
                 response.records = event
                     .records
@@ -224,6 +227,7 @@ impl FirehoseHandler {
         .map_err(|e| match e {
             Unanswered::Event(e) => LambdaError::InvalidEvent(e.to_string()),
             Unanswered::Lost => LambdaError::Internal("a worker thread died".into()),
+            Unanswered::TooLarge(bytes) => LambdaError::ResponseTooLarge { bytes },
         })
     }
 
@@ -294,7 +298,12 @@ impl FirehoseHandler {
                 fed.map(|()| finished).map_err(Unanswered::Event)
             })?
         };
-        finished.respond(style).await.ok_or(Unanswered::Lost)
+        let response = match finished.too_large() {
+            Some(bytes) => Err(Unanswered::TooLarge(bytes)),
+            None => finished.respond(style).await.ok_or(Unanswered::Lost),
+        };
+        batch::end_failure_log();
+        response
     }
 }
 
@@ -304,6 +313,8 @@ enum Unanswered<E> {
     Event(E),
     /// A worker thread died with records of the event (a bug).
     Lost,
+    /// Answering every record takes more than Lambda's 6 MB, however they are answered.
+    TooLarge(usize),
 }
 
 /// Reads the event's top-level object, handing records to the feeder as they are read.

@@ -42,7 +42,8 @@ use crate::pipeline::Pipeline;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// Lambda's synchronous response limit (aws-facts.md §3.4).
+/// Lambda's synchronous response limit: 6 MB ("Lambda quotas",
+/// <https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html>).
 pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
 
 /// Why a handler could not be built, or an invocation could not be answered.
@@ -60,6 +61,13 @@ pub enum LambdaError {
     /// The handler failed itself (a bug); the invocation fails, so Firehose sends the records
     /// again.
     Internal(String),
+    /// Even with every record answered `ProcessingFailed`, the response would exceed Lambda's
+    /// 6 MB (an event of very many tiny records): the invocation fails, so Firehose retries
+    /// it and then writes its records to the error output.
+    ResponseTooLarge {
+        /// The bytes the smallest possible response takes.
+        bytes: usize,
+    },
 }
 
 impl std::fmt::Display for LambdaError {
@@ -76,6 +84,13 @@ impl std::fmt::Display for LambdaError {
             }
             LambdaError::InvalidEvent(e) => write!(f, "not a Firehose transformation event: {e}"),
             LambdaError::Internal(e) => write!(f, "internal error in the kpipe handler: {e}"),
+            LambdaError::ResponseTooLarge { bytes } => write!(
+                f,
+                "the event has so many records that answering each takes {bytes} bytes, more \
+                 than the {MAX_RESPONSE_BYTES} bytes Lambda returns (\"Lambda quotas\", \
+                 https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html); \
+                 lower the transform's buffer size"
+            ),
         }
     }
 }
@@ -86,6 +101,7 @@ impl std::error::Error for LambdaError {}
 /// `lambda_runtime`: the body of a Lambda binary's `main` (see
 /// [`lambda_main!`](crate::lambda_main)).
 pub fn serve<P: Pipeline>(stage_id: &str) -> std::process::ExitCode {
+    crate::logging::init(true);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
