@@ -306,6 +306,19 @@ pub(crate) fn key_expr(
     for tt in &parts {
         match tt {
             TokenTree::Ident(i) if expect_ident => {
+                // `_` and keywords tokenize as identifiers but name no field (`r.type` does
+                // not compile; `r#type` does).
+                if syn::parse2::<syn::Ident>(TokenTree::Ident(i.clone()).into()).is_err() {
+                    let message = if i == "_" {
+                        "`_` is not a field name".to_owned()
+                    } else {
+                        format!(
+                            "`{i}` is a Rust keyword, not a field name; a field named so is written `r#{i}`"
+                        )
+                    };
+                    d.error(Range::of(i), message);
+                    return None;
+                }
                 path.push(i.clone());
                 expect_ident = false;
             }

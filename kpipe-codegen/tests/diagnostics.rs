@@ -112,3 +112,20 @@ fn unreadable_inputs_are_io_errors_naming_the_file() {
         "{err}"
     );
 }
+
+/// Found by tests/never_panics.rs: `_` and keywords tokenize as identifiers, and used to
+/// generate `r._`, which rustc then reported far from the declaration.
+#[test]
+fn a_partition_key_that_is_not_a_field_name_is_an_error_on_it() {
+    for (key, says) in [
+        ("_", "`_` is not a field name"),
+        ("type", "written `r#type`"),
+    ] {
+        let source = format!(
+            "pipeline P {{\n    stream s: E {{ capacity: on_demand, partition_key: {key} }}\n}}\n"
+        );
+        let r = report(&source);
+        assert!(r.contains(says), "{r}");
+        assert!(r.contains("pipelines/broken.kpipe:2:55"), "{r}");
+    }
+}

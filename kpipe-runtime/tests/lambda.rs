@@ -456,3 +456,86 @@ async fn an_event_whose_smallest_answer_exceeds_6_mb_is_refused() {
     let answer = handler.handle_json(small.as_bytes()).await.unwrap();
     assert!(answer.len() <= MAX_RESPONSE_BYTES);
 }
+
+mod never_panics {
+    //! Property: the Lambda event reader answers any bytes with a response or an
+    //! `InvalidEvent`, never a panic. Inputs are the fixtures with random byte edits (deleted,
+    //! repeated or replaced with JSON's structural bytes), and arbitrary bytes. Failing cases
+    //! are kept in `lambda.proptest-regressions` beside this file.
+
+    use super::Telemetry;
+    use kpipe_runtime::lambda::FirehoseHandler;
+    use proptest::prelude::*;
+
+    const FIXTURES: [&str; 2] = [
+        include_str!("fixtures/firehose-kinesis-source.json"),
+        include_str!("fixtures/firehose-direct-put.json"),
+    ];
+    const BYTES: &[u8] = b"{}[]\":,\\ 0-1.e9truefalsenull\xff\xc3\xa9\x00\nAZaz+/=";
+
+    #[derive(Clone, Debug)]
+    enum Edit {
+        Delete(usize, usize),
+        Repeat(usize, usize),
+        Replace(usize, usize),
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        prop_oneof![
+            (0..4000usize, 1..40usize).prop_map(|(a, n)| Edit::Delete(a, n)),
+            (0..4000usize, 1..200usize).prop_map(|(a, n)| Edit::Repeat(a, n)),
+            (0..4000usize, 0..BYTES.len()).prop_map(|(a, b)| Edit::Replace(a, b)),
+        ]
+    }
+
+    fn edited(fixture: usize, edits: &[Edit]) -> Vec<u8> {
+        let mut e = FIXTURES[fixture].as_bytes().to_vec();
+        for edit in edits {
+            let len = e.len().max(1);
+            match *edit {
+                Edit::Delete(at, n) => {
+                    let at = at % len;
+                    e.drain(at..(at + n).min(e.len()));
+                }
+                Edit::Repeat(at, n) => {
+                    let at = at % len;
+                    let piece = e[at..(at + n).min(e.len())].to_vec();
+                    e.splice(at..at, piece);
+                }
+                Edit::Replace(at, b) if !e.is_empty() => e[at % len] = BYTES[b],
+                Edit::Replace(_, b) => e.push(BYTES[b]),
+            }
+        }
+        e
+    }
+
+    fn answers(event: &[u8]) -> Result<(), TestCaseError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        let handler = FirehoseHandler::new::<Telemetry>("enrich").expect("the transform");
+        if let Ok(text) = rt.block_on(handler.handle_json(event)) {
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| TestCaseError::fail(format!("the response is not JSON: {e}")))?;
+            prop_assert!(v["records"].is_array(), "{text}");
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn edited_events_are_answered_or_refused(
+            fixture in 0..FIXTURES.len(),
+            edits in prop::collection::vec(edit(), 1..8),
+        ) {
+            answers(&edited(fixture, &edits))?;
+        }
+
+        #[test]
+        fn arbitrary_bytes_are_answered_or_refused(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            answers(&bytes)?;
+        }
+    }
+}
