@@ -883,3 +883,152 @@ fn tail_prints_typed_records_and_flags_the_others() {
     assert_eq!(String::from_utf8_lossy(&five.stdout).lines().count(), 5);
     assert!(five.status.success());
 }
+
+/// Every `at_ms` in the delivered objects and error documents under `data` (a reading's
+/// `at_ms` is unique to its number); panics on a staging file left visible.
+fn stored_readings(data: &std::path::Path) -> std::collections::BTreeSet<u64> {
+    use kpipe_runtime::spec::Compression;
+    let mut found = std::collections::BTreeSet::new();
+    for entry in walk(data) {
+        let name = entry.file_name().unwrap().to_str().unwrap().to_owned();
+        assert!(
+            !name
+                .rsplit_once('#')
+                .is_some_and(|(_, n)| n.bytes().all(|b| b.is_ascii_digit())),
+            "a staging file is visible: {}",
+            entry.display()
+        );
+        let bytes = std::fs::read(&entry).unwrap();
+        let text = if name.ends_with(".gz") {
+            kpipe_runtime::engine::decompress(&bytes, Compression::Gzip).unwrap()
+        } else {
+            bytes
+        };
+        for line in String::from_utf8(text).unwrap().lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let record = match v.get("rawData").and_then(|d| d.as_str()) {
+                // An error document: the reading is its raw data.
+                Some(raw) => {
+                    use base64::Engine;
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(raw)
+                        .unwrap();
+                    serde_json::from_slice(&bytes).unwrap()
+                }
+                None => v,
+            };
+            found.insert(record["at_ms"].as_u64().unwrap());
+        }
+    }
+    found
+}
+
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
+/// A continuous `run --source kinesis` killed with SIGKILL at 20 points while readings keep
+/// arriving, restarted each time, then drained: every reading put is stored at least once
+/// (delivered, or in an error document when the transform fails it; the transform drops the
+/// `test-` sensors), no staging file is visible, and the final report counts what was read again.
+#[test]
+fn a_continuous_run_killed_twenty_times_loses_nothing() {
+    use kpipe_examples::telemetry::sample_reading;
+    let moto = MotoServer::start().expect("moto_server runs (scripts/test installs it)");
+    let endpoint = moto.endpoint().to_owned();
+    let applied = run(&["apply", "--endpoint-url", &endpoint]);
+    assert!(applied.status.success(), "{}", text(&applied));
+    let dir = scratch("run-kinesis-kill-restart");
+    let data = dir.join("data");
+    let checkpoints = dir.join("checkpoints.json");
+    let report = dir.join("report.json");
+    let args = |drain: bool| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "run",
+            "--source",
+            "kinesis",
+            "--endpoint-url",
+            &endpoint,
+            "--from",
+            "trim-horizon",
+            "--quiet",
+            "--checkpoint-every",
+            "0.5",
+            "--page-size",
+            "50",
+            "--out",
+            data.to_str().unwrap(),
+            "--checkpoints",
+            checkpoints.to_str().unwrap(),
+            "--report-json",
+            report.to_str().unwrap(),
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        if drain {
+            a.push("--drain".into());
+        }
+        a
+    };
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    let mut put = 0;
+    // Kill points spread from "still starting" to "several checkpoints in" (splitmix64).
+    let mut z = 7u64;
+    for round in 0..20 {
+        produce(&endpoint, put + 1, 150);
+        put += 150;
+        let mut child = command()
+            .args(args(false))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let wait_ms = 50 + (z ^ (z >> 31)).wrapping_mul(0xBF58_476D_1CE4_E5B9) % 1500;
+        let kill_at = std::time::Instant::now() + std::time::Duration::from_millis(wait_ms);
+        while std::time::Instant::now() < kill_at {
+            if let Some(status) = child.try_wait().unwrap() {
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "round {round}: the run ended by itself ({status}): {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(
+            std::time::Instant::now() < give_up,
+            "round {round}: out of time"
+        );
+    }
+    let last = command().args(args(true)).output().unwrap();
+    assert!(last.status.success(), "{}", text(&last));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert!(json["input"]["reread"].is_u64(), "{json}");
+    let stored = stored_readings(&data);
+    let missing: Vec<u64> = (1..=put)
+        .map(sample_reading)
+        .filter(|r| !r.sensor_id.starts_with("test-"))
+        .map(|r| r.at_ms)
+        .filter(|at| !stored.contains(at))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} readings lost: {missing:?}",
+        missing.len()
+    );
+}
