@@ -434,3 +434,177 @@ async fn an_invoker_that_panics_is_a_failed_invocation_and_retried() {
     assert_eq!((t.invocations, t.failed_invocations), (3, 2));
     assert_eq!((d.delivered, d.failed), (40, 4));
 }
+
+/// Peak memory, measured in child processes (Linux: `/proc/self/status`).
+#[cfg(target_os = "linux")]
+mod memory {
+    use super::*;
+
+    /// A consumer whose function never succeeds: with unlimited retries its shard blocks.
+    fn never(_: Reading) -> Result<(), String> {
+        Err("keeps failing".into())
+    }
+
+    kpipe_runtime::pipeline! {
+        pipeline Blocked {
+            stream readings: Reading { capacity: provisioned(shards: 1), partition_key: sensor_id }
+            consumer stuck: readings -> crate::memory::never { starting_position: trim_horizon }
+        }
+    }
+
+    /// Peak resident memory of the process, in MiB (Linux `VmHWM`).
+    fn peak_rss_mib() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kib / 1024
+    }
+
+    /// Puts 512 KiB readings until a put has waited 2 s (backpressure) or `max_mib` went in;
+    /// how many MiB went in.
+    async fn put_until_held_up(p: &kpipe_runtime::engine::Producer<Reading>, max_mib: u64) -> u64 {
+        let big = "y".repeat(512 << 10);
+        for i in 0..max_mib * 2 {
+            let r = Reading {
+                sensor_id: format!("s-{i}"),
+                site: big.clone(),
+                celsius: 1.0,
+            };
+            match tokio::time::timeout(Duration::from_secs(2), p.put(&r)).await {
+                Ok(result) => {
+                    result.unwrap().unwrap();
+                }
+                Err(_) => return i / 2,
+            }
+        }
+        max_mib
+    }
+
+    /// One memory case, run in a child process of its own (see
+    /// `peak_memory_stays_within_the_documented_budget`) so its peak is its own; does nothing
+    /// unless `KPIPE_MEMORY_CASE` names the case.
+    #[test]
+    fn memory_case_in_a_child_process() {
+        let Ok(case) = std::env::var("KPIPE_MEMORY_CASE") else {
+            return;
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let before = peak_rss_mib();
+        let fed = rt.block_on(async {
+            match case.as_str() {
+                // A 512 MiB line (never held whole), then an ordinary one.
+                "huge-line" => {
+                    use kpipe_runtime::engine::input::{Feeder, Input};
+                    let engine = Plain::local()
+                        .store(Arc::new(InMemory::new()))
+                        .start()
+                        .unwrap();
+                    let mut feeder =
+                        Feeder::new(&engine, Input::Stream(Plain::readings().into())).unwrap();
+                    use tokio::io::AsyncReadExt;
+                    let line = AsyncReadExt::chain(
+                        tokio::io::repeat(b'a').take(512 << 20),
+                        &b"\n{\"sensor_id\":\"s\",\"site\":\"x\",\"celsius\":1.0}\n"[..],
+                    );
+                    feeder
+                        .feed_lines(tokio::io::BufReader::new(line))
+                        .await
+                        .unwrap();
+                    let fed = feeder.finish().await.unwrap();
+                    assert_eq!((fed.rejected, fed.put), (1, 1));
+                    engine.shutdown().await.unwrap();
+                    512
+                }
+                // A store that never answers: puts go on until the writes in flight and the
+                // delivery's input are full, then wait.
+                "hanging-store" => {
+                    let engine = Plain::local()
+                        .store(Faulty::new(Fault::HangFor(Duration::from_secs(3600))))
+                        .start()
+                        .unwrap();
+                    let p = engine.producer(Plain::readings()).unwrap();
+                    put_until_held_up(&p, 1024).await
+                }
+                // A consumer blocked on a record that keeps failing.
+                "blocked-consumer" => {
+                    let engine = Blocked::local()
+                        .store(Arc::new(InMemory::new()))
+                        .start()
+                        .unwrap();
+                    let p = engine.producer(Blocked::readings()).unwrap();
+                    put_until_held_up(&p, 1024).await
+                }
+                other => panic!("unknown case {other}"),
+            }
+        });
+        println!(
+            "memory-case {case}: fed {fed} MiB, peak {before} -> {} MiB",
+            peak_rss_mib()
+        );
+        // Hanging writes and blocked shards are left as they are: the process ends here.
+        std::process::exit(0);
+    }
+
+    /// Peak memory under three inputs that used to grow without bound (2.1 GB for 1.5 GB fed to
+    /// a blocked consumer, 1.23 GB with a hanging store, 1.06 GB for a 512 MiB line), each in a
+    /// child process, against the budget docs/engine.md states: 64 MiB per reader's input, 64 MiB
+    /// of writes in flight per delivery, a line never over the largest record.
+    #[test]
+    fn peak_memory_stays_within_the_documented_budget() {
+        if std::env::var("KPIPE_MEMORY_CASE").is_ok() {
+            return;
+        }
+        // (case, the budget's bytes beyond the process's own, MiB)
+        for (case, budget) in [
+            ("huge-line", 8),
+            ("hanging-store", 64 + 64 + 1),
+            ("blocked-consumer", 64),
+        ] {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "memory::memory_case_in_a_child_process",
+                    "--nocapture",
+                ])
+                .env("KPIPE_MEMORY_CASE", case)
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let line = stdout
+                .lines()
+                .find(|l| l.starts_with("memory-case"))
+                .unwrap_or_else(|| {
+                    panic!("{case}: {stdout}{}", String::from_utf8_lossy(&out.stderr))
+                });
+            let numbers: Vec<u64> = line
+                .split(|c: char| !c.is_ascii_digit())
+                .filter_map(|n| n.parse().ok())
+                .collect();
+            let [fed, before, peak] = numbers[..] else {
+                panic!("{line}")
+            };
+            println!("{line}");
+            // The line was read through; the others were held up (backpressure) long before
+            // the 1 GiB the producer had to put.
+            if case == "huge-line" {
+                assert_eq!(fed, 512, "{line}");
+            } else {
+                assert!(fed < 1024, "{line}");
+            }
+            // Slack for the allocator and the runtime: a quarter of the budget and 32 MiB.
+            let allowed = budget + budget / 4 + 32;
+            assert!(
+                peak.saturating_sub(before) <= allowed,
+                "{case}: peak grew by {} MiB, over the {allowed} MiB allowed: {line}",
+                peak - before
+            );
+        }
+    }
+}
