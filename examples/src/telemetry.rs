@@ -125,7 +125,7 @@ kpipe_runtime::pipeline! {
             function: crate::telemetry::enrich,
             buffer: 1MiB or 60s,
             retries: 3,
-            lambda: { memory: 256MiB, timeout: 60s, architecture: arm64 },
+            lambda: { memory: 256MiB, timeout: 60s, architecture: arm64, bin: "quickstart_lambda" },
         }
 
         /// The raw zone of the data lake, partitioned by site.

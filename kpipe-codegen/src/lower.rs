@@ -50,7 +50,7 @@ const STREAM_KEYS: &[&str] = &[
     "tags",
 ];
 const TRANSFORM_KEYS: &[&str] = &["function", "buffer", "retries", "lambda"];
-const LAMBDA_KEYS: &[&str] = &["name", "memory", "timeout", "architecture"];
+const LAMBDA_KEYS: &[&str] = &["name", "memory", "timeout", "architecture", "bin"];
 const S3_KEYS: &[&str] = &[
     "bucket",
     "create_bucket",
@@ -477,7 +477,8 @@ fn transform(d: &mut Diagnostics, pipeline: &Ident, stage: &StageDef) -> Transfo
     }
 }
 
-/// The `lambda: { name, memory, timeout, architecture }` settings of a transform or consumer.
+/// The `lambda: { name, memory, timeout, architecture, bin }` settings of a transform or
+/// consumer.
 fn lambda(
     d: &mut Diagnostics,
     pipeline: &Ident,
@@ -520,11 +521,31 @@ fn lambda(
         Some(w) if w.value == "arm64" => Architecture::Arm64,
         _ => Architecture::X86_64,
     };
+    // The crate's bin target that serves the stage (`lambda_main!`), which `apply` builds:
+    // `<stage>_lambda` unless named.
+    let bin = match lk.get("bin").and_then(|f| value::string(d, f)) {
+        Some(b)
+            if b.value.is_empty()
+                || !b
+                    .value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
+        {
+            d.error(
+                b.range,
+                "a bin target name has letters, digits, `_` and `-`, like `\"enrich_lambda\"`",
+            );
+            Sp::new(format!("{}_lambda", stage.name), b.range)
+        }
+        Some(b) => b,
+        None => Sp::new(format!("{}_lambda", stage.name), stage.name.span()),
+    };
     Lambda {
         name,
         memory_mib,
         timeout_secs,
         architecture,
+        bin,
     }
 }
 

@@ -94,6 +94,7 @@ pub(crate) struct Lambda {
     pub(crate) memory_mib: Sp<u64>,
     pub(crate) timeout_secs: Sp<u64>,
     pub(crate) architecture: Architecture,
+    pub(crate) bin: Sp<String>,
 }
 
 #[derive(Debug)]

@@ -174,6 +174,9 @@ pub struct LambdaSpec {
     pub timeout_secs: u32,
     /// CPU architecture.
     pub architecture: Architecture,
+    /// The bin target of the crate that serves the stage (`lambda_main!`), which `apply`
+    /// builds with cargo-lambda: `<stage>_lambda` unless declared (`lambda: { bin: "..." }`).
+    pub bin: &'static str,
 }
 
 /// Lambda CPU architecture.

@@ -170,12 +170,14 @@ fn lambda(rt: &TokenStream, l: &Lambda) -> TokenStream {
         Architecture::X86_64 => quote!(X86_64),
         Architecture::Arm64 => quote!(Arm64),
     };
+    let bin = &l.bin.value;
     quote! {
         #rt::__private::spec::LambdaSpec {
             name: #lname,
             memory_mib: #memory,
             timeout_secs: #timeout,
             architecture: #rt::__private::spec::Architecture::#arch,
+            bin: #bin,
         }
     }
 }
