@@ -147,7 +147,7 @@ mod shapes {
             .iter()
             .find(|s| s["Action"][0] == "kinesis:DescribeStream")
             .unwrap();
-        assert_eq!(kinesis["Resource"]["Fn::GetAtt"][0], "PlainStream");
+        assert_eq!(kinesis["Resource"]["Fn::Sub"], "${PlainStream.Arn}");
         // A consumer: its function reads exactly its (encrypted) stream, through a mapping
         // with partial batch responses and AWS's -1 for unlimited retries.
         let mapping = &r["WatcherEventSourceMapping"]["Properties"];
@@ -170,11 +170,22 @@ mod shapes {
             .filter(|s| s["Action"][0] == "kinesis:DescribeStream")
             .collect();
         assert_eq!(reads.len(), 1);
-        assert_eq!(reads[0]["Resource"]["Fn::GetAtt"][0], "SecureStream");
+        assert_eq!(reads[0]["Resource"]["Fn::Sub"], "${SecureStream.Arn}");
         assert!(watcher.iter().any(|s| s["Action"] == "kms:Decrypt"));
-        assert!(
-            !serde_json::to_string(&template).unwrap().contains("\"*\""),
-            "no wildcard resources"
+        for (id, resource) in r.as_object().unwrap() {
+            if resource["Type"] == "AWS::IAM::Role" {
+                assert!(
+                    !resource.to_string().contains("\"*\""),
+                    "{id}: no wildcard resources"
+                );
+            }
+        }
+        // Buckets kpipe owns refuse requests without TLS.
+        let deny = &r["ByLambdaBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"][0];
+        assert_eq!(
+            (&deny["Effect"], &deny["Principal"]),
+            (&serde_json::json!("Deny"), &serde_json::json!("*"))
         );
+        assert_eq!(deny["Condition"]["Bool"]["aws:SecureTransport"], "false");
     }
 }

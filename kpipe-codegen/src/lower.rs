@@ -302,7 +302,17 @@ fn stream(d: &mut Diagnostics, stage: &StageDef) -> Stream {
         Some(b) => Sp::new(b.value / value::KIB, b.range),
         None => Sp::new(DEFAULT_MAX_RECORD_KIB, stage.name.span()),
     };
-    let kms_key = keys.get("encryption").and_then(|f| encryption(d, f));
+    // Encrypted with the AWS-managed key unless the declaration says `encryption: none`
+    // (the console's default is no encryption; kpipe's is safer, and the key is free:
+    // "Costs, Regions, and performance considerations",
+    // <https://docs.aws.amazon.com/streams/latest/dev/costs-performance.html>).
+    let kms_key = match keys.get("encryption") {
+        Some(f) => encryption(d, f),
+        None => Some(Sp::new(
+            AWS_MANAGED_KINESIS_KEY.to_owned(),
+            stage.name.span(),
+        )),
+    };
     let tags = keys
         .get("tags")
         .map(|f| value::tags(d, f))

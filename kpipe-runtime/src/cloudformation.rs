@@ -18,9 +18,10 @@
 //! assert_eq!(template["Resources"]["EventsStream"]["Type"], "AWS::Kinesis::Stream");
 //! ```
 
+use crate::desired;
 use crate::spec::{
     Architecture, Capacity, ConsumerSpec, DeliverySpec, LambdaSpec, ParamValue, PipelineSpec,
-    S3Spec, SourceSpec, StreamSpec, Tag, TransformSpec,
+    S3Spec, SourceSpec, StreamSpec, Tag,
 };
 use serde_json::{Value, json};
 
@@ -43,11 +44,13 @@ pub fn logical_id(id: &str, kind: &str) -> String {
 }
 
 fn tags(pipeline: &PipelineSpec, own: &[Tag]) -> Value {
-    let mut all: Vec<Value> = vec![json!({ "Key": "kpipe:pipeline", "Value": pipeline.name })];
-    for t in pipeline.tags.iter().chain(own) {
-        all.push(json!({ "Key": t.key, "Value": t.value }));
-    }
-    Value::Array(all)
+    tag_list(&desired::tags(pipeline, own))
+}
+
+fn tag_list(tags: &[(String, String)]) -> Value {
+    tags.iter()
+        .map(|(k, v)| json!({ "Key": k, "Value": v }))
+        .collect()
 }
 
 fn stream(p: &PipelineSpec, s: &StreamSpec) -> Value {
@@ -97,44 +100,6 @@ fn bucket_arn(s: &S3Spec) -> Value {
     json!({ "Fn::Sub": format!("arn:${{AWS::Partition}}:s3:::{}", s.bucket) })
 }
 
-/// The execution role of a function: its own log group, plus `extra` statements.
-fn lambda_role(p: &PipelineSpec, l: &LambdaSpec, extra: Vec<Value>) -> Value {
-    let mut statements = vec![
-        json!({
-            "Effect": "Allow",
-            "Action": "logs:CreateLogGroup",
-            "Resource": { "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:*" }
-        }),
-        json!({
-            "Effect": "Allow",
-            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-            "Resource": { "Fn::Sub": format!(
-                "arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:/aws/lambda/{}:*",
-                l.name
-            ) }
-        }),
-    ];
-    statements.extend(extra);
-    json!({
-        "Type": "AWS::IAM::Role",
-        "Properties": {
-            "AssumeRolePolicyDocument": {
-                "Version": "2012-10-17",
-                "Statement": [{
-                    "Effect": "Allow",
-                    "Principal": { "Service": "lambda.amazonaws.com" },
-                    "Action": "sts:AssumeRole"
-                }]
-            },
-            "Policies": [{
-                "PolicyName": "function",
-                "PolicyDocument": { "Version": "2012-10-17", "Statement": statements }
-            }],
-            "Tags": tags(p, &[]),
-        }
-    })
-}
-
 /// A function whose code is in S3 at the `<Id>CodeS3Bucket` / `<Id>CodeS3Key` parameters.
 fn function(p: &PipelineSpec, id: &str, l: &LambdaSpec, description: String) -> Value {
     let code = logical_id(id, "Code");
@@ -158,26 +123,17 @@ fn function(p: &PipelineSpec, id: &str, l: &LambdaSpec, description: String) -> 
     })
 }
 
-/// What reading a stream takes: the Kinesis read actions on that stream, and decrypting with
-/// its key through Kinesis when it is encrypted.
-fn stream_read_statements(p: &PipelineSpec, stream_id: &str) -> Vec<Value> {
-    let mut statements = vec![json!({
-        "Effect": "Allow",
-        "Action": [
-            "kinesis:DescribeStream", "kinesis:DescribeStreamSummary",
-            "kinesis:GetShardIterator", "kinesis:GetRecords", "kinesis:ListShards"
-        ],
-        "Resource": { "Fn::GetAtt": [logical_id(stream_id, "Stream"), "Arn"] }
-    })];
-    if p.stream(stream_id).and_then(|s| s.kms_key).is_some() {
-        statements.push(json!({
-            "Effect": "Allow",
-            "Action": "kms:Decrypt",
-            "Resource": { "Fn::Sub": "arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*" },
-            "Condition": { "StringEquals": { "kms:ViaService": { "Fn::Sub": "kinesis.${AWS::Region}.amazonaws.com" } } }
-        }));
-    }
-    statements
+/// A role of [`desired::roles`], its references as `Fn::Sub`.
+fn role(r: &desired::Role) -> Value {
+    json!({
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "Description": r.description,
+            "AssumeRolePolicyDocument": r.trust(&desired::Sub::cfn),
+            "Policies": [{ "PolicyName": r.policy_name, "PolicyDocument": r.policy(&desired::Sub::cfn) }],
+            "Tags": tag_list(&r.tags),
+        }
+    })
 }
 
 /// A consumer's event source mapping: the stream to the function, with partial batch
@@ -196,51 +152,6 @@ fn event_source_mapping(c: &ConsumerSpec) -> Value {
         "FunctionResponseTypes": ["ReportBatchItemFailures"],
     });
     json!({ "Type": "AWS::Lambda::EventSourceMapping", "Properties": props })
-}
-
-fn delivery_role(
-    p: &PipelineSpec,
-    d: &DeliverySpec,
-    s3: &S3Spec,
-    transform: Option<&TransformSpec>,
-) -> Value {
-    let mut statements = vec![json!({
-        "Effect": "Allow",
-        "Action": [
-            "s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:GetObject",
-            "s3:ListBucket", "s3:ListBucketMultipartUploads", "s3:PutObject"
-        ],
-        "Resource": [
-            bucket_arn(s3),
-            { "Fn::Sub": format!("arn:${{AWS::Partition}}:s3:::{}/*", s3.bucket) }
-        ]
-    })];
-    if let SourceSpec::Stream(id) = d.source {
-        statements.extend(stream_read_statements(p, id));
-    }
-    if let Some(t) = transform {
-        statements.push(json!({
-            "Effect": "Allow",
-            "Action": ["lambda:InvokeFunction", "lambda:GetFunctionConfiguration"],
-            "Resource": { "Fn::GetAtt": [logical_id(t.id, "Function"), "Arn"] }
-        }));
-    }
-    json!({
-        "Type": "AWS::IAM::Role",
-        "Properties": {
-            "AssumeRolePolicyDocument": {
-                "Version": "2012-10-17",
-                "Statement": [{
-                    "Effect": "Allow",
-                    "Principal": { "Service": "firehose.amazonaws.com" },
-                    "Action": "sts:AssumeRole",
-                    "Condition": { "StringEquals": { "sts:ExternalId": { "Ref": "AWS::AccountId" } } }
-                }]
-            },
-            "Policies": [{ "PolicyName": "delivery", "PolicyDocument": { "Version": "2012-10-17", "Statement": statements } }],
-            "Tags": tags(p, d.tags),
-        }
-    })
 }
 
 fn prefix_raw(p: Option<crate::spec::Prefix>) -> Option<&'static str> {
@@ -345,7 +256,18 @@ pub fn template(p: &PipelineSpec) -> Value {
     let mut buckets = std::collections::BTreeSet::new();
     for s in p.destinations {
         if s.create_bucket && buckets.insert(s.bucket) {
-            resources.insert(logical_id(s.id, "Bucket"), bucket(p, s));
+            let id = logical_id(s.id, "Bucket");
+            resources.insert(id.clone(), bucket(p, s));
+            resources.insert(
+                logical_id(s.id, "BucketPolicy"),
+                json!({
+                    "Type": "AWS::S3::BucketPolicy",
+                    "Properties": {
+                        "Bucket": { "Ref": id },
+                        "PolicyDocument": desired::document(&desired::bucket_policy(s.bucket), &desired::Sub::cfn),
+                    }
+                }),
+            );
         }
     }
     let mut code_parameters = |id: &str, what: &str| {
@@ -359,12 +281,11 @@ pub fn template(p: &PipelineSpec) -> Value {
             json!({ "Type": "String", "Description": format!("S3 key of the Lambda package (a zip with `bootstrap`) of {what} `{id}`") }),
         );
     };
+    for r in desired::roles(p) {
+        resources.insert(r.logical_id.clone(), role(&r));
+    }
     for t in p.transforms {
         code_parameters(t.id, "transform");
-        resources.insert(
-            logical_id(t.id, "FunctionRole"),
-            lambda_role(p, &t.lambda, Vec::new()),
-        );
         let description = format!(
             "kpipe transform `{}` ({} -> {}) of pipeline {}",
             t.id, t.input_type, t.output_type, p.name
@@ -376,10 +297,6 @@ pub fn template(p: &PipelineSpec) -> Value {
     }
     for c in p.consumers {
         code_parameters(c.id, "consumer");
-        resources.insert(
-            logical_id(c.id, "FunctionRole"),
-            lambda_role(p, &c.lambda, stream_read_statements(p, c.stream)),
-        );
         let description = format!(
             "kpipe consumer `{}` ({}) of stream `{}` of pipeline {}",
             c.id, c.function, c.stream, p.name
@@ -394,16 +311,6 @@ pub fn template(p: &PipelineSpec) -> Value {
         );
     }
     for d in p.deliveries {
-        let s3 = p
-            .destination(d.destination)
-            .expect("cloudformation: the spec names an existing destination");
-        let transform = d.transform.and_then(|id| p.transform(id));
-        if d.role_arn.is_none() {
-            resources.insert(
-                logical_id(d.id, "DeliveryRole"),
-                delivery_role(p, d, s3, transform),
-            );
-        }
         let id = logical_id(d.id, "DeliveryStream");
         resources.insert(id.clone(), delivery(p, d));
         outputs.insert(

@@ -7,6 +7,7 @@ pub mod aws;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod cloudformation;
+pub mod desired;
 #[cfg(feature = "engine")]
 pub mod engine;
 pub mod estimate;

@@ -1,0 +1,445 @@
+//! What a pipeline needs in AWS besides its streams, delivery streams, functions and mappings:
+//! the IAM roles with their trust and statements, the bucket policies, and the tags, as one
+//! desired state that both provisioning paths render. The CloudFormation template
+//! ([`crate::cloudformation`]) writes it with intrinsic functions; `apply` (feature `aws`)
+//! resolves the references and writes the same documents through the SDK.
+//!
+//! References are CloudFormation `Fn::Sub` text ([`Sub`]): `${AWS::Partition}`,
+//! `${AWS::Region}`, `${AWS::AccountId}`, and `${<LogicalId>.Arn}` for the pipeline's own
+//! resources. The partition follows from the region (`aws-cn` in China, `aws-us-gov` in
+//! GovCloud), so no ARN is written with `arn:aws:` by hand.
+//!
+//! ```
+//! # use serde::{Deserialize, Serialize};
+//! # #[derive(Serialize, Deserialize)] pub struct Event { user: String }
+//! kpipe_runtime::pipeline! {
+//!     pipeline Clicks {
+//!         stream events: Event { capacity: on_demand, partition_key: user }
+//!         s3 archive: Event { bucket: "acme-clicks" }
+//!         delivery to_archive: events -> archive;
+//!     }
+//! }
+//! use kpipe_runtime::desired::{Env, roles};
+//! let role = &roles(Clicks::spec())[0];
+//! let env = Env::new(Clicks::spec(), "cn-north-1", "123456789012");
+//! let policy = role.policy(&|s| s.resolve(&env).into()).to_string();
+//! assert!(policy.contains("arn:aws-cn:kinesis:cn-north-1:123456789012:stream/events"));
+//! ```
+
+use crate::cloudformation::logical_id;
+use crate::spec::{LambdaSpec, PipelineSpec, SourceSpec, Tag};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// Text with CloudFormation `Fn::Sub` references (see the module documentation).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sub(String);
+
+impl Sub {
+    /// `text`, whose `${...}` are references.
+    pub fn new(text: impl Into<String>) -> Self {
+        Sub(text.into())
+    }
+
+    /// The text with its references unresolved.
+    pub fn text(&self) -> &str {
+        &self.0
+    }
+
+    /// The text as a template writes it: a plain string without references, `Fn::Sub`
+    /// otherwise.
+    pub fn cfn(&self) -> Value {
+        if self.0.contains("${") {
+            json!({ "Fn::Sub": self.0 })
+        } else {
+            json!(self.0)
+        }
+    }
+
+    /// The text with every reference replaced by its value in `env`; a reference `env` does
+    /// not know is left as it is.
+    pub fn resolve(&self, env: &Env) -> String {
+        let mut out = String::with_capacity(self.0.len());
+        let mut rest = self.0.as_str();
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let Some(len) = rest[start..].find('}') else {
+                break;
+            };
+            let name = &rest[start + 2..start + len];
+            match env.value(name) {
+                Some(v) => out.push_str(v),
+                None => out.push_str(&rest[start..=start + len]),
+            }
+            rest = &rest[start + len + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+/// The values of references for one account and region.
+#[derive(Clone, Debug)]
+pub struct Env {
+    values: BTreeMap<String, String>,
+}
+
+/// The AWS partition of a region: `aws-cn` for China, `aws-us-gov` for GovCloud, `aws-iso`
+/// and `aws-iso-b` for the isolated regions, `aws` otherwise ("Amazon Resource Names",
+/// <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference-arns.html>).
+pub fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else if region.starts_with("us-isob-") {
+        "aws-iso-b"
+    } else if region.starts_with("us-iso-") {
+        "aws-iso"
+    } else {
+        "aws"
+    }
+}
+
+impl Env {
+    /// The references of pipeline `p` deployed in `region` of `account`: the pseudo
+    /// parameters and the ARNs of its streams, functions and roles.
+    pub fn new(p: &PipelineSpec, region: &str, account: &str) -> Self {
+        let partition = partition(region);
+        let mut values = BTreeMap::new();
+        values.insert("AWS::Partition".to_owned(), partition.to_owned());
+        values.insert("AWS::Region".to_owned(), region.to_owned());
+        values.insert("AWS::AccountId".to_owned(), account.to_owned());
+        for s in p.streams {
+            values.insert(
+                format!("{}.Arn", logical_id(s.id, "Stream")),
+                format!(
+                    "arn:{partition}:kinesis:{region}:{account}:stream/{}",
+                    s.name
+                ),
+            );
+        }
+        for (id, lambda) in functions(p) {
+            values.insert(
+                format!("{}.Arn", logical_id(id, "Function")),
+                format!(
+                    "arn:{partition}:lambda:{region}:{account}:function:{}",
+                    lambda.name
+                ),
+            );
+        }
+        for role in roles(p) {
+            values.insert(
+                format!("{}.Arn", role.logical_id),
+                format!("arn:{partition}:iam::{account}:role/{}", role.name),
+            );
+        }
+        Env { values }
+    }
+
+    /// The value of reference `name` (`AWS::Region`, `ReadingsStream.Arn`, ...).
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+}
+
+/// Every Lambda function of a pipeline: each transform's and each consumer's, by stage id.
+pub fn functions(p: &PipelineSpec) -> Vec<(&'static str, &'static LambdaSpec)> {
+    p.transforms
+        .iter()
+        .map(|t| (t.id, &t.lambda))
+        .chain(p.consumers.iter().map(|c| (c.id, &c.lambda)))
+        .collect()
+}
+
+/// The tags of a resource: `kpipe:pipeline = <Pipeline>` (which marks what kpipe owns), the
+/// pipeline's tags, then the resource's own.
+pub fn tags(p: &PipelineSpec, own: &[Tag]) -> Vec<(String, String)> {
+    let mut all = vec![(OWNER_TAG.to_owned(), p.name.to_owned())];
+    for t in p.tags.iter().chain(own) {
+        all.push((t.key.to_owned(), t.value.to_owned()));
+    }
+    all
+}
+
+/// The tag every resource kpipe creates carries, with the pipeline's name: `destroy` and
+/// pruning touch only resources that carry it.
+pub const OWNER_TAG: &str = "kpipe:pipeline";
+
+/// A condition on a statement: `{ test: { key: value } }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Condition {
+    /// `StringEquals`, `Bool`, ...
+    pub test: &'static str,
+    /// `kms:ViaService`, `aws:SecureTransport`, ...
+    pub key: &'static str,
+    /// The value.
+    pub value: Sub,
+}
+
+/// One statement of a policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Statement {
+    /// `Allow` or `Deny`.
+    pub effect: &'static str,
+    /// For resource policies (bucket policies): applies to every principal (`"*"`).
+    pub any_principal: bool,
+    /// The actions.
+    pub actions: Vec<&'static str>,
+    /// The resources.
+    pub resources: Vec<Sub>,
+    /// An optional condition.
+    pub condition: Option<Condition>,
+}
+
+impl Statement {
+    fn allow(actions: &[&'static str], resources: Vec<Sub>) -> Self {
+        Statement {
+            effect: "Allow",
+            any_principal: false,
+            actions: actions.to_vec(),
+            resources,
+            condition: None,
+        }
+    }
+
+    /// The statement as JSON, each reference rendered by `render`.
+    pub fn to_json(&self, render: &dyn Fn(&Sub) -> Value) -> Value {
+        let mut v = json!({ "Effect": self.effect });
+        if self.any_principal {
+            v["Principal"] = json!("*");
+        }
+        v["Action"] = match self.actions.as_slice() {
+            [one] => json!(one),
+            many => json!(many),
+        };
+        v["Resource"] = match self.resources.as_slice() {
+            [one] => render(one),
+            many => Value::Array(many.iter().map(render).collect()),
+        };
+        if let Some(c) = &self.condition {
+            v["Condition"] = json!({ c.test: { c.key: render(&c.value) } });
+        }
+        v
+    }
+}
+
+/// A policy document from `statements`.
+pub fn document(statements: &[Statement], render: &dyn Fn(&Sub) -> Value) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": statements.iter().map(|s| s.to_json(render)).collect::<Vec<_>>(),
+    })
+}
+
+/// An IAM role kpipe creates: a delivery stream's, or a function's execution role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Role {
+    /// Its logical id in the template (`SensorLakeDeliveryRole`, `EnrichFunctionRole`).
+    pub logical_id: String,
+    /// Its name when `apply` creates it (the template lets CloudFormation name it).
+    pub name: String,
+    /// What it is for.
+    pub description: String,
+    /// The service that assumes it (`firehose.amazonaws.com`, `lambda.amazonaws.com`).
+    pub service: &'static str,
+    /// Whether assuming it requires `sts:ExternalId` = the account (Firehose's confused-deputy
+    /// guard, "Grant Firehose access to an Amazon S3 destination",
+    /// <https://docs.aws.amazon.com/firehose/latest/dev/controlling-access.html>).
+    pub external_id: bool,
+    /// The name of its inline policy.
+    pub policy_name: &'static str,
+    /// The statements of its inline policy.
+    pub statements: Vec<Statement>,
+    /// Its tags.
+    pub tags: Vec<(String, String)>,
+}
+
+impl Role {
+    /// The trust policy.
+    pub fn trust(&self, render: &dyn Fn(&Sub) -> Value) -> Value {
+        let mut statement = json!({
+            "Effect": "Allow",
+            "Principal": { "Service": self.service },
+            "Action": "sts:AssumeRole",
+        });
+        if self.external_id {
+            statement["Condition"] = json!({ "StringEquals": { "sts:ExternalId": render(&Sub::new("${AWS::AccountId}")) } });
+        }
+        json!({ "Version": "2012-10-17", "Statement": [statement] })
+    }
+
+    /// The inline policy.
+    pub fn policy(&self, render: &dyn Fn(&Sub) -> Value) -> Value {
+        document(&self.statements, render)
+    }
+}
+
+/// IAM role names are at most 64 characters
+/// (<https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html>).
+fn role_name(p: &PipelineSpec, what: &str) -> String {
+    let mut name = format!("kpipe-{}-{what}", p.name.to_lowercase());
+    name.truncate(64);
+    name
+}
+
+/// What reading stream `stream_id` takes: the Kinesis read actions on it, and decrypting with
+/// its key through Kinesis when it is encrypted. A key given as a key ARN is named; an alias
+/// or key id cannot be (IAM matches key ARNs), so any key used through Kinesis in the account
+/// and region is allowed ("Permissions to use user-generated KMS keys",
+/// <https://docs.aws.amazon.com/streams/latest/dev/permissions-user-key-KMS.html>).
+pub fn stream_read(p: &PipelineSpec, stream_id: &str) -> Vec<Statement> {
+    let mut out = vec![Statement::allow(
+        &[
+            "kinesis:DescribeStream",
+            "kinesis:DescribeStreamSummary",
+            "kinesis:GetShardIterator",
+            "kinesis:GetRecords",
+            "kinesis:ListShards",
+        ],
+        vec![Sub::new(format!(
+            "${{{}.Arn}}",
+            logical_id(stream_id, "Stream")
+        ))],
+    )];
+    if let Some(key) = p.stream(stream_id).and_then(|s| s.kms_key) {
+        let mut decrypt = if key.starts_with("arn:") && key.contains(":key/") {
+            Statement::allow(&["kms:Decrypt"], vec![Sub::new(key)])
+        } else {
+            Statement::allow(
+                &["kms:Decrypt"],
+                vec![Sub::new(
+                    "arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*",
+                )],
+            )
+        };
+        decrypt.condition = Some(Condition {
+            test: "StringEquals",
+            key: "kms:ViaService",
+            value: Sub::new("kinesis.${AWS::Region}.amazonaws.com"),
+        });
+        out.push(decrypt);
+    }
+    out
+}
+
+/// The roles kpipe creates for pipeline `p`: one per delivery without a declared `role_arn`,
+/// one per function.
+pub fn roles(p: &PipelineSpec) -> Vec<Role> {
+    let mut out = Vec::new();
+    for d in p.deliveries.iter().filter(|d| d.role_arn.is_none()) {
+        let Some(s3) = p.destination(d.destination) else {
+            continue;
+        };
+        let bucket = format!("arn:${{AWS::Partition}}:s3:::{}", s3.bucket);
+        let mut statements = vec![Statement::allow(
+            &[
+                "s3:AbortMultipartUpload",
+                "s3:GetBucketLocation",
+                "s3:GetObject",
+                "s3:ListBucket",
+                "s3:ListBucketMultipartUploads",
+                "s3:PutObject",
+            ],
+            vec![Sub::new(bucket.clone()), Sub::new(format!("{bucket}/*"))],
+        )];
+        if let SourceSpec::Stream(id) = d.source {
+            statements.extend(stream_read(p, id));
+        }
+        if let Some(t) = d.transform {
+            statements.push(Statement::allow(
+                &["lambda:InvokeFunction", "lambda:GetFunctionConfiguration"],
+                vec![Sub::new(format!("${{{}.Arn}}", logical_id(t, "Function")))],
+            ));
+        }
+        out.push(Role {
+            logical_id: logical_id(d.id, "DeliveryRole"),
+            name: role_name(p, d.name),
+            description: format!("kpipe: Firehose delivery stream {}", d.name),
+            service: "firehose.amazonaws.com",
+            external_id: true,
+            policy_name: "delivery",
+            statements,
+            tags: tags(p, d.tags),
+        });
+    }
+    for (id, lambda) in functions(p) {
+        let mut statements = vec![
+            Statement::allow(
+                &["logs:CreateLogGroup"],
+                vec![Sub::new(
+                    "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:*",
+                )],
+            ),
+            Statement::allow(
+                &["logs:CreateLogStream", "logs:PutLogEvents"],
+                vec![Sub::new(format!(
+                    "arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:/aws/lambda/{}:*",
+                    lambda.name
+                ))],
+            ),
+        ];
+        if let Some(c) = p.consumer(id) {
+            statements.extend(stream_read(p, c.stream));
+        }
+        out.push(Role {
+            logical_id: logical_id(id, "FunctionRole"),
+            name: role_name(p, &format!("{id}-function")),
+            description: format!("kpipe: execution role of function {}", lambda.name),
+            service: "lambda.amazonaws.com",
+            external_id: false,
+            policy_name: "function",
+            statements,
+            tags: tags(p, &[]),
+        });
+    }
+    out
+}
+
+/// The policy of a bucket kpipe owns: requests that do not use TLS are denied ("Security best
+/// practices for Amazon S3",
+/// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/security-best-practices.html>).
+pub fn bucket_policy(bucket: &str) -> Vec<Statement> {
+    let arn = format!("arn:${{AWS::Partition}}:s3:::{bucket}");
+    vec![Statement {
+        effect: "Deny",
+        any_principal: true,
+        actions: vec!["s3:*"],
+        resources: vec![Sub::new(arn.clone()), Sub::new(format!("{arn}/*"))],
+        condition: Some(Condition {
+            test: "Bool",
+            key: "aws:SecureTransport",
+            value: Sub::new("false"),
+        }),
+    }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_resolve_and_unknown_ones_stay() {
+        let mut values = BTreeMap::new();
+        values.insert("AWS::Region".to_owned(), "eu-west-1".to_owned());
+        values.insert("AStream.Arn".to_owned(), "arn:x".to_owned());
+        let env = Env { values };
+        assert_eq!(
+            Sub::new("a ${AWS::Region} ${AStream.Arn} ${Other} ${").resolve(&env),
+            "a eu-west-1 arn:x ${Other} ${"
+        );
+        assert_eq!(Sub::new("plain").cfn(), json!("plain"));
+        assert_eq!(
+            Sub::new("${AWS::Region}").cfn(),
+            json!({ "Fn::Sub": "${AWS::Region}" })
+        );
+    }
+
+    #[test]
+    fn partitions_follow_regions() {
+        assert_eq!(partition("us-east-1"), "aws");
+        assert_eq!(partition("cn-northwest-1"), "aws-cn");
+        assert_eq!(partition("us-gov-west-1"), "aws-us-gov");
+        assert_eq!(partition("us-isob-east-1"), "aws-iso-b");
+    }
+}
