@@ -28,40 +28,32 @@ fn run(args: &[&str]) -> Output {
         .expect("the quickstart example was built by cargo test")
 }
 
-/// Deploys a placeholder function into moto, as the template or `cargo lambda deploy` would
-/// deploy the real one (kpipe does not deploy Lambda code).
-fn deploy_function(endpoint: &str, name: &str) {
-    with_moto(endpoint, async |config| {
-        let role = aws_sdk_iam::Client::new(&config)
-            .create_role()
-            .role_name(format!("{name}-role"))
-            .assume_role_policy_document(
-                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
-            )
-            .send()
-            .await
-            .unwrap();
-        let mut zip = std::io::Cursor::new(Vec::new());
-        let mut w = zip::ZipWriter::new(&mut zip);
-        w.start_file("bootstrap", zip::write::SimpleFileOptions::default())
-            .unwrap();
-        std::io::Write::write_all(&mut w, b"#!/bin/sh\n").unwrap();
-        w.finish().unwrap();
-        aws_sdk_lambda::Client::new(&config)
-            .create_function()
-            .function_name(name)
-            .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
-            .handler("bootstrap")
-            .role(role.role().unwrap().arn())
-            .code(
-                aws_sdk_lambda::types::FunctionCode::builder()
-                    .zip_file(aws_sdk_lambda::primitives::Blob::new(zip.into_inner()))
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-    });
+/// The functions' code for `plan` and `apply`: the lambda binaries cargo built for these
+/// tests (x86_64 debug builds; the quickstart declares arm64, whose target these machines
+/// may not have, and moto does not run the code), zipped by kpipe.
+fn code_args(enrich: &str) -> Vec<String> {
+    vec![
+        "--lambda-binary".into(),
+        format!("enrich={enrich}"),
+        "--lambda-binary".into(),
+        format!("frost_alerts={}", env!("CARGO_BIN_EXE_frost_alerts_lambda")),
+    ]
+}
+
+/// `<command> --endpoint-url <endpoint>` with the functions' code.
+fn provision(command: &str, endpoint: &str) -> Output {
+    provision_with(command, endpoint, env!("CARGO_BIN_EXE_quickstart_lambda"))
+}
+
+fn provision_with(command: &str, endpoint: &str, enrich: &str) -> Output {
+    let mut args = vec![command.to_owned(), "--endpoint-url".into(), endpoint.into()];
+    args.extend(code_args(enrich));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(&args)
+}
+
+fn apply(endpoint: &str) -> Output {
+    provision("apply", endpoint)
 }
 
 /// Runs `f` with an SDK configuration for the moto at `endpoint`, on a runtime of its own.
@@ -84,72 +76,240 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// What moto holds about a function: (CodeSha256, LastModified, runtime, memory, timeout,
+/// architecture, role).
+fn function(
+    endpoint: &str,
+    name: &str,
+) -> Option<(String, String, String, i32, i32, String, String)> {
+    with_moto(endpoint, async |config| {
+        let out = aws_sdk_lambda::Client::new(&config)
+            .get_function()
+            .function_name(name)
+            .send()
+            .await
+            .ok()?;
+        let c = out.configuration()?;
+        Some((
+            c.code_sha256()?.to_owned(),
+            // moto has no RevisionId; LastModified changes with every update too.
+            c.last_modified()?.to_owned(),
+            c.runtime()?.as_str().to_owned(),
+            c.memory_size()?,
+            c.timeout()?,
+            c.architectures().first()?.as_str().to_owned(),
+            c.role()?.to_owned(),
+        ))
+    })
+}
+
+/// The quickstart from nothing to running and back, through its command line: `apply`
+/// deploys both functions with their code, wires the transform and the consumer to them, a
+/// second `apply` uploads nothing, a changed binary updates only the code, and `destroy`
+/// removes everything kpipe tagged except the bucket.
 #[test]
-fn plan_apply_plan_destroy_through_the_command_line() {
+fn apply_deploys_the_functions_and_destroy_removes_them() {
     let moto = MotoServer::start().expect("moto_server runs (scripts/test installs it)");
-    let endpoint = ["--endpoint-url", moto.endpoint()];
+    let endpoint = moto.endpoint().to_owned();
 
-    let plan = run(&[&["plan"][..], &endpoint].concat());
+    let plan = provision("plan", &endpoint);
     assert!(plan.status.success(), "{}", text(&plan));
-    assert!(
-        text(&plan).contains("+ kinesis stream sensor-readings (2 shards, 24 h)"),
-        "{}",
-        text(&plan)
-    );
+    for line in [
+        "+ kinesis stream sensor-readings (2 shards, 24 h, KMS alias/aws/kinesis)",
+        "+ lambda function telemetry-enrich (provided.al2023, 256 MiB, 60 s, arm64, code ",
+        "+ lambda function telemetry-frost-alerts (provided.al2023, ",
+        "+ lambda event source mapping sensor-readings -> telemetry-frost-alerts",
+    ] {
+        assert!(text(&plan).contains(line), "{line}\n{}", text(&plan));
+    }
 
-    let apply = run(&[&["apply"][..], &endpoint].concat());
-    assert!(apply.status.success(), "{}", text(&apply));
-    assert!(
-        text(&apply).contains("created firehose delivery stream sensor-lake"),
-        "{}",
-        text(&apply)
-    );
-
-    // The frost-alerts consumer's mapping waits for its function, which kpipe does not
-    // deploy: apply says so. Once the function exists, the next apply creates the mapping.
-    assert!(
-        text(&apply).contains("skipped lambda event source mapping sensor-readings -> telemetry-frost-alerts: function telemetry-frost-alerts is not deployed"),
-        "{}",
-        text(&apply)
-    );
-    let waiting = run(&[&["plan"][..], &endpoint].concat());
+    let applied = apply(&endpoint);
+    assert!(applied.status.success(), "{}", text(&applied));
+    for line in [
+        "created lambda function telemetry-enrich",
+        "created lambda function telemetry-frost-alerts",
+        "created firehose delivery stream sensor-lake",
+        "created lambda event source mapping sensor-readings -> telemetry-frost-alerts",
+    ] {
+        assert!(text(&applied).contains(line), "{line}\n{}", text(&applied));
+    }
+    let zip_sha = |binary: &str| {
+        let zip =
+            kpipe_runtime::aws::functions::zip_bootstrap(&std::fs::read(binary).unwrap(), "t")
+                .unwrap();
+        kpipe_runtime::aws::functions::sha256_base64(&zip)
+    };
+    let enrich = function(&endpoint, "telemetry-enrich").expect("the transform's function");
+    assert_eq!(enrich.0, zip_sha(env!("CARGO_BIN_EXE_quickstart_lambda")));
     assert_eq!(
-        String::from_utf8_lossy(&waiting.stdout)
+        (enrich.2.as_str(), enrich.3, enrich.4, enrich.5.as_str()),
+        ("provided.al2023", 256, 60, "arm64")
+    );
+    assert!(
+        enrich.6.ends_with(":role/kpipe-telemetry-enrich-function"),
+        "{}",
+        enrich.6
+    );
+    let frost = function(&endpoint, "telemetry-frost-alerts").expect("the consumer's function");
+    assert_eq!(frost.0, zip_sha(env!("CARGO_BIN_EXE_frost_alerts_lambda")));
+
+    // The delivery stream's processor and the consumer's mapping point at the functions.
+    let (processor_arn, version, mapping_function) = with_moto(&endpoint, async |config| {
+        let d = aws_sdk_firehose::Client::new(&config)
+            .describe_delivery_stream()
+            .delivery_stream_name("sensor-lake")
+            .send()
+            .await
+            .unwrap();
+        let d = d.delivery_stream_description().unwrap().clone();
+        let ext = d.destinations()[0]
+            .extended_s3_destination_description()
+            .unwrap()
+            .clone();
+        let arn = ext.processing_configuration().unwrap().processors()[0]
+            .parameters()
+            .iter()
+            .find(|p| p.parameter_name().as_str() == "LambdaArn")
+            .unwrap()
+            .parameter_value()
+            .to_owned();
+        let mappings = aws_sdk_lambda::Client::new(&config)
+            .list_event_source_mappings()
+            .function_name("telemetry-frost-alerts")
+            .send()
+            .await
+            .unwrap();
+        let function = mappings.event_source_mappings()[0]
+            .function_arn()
+            .unwrap()
+            .to_owned();
+        (arn, d.version_id().to_owned(), function)
+    });
+    assert!(
+        processor_arn.ends_with(":function:telemetry-enrich"),
+        "{processor_arn}"
+    );
+    assert!(
+        mapping_function.ends_with(":function:telemetry-frost-alerts"),
+        "{mapping_function}"
+    );
+
+    // A second apply uploads nothing and changes nothing.
+    let again = provision("plan", &endpoint);
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout).trim(),
+        "No changes. AWS matches the declaration.",
+        "{}",
+        text(&again)
+    );
+    let second = apply(&endpoint);
+    assert!(second.status.success(), "{}", text(&second));
+    assert_eq!(
+        String::from_utf8_lossy(&second.stdout).trim(),
+        "Nothing to do."
+    );
+    assert_eq!(
+        function(&endpoint, "telemetry-enrich"),
+        Some(enrich.clone())
+    );
+    assert_eq!(
+        function(&endpoint, "telemetry-frost-alerts"),
+        Some(frost.clone())
+    );
+    let version_after = with_moto(&endpoint, async |config| {
+        aws_sdk_firehose::Client::new(&config)
+            .describe_delivery_stream()
+            .delivery_stream_name("sensor-lake")
+            .send()
+            .await
+            .unwrap()
+            .delivery_stream_description()
+            .unwrap()
+            .version_id()
+            .to_owned()
+    });
+    assert_eq!(version_after, version);
+
+    // Another binary for the transform: only its code is updated.
+    let other = env!("CARGO_BIN_EXE_frost_alerts_lambda");
+    let changed = provision_with("plan", &endpoint, other);
+    assert_eq!(
+        String::from_utf8_lossy(&changed.stdout)
             .lines()
             .next()
             .unwrap_or_default(),
-        "  ! lambda event source mapping sensor-readings -> telemetry-frost-alerts waits for function telemetry-frost-alerts: deploy it (the template, or `cargo lambda deploy`), then apply again"
-    );
-    deploy_function(moto.endpoint(), "telemetry-frost-alerts");
-    let mapped = run(&[&["apply"][..], &endpoint].concat());
-    assert!(
-        text(&mapped).contains(
-            "created lambda event source mapping sensor-readings -> telemetry-frost-alerts"
+        format!(
+            "  ~ lambda function telemetry-enrich: code -> {} (arm64)",
+            &zip_sha(other)[..12]
         ),
         "{}",
-        text(&mapped)
+        text(&changed)
     );
-
-    let again = run(&[&["plan"][..], &endpoint].concat());
+    let updated = provision_with("apply", &endpoint, other);
+    assert!(updated.status.success(), "{}", text(&updated));
+    let now = function(&endpoint, "telemetry-enrich").unwrap();
+    assert_eq!(now.0, zip_sha(other));
     assert_eq!(
-        String::from_utf8_lossy(&again.stdout).trim(),
-        "No changes. AWS matches the declaration."
+        (now.3, now.4),
+        (enrich.3, enrich.4),
+        "the configuration is unchanged"
     );
+    assert_eq!(function(&endpoint, "telemetry-frost-alerts"), Some(frost));
 
-    let destroy = run(&[&["destroy"][..], &endpoint].concat());
+    // Destroy removes the functions and the mapping; only the bucket is kept.
+    let destroy = run(&["destroy", "--endpoint-url", &endpoint]);
     assert!(destroy.status.success(), "{}", text(&destroy));
+    for line in [
+        "deleted lambda event source mapping sensor-readings -> telemetry-frost-alerts",
+        "deleted lambda function telemetry-enrich",
+        "deleted lambda function telemetry-frost-alerts",
+        "deleted firehose delivery stream sensor-lake",
+        "deleted kinesis stream sensor-readings",
+        "deleted iam role kpipe-telemetry-sensor-lake",
+        "kept s3 bucket acme-telemetry",
+    ] {
+        assert!(text(&destroy).contains(line), "{line}\n{}", text(&destroy));
+    }
+    assert_eq!(function(&endpoint, "telemetry-enrich"), None);
+}
+
+/// `destroy` never deletes a same-named stream that kpipe did not create for the pipeline (it
+/// may hold another team's data): it refuses with exit code 6, deletes nothing, and deletes
+/// only with `--force`.
+#[test]
+fn destroy_refuses_resources_the_pipeline_does_not_own() {
+    let moto = MotoServer::start().expect("moto_server runs (scripts/test installs it)");
+    let endpoint = moto.endpoint().to_owned();
+    with_moto(&endpoint, async |config| {
+        aws_sdk_kinesis::Client::new(&config)
+            .create_stream()
+            .stream_name("sensor-readings")
+            .shard_count(1)
+            .send()
+            .await
+            .unwrap();
+    });
+    let refused = run(&["destroy", "--endpoint-url", &endpoint]);
+    assert_eq!(refused.status.code(), Some(6), "{}", text(&refused));
     assert!(
-        text(&destroy).contains(
-            "deleted lambda event source mapping sensor-readings -> telemetry-frost-alerts"
-        ),
+        text(&refused).contains("refusing to destroy: kinesis stream sensor-readings exists but was not created by kpipe for pipeline Telemetry"),
         "{}",
-        text(&destroy)
+        text(&refused)
     );
-    assert!(
-        text(&destroy).contains("deleted kinesis stream sensor-readings"),
-        "{}",
-        text(&destroy)
-    );
+    let exists = |endpoint: &str| {
+        with_moto(endpoint, async |config| {
+            aws_sdk_kinesis::Client::new(&config)
+                .describe_stream_summary()
+                .stream_name("sensor-readings")
+                .send()
+                .await
+                .is_ok()
+        })
+    };
+    assert!(exists(&endpoint), "nothing was deleted");
+    let forced = run(&["destroy", "--endpoint-url", &endpoint, "--force"]);
+    assert!(forced.status.success(), "{}", text(&forced));
+    assert!(!exists(&endpoint));
 }
 
 #[test]
@@ -313,7 +473,7 @@ fn run_reads_ndjson_and_exit_codes_tell_what_went_in() {
         "{t}"
     );
     assert!(
-        t.contains("line 3: record is 1048630 bytes with its partition key"),
+        t.contains("line 3: the line is 1048628 bytes, more than the 1048578 bytes of the largest record this input takes"),
         "{t}"
     );
 
@@ -365,7 +525,7 @@ fn drain_from_trim_horizon(endpoint: &str, dir: &std::path::Path, extra: &[&str]
 fn run_drains_a_kinesis_stream_and_resumes_from_its_checkpoints() {
     let moto = MotoServer::start().expect("moto_server runs (scripts/test installs it)");
     let endpoint = moto.endpoint().to_owned();
-    let applied = run(&["apply", "--endpoint-url", &endpoint]);
+    let applied = apply(&endpoint);
     assert!(applied.status.success(), "{}", text(&applied));
     produce(&endpoint, 1, 3000);
 
@@ -432,7 +592,7 @@ fn run_drains_a_kinesis_stream_and_resumes_from_its_checkpoints() {
 fn a_drain_whose_objects_cannot_be_stored_saves_no_checkpoint_and_exits_5() {
     let moto = MotoServer::start().expect("moto_server runs (scripts/test installs it)");
     let endpoint = moto.endpoint().to_owned();
-    let applied = run(&["apply", "--endpoint-url", &endpoint]);
+    let applied = apply(&endpoint);
     assert!(applied.status.success(), "{}", text(&applied));
     produce(&endpoint, 1, 200);
 
@@ -489,7 +649,7 @@ fn a_drain_whose_objects_cannot_be_stored_saves_no_checkpoint_and_exits_5() {
 fn run_reads_kinesis_continuously_until_interrupted() {
     let moto = MotoServer::start().expect("moto_server runs (scripts/test installs it)");
     let endpoint = moto.endpoint().to_owned();
-    let applied = run(&["apply", "--endpoint-url", &endpoint]);
+    let applied = apply(&endpoint);
     assert!(applied.status.success(), "{}", text(&applied));
     let dir = scratch("run-kinesis-continuous");
     let checkpoints = dir.join("checkpoints.json");
@@ -591,7 +751,7 @@ fn produce_with_sequences(
 fn a_drain_killed_midway_loses_nothing_and_counts_what_it_reads_again() {
     let moto = MotoServer::start().expect("moto_server runs (scripts/test installs it)");
     let endpoint = moto.endpoint().to_owned();
-    let applied = run(&["apply", "--endpoint-url", &endpoint]);
+    let applied = apply(&endpoint);
     assert!(applied.status.success(), "{}", text(&applied));
     produce(&endpoint, 1, 3000);
 
@@ -685,7 +845,7 @@ fn kinesis_to_transform_to_s3_end_to_end() {
     use kpipe_runtime::aws::producer::{KinesisProducer, RecordOutcome};
     let moto = MotoServer::start().expect("moto_server runs (scripts/test installs it)");
     let endpoint = moto.endpoint().to_owned();
-    let applied = run(&["apply", "--endpoint-url", &endpoint]);
+    let applied = apply(&endpoint);
     assert!(applied.status.success(), "{}", text(&applied));
 
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -838,7 +998,7 @@ fn kinesis_to_transform_to_s3_end_to_end() {
 fn tail_prints_typed_records_and_flags_the_others() {
     let moto = MotoServer::start().expect("moto_server runs (scripts/test installs it)");
     let endpoint = moto.endpoint().to_owned();
-    let applied = run(&["apply", "--endpoint-url", &endpoint]);
+    let applied = apply(&endpoint);
     assert!(applied.status.success(), "{}", text(&applied));
     produce(&endpoint, 1, 20);
     // A producer that is not kpipe puts bytes that are not a Reading.
@@ -948,7 +1108,7 @@ fn a_continuous_run_killed_twenty_times_loses_nothing() {
     use kpipe_examples::telemetry::sample_reading;
     let moto = MotoServer::start().expect("moto_server runs (scripts/test installs it)");
     let endpoint = moto.endpoint().to_owned();
-    let applied = run(&["apply", "--endpoint-url", &endpoint]);
+    let applied = apply(&endpoint);
     assert!(applied.status.success(), "{}", text(&applied));
     let dir = scratch("run-kinesis-kill-restart");
     let data = dir.join("data");

@@ -286,10 +286,7 @@ pub fn template(p: &PipelineSpec) -> Value {
     }
     for t in p.transforms {
         code_parameters(t.id, "transform");
-        let description = format!(
-            "kpipe transform `{}` ({} -> {}) of pipeline {}",
-            t.id, t.input_type, t.output_type, p.name
-        );
+        let description = desired::function_description(p, t.id);
         resources.insert(
             logical_id(t.id, "Function"),
             function(p, t.id, &t.lambda, description),
@@ -297,10 +294,7 @@ pub fn template(p: &PipelineSpec) -> Value {
     }
     for c in p.consumers {
         code_parameters(c.id, "consumer");
-        let description = format!(
-            "kpipe consumer `{}` ({}) of stream `{}` of pipeline {}",
-            c.id, c.function, c.stream, p.name
-        );
+        let description = desired::function_description(p, c.id);
         resources.insert(
             logical_id(c.id, "Function"),
             function(p, c.id, &c.lambda, description),

@@ -63,15 +63,15 @@ impl Sub {
         let mut rest = self.0.as_str();
         while let Some(start) = rest.find("${") {
             out.push_str(&rest[..start]);
-            let Some(len) = rest[start..].find('}') else {
+            rest = &rest[start..];
+            let Some(end) = rest.find('}') else {
                 break;
             };
-            let name = &rest[start + 2..start + len];
-            match env.value(name) {
+            match env.value(&rest[2..end]) {
                 Some(v) => out.push_str(v),
-                None => out.push_str(&rest[start..=start + len]),
+                None => out.push_str(&rest[..=end]),
             }
-            rest = &rest[start + len + 1..];
+            rest = &rest[end + 1..];
         }
         out.push_str(rest);
         out
@@ -150,6 +150,23 @@ pub fn functions(p: &PipelineSpec) -> Vec<(&'static str, &'static LambdaSpec)> {
         .map(|t| (t.id, &t.lambda))
         .chain(p.consumers.iter().map(|c| (c.id, &c.lambda)))
         .collect()
+}
+
+/// What a stage's function is, as its description says (in the template and after `apply`).
+pub fn function_description(p: &PipelineSpec, stage: &str) -> String {
+    if let Some(t) = p.transform(stage) {
+        format!(
+            "kpipe transform `{}` ({} -> {}) of pipeline {}",
+            t.id, t.input_type, t.output_type, p.name
+        )
+    } else if let Some(c) = p.consumer(stage) {
+        format!(
+            "kpipe consumer `{}` ({}) of stream `{}` of pipeline {}",
+            c.id, c.function, c.stream, p.name
+        )
+    } else {
+        format!("kpipe stage `{stage}` of pipeline {}", p.name)
+    }
 }
 
 /// The tags of a resource: `kpipe:pipeline = <Pipeline>` (which marks what kpipe owns), the

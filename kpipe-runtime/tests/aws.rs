@@ -3,6 +3,7 @@
 //! checked with the SDK's Describe calls, not with kpipe's own bookkeeping.
 
 use aws_sdk_firehose::types::DeliveryStreamStatus;
+use kpipe_runtime::aws::functions::CodeSource;
 use kpipe_runtime::aws::moto::MotoServer;
 use kpipe_runtime::aws::{Aws, ProvisionError, plan::Op};
 use serde::{Deserialize, Serialize};
@@ -80,42 +81,14 @@ kpipe_runtime::pipeline! {
     }
 }
 
-/// Deploys a function the way the template or `cargo lambda deploy` would (kpipe does not
-/// deploy Lambda code): a role and a function with a placeholder package.
-async fn deploy_function(config: &aws_config::SdkConfig, name: &str) {
-    let iam = aws_sdk_iam::Client::new(config);
-    let role = iam
-        .create_role()
-        .role_name(format!("{name}-role"))
-        .assume_role_policy_document(
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
-        )
-        .send()
-        .await
-        .unwrap();
-    let zip = {
-        let mut buf = std::io::Cursor::new(Vec::new());
-        let mut w = zip::ZipWriter::new(&mut buf);
-        w.start_file("bootstrap", zip::write::SimpleFileOptions::default())
-            .unwrap();
-        std::io::Write::write_all(&mut w, b"#!/bin/sh\n").unwrap();
-        w.finish().unwrap();
-        buf.into_inner()
-    };
-    aws_sdk_lambda::Client::new(config)
-        .create_function()
-        .function_name(name)
-        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
-        .handler("bootstrap")
-        .role(role.role().unwrap().arn())
-        .code(
-            aws_sdk_lambda::types::FunctionCode::builder()
-                .zip_file(aws_sdk_lambda::primitives::Blob::new(zip))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+/// A placeholder package for a function (moto stores the code; it does not run it).
+fn placeholder_zip() -> CodeSource {
+    let zip = kpipe_runtime::aws::functions::zip_bootstrap(b"#!/bin/sh\n", "test").unwrap();
+    CodeSource::ZipBytes(zip)
+}
+
+fn watched<P: kpipe_runtime::Pipeline>(config: &aws_config::SdkConfig) -> Aws<P> {
+    Aws::<P>::new(config).lambda_code("watcher", placeholder_zip())
 }
 
 async fn mappings(config: &aws_config::SdkConfig, function: &str) -> Vec<(i32, i32, bool)> {
@@ -138,34 +111,30 @@ async fn mappings(config: &aws_config::SdkConfig, function: &str) -> Vec<(i32, i
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consumer_mappings_wait_for_their_function_then_are_created_updated_and_destroyed() {
+async fn consumer_functions_and_mappings_are_created_updated_and_destroyed() {
     let moto = Moto::start();
     let config = moto.config().await;
-    let aws = Aws::<Watched>::new(&config);
+    let aws = watched::<Watched>(&config);
 
-    // The function is not deployed yet: the mapping waits, apply says so and creates the rest.
+    // The function is deployed with its code, then the mapping points at it.
     let plan = aws.plan().await.unwrap();
     assert!(
         plan.ops
             .iter()
-            .any(|o| matches!(o, Op::AwaitFunction(m) if m.function == "watched-watcher")),
+            .any(|o| matches!(o, Op::CreateFunction(f) if f.name == "watched-watcher")),
         "{plan}"
     );
-    let applied = aws.apply(false).await.unwrap().to_string();
-    assert!(
-        applied.contains("skipped lambda event source mapping events -> watched-watcher: function watched-watcher is not deployed"),
-        "{applied}"
-    );
-
-    deploy_function(&config, "watched-watcher").await;
-    let plan = aws.plan().await.unwrap();
     assert!(
         plan.to_string().contains(
             "+ lambda event source mapping events -> watched-watcher (consumer watcher, TRIM_HORIZON, batches of 200)"
         ),
         "{plan}"
     );
-    aws.apply(false).await.unwrap();
+    let applied = aws.apply(false).await.unwrap().to_string();
+    assert!(
+        applied.contains("created lambda function watched-watcher"),
+        "{applied}"
+    );
     assert_eq!(
         mappings(&config, "watched-watcher").await,
         [(200, 3, false)]
@@ -173,7 +142,7 @@ async fn consumer_mappings_wait_for_their_function_then_are_created_updated_and_
     assert!(aws.plan().await.unwrap().is_empty());
 
     // Changed settings are updated in place.
-    let more = Aws::<WatchedMore>::new(&config);
+    let more = watched::<WatchedMore>(&config);
     let plan = more.plan().await.unwrap();
     assert!(
         plan.to_string().contains(
@@ -185,10 +154,20 @@ async fn consumer_mappings_wait_for_their_function_then_are_created_updated_and_
     assert_eq!(mappings(&config, "watched-watcher").await, [(500, 3, true)]);
     assert!(more.plan().await.unwrap().is_empty());
 
-    // Destroy removes the mapping (the function, which kpipe did not deploy, stays).
-    let destroyed = more.destroy().await.unwrap().to_string();
+    // Another pipeline's destroy refuses what Watched created; Watched's removes the mapping
+    // and the function kpipe deployed.
+    let refused = more.destroy(false).await.unwrap_err();
+    assert!(
+        matches!(&refused, ProvisionError::NotOwned { resources, .. } if resources.len() == 2),
+        "{refused}"
+    );
+    let destroyed = aws.destroy(false).await.unwrap().to_string();
     assert!(
         destroyed.contains("deleted lambda event source mapping events -> watched-watcher"),
+        "{destroyed}"
+    );
+    assert!(
+        destroyed.contains("deleted lambda function watched-watcher"),
         "{destroyed}"
     );
     assert_eq!(mappings(&config, "watched-watcher").await, []);
@@ -359,7 +338,7 @@ async fn destroy_removes_delivery_streams_streams_and_roles() {
     let config = moto.config().await;
     let aws = Aws::<Small>::new(&config);
     aws.apply(false).await.unwrap();
-    let report = aws.destroy().await.unwrap();
+    let report = aws.destroy(false).await.unwrap();
     let text = report.to_string();
     assert!(
         text.contains("deleted firehose delivery stream to-archive"),
@@ -379,7 +358,7 @@ async fn destroy_removes_delivery_streams_streams_and_roles() {
         "role deleted"
     );
     // Destroying again tolerates what is already gone.
-    let again = aws.destroy().await.unwrap();
+    let again = aws.destroy(false).await.unwrap();
     assert!(!again.to_string().contains("deleted"), "{again}");
 }
 
@@ -516,4 +495,108 @@ async fn a_source_record_over_the_declared_limit_fails_alone_and_the_drain_goes_
     engine.shutdown().await.unwrap();
     assert_eq!(again.records, 0);
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn enrich(e: Event) -> kpipe_runtime::Outcome<Event> {
+    kpipe_runtime::Outcome::Ok(e)
+}
+
+kpipe_runtime::pipeline! {
+    pipeline Secured {
+        region: "us-west-2",
+        stream events: Event {
+            name: "secured-events",
+            capacity: provisioned(shards: 1),
+            partition_key: user,
+            encryption: kms("arn:aws:kms:us-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"),
+        }
+        transform tidy: Event -> Event { function: crate::enrich }
+        s3 archive: Event { bucket: "acme-secured" }
+        delivery to_archive: events -> tidy -> archive { name: "secured-to-archive" }
+        consumer watcher: events -> crate::on_event { starting_position: trim_horizon }
+    }
+}
+
+/// Replaces every `Fn::Sub` of a template fragment with its value in `env`.
+fn resolved(v: &serde_json::Value, env: &kpipe_runtime::desired::Env) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) if m.len() == 1 && m.contains_key("Fn::Sub") => {
+            let text = m["Fn::Sub"].as_str().unwrap();
+            serde_json::Value::String(kpipe_runtime::desired::Sub::new(text).resolve(env))
+        }
+        serde_json::Value::Object(m) => m
+            .iter()
+            .map(|(k, x)| (k.clone(), resolved(x, env)))
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+        serde_json::Value::Array(a) => a.iter().map(|x| resolved(x, env)).collect(),
+        other => other.clone(),
+    }
+}
+
+/// One model, two renderers: the trust and inline policies `apply` writes are the template's
+/// with the references resolved, for a pipeline with a KMS-encrypted stream, a transform and a
+/// consumer, and for a plain one. The applied delivery role may decrypt with exactly the
+/// declared key, through Kinesis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applied_roles_are_the_templates_with_references_resolved() {
+    let moto = Moto::start();
+    let config = moto.config().await;
+    async fn check<P: kpipe_runtime::Pipeline>(config: &aws_config::SdkConfig) {
+        let aws = Aws::<P>::new(config)
+            .lambda_code("tidy", placeholder_zip())
+            .lambda_code("watcher", placeholder_zip());
+        aws.apply(false).await.unwrap();
+        let env = kpipe_runtime::desired::Env::new(P::SPEC, "us-west-2", "123456789012");
+        let template = kpipe_runtime::cloudformation::template(P::SPEC);
+        let roles = kpipe_runtime::desired::roles(P::SPEC);
+        assert!(!roles.is_empty());
+        for role in roles {
+            let (policy, trust) = aws
+                .role_documents(&role.name, role.policy_name)
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("role {} exists", role.name));
+            let props = &template["Resources"][&role.logical_id]["Properties"];
+            assert_eq!(
+                policy,
+                resolved(&props["Policies"][0]["PolicyDocument"], &env),
+                "{}",
+                role.name
+            );
+            assert_eq!(
+                trust,
+                resolved(&props["AssumeRolePolicyDocument"], &env),
+                "{}",
+                role.name
+            );
+        }
+    }
+    check::<Secured>(&config).await;
+    check::<Small>(&config).await;
+
+    let aws = Aws::<Secured>::new(&config);
+    let (policy, trust) = aws
+        .role_documents("kpipe-secured-secured-to-archive", "delivery")
+        .await
+        .unwrap()
+        .unwrap();
+    let decrypt = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Action"] == "kms:Decrypt")
+        .expect("the delivery role can decrypt the stream");
+    assert_eq!(
+        decrypt["Resource"],
+        "arn:aws:kms:us-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    );
+    assert_eq!(
+        decrypt["Condition"]["StringEquals"]["kms:ViaService"],
+        "kinesis.us-west-2.amazonaws.com"
+    );
+    assert_eq!(
+        trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"],
+        "123456789012"
+    );
 }

@@ -75,6 +75,30 @@ pub struct MappingState {
     pub report_item_failures: bool,
 }
 
+/// A Lambda function as kpipe wants it or as AWS describes it: its configuration, and its
+/// code by the SHA-256 of its zip (what `GetFunction` reports as `CodeSha256`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FunctionState {
+    /// The transform's or consumer's id in the declaration.
+    pub stage: String,
+    /// The function's name.
+    pub name: String,
+    /// Memory in MiB.
+    pub memory_mib: u32,
+    /// Timeout in seconds.
+    pub timeout_secs: u32,
+    /// `x86_64` or `arm64`.
+    pub architecture: String,
+    /// The execution role's ARN.
+    pub role: String,
+    /// `provided.al2023`.
+    pub runtime: String,
+    /// What the function is.
+    pub description: String,
+    /// Base64 SHA-256 of the code's zip.
+    pub code_sha256: String,
+}
+
 /// One operation of a plan.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -85,12 +109,27 @@ pub enum Op {
         /// Bucket name.
         bucket: String,
     },
-    /// Create (or update the policy of) the IAM role a delivery stream uses.
+    /// Create (or bring up to date the trust, policy and tags of) an IAM role kpipe owns: a
+    /// delivery stream's or a function's.
     EnsureRole {
         /// Role name.
         role: String,
-        /// The delivery it is for.
-        delivery: String,
+        /// What it is for.
+        purpose: String,
+    },
+    /// Create a Lambda function with its code.
+    CreateFunction(FunctionState),
+    /// Upload new code (a changed zip, or another architecture).
+    UpdateFunctionCode {
+        /// The target.
+        desired: FunctionState,
+    },
+    /// Change a function's configuration.
+    UpdateFunctionConfig {
+        /// The target.
+        desired: FunctionState,
+        /// What differs, for the rendering.
+        changed: Vec<String>,
     },
     /// Create a stream.
     CreateStream(StreamState),
@@ -154,9 +193,6 @@ pub enum Op {
         /// What differs, for the rendering.
         changed: Vec<String>,
     },
-    /// A consumer's mapping cannot be created yet: its function is not deployed (kpipe does
-    /// not deploy Lambda code; the template does). `apply` skips it and says so.
-    AwaitFunction(MappingState),
 }
 
 impl Op {
@@ -170,9 +206,31 @@ impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Op::CreateBucket { bucket } => write!(f, "  + s3 bucket {bucket}"),
-            Op::EnsureRole { role, delivery } => write!(
+            Op::EnsureRole { role, purpose } => {
+                write!(f, "  + iam role {role} ({purpose}; policy kept in sync)")
+            }
+            Op::CreateFunction(x) => write!(
                 f,
-                "  + iam role {role} (for delivery {delivery}; policy kept in sync)"
+                "  + lambda function {} ({}, {} MiB, {} s, {}, code {})",
+                x.name,
+                x.runtime,
+                x.memory_mib,
+                x.timeout_secs,
+                x.architecture,
+                short(&x.code_sha256)
+            ),
+            Op::UpdateFunctionCode { desired } => write!(
+                f,
+                "  ~ lambda function {}: code -> {} ({})",
+                desired.name,
+                short(&desired.code_sha256),
+                desired.architecture
+            ),
+            Op::UpdateFunctionConfig { desired, changed } => write!(
+                f,
+                "  ~ lambda function {}: {}",
+                desired.name,
+                changed.join(", ")
             ),
             Op::CreateStream(s) => write!(
                 f,
@@ -250,12 +308,6 @@ impl fmt::Display for Op {
                 desired.function,
                 changed.join(", ")
             ),
-            Op::AwaitFunction(m) => write!(
-                f,
-                "  ! lambda event source mapping {} -> {} waits for function {}: deploy it \
-                 (the template, or `cargo lambda deploy`), then apply again",
-                m.stream, m.function, m.function
-            ),
         }
     }
 }
@@ -300,10 +352,10 @@ impl fmt::Display for Plan {
             count(|o| matches!(
                 o,
                 Op::CreateBucket { .. }
+                    | Op::CreateFunction(_)
                     | Op::CreateStream(_)
                     | Op::CreateDelivery(_)
                     | Op::CreateMapping(_)
-                    | Op::AwaitFunction(_)
             )),
             count(|o| matches!(
                 o,
@@ -313,10 +365,62 @@ impl fmt::Display for Plan {
                     | Op::SetEncryption { .. }
                     | Op::UpdateDelivery { .. }
                     | Op::UpdateMapping { .. }
+                    | Op::UpdateFunctionCode { .. }
+                    | Op::UpdateFunctionConfig { .. }
             )),
             count(Op::is_replacement)
         )
     }
+}
+
+/// The first characters of a code hash, enough to tell builds apart.
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
+
+/// What must happen to one function: created with its code, its code uploaded when the zip
+/// (or the architecture) differs, its configuration updated when that differs. An unchanged
+/// function is left alone: nothing is uploaded.
+pub fn diff_function(desired: &FunctionState, current: Option<&FunctionState>) -> Vec<Op> {
+    let Some(cur) = current else {
+        return vec![Op::CreateFunction(desired.clone())];
+    };
+    let mut ops = Vec::new();
+    if cur.code_sha256 != desired.code_sha256 || cur.architecture != desired.architecture {
+        ops.push(Op::UpdateFunctionCode {
+            desired: desired.clone(),
+        });
+    }
+    let mut changed = Vec::new();
+    let mut note = |what: &str, a: String, b: String| {
+        if a != b {
+            changed.push(format!("{what} {a} -> {b}"));
+        }
+    };
+    note(
+        "memory",
+        format!("{} MiB", cur.memory_mib),
+        format!("{} MiB", desired.memory_mib),
+    );
+    note(
+        "timeout",
+        format!("{} s", cur.timeout_secs),
+        format!("{} s", desired.timeout_secs),
+    );
+    note("role", cur.role.clone(), desired.role.clone());
+    note("runtime", cur.runtime.clone(), desired.runtime.clone());
+    note(
+        "description",
+        format!("{:?}", cur.description),
+        format!("{:?}", desired.description),
+    );
+    if !changed.is_empty() {
+        ops.push(Op::UpdateFunctionConfig {
+            desired: desired.clone(),
+            changed,
+        });
+    }
+    ops
 }
 
 /// The shard counts UpdateShardCount must step through: each at most double and at least half
@@ -421,19 +525,10 @@ pub fn desired_mappings(p: &PipelineSpec) -> Vec<MappingState> {
         .collect()
 }
 
-/// What must happen to one mapping: `current` is `(uuid, state)` when it exists;
-/// `function_exists` says whether it can be created.
-pub fn diff_mapping(
-    desired: &MappingState,
-    current: Option<(&str, &MappingState)>,
-    function_exists: bool,
-) -> Vec<Op> {
+/// What must happen to one mapping: `current` is `(uuid, state)` when it exists.
+pub fn diff_mapping(desired: &MappingState, current: Option<(&str, &MappingState)>) -> Vec<Op> {
     let Some((uuid, cur)) = current else {
-        return vec![if function_exists {
-            Op::CreateMapping(desired.clone())
-        } else {
-            Op::AwaitFunction(desired.clone())
-        }];
+        return vec![Op::CreateMapping(desired.clone())];
     };
     let mut changed = Vec::new();
     let mut note = |what: &str, a: String, b: String| {
@@ -705,21 +800,14 @@ mod tests {
     }
 
     #[test]
-    fn mapping_diffs_wait_for_the_function_and_update_in_place() {
+    fn mapping_diffs_create_and_update_in_place() {
         let want = mapping(500, 2);
         assert_eq!(
-            diff_mapping(&want, None, true),
+            diff_mapping(&want, None),
             vec![Op::CreateMapping(want.clone())]
         );
-        let waiting = diff_mapping(&want, None, false);
-        assert_eq!(waiting, vec![Op::AwaitFunction(want.clone())]);
-        assert!(
-            waiting[0]
-                .to_string()
-                .contains("waits for function p-alerts")
-        );
-        assert_eq!(diff_mapping(&want, Some(("u-1", &want)), true), vec![]);
-        let ops = diff_mapping(&want, Some(("u-1", &mapping(100, -1))), true);
+        assert_eq!(diff_mapping(&want, Some(("u-1", &want))), vec![]);
+        let ops = diff_mapping(&want, Some(("u-1", &mapping(100, -1))));
         let [Op::UpdateMapping { uuid, changed, .. }] = &ops[..] else {
             panic!("{ops:?}")
         };
@@ -733,6 +821,64 @@ mod tests {
         assert!(
             plan.to_string()
                 .ends_with("Plan: 0 to create, 1 to update in place, 0 to replace.")
+        );
+    }
+
+    fn function(sha: &str, memory: u32) -> FunctionState {
+        FunctionState {
+            stage: "enrich".into(),
+            name: "p-enrich".into(),
+            memory_mib: memory,
+            timeout_secs: 60,
+            architecture: "arm64".into(),
+            role: "arn:aws:iam::1:role/r".into(),
+            runtime: "provided.al2023".into(),
+            description: "d".into(),
+            code_sha256: sha.into(),
+        }
+    }
+
+    #[test]
+    fn function_diffs_upload_only_changed_code() {
+        let want = function("abc", 256);
+        assert_eq!(
+            diff_function(&want, None),
+            vec![Op::CreateFunction(want.clone())]
+        );
+        assert_eq!(
+            diff_function(&want, Some(&want)),
+            vec![],
+            "nothing uploaded"
+        );
+        let code = diff_function(&want, Some(&function("old", 256)));
+        assert_eq!(
+            code,
+            vec![Op::UpdateFunctionCode {
+                desired: want.clone()
+            }]
+        );
+        let config = diff_function(&want, Some(&function("abc", 128)));
+        let [Op::UpdateFunctionConfig { changed, .. }] = &config[..] else {
+            panic!("{config:?}")
+        };
+        assert_eq!(changed, &["memory 128 MiB -> 256 MiB"]);
+        let mut x86 = want.clone();
+        x86.architecture = "x86_64".into();
+        assert_eq!(
+            diff_function(&want, Some(&x86)),
+            vec![Op::UpdateFunctionCode {
+                desired: want.clone()
+            }],
+            "the architecture goes with the code"
+        );
+        let plan = Plan {
+            ops: diff_function(&want, None),
+        };
+        assert!(
+            plan.to_string().contains(
+                "+ lambda function p-enrich (provided.al2023, 256 MiB, 60 s, arm64, code abc)"
+            ),
+            "{plan}"
         );
     }
 }

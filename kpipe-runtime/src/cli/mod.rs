@@ -48,6 +48,7 @@
 mod run;
 mod tail;
 
+use crate::aws::functions::CodeSource;
 use crate::aws::{Aws, ProvisionError};
 use crate::pipeline::{Pipeline, StreamDef};
 use crate::spec::{Capacity, PipelineSpec, SourceSpec};
@@ -72,6 +73,9 @@ pub const EXIT_INCOMPLETE: u8 = 4;
 /// Exit code of `run` when records were not delivered: the store did not acknowledge their
 /// object before the write deadline (`--write-deadline`); checkpoints were not saved past them.
 pub const EXIT_UNDELIVERED: u8 = 5;
+/// `destroy` refused: declared resources exist that are not tagged as the pipeline's (they
+/// may be another team's); nothing was deleted. `--force` deletes them anyway.
+pub const EXIT_NOT_OWNED: u8 = 6;
 
 #[derive(Parser, Debug)]
 #[command(about = "A kpipe pipeline: run it locally, provision it, or print its template or spec")]
@@ -88,6 +92,39 @@ struct Target {
     /// The region; default: the pipeline's `region`, then the AWS configuration.
     #[arg(long)]
     region: Option<String>,
+    /// Attempts per AWS call, in the SDK's adaptive retry mode (which also slows down when
+    /// AWS throttles).
+    #[arg(long, default_value_t = crate::aws::DEFAULT_MAX_ATTEMPTS)]
+    max_attempts: u32,
+}
+
+/// Where the functions' code comes from (default: each stage's `bin`, built with
+/// `cargo lambda build --release` for its architecture).
+#[derive(Args, Debug, Default)]
+struct CodeArgs {
+    /// Deploy this zip for a transform or consumer, built elsewhere: `STAGE=PATH`
+    /// (repeatable).
+    #[arg(long = "lambda-zip", value_name = "STAGE=PATH", value_parser = stage_path)]
+    zips: Vec<(String, PathBuf)>,
+    /// Deploy this `bootstrap` executable for a stage, zipped by kpipe: `STAGE=PATH`
+    /// (repeatable).
+    #[arg(long = "lambda-binary", value_name = "STAGE=PATH", value_parser = stage_path)]
+    binaries: Vec<(String, PathBuf)>,
+    /// The Cargo.toml of the crate whose bin targets serve the functions.
+    #[arg(long)]
+    manifest_path: Option<PathBuf>,
+}
+
+/// `STAGE=PATH`.
+fn stage_path(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((stage, path)) if !stage.is_empty() && !path.is_empty() => {
+            Ok((stage.to_owned(), PathBuf::from(path)))
+        }
+        _ => Err(format!(
+            "`{s}`: expected STAGE=PATH, like `enrich=target/enrich.zip`"
+        )),
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -96,18 +133,33 @@ enum Command {
     Run(Box<run::RunArgs>),
     /// Print a stream's records in Kinesis, decoded as its record type.
     Tail(tail::TailArgs),
-    /// Print what `apply` would change.
-    Plan(Target),
-    /// Create or update the streams, buckets, roles and delivery streams.
+    /// Print what `apply` would change (building the functions' code to compare it).
+    Plan {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        code: CodeArgs,
+    },
+    /// Create or update the whole pipeline: buckets, roles, the Lambda functions with their
+    /// code, streams, delivery streams and event source mappings.
     Apply {
         #[command(flatten)]
         target: Target,
+        #[command(flatten)]
+        code: CodeArgs,
         /// Delete and recreate delivery streams whose changes cannot be made in place.
         #[arg(long)]
         allow_replace: bool,
     },
-    /// Delete the delivery streams, the streams and the roles kpipe created (buckets are kept).
-    Destroy(Target),
+    /// Delete the mappings, delivery streams, functions, streams and roles kpipe created for
+    /// the pipeline (buckets are kept).
+    Destroy {
+        #[command(flatten)]
+        target: Target,
+        /// Also delete declared resources that are not tagged as this pipeline's.
+        #[arg(long)]
+        force: bool,
+    },
     /// Print the CloudFormation template (or write it to `--out`).
     Synth {
         /// Write the template to this file instead of stdout.
@@ -147,8 +199,40 @@ fn load_rate(s: &str) -> Result<f64, String> {
     }
 }
 
-async fn aws<P: Pipeline>(t: &Target) -> Aws<P> {
-    Aws::new(&sdk_config::<P>(t).await)
+async fn aws<P: Pipeline>(t: &Target, code: &CodeArgs) -> Result<Aws<P>, ProvisionError> {
+    let mut aws = Aws::with_max_attempts(&sdk_config::<P>(t).await, t.max_attempts);
+    for (stage, source) in code
+        .zips
+        .iter()
+        .map(|(s, p)| (s, CodeSource::Zip(p.clone())))
+        .chain(
+            code.binaries
+                .iter()
+                .map(|(s, p)| (s, CodeSource::Binary(p.clone()))),
+        )
+    {
+        if crate::desired::functions(P::SPEC)
+            .iter()
+            .all(|(id, _)| id != stage)
+        {
+            let stages: Vec<&str> = crate::desired::functions(P::SPEC)
+                .iter()
+                .map(|(id, _)| *id)
+                .collect();
+            return Err(ProvisionError::Build {
+                resource: format!("stage `{stage}`"),
+                message: format!(
+                    "the pipeline has no transform or consumer `{stage}` (it has: {})",
+                    stages.join(", ")
+                ),
+            });
+        }
+        aws = aws.lambda_code(stage, source);
+    }
+    if let Some(m) = &code.manifest_path {
+        aws = aws.manifest_path(m);
+    }
+    Ok(aws)
 }
 
 /// The SDK configuration for `t`: its endpoint, and its region or the pipeline's.
@@ -340,34 +424,57 @@ impl<P: Pipeline> App<P> {
                     match command {
                         Command::Run(args) => run::run::<P>(*args, &self.generators).await,
                         Command::Tail(args) => tail::tail::<P>(args).await,
-                        Command::Plan(t) => match aws::<P>(&t).await.plan().await {
-                            Ok(plan) => {
-                                println!("{plan}");
-                                ExitCode::SUCCESS
+                        Command::Plan { target, code } => {
+                            let aws = match aws::<P>(&target, &code).await {
+                                Ok(aws) => aws,
+                                Err(e) => return usage(&e),
+                            };
+                            match aws.plan().await {
+                                Ok(plan) => {
+                                    println!("{plan}");
+                                    ExitCode::SUCCESS
+                                }
+                                Err(e) => fail(&e),
                             }
-                            Err(e) => fail(&e),
-                        },
+                        }
                         Command::Apply {
                             target,
+                            code,
                             allow_replace,
-                        } => match aws::<P>(&target).await.apply(allow_replace).await {
-                            Ok(report) => {
-                                println!("{report}");
-                                ExitCode::SUCCESS
+                        } => {
+                            let aws = match aws::<P>(&target, &code).await {
+                                Ok(aws) => aws,
+                                Err(e) => return usage(&e),
+                            };
+                            match aws.apply(allow_replace).await {
+                                Ok(report) => {
+                                    println!("{report}");
+                                    ExitCode::SUCCESS
+                                }
+                                Err(e @ ProvisionError::ReplacementRefused(_)) => {
+                                    eprintln!("error: {e}");
+                                    ExitCode::from(EXIT_REPLACEMENT_REFUSED)
+                                }
+                                Err(e) => fail(&e),
                             }
-                            Err(e @ ProvisionError::ReplacementRefused(_)) => {
-                                eprintln!("error: {e}");
-                                ExitCode::from(EXIT_REPLACEMENT_REFUSED)
+                        }
+                        Command::Destroy { target, force } => {
+                            let aws = match aws::<P>(&target, &CodeArgs::default()).await {
+                                Ok(aws) => aws,
+                                Err(e) => return usage(&e),
+                            };
+                            match aws.destroy(force).await {
+                                Ok(report) => {
+                                    println!("{report}");
+                                    ExitCode::SUCCESS
+                                }
+                                Err(e @ ProvisionError::NotOwned { .. }) => {
+                                    eprintln!("error: {e}");
+                                    ExitCode::from(EXIT_NOT_OWNED)
+                                }
+                                Err(e) => fail(&e),
                             }
-                            Err(e) => fail(&e),
-                        },
-                        Command::Destroy(t) => match aws::<P>(&t).await.destroy().await {
-                            Ok(report) => {
-                                println!("{report}");
-                                ExitCode::SUCCESS
-                            }
-                            Err(e) => fail(&e),
-                        },
+                        }
                         Command::Spec | Command::Synth { .. } | Command::Estimate { .. } => {
                             unreachable!("handled above")
                         }

@@ -305,6 +305,7 @@ async fn from_kinesis<P: Pipeline>(args: RunArgs, input: Input) -> ExitCode {
     let target = super::Target {
         endpoint_url: args.endpoint_url.clone(),
         region: args.region.clone(),
+        max_attempts: crate::aws::DEFAULT_MAX_ATTEMPTS,
     };
     let config = super::sdk_config::<P>(&target).await;
     let store = FileCheckpoints::new(&args.checkpoints);
@@ -426,6 +427,7 @@ async fn builder<P: Pipeline>(args: &RunArgs) -> Result<crate::engine::LocalBuil
     let target = super::Target {
         endpoint_url: args.endpoint_url.clone(),
         region: args.region.clone(),
+        max_attempts: crate::aws::DEFAULT_MAX_ATTEMPTS,
     };
     let config = super::sdk_config::<P>(&target).await;
     let region = config
