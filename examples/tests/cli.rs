@@ -2,6 +2,9 @@
 //! moto_server, check the plan is then empty, tear it down.
 
 use kpipe_runtime::aws::moto::MotoServer;
+use kpipe_runtime::aws::sdk::{
+    aws_config, aws_sdk_firehose, aws_sdk_kinesis, aws_sdk_lambda, aws_sdk_s3,
+};
 use std::path::PathBuf;
 use std::process::{Command, Output};
 

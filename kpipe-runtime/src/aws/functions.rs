@@ -164,6 +164,18 @@ fn target_installed(target: &str) -> bool {
         .is_some_and(|dir| Path::new(dir.trim()).is_dir())
 }
 
+/// The Rust target of this machine (`rustc -vV`'s `host:`).
+fn host() -> Option<String> {
+    let out = std::process::Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .ok()?;
+    String::from_utf8(out.stdout)
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+}
+
 /// Builds bin target `bin` with `cargo lambda build --release` for `arch` (cargo's output goes
 /// to stderr as it builds) and returns the path of its `bootstrap`.
 fn build(bin: &str, arch: Architecture, manifest: Option<&Path>) -> Result<PathBuf, String> {
@@ -192,6 +204,11 @@ fn build(bin: &str, arch: Architecture, manifest: Option<&Path>) -> Result<PathB
     ])
     .arg("--lambda-dir")
     .arg(&lambda_dir);
+    if host().as_deref() == Some(target) {
+        // For this machine's own target plain cargo does; cross-compiling goes through zig,
+        // cargo-lambda's default (`pip install ziglang`).
+        cmd.args(["--compiler", "cargo"]);
+    }
     if let Some(m) = manifest {
         cmd.arg("--manifest-path").arg(m);
     }

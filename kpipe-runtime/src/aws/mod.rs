@@ -38,6 +38,17 @@ pub mod plan;
 pub mod producer;
 mod wait;
 
+/// The AWS SDK crates kpipe provisions with, for programs and tests that look at what
+/// `apply` made (or set something up around it) without depending on them separately.
+pub mod sdk {
+    pub use aws_config;
+    pub use aws_sdk_firehose;
+    pub use aws_sdk_iam;
+    pub use aws_sdk_kinesis;
+    pub use aws_sdk_lambda;
+    pub use aws_sdk_s3;
+}
+
 use self::functions::{Artifacts, CodeSource};
 use crate::desired::Env;
 use crate::pipeline::Pipeline;

@@ -48,7 +48,9 @@
 mod run;
 mod tail;
 
+#[cfg(feature = "aws")]
 use crate::aws::functions::CodeSource;
+#[cfg(feature = "aws")]
 use crate::aws::{Aws, ProvisionError};
 use crate::pipeline::{Pipeline, StreamDef};
 use crate::spec::{Capacity, PipelineSpec, SourceSpec};
@@ -94,7 +96,7 @@ struct Target {
     region: Option<String>,
     /// Attempts per AWS call, in the SDK's adaptive retry mode (which also slows down when
     /// AWS throttles).
-    #[arg(long, default_value_t = crate::aws::DEFAULT_MAX_ATTEMPTS)]
+    #[arg(long, default_value_t = DEFAULT_MAX_ATTEMPTS)]
     max_attempts: u32,
 }
 
@@ -199,6 +201,21 @@ fn load_rate(s: &str) -> Result<f64, String> {
     }
 }
 
+/// Attempts per AWS call (the same as `kpipe_runtime::aws::DEFAULT_MAX_ATTEMPTS`).
+const DEFAULT_MAX_ATTEMPTS: u32 = 8;
+
+/// What a command that talks to AWS says in a program built without the `aws` feature.
+#[cfg_attr(feature = "aws", allow(dead_code))]
+fn without_aws(command: &str) -> String {
+    format!(
+        "`{command}` talks to AWS, and this program was built without kpipe-runtime's `aws` \
+         feature (which brings the AWS SDK); build it with that feature, for the quickstart: \
+         `cargo run --release --example quickstart --features aws -- {}`",
+        command.split_whitespace().next().unwrap_or(command)
+    )
+}
+
+#[cfg(feature = "aws")]
 async fn aws<P: Pipeline>(t: &Target, code: &CodeArgs) -> Result<Aws<P>, ProvisionError> {
     let mut aws = Aws::with_max_attempts(&sdk_config::<P>(t).await, t.max_attempts);
     for (stage, source) in code
@@ -236,6 +253,7 @@ async fn aws<P: Pipeline>(t: &Target, code: &CodeArgs) -> Result<Aws<P>, Provisi
 }
 
 /// The SDK configuration for `t`: its endpoint, and its region or the pipeline's.
+#[cfg(feature = "aws")]
 async fn sdk_config<P: Pipeline>(t: &Target) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(url) = &t.endpoint_url {
@@ -423,7 +441,17 @@ impl<P: Pipeline> App<P> {
                 runtime.block_on(async move {
                     match command {
                         Command::Run(args) => run::run::<P>(*args, &self.generators).await,
+                        #[cfg(not(feature = "aws"))]
+                        Command::Tail(_) => usage(&without_aws("tail")),
+                        #[cfg(not(feature = "aws"))]
+                        Command::Plan { .. } => usage(&without_aws("plan")),
+                        #[cfg(not(feature = "aws"))]
+                        Command::Apply { .. } => usage(&without_aws("apply")),
+                        #[cfg(not(feature = "aws"))]
+                        Command::Destroy { .. } => usage(&without_aws("destroy")),
+                        #[cfg(feature = "aws")]
                         Command::Tail(args) => tail::tail::<P>(args).await,
+                        #[cfg(feature = "aws")]
                         Command::Plan { target, code } => {
                             let aws = match aws::<P>(&target, &code).await {
                                 Ok(aws) => aws,
@@ -437,6 +465,7 @@ impl<P: Pipeline> App<P> {
                                 Err(e) => fail(&e),
                             }
                         }
+                        #[cfg(feature = "aws")]
                         Command::Apply {
                             target,
                             code,
@@ -458,6 +487,7 @@ impl<P: Pipeline> App<P> {
                                 Err(e) => fail(&e),
                             }
                         }
+                        #[cfg(feature = "aws")]
                         Command::Destroy { target, force } => {
                             let aws = match aws::<P>(&target, &CodeArgs::default()).await {
                                 Ok(aws) => aws,

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+#[cfg(feature = "aws")]
 use std::sync::Arc;
 
 /// The arguments of `run`.
@@ -133,7 +134,10 @@ pub(super) async fn run<P: Pipeline>(
         Err(e) => return usage(&e),
     };
     if args.source == "kinesis" {
+        #[cfg(feature = "aws")]
         return from_kinesis::<P>(args, input).await;
+        #[cfg(not(feature = "aws"))]
+        return usage(&super::without_aws("run --source kinesis"));
     }
     let generator = match args.generate {
         Some(_) => match generators.get(id) {
@@ -279,6 +283,7 @@ fn print_summary(feed: &FeedReport, report: &RunReport, out: &Path) {
     }
 }
 
+#[cfg(feature = "aws")]
 /// `run --source kinesis --drain`: the stream in Kinesis read to its current end into the
 /// local engine; checkpoints saved once every buffer is flushed (at least once).
 async fn from_kinesis<P: Pipeline>(args: RunArgs, input: Input) -> ExitCode {
@@ -305,7 +310,7 @@ async fn from_kinesis<P: Pipeline>(args: RunArgs, input: Input) -> ExitCode {
     let target = super::Target {
         endpoint_url: args.endpoint_url.clone(),
         region: args.region.clone(),
-        max_attempts: crate::aws::DEFAULT_MAX_ATTEMPTS,
+        max_attempts: super::DEFAULT_MAX_ATTEMPTS,
     };
     let config = super::sdk_config::<P>(&target).await;
     let store = FileCheckpoints::new(&args.checkpoints);
@@ -422,12 +427,24 @@ async fn builder<P: Pipeline>(args: &RunArgs) -> Result<crate::engine::LocalBuil
     if args.to != "s3" {
         return Ok(builder);
     }
+    #[cfg(not(feature = "aws"))]
+    return Err(super::without_aws("run --to s3"));
+    #[cfg(feature = "aws")]
+    s3_stores(args, builder).await
+}
+
+/// `--to s3`: a store per bucket of the pipeline.
+#[cfg(feature = "aws")]
+async fn s3_stores<P: Pipeline>(
+    args: &RunArgs,
+    builder: crate::engine::LocalBuilder<P>,
+) -> Result<crate::engine::LocalBuilder<P>, String> {
     use aws_sdk_kinesis::config::ProvideCredentials;
     use object_store::aws::AmazonS3Builder;
     let target = super::Target {
         endpoint_url: args.endpoint_url.clone(),
         region: args.region.clone(),
-        max_attempts: crate::aws::DEFAULT_MAX_ATTEMPTS,
+        max_attempts: super::DEFAULT_MAX_ATTEMPTS,
     };
     let config = super::sdk_config::<P>(&target).await;
     let region = config

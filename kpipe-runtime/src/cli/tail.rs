@@ -1,15 +1,23 @@
 //! `tail`: prints the records of a stream in Kinesis, decoded as the stream's record type.
 
-use super::{EXIT_FAILURE, Target, fail, sdk_config, usage};
+use super::Target;
+#[cfg(feature = "aws")]
+use super::{EXIT_FAILURE, fail, sdk_config, usage};
+#[cfg(feature = "aws")]
 use crate::pipeline::Pipeline;
+#[cfg(feature = "aws")]
 use aws_sdk_kinesis::types::ShardIteratorType;
 use clap::Args;
+#[cfg(feature = "aws")]
 use std::io::Write;
+#[cfg(feature = "aws")]
 use std::process::ExitCode;
+#[cfg(feature = "aws")]
 use std::time::Duration;
 
 /// The arguments of `tail`.
 #[derive(Args, Debug)]
+#[cfg_attr(not(feature = "aws"), allow(dead_code))]
 pub(super) struct TailArgs {
     /// The stream, by stage or AWS name; needed only when the pipeline has several.
     stream: Option<String>,
@@ -27,8 +35,10 @@ pub(super) struct TailArgs {
 }
 
 /// At most 5 GetRecords calls per second per shard (aws-facts.md §1.1).
+#[cfg(feature = "aws")]
 const CALL_INTERVAL: Duration = Duration::from_millis(200);
 
+#[cfg(feature = "aws")]
 pub(super) async fn tail<P: Pipeline>(args: TailArgs) -> ExitCode {
     let streams = P::streams();
     let stream = match &args.stream {
