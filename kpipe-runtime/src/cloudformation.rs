@@ -213,6 +213,11 @@ fn delivery(p: &PipelineSpec, d: &DeliverySpec) -> Value {
     if !processors.is_empty() {
         dest["ProcessingConfiguration"] = json!({ "Enabled": true, "Processors": processors });
     }
+    dest["CloudWatchLoggingOptions"] = json!({
+        "Enabled": true,
+        "LogGroupName": { "Ref": logical_id(d.id, "ErrorLogGroup") },
+        "LogStreamName": { "Ref": logical_id(d.id, "ErrorLogStream") },
+    });
     let mut props = json!({
         "DeliveryStreamName": d.name,
         "ExtendedS3DestinationConfiguration": dest,
@@ -305,6 +310,22 @@ pub fn template(p: &PipelineSpec) -> Value {
         );
     }
     for d in p.deliveries {
+        // Where Firehose logs delivery errors: a group and a stream of its own.
+        let group = logical_id(d.id, "ErrorLogGroup");
+        resources.insert(
+            group.clone(),
+            json!({
+                "Type": "AWS::Logs::LogGroup",
+                "Properties": { "LogGroupName": desired::error_log_group(d.name), "Tags": tags(p, d.tags) }
+            }),
+        );
+        resources.insert(
+            logical_id(d.id, "ErrorLogStream"),
+            json!({
+                "Type": "AWS::Logs::LogStream",
+                "Properties": { "LogGroupName": { "Ref": group }, "LogStreamName": desired::ERROR_LOG_STREAM }
+            }),
+        );
         let id = logical_id(d.id, "DeliveryStream");
         resources.insert(id.clone(), delivery(p, d));
         outputs.insert(

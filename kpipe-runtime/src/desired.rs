@@ -369,6 +369,13 @@ pub fn roles(p: &PipelineSpec) -> Vec<Role> {
                 vec![Sub::new(format!("${{{}.Arn}}", logical_id(t, "Function")))],
             ));
         }
+        statements.push(Statement::allow(
+            &["logs:PutLogEvents"],
+            vec![Sub::new(format!(
+                "arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:{}:log-stream:*",
+                error_log_group(d.name)
+            ))],
+        ));
         out.push(Role {
             logical_id: logical_id(d.id, "DeliveryRole"),
             name: role_name(p, d.name),
@@ -412,6 +419,16 @@ pub fn roles(p: &PipelineSpec) -> Vec<Role> {
     }
     out
 }
+
+/// The CloudWatch Logs group a delivery stream logs its delivery errors to, as the console
+/// names it ("Monitor Amazon Data Firehose using CloudWatch Logs",
+/// <https://docs.aws.amazon.com/firehose/latest/dev/monitoring-with-cloudwatch-logs.html>).
+pub fn error_log_group(delivery: &str) -> String {
+    format!("/aws/kinesisfirehose/{delivery}")
+}
+
+/// The log stream within [`error_log_group`] for S3 delivery errors.
+pub const ERROR_LOG_STREAM: &str = "DestinationDelivery";
 
 /// The policy of a bucket kpipe owns: requests that do not use TLS are denied ("Security best
 /// practices for Amazon S3",

@@ -237,6 +237,22 @@ async fn create_from_nothing_then_a_second_apply_is_a_no_op() {
         .extended_s3_destination_description()
         .unwrap();
     assert_eq!(ext.bucket_arn(), "arn:aws:s3:::acme-archive");
+    // Delivery errors are logged to CloudWatch Logs, in a group and stream apply created.
+    let logging = ext.cloud_watch_logging_options().unwrap();
+    assert_eq!(
+        (logging.enabled(), logging.log_group_name()),
+        (Some(true), Some("/aws/kinesisfirehose/to-archive"))
+    );
+    let streams = aws_sdk_cloudwatchlogs::Client::new(&config)
+        .describe_log_streams()
+        .log_group_name("/aws/kinesisfirehose/to-archive")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        streams.log_streams()[0].log_stream_name(),
+        Some("DestinationDelivery")
+    );
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&config)
             .force_path_style(true)

@@ -460,6 +460,7 @@ impl<P: Pipeline> Aws<P> {
                         status: "missing".into(),
                     }
                 })?;
+                self.ensure_error_log(desired).await?;
                 let role = self.delivery_role_arn(&desired.name, env);
                 let update = self.destination_update(
                     desired,
@@ -616,6 +617,7 @@ impl<P: Pipeline> Aws<P> {
             .set_processing_configuration(self.processing(d)?)
             .set_file_extension(d.file_extension.clone())
             .set_custom_time_zone(d.time_zone.clone())
+            .set_cloud_watch_logging_options(logging(d))
             .build())
     }
 
@@ -625,6 +627,7 @@ impl<P: Pipeline> Aws<P> {
         env: &Env,
     ) -> Result<(), ProvisionError> {
         let resource = format!("delivery stream {}", d.name);
+        self.ensure_error_log(d).await?;
         let role = self.delivery_role_arn(&d.name, env);
         let mut dest = fh::ExtendedS3DestinationConfiguration::builder()
             .role_arn(&role)
@@ -644,7 +647,8 @@ impl<P: Pipeline> Aws<P> {
             .compression_format(fh::CompressionFormat::from(d.compression.as_str()))
             .set_processing_configuration(self.processing(d)?)
             .set_file_extension(d.file_extension.clone())
-            .set_custom_time_zone(d.time_zone.clone());
+            .set_custom_time_zone(d.time_zone.clone())
+            .set_cloud_watch_logging_options(logging(d));
         if d.dynamic_partitioning {
             dest = dest.dynamic_partitioning_configuration(
                 fh::DynamicPartitioningConfiguration::builder()
@@ -729,4 +733,60 @@ impl<P: Pipeline> Aws<P> {
         .await?;
         Ok(true)
     }
+
+    /// Creates the log group and stream the delivery stream logs errors to, when missing
+    /// (Firehose does not create them itself).
+    async fn ensure_error_log(&self, d: &DeliveryState) -> Result<(), ProvisionError> {
+        let Some(group) = &d.error_log_group else {
+            return Ok(());
+        };
+        let resource = format!("log group {group}");
+        let exists = |e: &dyn aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata| {
+            e.code() == Some("ResourceAlreadyExistsException")
+        };
+        let own = self
+            .spec()
+            .deliveries
+            .iter()
+            .find(|x| x.name == d.name)
+            .map_or(&[][..], |x| x.tags);
+        match self
+            .logs
+            .create_log_group()
+            .log_group_name(group)
+            .set_tags(Some(
+                crate::desired::tags(self.spec(), own).into_iter().collect(),
+            ))
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if exists(&e) => {}
+            Err(e) => return Err(call_err(&resource, "create", e)),
+        }
+        match self
+            .logs
+            .create_log_stream()
+            .log_group_name(group)
+            .log_stream_name(crate::desired::ERROR_LOG_STREAM)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if exists(&e) => Ok(()),
+            Err(e) => Err(call_err(&resource, "create the error log stream of", e)),
+        }
+    }
+}
+
+/// Delivery errors logged to CloudWatch Logs ("Monitor Amazon Data Firehose using CloudWatch
+/// Logs", <https://docs.aws.amazon.com/firehose/latest/dev/monitoring-with-cloudwatch-logs.html>).
+fn logging(d: &DeliveryState) -> Option<fh::CloudWatchLoggingOptions> {
+    d.error_log_group.as_ref().map(|group| {
+        fh::CloudWatchLoggingOptions::builder()
+            .enabled(true)
+            .log_group_name(group)
+            .log_stream_name(crate::desired::ERROR_LOG_STREAM)
+            .build()
+    })
 }

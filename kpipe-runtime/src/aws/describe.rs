@@ -163,6 +163,10 @@ impl<P: Pipeline> Aws<P> {
                 .unwrap_or_default(),
             file_extension: non_empty(ext.and_then(|e| e.file_extension())),
             time_zone: non_empty(ext.and_then(|e| e.custom_time_zone())).filter(|tz| tz != "UTC"),
+            error_log_group: ext
+                .and_then(|e| e.cloud_watch_logging_options())
+                .filter(|c| c.enabled().unwrap_or(false))
+                .and_then(|c| non_empty(c.log_group_name())),
         };
         Ok(Some(CurrentDelivery {
             state,

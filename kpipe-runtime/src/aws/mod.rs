@@ -171,6 +171,7 @@ pub struct Aws<P> {
     iam: aws_sdk_iam::Client,
     sts: aws_sdk_sts::Client,
     lambda: aws_sdk_lambda::Client,
+    logs: aws_sdk_cloudwatchlogs::Client,
     region: String,
     poll: std::time::Duration,
     artifacts: Artifacts,
@@ -214,6 +215,7 @@ impl<P: Pipeline> Aws<P> {
             iam: aws_sdk_iam::Client::new(&config),
             sts: aws_sdk_sts::Client::new(&config),
             lambda: aws_sdk_lambda::Client::new(&config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&config),
             region: config
                 .region()
                 .map_or_else(|| "us-east-1".to_owned(), |r| r.to_string()),

@@ -47,6 +47,8 @@ pub struct DeliveryState {
     pub file_extension: Option<String>,
     /// Time zone (`None` is UTC).
     pub time_zone: Option<String>,
+    /// The CloudWatch Logs group delivery errors go to (`None`: not logged).
+    pub error_log_group: Option<String>,
 }
 
 /// A consumer's event source mapping as kpipe wants it or as AWS describes it (the settings
@@ -501,6 +503,7 @@ pub fn desired_deliveries(
                 processors,
                 file_extension: s3.file_extension.map(str::to_owned),
                 time_zone: s3.time_zone.map(str::to_owned),
+                error_log_group: Some(crate::desired::error_log_group(d.name)),
             }
         })
         .collect()
@@ -678,6 +681,11 @@ pub fn diff_delivery(desired: &DeliveryState, current: Option<&DeliveryState>) -
         show(&desired.file_extension),
     );
     note("time zone", show(&cur.time_zone), show(&desired.time_zone));
+    note(
+        "error logging",
+        show(&cur.error_log_group),
+        show(&desired.error_log_group),
+    );
     if cur.processors != desired.processors {
         changed.push("processors".to_owned());
     }
@@ -763,6 +771,7 @@ mod tests {
             processors: vec![],
             file_extension: None,
             time_zone: None,
+            error_log_group: None,
         }
     }
 
