@@ -138,9 +138,8 @@ fn apply_deploys_the_functions_and_destroy_removes_them() {
     }
     let zip_sha = |binary: &str| {
         let zip =
-            kpipe_runtime::aws::functions::zip_bootstrap(&std::fs::read(binary).unwrap(), "t")
-                .unwrap();
-        kpipe_runtime::aws::functions::sha256_base64(&zip)
+            kpipe_runtime::artifacts::zip_bootstrap(&std::fs::read(binary).unwrap(), "t").unwrap();
+        kpipe_runtime::artifacts::sha256_base64(&zip)
     };
     let enrich = function(&endpoint, "telemetry-enrich").expect("the transform's function");
     assert_eq!(enrich.0, zip_sha(env!("CARGO_BIN_EXE_quickstart_lambda")));
@@ -1194,4 +1193,51 @@ fn a_continuous_run_killed_twenty_times_loses_nothing() {
         "{} readings lost: {missing:?}",
         missing.len()
     );
+}
+
+/// `synth --assets DIR`: each function's zip under `DIR/kpipe/telemetry/`, named by its hash,
+/// the template's code parameters defaulting to them in the asset bucket (so it deploys as it
+/// is once `aws s3 sync` uploaded them), a manifest, and a template cfn-lint finds clean.
+#[test]
+fn synth_assets_writes_the_zips_and_a_template_that_points_at_them() {
+    let dir = scratch("synth-assets");
+    let mut args = vec![
+        "synth".to_owned(),
+        "--assets".into(),
+        dir.to_str().unwrap().into(),
+        "--asset-bucket".into(),
+        "acme-artifacts".into(),
+    ];
+    args.extend(code_args(env!("CARGO_BIN_EXE_quickstart_lambda")));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("aws s3 sync"), "{}", text(&out));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("assets.json")).unwrap()).unwrap();
+    let template: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("template.json")).unwrap()).unwrap();
+    let assets = manifest["assets"].as_array().unwrap();
+    assert_eq!(assets.len(), 2);
+    for (asset, code) in assets.iter().zip(["EnrichCode", "FrostAlertsCode"]) {
+        let key = asset["key"].as_str().unwrap();
+        assert!(key.starts_with("kpipe/telemetry/"), "{key}");
+        let zip = std::fs::read(dir.join(key)).unwrap();
+        assert_eq!(
+            kpipe_runtime::artifacts::sha256_base64(&zip),
+            asset["code_sha256"].as_str().unwrap()
+        );
+        let params = &template["Parameters"];
+        assert_eq!(
+            params[format!("{code}S3Bucket")]["Default"],
+            "acme-artifacts"
+        );
+        assert_eq!(params[format!("{code}S3Key")]["Default"], key);
+    }
+    let lint = Command::new("cfn-lint")
+        .args(["-r", "us-west-2", "--"])
+        .arg(dir.join("template.json"))
+        .output()
+        .expect("cfn-lint runs (scripts/test installs it)");
+    assert!(lint.status.success(), "{}", text(&lint));
 }

@@ -247,6 +247,17 @@ fn delivery(p: &PipelineSpec, d: &DeliverySpec) -> Value {
 
 /// The whole template, as JSON.
 pub fn template(p: &PipelineSpec) -> Value {
+    template_with_code(p, &std::collections::HashMap::new())
+}
+
+/// The template with the code of each function given: `code` maps a transform's or
+/// consumer's id to the S3 bucket and key of its zip, which become the defaults of its
+/// `<Stage>CodeS3Bucket` / `<Stage>CodeS3Key` parameters (`synth --assets`), so the template
+/// deploys as it is once the zips are uploaded.
+pub fn template_with_code(
+    p: &PipelineSpec,
+    code: &std::collections::HashMap<String, (String, String)>,
+) -> Value {
     let mut resources = serde_json::Map::new();
     let mut parameters = serde_json::Map::new();
     let mut outputs = serde_json::Map::new();
@@ -276,15 +287,15 @@ pub fn template(p: &PipelineSpec) -> Value {
         }
     }
     let mut code_parameters = |id: &str, what: &str| {
-        let code = logical_id(id, "Code");
-        parameters.insert(
-            format!("{code}S3Bucket"),
-            json!({ "Type": "String", "Description": format!("S3 bucket holding the Lambda package of {what} `{id}`") }),
-        );
-        parameters.insert(
-            format!("{code}S3Key"),
-            json!({ "Type": "String", "Description": format!("S3 key of the Lambda package (a zip with `bootstrap`) of {what} `{id}`") }),
-        );
+        let name = logical_id(id, "Code");
+        let mut bucket = json!({ "Type": "String", "Description": format!("S3 bucket holding the Lambda package of {what} `{id}`") });
+        let mut key = json!({ "Type": "String", "Description": format!("S3 key of the Lambda package (a zip with `bootstrap`) of {what} `{id}`") });
+        if let Some((b, k)) = code.get(id) {
+            bucket["Default"] = json!(b);
+            key["Default"] = json!(k);
+        }
+        parameters.insert(format!("{name}S3Bucket"), bucket);
+        parameters.insert(format!("{name}S3Key"), key);
     };
     for r in desired::roles(p) {
         resources.insert(r.logical_id.clone(), role(&r));

@@ -2,6 +2,8 @@
 
 #[doc(hidden)]
 pub mod __private;
+#[cfg(any(feature = "cli", feature = "aws"))]
+pub mod artifacts;
 #[cfg(feature = "aws")]
 pub mod aws;
 #[cfg(feature = "cli")]

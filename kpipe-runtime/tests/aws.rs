@@ -83,7 +83,7 @@ kpipe_runtime::pipeline! {
 
 /// A placeholder package for a function (moto stores the code; it does not run it).
 fn placeholder_zip() -> CodeSource {
-    let zip = kpipe_runtime::aws::functions::zip_bootstrap(b"#!/bin/sh\n", "test").unwrap();
+    let zip = kpipe_runtime::artifacts::zip_bootstrap(b"#!/bin/sh\n", "test").unwrap();
     CodeSource::ZipBytes(zip)
 }
 

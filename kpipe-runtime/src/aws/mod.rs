@@ -49,7 +49,8 @@ pub mod sdk {
     pub use aws_sdk_s3;
 }
 
-use self::functions::{Artifacts, CodeSource};
+use self::functions::CodeSource;
+use crate::artifacts::Artifacts;
 use crate::desired::Env;
 use crate::pipeline::Pipeline;
 use crate::spec::PipelineSpec;
@@ -131,6 +132,15 @@ impl fmt::Display for ProvisionError {
 }
 
 impl std::error::Error for ProvisionError {}
+
+impl From<crate::artifacts::CodeError> for ProvisionError {
+    fn from(e: crate::artifacts::CodeError) -> Self {
+        ProvisionError::Build {
+            resource: e.resource,
+            message: e.message,
+        }
+    }
+}
 
 fn call_err<E: std::error::Error + 'static>(
     resource: &str,

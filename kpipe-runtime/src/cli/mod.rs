@@ -45,6 +45,7 @@
 //! }
 //! ```
 
+mod assets;
 mod run;
 mod tail;
 
@@ -167,6 +168,16 @@ enum Command {
         /// Write the template to this file instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Also build each function's zip into this folder (as `kpipe/<pipeline>/<stage>-<hash>.zip`,
+        /// with `assets.json` and `template.json`), the template's code parameters defaulting
+        /// to them in `--asset-bucket`.
+        #[arg(long, value_name = "DIR")]
+        assets: Option<PathBuf>,
+        /// The S3 bucket the zips are uploaded to (with `--assets`).
+        #[arg(long, value_name = "BUCKET", requires = "assets")]
+        asset_bucket: Option<String>,
+        #[command(flatten)]
+        code: CodeArgs,
     },
     /// Print the pipeline's spec as JSON.
     Spec,
@@ -413,7 +424,17 @@ impl<P: Pipeline> App<P> {
                 }
                 ExitCode::SUCCESS
             }
-            Command::Synth { out } => {
+            Command::Synth {
+                assets: Some(dir),
+                asset_bucket,
+                code,
+                ..
+            } => {
+                let bucket = asset_bucket
+                    .unwrap_or_else(|| format!("{}-kpipe-assets", P::SPEC.name.to_lowercase()));
+                assets::write::<P>(&dir, &bucket, &code)
+            }
+            Command::Synth { out, .. } => {
                 let text = serde_json::to_string_pretty(&crate::cloudformation::template(P::SPEC))
                     .expect("templates serialise");
                 match out {
