@@ -616,3 +616,96 @@ async fn applied_roles_are_the_templates_with_references_resolved() {
         "123456789012"
     );
 }
+
+mod before {
+    kpipe_runtime::pipeline! {
+        pub(crate) pipeline Pruned {
+            region: "us-west-2",
+            stream events: super::Event { name: "pruned-events", capacity: provisioned(shards: 1), partition_key: user }
+            stream old: super::Event { name: "pruned-old", capacity: provisioned(shards: 1), partition_key: user }
+            consumer watcher: events -> crate::on_event { starting_position: trim_horizon }
+        }
+    }
+}
+
+mod after {
+    kpipe_runtime::pipeline! {
+        pub(crate) pipeline Pruned {
+            region: "us-west-2",
+            stream events: super::Event { name: "pruned-events", capacity: provisioned(shards: 1), partition_key: user }
+        }
+    }
+}
+
+/// A consumer and a stream removed from the declaration: `plan` lists what kpipe created for
+/// them as `- destroy`; `apply` keeps them without `--prune`; `--prune` deletes the function
+/// (its mapping too) and its role, and the stream, which holds data, only with
+/// `--prune-data`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removed_stages_are_listed_then_pruned_only_when_asked() {
+    use kpipe_runtime::aws::Prune;
+    let moto = Moto::start();
+    let config = moto.config().await;
+    watched::<before::Pruned>(&config)
+        .apply(false)
+        .await
+        .unwrap();
+    let plan = Aws::<after::Pruned>::new(&config).plan().await.unwrap();
+    let text = plan.to_string();
+    for line in [
+        "  - lambda function pruned-watcher (no longer declared; `apply --prune` deletes it)",
+        "  - iam role kpipe-pruned-watcher-function (no longer declared; `apply --prune` deletes it)",
+        "  - kinesis stream pruned-old (no longer declared; holds data: `apply --prune --prune-data` deletes it)",
+    ] {
+        assert!(text.contains(line), "{line}\n{text}");
+    }
+    assert!(text.ends_with(", 3 to destroy."), "{text}");
+
+    let kept = Aws::<after::Pruned>::new(&config)
+        .apply(false)
+        .await
+        .unwrap()
+        .to_string();
+    assert!(
+        kept.contains("kept lambda function pruned-watcher, no longer declared (rerun with --prune to delete it)"),
+        "{kept}"
+    );
+    assert!(describe_shards(&config, "pruned-old").await.is_some());
+
+    let pruned = Aws::<after::Pruned>::new(&config)
+        .prune(Prune::Resources)
+        .apply(false)
+        .await
+        .unwrap()
+        .to_string();
+    assert!(
+        pruned.contains("deleted lambda function pruned-watcher (no longer declared)"),
+        "{pruned}"
+    );
+    assert!(
+        pruned.contains("deleted iam role kpipe-pruned-watcher-function"),
+        "{pruned}"
+    );
+    assert!(
+        pruned.contains("kept kinesis stream pruned-old"),
+        "{pruned}"
+    );
+    assert_eq!(mappings(&config, "pruned-watcher").await, []);
+    assert!(
+        describe_shards(&config, "pruned-old").await.is_some(),
+        "data is kept"
+    );
+
+    Aws::<after::Pruned>::new(&config)
+        .prune(Prune::WithData)
+        .apply(false)
+        .await
+        .unwrap();
+    assert!(
+        Aws::<after::Pruned>::new(&config)
+            .plan()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

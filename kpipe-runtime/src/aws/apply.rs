@@ -76,6 +76,8 @@ impl<P: Pipeline> Aws<P> {
                 current.as_ref().map(|c| (c.uuid.as_str(), &c.state)),
             ));
         }
+        // Left-overs last: what replaced them exists first.
+        ops.extend(Box::pin(self.orphans()).await?);
         Ok(Plan { ops })
     }
 
@@ -492,6 +494,7 @@ impl<P: Pipeline> Aws<P> {
                     desired.name
                 ));
             }
+            Op::Prune(o) => self.delete_orphan(o, report).await?,
             Op::CreateMapping(m) => {
                 let resource =
                     format!("lambda event source mapping {} -> {}", m.stream, m.function);

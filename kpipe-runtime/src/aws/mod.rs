@@ -36,6 +36,7 @@ pub mod kinesalite;
 pub mod moto;
 pub mod plan;
 pub mod producer;
+mod prune;
 mod wait;
 
 /// The AWS SDK crates kpipe provisions with, for programs and tests that look at what
@@ -50,6 +51,7 @@ pub mod sdk {
 }
 
 use self::functions::CodeSource;
+pub use self::prune::Prune;
 use crate::artifacts::Artifacts;
 use crate::desired::Env;
 use crate::pipeline::Pipeline;
@@ -188,6 +190,7 @@ pub struct Aws<P> {
     /// The endpoint is plain HTTP (a local emulator): a policy requiring TLS would refuse
     /// every request, so owned buckets do not get one.
     plain_http: bool,
+    prune: Prune,
     _pipeline: std::marker::PhantomData<P>,
 }
 
@@ -234,6 +237,7 @@ impl<P: Pipeline> Aws<P> {
             plain_http: config
                 .endpoint_url()
                 .is_some_and(|u| u.starts_with("http://")),
+            prune: Prune::Nothing,
             _pipeline: std::marker::PhantomData,
         }
     }
@@ -248,6 +252,13 @@ impl<P: Pipeline> Aws<P> {
     /// [`CodeSource::Build`]: its `bin` target, built with cargo-lambda).
     pub fn lambda_code(mut self, stage: &str, source: CodeSource) -> Self {
         self.artifacts.sources.insert(stage.to_owned(), source);
+        self
+    }
+
+    /// What `apply` deletes of what the declaration no longer has (default: nothing; `plan`
+    /// lists it either way).
+    pub fn prune(mut self, prune: Prune) -> Self {
+        self.prune = prune;
         self
     }
 

@@ -101,6 +101,52 @@ pub struct FunctionState {
     pub code_sha256: String,
 }
 
+/// A kind of resource `plan` finds left over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrphanKind {
+    /// A Lambda function (with its event source mappings).
+    Function,
+    /// A Firehose delivery stream.
+    DeliveryStream,
+    /// A Kinesis stream: it holds data, so pruning it takes a flag of its own.
+    Stream,
+    /// An IAM role.
+    Role,
+}
+
+impl OrphanKind {
+    /// Whether deleting it deletes data.
+    pub fn holds_data(self) -> bool {
+        matches!(self, OrphanKind::Stream)
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            OrphanKind::Function => "lambda function",
+            OrphanKind::DeliveryStream => "firehose delivery stream",
+            OrphanKind::Stream => "kinesis stream",
+            OrphanKind::Role => "iam role",
+        }
+    }
+}
+
+/// A resource kpipe created for the pipeline (it carries the pipeline's `kpipe:pipeline` tag)
+/// that the declaration no longer has.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Orphan {
+    /// What it is.
+    pub kind: OrphanKind,
+    /// Its name.
+    pub name: String,
+}
+
+impl fmt::Display for Orphan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind.label(), self.name)
+    }
+}
+
 /// One operation of a plan.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -184,6 +230,9 @@ pub enum Op {
         /// Why it cannot be updated in place.
         reason: String,
     },
+    /// Delete a resource the declaration no longer has (with `apply --prune`; a stream also
+    /// needs `--prune-data`).
+    Prune(Orphan),
     /// Create a consumer's event source mapping.
     CreateMapping(MappingState),
     /// Update a consumer's event source mapping in place.
@@ -296,6 +345,14 @@ impl fmt::Display for Op {
                     desired.name
                 )
             }
+            Op::Prune(o) if o.kind.holds_data() => write!(
+                f,
+                "  - {o} (no longer declared; holds data: `apply --prune --prune-data` deletes it)"
+            ),
+            Op::Prune(o) => write!(
+                f,
+                "  - {o} (no longer declared; `apply --prune` deletes it)"
+            ),
             Op::CreateMapping(m) => write!(
                 f,
                 "  + lambda event source mapping {} -> {} (consumer {}, {}, batches of {})",
@@ -350,7 +407,7 @@ impl fmt::Display for Plan {
         let count = |p: fn(&Op) -> bool| changes.iter().filter(|o| p(o)).count();
         write!(
             f,
-            "Plan: {} to create, {} to update in place, {} to replace.",
+            "Plan: {} to create, {} to update in place, {} to replace",
             count(|o| matches!(
                 o,
                 Op::CreateBucket { .. }
@@ -371,7 +428,11 @@ impl fmt::Display for Plan {
                     | Op::UpdateFunctionConfig { .. }
             )),
             count(Op::is_replacement)
-        )
+        )?;
+        match count(|o| matches!(o, Op::Prune(_))) {
+            0 => f.write_str("."),
+            n => write!(f, ", {n} to destroy."),
+        }
     }
 }
 

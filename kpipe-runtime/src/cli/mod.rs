@@ -153,6 +153,13 @@ enum Command {
         /// Delete and recreate delivery streams whose changes cannot be made in place.
         #[arg(long)]
         allow_replace: bool,
+        /// Delete the functions, delivery streams and roles kpipe created for the pipeline that
+        /// the declaration no longer has (`plan` lists them as `- destroy`).
+        #[arg(long)]
+        prune: bool,
+        /// With `--prune`: also delete streams the declaration no longer has, with their data.
+        #[arg(long, requires = "prune")]
+        prune_data: bool,
     },
     /// Delete the mappings, delivery streams, functions, streams and roles kpipe created for
     /// the pipeline (buckets are kept).
@@ -491,9 +498,15 @@ impl<P: Pipeline> App<P> {
                             target,
                             code,
                             allow_replace,
+                            prune,
+                            prune_data,
                         } => {
                             let aws = match aws::<P>(&target, &code).await {
-                                Ok(aws) => aws,
+                                Ok(aws) => aws.prune(match (prune, prune_data) {
+                                    (_, true) => crate::aws::Prune::WithData,
+                                    (true, false) => crate::aws::Prune::Resources,
+                                    (false, false) => crate::aws::Prune::Nothing,
+                                }),
                                 Err(e) => return usage(&e),
                             };
                             match aws.apply(allow_replace).await {
