@@ -273,6 +273,49 @@ fn apply_deploys_the_functions_and_destroy_removes_them() {
         assert!(text(&destroy).contains(line), "{line}\n{}", text(&destroy));
     }
     assert_eq!(function(&endpoint, "telemetry-enrich"), None);
+    // Nothing of the pipeline is left but the bucket: no function, stream, delivery stream,
+    // mapping or role.
+    let left = with_moto(&endpoint, async |config| {
+        let functions = aws_sdk_lambda::Client::new(&config)
+            .list_functions()
+            .send()
+            .await
+            .unwrap()
+            .functions()
+            .len();
+        let mappings = aws_sdk_lambda::Client::new(&config)
+            .list_event_source_mappings()
+            .send()
+            .await
+            .unwrap()
+            .event_source_mappings()
+            .len();
+        let streams = aws_sdk_kinesis::Client::new(&config)
+            .list_streams()
+            .send()
+            .await
+            .unwrap()
+            .stream_names()
+            .len();
+        let deliveries = aws_sdk_firehose::Client::new(&config)
+            .list_delivery_streams()
+            .send()
+            .await
+            .unwrap()
+            .delivery_stream_names()
+            .len();
+        let roles = kpipe_runtime::aws::sdk::aws_sdk_iam::Client::new(&config)
+            .list_roles()
+            .send()
+            .await
+            .unwrap()
+            .roles()
+            .iter()
+            .filter(|r| r.role_name().starts_with("kpipe-telemetry-"))
+            .count();
+        (functions, mappings, streams, deliveries, roles)
+    });
+    assert_eq!(left, (0, 0, 0, 0, 0));
 }
 
 /// `destroy` never deletes a same-named stream that kpipe did not create for the pipeline (it
