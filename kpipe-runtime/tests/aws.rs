@@ -709,3 +709,53 @@ async fn removed_stages_are_listed_then_pruned_only_when_asked() {
             .is_empty()
     );
 }
+
+mod retagged {
+    kpipe_runtime::pipeline! {
+        pub(crate) pipeline Small {
+            region: "us-west-2",
+            tags: { team: "data-platform" },
+            stream events: super::Event { name: "events", capacity: provisioned(shards: 2), partition_key: user }
+            s3 archive: super::Event { bucket: "acme-archive" }
+            delivery to_archive: events -> archive { name: "to-archive" }
+        }
+    }
+}
+
+/// A tag added to the declaration after the resources were made reaches them on the next
+/// apply (only those kpipe created for the pipeline), and then apply is quiet again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_added_later_are_written_on_the_next_apply() {
+    let moto = Moto::start();
+    let config = moto.config().await;
+    Aws::<Small>::new(&config).apply(false).await.unwrap();
+    let applied = Aws::<retagged::Small>::new(&config)
+        .apply(false)
+        .await
+        .unwrap()
+        .to_string();
+    assert!(
+        applied.contains("tagged kinesis stream events: team=data-platform"),
+        "{applied}"
+    );
+    assert!(
+        applied.contains("tagged firehose delivery stream to-archive: team=data-platform"),
+        "{applied}"
+    );
+    let tags = aws_sdk_kinesis::Client::new(&config)
+        .list_tags_for_stream()
+        .stream_name("events")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        tags.tags()
+            .iter()
+            .any(|t| t.key() == "team" && t.value() == Some("data-platform"))
+    );
+    let again = Aws::<retagged::Small>::new(&config)
+        .apply(false)
+        .await
+        .unwrap();
+    assert!(again.actions.is_empty(), "{again}");
+}

@@ -109,6 +109,7 @@ impl<P: Pipeline> Aws<P> {
         for op in &plan.ops {
             Box::pin(self.run(op, &env, &mut report)).await?;
         }
+        Box::pin(self.sync_tags(&mut report)).await?;
         Ok(report)
     }
 
@@ -779,6 +780,110 @@ impl<P: Pipeline> Aws<P> {
             Err(e) if exists(&e) => Ok(()),
             Err(e) => Err(call_err(&resource, "create the error log stream of", e)),
         }
+    }
+
+    /// Writes the declared tags on the streams, delivery streams and functions kpipe created
+    /// for the pipeline (those carrying its `kpipe:pipeline` tag) where they differ, so a tag
+    /// added to the declaration reaches resources made before. Resources kpipe did not create
+    /// are left as they are.
+    async fn sync_tags(&self, report: &mut ApplyReport) -> Result<(), ProvisionError> {
+        let spec = self.spec();
+        let missing = |want: Vec<(String, String)>,
+                       have: &std::collections::HashMap<String, String>| {
+            let owned = have
+                .get(crate::desired::OWNER_TAG)
+                .is_some_and(|v| v == spec.name);
+            let missing: Vec<(String, String)> = want
+                .into_iter()
+                .filter(|(k, v)| have.get(k) != Some(v))
+                .collect();
+            if owned { missing } else { Vec::new() }
+        };
+        let describe = |tags: &[(String, String)]| {
+            tags.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        for s in spec.streams {
+            let add = missing(
+                crate::desired::tags(spec, s.tags),
+                &self.stream_tags(s.name).await?,
+            );
+            if !add.is_empty() {
+                self.kinesis
+                    .add_tags_to_stream()
+                    .stream_name(s.name)
+                    .set_tags(Some(add.iter().cloned().collect()))
+                    .send()
+                    .await
+                    .map_err(|e| call_err(&format!("kinesis stream {}", s.name), "tag", e))?;
+                report.actions.push(format!(
+                    "tagged kinesis stream {}: {}",
+                    s.name,
+                    describe(&add)
+                ));
+            }
+        }
+        for d in spec.deliveries {
+            let add = missing(
+                crate::desired::tags(spec, d.tags),
+                &self.delivery_tags(d.name).await?,
+            );
+            if !add.is_empty() {
+                let tags: Vec<fh::Tag> = add
+                    .iter()
+                    .filter_map(|(k, v)| fh::Tag::builder().key(k).value(v).build().ok())
+                    .collect();
+                self.firehose
+                    .tag_delivery_stream()
+                    .delivery_stream_name(d.name)
+                    .set_tags(Some(tags))
+                    .send()
+                    .await
+                    .map_err(|e| call_err(&format!("delivery stream {}", d.name), "tag", e))?;
+                report.actions.push(format!(
+                    "tagged firehose delivery stream {}: {}",
+                    d.name,
+                    describe(&add)
+                ));
+            }
+        }
+        for (_, lambda) in crate::desired::functions(spec) {
+            let Ok(out) = self
+                .lambda
+                .get_function()
+                .function_name(lambda.name)
+                .send()
+                .await
+            else {
+                continue;
+            };
+            let (Some(arn), have) = (
+                out.configuration()
+                    .and_then(|c| c.function_arn())
+                    .map(str::to_owned),
+                out.tags().cloned().unwrap_or_default(),
+            ) else {
+                continue;
+            };
+            let add = missing(crate::desired::tags(spec, &[]), &have);
+            if !add.is_empty() {
+                self.lambda
+                    .tag_resource()
+                    .resource(arn)
+                    .set_tags(Some(add.iter().cloned().collect()))
+                    .send()
+                    .await
+                    .map_err(|e| call_err(&format!("lambda function {}", lambda.name), "tag", e))?;
+                report.actions.push(format!(
+                    "tagged lambda function {}: {}",
+                    lambda.name,
+                    describe(&add)
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
