@@ -20,8 +20,8 @@
 
 use crate::desired;
 use crate::spec::{
-    Architecture, Capacity, ConsumerSpec, DeliverySpec, LambdaSpec, ParamValue, PipelineSpec,
-    S3Spec, SourceSpec, StreamSpec, Tag,
+    Architecture, ConsumerSpec, DeliverySpec, LambdaSpec, PipelineSpec, S3Spec, SourceSpec,
+    StreamSpec, Tag,
 };
 use serde_json::{Value, json};
 
@@ -53,20 +53,21 @@ fn tag_list(tags: &[(String, String)]) -> Value {
         .collect()
 }
 
-fn stream(p: &PipelineSpec, s: &StreamSpec) -> Value {
+/// A stream, from the same desired state `plan` compares with.
+fn stream(p: &PipelineSpec, s: &StreamSpec, state: &desired::StreamState) -> Value {
     let mut props = json!({
-        "Name": s.name,
-        "RetentionPeriodHours": s.retention_hours,
+        "Name": state.name,
+        "RetentionPeriodHours": state.retention_hours,
         "Tags": tags(p, s.tags),
     });
-    match s.capacity {
-        Capacity::Provisioned { shards } => {
+    match state.shards {
+        Some(shards) => {
             props["ShardCount"] = json!(shards);
             props["StreamModeDetails"] = json!({ "StreamMode": "PROVISIONED" });
         }
-        Capacity::OnDemand => props["StreamModeDetails"] = json!({ "StreamMode": "ON_DEMAND" }),
+        None => props["StreamModeDetails"] = json!({ "StreamMode": "ON_DEMAND" }),
     }
-    if let Some(key) = s.kms_key {
+    if let Some(key) = &state.kms_key {
         props["StreamEncryption"] = json!({ "EncryptionType": "KMS", "KeyId": key });
     }
     json!({ "Type": "AWS::Kinesis::Stream", "Properties": props })
@@ -94,10 +95,6 @@ fn bucket(p: &PipelineSpec, s: &S3Spec) -> Value {
             "Tags": tags(p, &[]),
         }
     })
-}
-
-fn bucket_arn(s: &S3Spec) -> Value {
-    json!({ "Fn::Sub": format!("arn:${{AWS::Partition}}:s3:::{}", s.bucket) })
 }
 
 /// A function whose code is in S3 at the `<Id>CodeS3Bucket` / `<Id>CodeS3Key` parameters.
@@ -138,88 +135,78 @@ fn role(r: &desired::Role) -> Value {
 
 /// A consumer's event source mapping: the stream to the function, with partial batch
 /// responses on (the handler reports `batchItemFailures`).
-fn event_source_mapping(c: &ConsumerSpec) -> Value {
+fn event_source_mapping(c: &ConsumerSpec, state: &desired::MappingState) -> Value {
     let props = json!({
         "Enabled": true,
         "EventSourceArn": { "Fn::GetAtt": [logical_id(c.stream, "Stream"), "Arn"] },
         "FunctionName": { "Ref": logical_id(c.id, "Function") },
-        "StartingPosition": c.starting_position.aws_name(),
-        "BatchSize": c.batch_size,
-        "BisectBatchOnFunctionError": c.bisect_on_error,
-        "MaximumRetryAttempts": c.maximum_retries.map_or(-1, i64::from),
-        "MaximumBatchingWindowInSeconds": c.batch_window_secs,
-        "ParallelizationFactor": c.parallelization,
+        "StartingPosition": state.starting_position,
+        "BatchSize": state.batch_size,
+        "BisectBatchOnFunctionError": state.bisect_on_error,
+        "MaximumRetryAttempts": state.maximum_retries,
+        "MaximumBatchingWindowInSeconds": state.batch_window_secs,
+        "ParallelizationFactor": state.parallelization,
         "FunctionResponseTypes": ["ReportBatchItemFailures"],
     });
     json!({ "Type": "AWS::Lambda::EventSourceMapping", "Properties": props })
 }
 
-fn prefix_raw(p: Option<crate::spec::Prefix>) -> Option<&'static str> {
-    p.map(|p| p.raw)
-}
-
-fn delivery(p: &PipelineSpec, d: &DeliverySpec) -> Value {
-    let s3 = p
-        .destination(d.destination)
-        .expect("cloudformation: the spec names an existing destination");
+/// A delivery stream, from the same desired state `plan` compares with (its references, such
+/// as the transform's function ARN, written as `Fn::Sub`).
+fn delivery(p: &PipelineSpec, d: &DeliverySpec, state: &desired::DeliveryState) -> Value {
     let role: Value = match d.role_arn {
         Some(arn) => json!(arn),
         None => json!({ "Fn::GetAtt": [logical_id(d.id, "DeliveryRole"), "Arn"] }),
     };
-    let processors: Vec<Value> = p
-        .processors(d)
-        .into_iter()
-        .map(|proc| {
-            let params: Vec<Value> = proc
-                .params
-                .into_iter()
+    let processors: Vec<Value> = state
+        .processors
+        .iter()
+        .map(|(kind, params)| {
+            let params: Vec<Value> = params
+                .iter()
                 .map(|(name, value)| {
-                    let value = match value {
-                        ParamValue::Text(t) => json!(t),
-                        ParamValue::LambdaArn { transform, .. } => {
-                            json!({ "Fn::GetAtt": [logical_id(transform, "Function"), "Arn"] })
-                        }
-                    };
-                    json!({ "ParameterName": name, "ParameterValue": value })
+                    json!({ "ParameterName": name, "ParameterValue": desired::Sub::new(value.as_str()).cfn() })
                 })
                 .collect();
-            json!({ "Type": proc.kind, "Parameters": params })
+            json!({ "Type": kind, "Parameters": params })
         })
         .collect();
     let mut dest = json!({
-        "BucketARN": bucket_arn(s3),
+        "BucketARN": desired::Sub::new(format!("arn:${{AWS::Partition}}:s3:::{}", state.bucket)).cfn(),
         "RoleARN": role.clone(),
         "BufferingHints": {
-            "SizeInMBs": s3.buffer.size_bytes / (1024 * 1024),
-            "IntervalInSeconds": s3.buffer.interval_secs
+            "SizeInMBs": state.size_mib,
+            "IntervalInSeconds": state.interval_secs
         },
-        "CompressionFormat": s3.compression.firehose_name(),
+        "CompressionFormat": state.compression,
     });
-    if let Some(prefix) = prefix_raw(s3.prefix) {
+    if let Some(prefix) = &state.prefix {
         dest["Prefix"] = json!(prefix);
     }
-    if let Some(prefix) = prefix_raw(s3.error_prefix) {
+    if let Some(prefix) = &state.error_prefix {
         dest["ErrorOutputPrefix"] = json!(prefix);
     }
-    if let Some(ext) = s3.file_extension {
+    if let Some(ext) = &state.file_extension {
         dest["FileExtension"] = json!(ext);
     }
-    if let Some(tz) = s3.time_zone {
+    if let Some(tz) = &state.time_zone {
         dest["CustomTimeZone"] = json!(tz);
     }
-    if s3.dynamic_partitioning() {
+    if state.dynamic_partitioning {
         dest["DynamicPartitioningConfiguration"] = json!({ "Enabled": true });
     }
     if !processors.is_empty() {
         dest["ProcessingConfiguration"] = json!({ "Enabled": true, "Processors": processors });
     }
-    dest["CloudWatchLoggingOptions"] = json!({
-        "Enabled": true,
-        "LogGroupName": { "Ref": logical_id(d.id, "ErrorLogGroup") },
-        "LogStreamName": { "Ref": logical_id(d.id, "ErrorLogStream") },
-    });
+    if state.error_log_group.is_some() {
+        dest["CloudWatchLoggingOptions"] = json!({
+            "Enabled": true,
+            "LogGroupName": { "Ref": logical_id(d.id, "ErrorLogGroup") },
+            "LogStreamName": { "Ref": logical_id(d.id, "ErrorLogStream") },
+        });
+    }
     let mut props = json!({
-        "DeliveryStreamName": d.name,
+        "DeliveryStreamName": state.name,
         "ExtendedS3DestinationConfiguration": dest,
         "Tags": tags(p, d.tags),
     });
@@ -239,8 +226,10 @@ fn delivery(p: &PipelineSpec, d: &DeliverySpec) -> Value {
     }
     let mut resource =
         json!({ "Type": "AWS::KinesisFirehose::DeliveryStream", "Properties": props });
-    if s3.create_bucket {
-        resource["DependsOn"] = json!([logical_id(s3.id, "Bucket")]);
+    if p.destination(d.destination)
+        .is_some_and(|s3| s3.create_bucket)
+    {
+        resource["DependsOn"] = json!([logical_id(d.destination, "Bucket")]);
     }
     resource
 }
@@ -261,9 +250,9 @@ pub fn template_with_code(
     let mut resources = serde_json::Map::new();
     let mut parameters = serde_json::Map::new();
     let mut outputs = serde_json::Map::new();
-    for s in p.streams {
+    for (s, state) in p.streams.iter().zip(desired::desired_streams(p)) {
         let id = logical_id(s.id, "Stream");
-        resources.insert(id.clone(), stream(p, s));
+        resources.insert(id.clone(), stream(p, s, &state));
         outputs.insert(
             format!("{id}Arn"),
             json!({ "Description": format!("Kinesis stream {}", s.name), "Value": { "Fn::GetAtt": [id, "Arn"] } }),
@@ -308,7 +297,8 @@ pub fn template_with_code(
             function(p, t.id, &t.lambda, description),
         );
     }
-    for c in p.consumers {
+    let mappings = desired::desired_mappings(p);
+    for (i, c) in p.consumers.iter().enumerate() {
         code_parameters(c.id, "consumer");
         let description = desired::function_description(p, c.id);
         resources.insert(
@@ -317,10 +307,13 @@ pub fn template_with_code(
         );
         resources.insert(
             logical_id(c.id, "EventSourceMapping"),
-            event_source_mapping(c),
+            event_source_mapping(c, &mappings[i]),
         );
     }
-    for d in p.deliveries {
+    // The transform's function as a reference: `Fn::Sub` of its ARN (and so a dependency).
+    let deliveries =
+        desired::desired_deliveries(p, &|t, _| format!("${{{}.Arn}}", logical_id(t, "Function")));
+    for (i, d) in p.deliveries.iter().enumerate() {
         // Where Firehose logs delivery errors: a group and a stream of its own.
         let group = logical_id(d.id, "ErrorLogGroup");
         resources.insert(
@@ -338,7 +331,7 @@ pub fn template_with_code(
             }),
         );
         let id = logical_id(d.id, "DeliveryStream");
-        resources.insert(id.clone(), delivery(p, d));
+        resources.insert(id.clone(), delivery(p, d, &deliveries[i]));
         outputs.insert(
             format!("{id}Name"),
             json!({ "Description": format!("Firehose delivery stream {}", d.name), "Value": { "Ref": id } }),

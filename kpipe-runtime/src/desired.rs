@@ -1,6 +1,6 @@
-//! What a pipeline needs in AWS besides its streams, delivery streams, functions and mappings:
-//! the IAM roles with their trust and statements, the bucket policies, and the tags, as one
-//! desired state that both provisioning paths render. The CloudFormation template
+//! What a pipeline needs in AWS, as one desired state that both provisioning paths render:
+//! its streams, delivery streams (with their processors and error logging) and event source
+//! mappings, the IAM roles with their trust and statements, the bucket policies, and the tags. The CloudFormation template
 //! ([`crate::cloudformation`]) writes it with intrinsic functions; `apply` (feature `aws`)
 //! resolves the references and writes the same documents through the SDK.
 //!
@@ -27,7 +27,8 @@
 //! ```
 
 use crate::cloudformation::logical_id;
-use crate::spec::{LambdaSpec, PipelineSpec, SourceSpec, Tag};
+use crate::spec::{Capacity, LambdaSpec, ParamValue, PipelineSpec, SourceSpec, Tag};
+use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -446,6 +447,172 @@ pub fn bucket_policy(bucket: &str) -> Vec<Statement> {
             value: Sub::new("false"),
         }),
     }]
+}
+
+// ===== streams, delivery streams and mappings, as `plan` compares them and the template
+// writes them =====
+
+/// A stream as kpipe wants it or as AWS describes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StreamState {
+    /// Stream name.
+    pub name: String,
+    /// `Some(n)` provisioned with n open shards, `None` on-demand.
+    pub shards: Option<u32>,
+    /// Retention in hours.
+    pub retention_hours: u32,
+    /// KMS key when encrypted.
+    pub kms_key: Option<String>,
+}
+
+/// A delivery stream's settings that kpipe manages, normalised so that AWS's defaults compare
+/// equal to an omitted setting (no phantom diffs).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DeliveryState {
+    /// Delivery stream name.
+    pub name: String,
+    /// The source stream's name, or `None` for Direct PUT.
+    pub source_stream: Option<String>,
+    /// Destination bucket.
+    pub bucket: String,
+    /// Prefix (`None` when unset).
+    pub prefix: Option<String>,
+    /// Error output prefix (`None` when unset).
+    pub error_prefix: Option<String>,
+    /// Buffer size hint in MiB.
+    pub size_mib: u32,
+    /// Buffer interval hint in seconds.
+    pub interval_secs: u32,
+    /// `UNCOMPRESSED`, `GZIP`, `ZIP`, `Snappy`, `HADOOP_SNAPPY`.
+    pub compression: String,
+    /// Dynamic partitioning on.
+    pub dynamic_partitioning: bool,
+    /// Processors as `(type, [(parameter, value)])`, parameters sorted.
+    pub processors: Vec<(String, Vec<(String, String)>)>,
+    /// File extension override.
+    pub file_extension: Option<String>,
+    /// Time zone (`None` is UTC).
+    pub time_zone: Option<String>,
+    /// The CloudWatch Logs group delivery errors go to (`None`: not logged).
+    pub error_log_group: Option<String>,
+}
+
+/// A consumer's event source mapping as kpipe wants it or as AWS describes it (the settings
+/// `UpdateEventSourceMapping` can change; the starting position only matters at creation).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MappingState {
+    /// The consumer's id in the declaration.
+    pub consumer: String,
+    /// The function's name.
+    pub function: String,
+    /// The stream's name.
+    pub stream: String,
+    /// `LATEST` or `TRIM_HORIZON` (used when creating).
+    pub starting_position: String,
+    /// Records per batch.
+    pub batch_size: u32,
+    /// Split failing batches.
+    pub bisect_on_error: bool,
+    /// Retries, -1 for unlimited.
+    pub maximum_retries: i64,
+    /// Batching window in seconds.
+    pub batch_window_secs: u32,
+    /// Concurrent batches per shard.
+    pub parallelization: u32,
+    /// Partial batch responses (`ReportBatchItemFailures`) on.
+    pub report_item_failures: bool,
+}
+
+/// The streams the spec declares.
+pub fn desired_streams(p: &PipelineSpec) -> Vec<StreamState> {
+    p.streams
+        .iter()
+        .map(|s| StreamState {
+            name: s.name.to_owned(),
+            shards: match s.capacity {
+                Capacity::Provisioned { shards } => Some(shards),
+                Capacity::OnDemand => None,
+            },
+            retention_hours: s.retention_hours,
+            kms_key: s.kms_key.map(str::to_owned),
+        })
+        .collect()
+}
+
+/// The delivery streams the spec declares; `lambda_arn` gives the ARN of a transform's
+/// function from the transform's id and the function's name (resolved by `apply`, a
+/// reference in the template).
+pub fn desired_deliveries(
+    p: &PipelineSpec,
+    lambda_arn: &dyn Fn(&str, &str) -> String,
+) -> Vec<DeliveryState> {
+    p.deliveries
+        .iter()
+        .map(|d| {
+            let s3 = p
+                .destination(d.destination)
+                .expect("plan: the spec names an existing destination");
+            let processors = p
+                .processors(d)
+                .into_iter()
+                .map(|proc| {
+                    let mut params: Vec<(String, String)> = proc
+                        .params
+                        .into_iter()
+                        .map(|(k, v)| {
+                            let v = match v {
+                                ParamValue::Text(t) => t,
+                                ParamValue::LambdaArn {
+                                    transform,
+                                    function,
+                                } => lambda_arn(transform, function),
+                            };
+                            (k.to_owned(), v)
+                        })
+                        .collect();
+                    params.sort();
+                    (proc.kind.to_owned(), params)
+                })
+                .collect();
+            DeliveryState {
+                name: d.name.to_owned(),
+                source_stream: match d.source {
+                    SourceSpec::Stream(id) => p.stream(id).map(|s| s.name.to_owned()),
+                    SourceSpec::Direct => None,
+                },
+                bucket: s3.bucket.to_owned(),
+                prefix: s3.prefix.map(|p| p.raw.to_owned()),
+                error_prefix: s3.error_prefix.map(|p| p.raw.to_owned()),
+                size_mib: (s3.buffer.size_bytes / (1024 * 1024)) as u32,
+                interval_secs: s3.buffer.interval_secs,
+                compression: s3.compression.firehose_name().to_owned(),
+                dynamic_partitioning: s3.dynamic_partitioning(),
+                processors,
+                file_extension: s3.file_extension.map(str::to_owned),
+                time_zone: s3.time_zone.map(str::to_owned),
+                error_log_group: Some(error_log_group(d.name)),
+            }
+        })
+        .collect()
+}
+
+/// The event source mappings the spec declares, one per consumer.
+pub fn desired_mappings(p: &PipelineSpec) -> Vec<MappingState> {
+    p.consumers
+        .iter()
+        .map(|c| MappingState {
+            consumer: c.id.to_owned(),
+            function: c.lambda.name.to_owned(),
+            stream: p.stream(c.stream).map_or("", |s| s.name).to_owned(),
+            starting_position: c.starting_position.aws_name().to_owned(),
+            batch_size: c.batch_size,
+            bisect_on_error: c.bisect_on_error,
+            maximum_retries: c.maximum_retries.map_or(-1, i64::from),
+            batch_window_secs: c.batch_window_secs,
+            parallelization: c.parallelization,
+            report_item_failures: true,
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -58,7 +58,7 @@ impl<P: Pipeline> Aws<P> {
         let region = env.value("AWS::Region").unwrap_or_default().to_owned();
         let account = env.value("AWS::AccountId").unwrap_or_default().to_owned();
         let lambda_arn =
-            |f: &str| format!("arn:{partition}:lambda:{region}:{account}:function:{f}");
+            |_: &str, f: &str| format!("arn:{partition}:lambda:{region}:{account}:function:{f}");
         for desired in plan::desired_deliveries(spec, &lambda_arn) {
             let current = self.current_delivery(&desired.name).await?;
             ops.extend(plan::diff_delivery(
