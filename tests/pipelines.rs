@@ -216,3 +216,54 @@ mod shapes {
         );
     }
 }
+
+mod defaults {
+    use kpipe_runtime::desired::aws_defaults;
+    use kpipe_tests::{Enriched, Reading};
+
+    fn keep(r: Reading) -> Option<Enriched> {
+        let _ = r;
+        None
+    }
+
+    fn watch(_r: Reading) {}
+
+    kpipe_runtime::pipeline! {
+        pub(crate) pipeline Bare {
+            stream readings: Reading { capacity: on_demand, partition_key: sensor_id }
+            transform keep: Reading -> Enriched { function: crate::defaults::keep }
+            s3 lake: Enriched { bucket: "acme-bare" }
+            delivery to_lake: readings -> keep -> lake;
+            consumer watcher: readings -> crate::defaults::watch { starting_position: latest }
+        }
+    }
+
+    /// The language's defaults for left-out keys are AWS's, which `plan` reads from a
+    /// Describe call that leaves them out: the two lists agree, so nothing differs that was
+    /// not changed.
+    #[test]
+    fn the_languages_defaults_are_what_plan_reads_as_awss() {
+        use kpipe_runtime::Pipeline;
+        let spec = Bare::SPEC;
+        let s3 = &spec.destinations[0];
+        assert_eq!(
+            (s3.buffer.size_bytes, s3.buffer.interval_secs),
+            (
+                u64::from(aws_defaults::S3_BUFFER_MIB) << 20,
+                aws_defaults::S3_BUFFER_SECS
+            )
+        );
+        let c = &spec.consumers[0];
+        assert_eq!(c.batch_size, aws_defaults::MAPPING_BATCH_SIZE);
+        assert_eq!(c.batch_window_secs, aws_defaults::MAPPING_BATCH_WINDOW_SECS);
+        assert_eq!(c.parallelization, aws_defaults::MAPPING_PARALLELIZATION);
+        assert_eq!(
+            c.maximum_retries.map_or(-1, i64::from),
+            aws_defaults::MAPPING_MAXIMUM_RETRIES
+        );
+        for lambda in [&spec.transforms[0].lambda, &c.lambda] {
+            assert_eq!(lambda.memory_mib, aws_defaults::FUNCTION_MEMORY_MIB);
+            assert_eq!(lambda.timeout_secs, aws_defaults::FUNCTION_TIMEOUT_SECS);
+        }
+    }
+}

@@ -449,6 +449,33 @@ pub fn bucket_policy(bucket: &str) -> Vec<Statement> {
     }]
 }
 
+/// AWS's values for settings a Describe call may leave out, which `plan` reads as the
+/// declaration's defaults. The language applies the same defaults when a key is left out
+/// (kpipe-codegen's `lower.rs`); `tests/pipelines.rs` checks the two agree.
+pub mod aws_defaults {
+    /// S3 buffer size hint, MiB ("BufferingHints",
+    /// <https://docs.aws.amazon.com/firehose/latest/APIReference/API_BufferingHints.html>).
+    pub const S3_BUFFER_MIB: u32 = 5;
+    /// S3 buffer interval hint, seconds (same page).
+    pub const S3_BUFFER_SECS: u32 = 300;
+    /// Records per batch of a Kinesis event source mapping ("Lambda parameters for Amazon
+    /// Kinesis Data Streams event source mappings",
+    /// <https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-parameters.html>).
+    pub const MAPPING_BATCH_SIZE: u32 = 100;
+    /// Batching window of a mapping, seconds (same page).
+    pub const MAPPING_BATCH_WINDOW_SECS: u32 = 0;
+    /// Concurrent batches per shard of a mapping (same page).
+    pub const MAPPING_PARALLELIZATION: u32 = 1;
+    /// Retries of a mapping: -1 is unlimited (same page).
+    pub const MAPPING_MAXIMUM_RETRIES: i64 = -1;
+    /// Lambda memory, MiB ("Configure Lambda function memory",
+    /// <https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html>).
+    pub const FUNCTION_MEMORY_MIB: u32 = 128;
+    /// Lambda timeout, seconds ("Configure Lambda function timeout",
+    /// <https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html>).
+    pub const FUNCTION_TIMEOUT_SECS: u32 = 3;
+}
+
 // ===== streams, delivery streams and mappings, as `plan` compares them and the template
 // writes them =====
 

@@ -3,6 +3,7 @@
 
 use super::plan::{DeliveryState, MappingState, StreamState};
 use super::{Aws, ProvisionError, call_err};
+use crate::desired::aws_defaults;
 use crate::pipeline::Pipeline;
 use aws_sdk_kinesis::types as ks;
 use std::collections::HashMap;
@@ -126,11 +127,11 @@ impl<P: Pipeline> Aws<P> {
             size_mib: ext
                 .and_then(|e| e.buffering_hints())
                 .and_then(|b| b.size_in_mbs())
-                .unwrap_or(5) as u32,
+                .unwrap_or(aws_defaults::S3_BUFFER_MIB as i32) as u32,
             interval_secs: ext
                 .and_then(|e| e.buffering_hints())
                 .and_then(|b| b.interval_in_seconds())
-                .unwrap_or(300) as u32,
+                .unwrap_or(aws_defaults::S3_BUFFER_SECS as i32) as u32,
             compression: ext.map_or("UNCOMPRESSED".to_owned(), |e| {
                 e.compression_format().as_str().to_owned()
             }),
@@ -218,11 +219,21 @@ impl<P: Pipeline> Aws<P> {
             return Ok(None);
         };
         let state = MappingState {
-            batch_size: m.batch_size().unwrap_or(100) as u32,
+            batch_size: m
+                .batch_size()
+                .unwrap_or(aws_defaults::MAPPING_BATCH_SIZE as i32) as u32,
             bisect_on_error: m.bisect_batch_on_function_error().unwrap_or(false),
-            maximum_retries: m.maximum_retry_attempts().map_or(-1, i64::from),
-            batch_window_secs: m.maximum_batching_window_in_seconds().unwrap_or(0) as u32,
-            parallelization: m.parallelization_factor().unwrap_or(1) as u32,
+            maximum_retries: m
+                .maximum_retry_attempts()
+                .map_or(aws_defaults::MAPPING_MAXIMUM_RETRIES, i64::from),
+            batch_window_secs: m
+                .maximum_batching_window_in_seconds()
+                .unwrap_or(aws_defaults::MAPPING_BATCH_WINDOW_SECS as i32)
+                as u32,
+            parallelization: m
+                .parallelization_factor()
+                .unwrap_or(aws_defaults::MAPPING_PARALLELIZATION as i32)
+                as u32,
             report_item_failures: m
                 .function_response_types()
                 .contains(&aws_sdk_lambda::types::FunctionResponseType::ReportBatchItemFailures),

@@ -81,8 +81,14 @@ impl<P: Pipeline> Aws<P> {
         let state = FunctionState {
             stage: desired.stage.clone(),
             name: desired.name.clone(),
-            memory_mib: c.memory_size().unwrap_or(128) as u32,
-            timeout_secs: c.timeout().unwrap_or(3) as u32,
+            memory_mib: c
+                .memory_size()
+                .unwrap_or(crate::desired::aws_defaults::FUNCTION_MEMORY_MIB as i32)
+                as u32,
+            timeout_secs: c
+                .timeout()
+                .unwrap_or(crate::desired::aws_defaults::FUNCTION_TIMEOUT_SECS as i32)
+                as u32,
             architecture: c
                 .architectures()
                 .first()
