@@ -900,6 +900,12 @@ mod consumers {
         check(&STUCK, r)
     }
 
+    pub(crate) static SPLIT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    pub(crate) fn split(r: Reading) -> Result<(), String> {
+        check(&SPLIT, r)
+    }
+
     pub(crate) fn counted(r: Reading) -> Result<(), String> {
         check(&COUNTED, r)
     }
@@ -927,6 +933,15 @@ mod consumers {
             consumer alerts: readings -> crate::consumers::counted {
                 starting_position: trim_horizon,
                 batch_size: 7,
+            }
+        }
+        pub(crate) pipeline Split {
+            stream readings: Reading { capacity: provisioned(shards: 1), partition_key: site }
+            consumer alerts: readings -> crate::consumers::split {
+                starting_position: trim_horizon,
+                batch_size: 16,
+                bisect_on_error: true,
+                maximum_retries: 1,
             }
         }
         pub(crate) pipeline Stuck {
@@ -962,9 +977,9 @@ async fn a_consumer_bisects_down_to_the_bad_record_and_discards_only_it() {
         (c.received, c.consumed, c.discarded, c.blocked),
         (100, 99, 1, 0)
     );
-    // Batch 50..60 fails at its first record; retries take 5, 2, 1, 1, 1 records; the 6th
-    // failure exhausts the 5 retries and discards the record alone.
-    assert_eq!(c.retries, 5);
+    // Batch 50..60 fails at its first record; it is split to 5, 2 and 1 record (splits do
+    // not consume the retry quota), then the record alone is retried 5 times and discarded.
+    assert_eq!(c.retries, 3 + 5);
     assert!(
         c.errors[0].contains("record 51: implausible -300 °C from s-50"),
         "{c:?}"
@@ -977,6 +992,30 @@ async fn a_consumer_bisects_down_to_the_bad_record_and_discards_only_it() {
         ["s-49".to_owned(), "s-51".to_owned()],
         "in order"
     );
+    assert!(report.is_conserved());
+}
+
+/// The case: a batch of 16 with one poison record and `maximum_retries: 1`. AWS halves
+/// the batch until the record is alone (splits do not consume the quota) and discards only it.
+#[tokio::test(start_paused = true)]
+async fn bisection_does_not_consume_the_retry_quota() {
+    use consumers::Split;
+    let engine = Split::local()
+        .store(Arc::new(InMemory::new()))
+        .start()
+        .unwrap();
+    let readings: Vec<Reading> = (0..16)
+        .map(|i| reading(&format!("p-{i}"), "oslo", if i == 5 { -300.0 } else { 1.0 }))
+        .collect();
+    engine
+        .producer(Split::readings())
+        .unwrap()
+        .put_batch(&readings)
+        .await
+        .unwrap();
+    let report = engine.shutdown().await.unwrap();
+    let c = &report.consumers[0];
+    assert_eq!((c.received, c.consumed, c.discarded), (16, 15, 1), "{c:?}");
     assert!(report.is_conserved());
 }
 

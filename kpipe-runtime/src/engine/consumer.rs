@@ -4,10 +4,11 @@
 //! - Records are taken per shard in batches of at most `batch_size`, in sequence order.
 //! - A batch is consumed record by record; at the first failure the records before it are
 //!   done (the partial batch response checkpoints there) and the batch is retried from the
-//!   failed record. With `bisect_on_error` each retry takes half the previous batch, so a bad
-//!   record ends up alone.
-//! - After `maximum_retries` retries the batch being retried is discarded (AWS discards it,
-//!   or sends it to an on-failure destination); those records are counted as `discarded`.
+//!   failed record. With `bisect_on_error` the failing batch is halved until the bad record
+//!   is alone; splitting does not count toward the retry quota, as in AWS.
+//! - After `maximum_retries` retries the batch being retried (with bisection, the bad record
+//!   alone) is discarded (AWS discards it, or sends it to an on-failure destination); those
+//!   records are counted as `discarded`.
 //! - With unlimited retries a record that keeps failing blocks its shard, as in AWS until it
 //!   expires: the engine retries with a growing backoff on its clock until shutdown, and
 //!   reports what is still waiting as `blocked`.
@@ -235,6 +236,15 @@ impl ShardConsumer {
                 ));
             }
             let remaining = n - at;
+            if self.spec.bisect_on_error && remaining > 1 {
+                // "Splitting batches doesn't consume the retry quota": the failing batch is
+                // halved until the bad record is alone, and only then are retries counted
+                // ("Retain discarded batch records for a Kinesis Data Streams event source in
+                // Lambda", <https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html>).
+                size = (remaining / 2).max(1);
+                self.report.retries += 1;
+                continue;
+            }
             if self.spec.maximum_retries.is_some_and(|max| retries >= max) {
                 // Retries exhausted: the batch being retried is discarded.
                 self.remove(remaining);
@@ -245,9 +255,6 @@ impl ShardConsumer {
             }
             retries += 1;
             self.report.retries += 1;
-            if self.spec.bisect_on_error {
-                size = (remaining / 2).max(1);
-            }
             if self.spec.maximum_retries.is_none() {
                 // Unlimited retries: the shard is blocked. Wait (taking in new records) and
                 // retry; at shutdown, what waits is reported as blocked.
