@@ -429,11 +429,43 @@ fn help_lists_the_stages() {
         "{help}"
     );
     for stage in [
-        "stream     readings     Kinesis `sensor-readings` of Reading (2 shards)",
-        "transform  enrich       Reading -> Enriched by crate::telemetry::enrich",
-        "delivery   sensor_lake  Firehose `sensor-lake`: readings -> enrich -> lake",
+        "stream     readings      Kinesis `sensor-readings` of Reading (2 shards)",
+        "transform  enrich        Reading -> Enriched by crate::telemetry::enrich",
+        "delivery   sensor_lake   Firehose `sensor-lake`: readings -> enrich -> lake",
+        "consumer   frost_alerts  readings -> crate::telemetry::frost_alert (Lambda `telemetry-frost-alerts`, LATEST)",
     ] {
         assert!(help.contains(stage), "{stage}\n{help}");
+    }
+}
+
+/// `spec`, `synth` and `estimate` into a reader that is gone (`| head -1`, `| true`) end quietly
+/// with 0, not with a panic and 101.
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    for args in [
+        &["spec"][..],
+        &["synth"],
+        &[
+            "estimate",
+            "--records-per-sec",
+            "100",
+            "--record-size",
+            "200",
+            "--json",
+        ],
+    ] {
+        let mut child = command()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before the program writes (as `| true` would): its output
+        // meets a closed pipe.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
+        assert!(!text(&out).contains("panicked"), "{args:?}: {}", text(&out));
     }
 }
 

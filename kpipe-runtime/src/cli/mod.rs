@@ -402,10 +402,7 @@ impl<P: Pipeline> App<P> {
 
     fn dispatch(self, command: Command) -> ExitCode {
         match command {
-            Command::Spec => {
-                println!("{}", P::SPEC.to_json());
-                ExitCode::SUCCESS
-            }
+            Command::Spec => print_out(&P::SPEC.to_json()),
             Command::Estimate {
                 records_per_sec,
                 record_size,
@@ -422,14 +419,10 @@ impl<P: Pipeline> App<P> {
                 let e =
                     crate::estimate::estimate(P::SPEC, load, crate::estimate::Prices::default());
                 if json {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&e).expect("estimates serialise")
-                    );
+                    print_out(&serde_json::to_string_pretty(&e).expect("estimates serialise"))
                 } else {
-                    println!("{e}");
+                    print_out(&e.to_string())
                 }
-                ExitCode::SUCCESS
             }
             Command::Synth {
                 assets: Some(dir),
@@ -452,10 +445,7 @@ impl<P: Pipeline> App<P> {
                         }
                         Err(e) => fail(&format!("{}: {e}", path.display())),
                     },
-                    None => {
-                        println!("{text}");
-                        ExitCode::SUCCESS
-                    }
+                    None => print_out(&text),
                 }
             }
             command => {
@@ -549,6 +539,18 @@ impl<P: Pipeline> App<P> {
     }
 }
 
+/// Prints `text` and a newline on stdout. A reader that went away (`| head`) ends the output
+/// quietly, as `tail` does, instead of the panic `println!` makes of a broken pipe.
+fn print_out(text: &str) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("writing to standard output: {e}")),
+    }
+}
+
 /// The first line of `--help`: the pipeline's doc comment, or its name.
 fn about(spec: &PipelineSpec) -> String {
     if spec.doc.is_empty() {
@@ -598,6 +600,19 @@ fn stages(spec: &PipelineSpec) -> String {
             None => format!("{source} -> {}", d.destination),
         };
         rows.push(("delivery", d.id, format!("Firehose `{}`: {route}", d.name)));
+    }
+    for c in spec.consumers {
+        rows.push((
+            "consumer",
+            c.id,
+            format!(
+                "{} -> {} (Lambda `{}`, {})",
+                c.stream,
+                c.function,
+                c.lambda.name,
+                c.starting_position.aws_name()
+            ),
+        ));
     }
     let width = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
     let mut out = format!("Stages of {}:\n", spec.name);
