@@ -827,10 +827,18 @@ fn check_tags(d: &mut Diagnostics, tags: &[Tag]) {
         );
     }
     for t in tags {
-        if t.key.value.starts_with("aws") {
+        // Only the `aws:` prefix is reserved, in any case, for keys and values ("Tag naming
+        // limits and requirements",
+        // <https://docs.aws.amazon.com/tag-editor/latest/userguide/tagging.html>); a key here
+        // is an identifier and cannot hold `:`, so `aws_account` and `awsome` are fine.
+        if t.value
+            .value
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case("aws:"))
+        {
             d.error(
-                t.key.range,
-                "tag keys starting with `aws` are reserved by AWS",
+                t.value.range,
+                "tag values starting with `aws:` are reserved by AWS",
             );
         }
         if t.key.value.chars().count() > 128 {

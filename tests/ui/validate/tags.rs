@@ -1,6 +1,6 @@
 kpipe_runtime::pipeline! {
     pipeline P {
-        tags: { team: "data", team: "platform", aws_owner: "me", note: 42 },
+        tags: { team: "data", team: "platform", aws_owner: "me", awsome: "AWS:me", note: 42 },
     }
 }
 
