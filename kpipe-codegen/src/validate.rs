@@ -251,7 +251,7 @@ fn check_processor_buffer(d: &mut Diagnostics, b: &Buffer) {
         d.error(
             b.bytes.range,
             format!(
-                "processor buffer size must be between 0.2 MiB and 3 MiB, found {}",
+                "processor buffer size must be between 0.2 MiB (204.8 KiB: write `0.2MB`) and 3 MiB, found {}",
                 human_size(b.bytes.value)
             ),
         )
