@@ -7,6 +7,50 @@ use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The runtime API's side: every request the binary makes, on whichever connection it comes
+/// (the runtime's HTTP client may open a new one at any time), with a handle to answer it.
+struct Api {
+    requests: std::sync::mpsc::Receiver<(String, Vec<u8>, std::net::TcpStream)>,
+}
+
+impl Api {
+    fn serve(listener: TcpListener) -> Api {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { break };
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    let writer = stream.try_clone().unwrap();
+                    let mut reader = BufReader::new(stream);
+                    while let Some((line, body)) = read_request(&mut reader) {
+                        if tx.send((line, body, writer.try_clone().unwrap())).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        Api { requests: rx }
+    }
+
+    /// The next request, within 60 s; `None` at once if the binary has exited.
+    fn next(
+        &self,
+        child: &mut std::process::Child,
+    ) -> Option<(String, Vec<u8>, std::net::TcpStream)> {
+        let give_up = std::time::Instant::now() + Duration::from_secs(60);
+        while std::time::Instant::now() < give_up {
+            match self.requests.recv_timeout(Duration::from_millis(100)) {
+                Ok(request) => return Some(request),
+                Err(_) if child.try_wait().ok().flatten().is_some() => return None,
+                Err(_) => {}
+            }
+        }
+        None
+    }
+}
+
 /// Reads one HTTP request: (request line, body).
 fn read_request(reader: &mut BufReader<std::net::TcpStream>) -> Option<(String, Vec<u8>)> {
     let mut line = String::new();
@@ -88,14 +132,11 @@ fn the_binary_answers_firehose_invocations_one_after_another() {
         .unwrap()
         .as_millis()
         + 60_000;
-    let (stream, _) = listener.accept().unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let mut writer = stream.try_clone().unwrap();
-    let mut reader = BufReader::new(stream);
+    let api = Api::serve(listener);
 
-    let (next, _) = read_request(&mut reader).expect("the binary asks for an invocation");
+    let (next, _, mut writer) = api
+        .next(&mut child)
+        .expect("the binary asks for an invocation");
     assert!(
         next.starts_with("GET /2018-06-01/runtime/invocation/next"),
         "{next}"
@@ -107,12 +148,14 @@ fn the_binary_answers_firehose_invocations_one_after_another() {
     )
     .unwrap();
 
-    let (post, body) = read_request(&mut reader).expect("the binary posts a response");
+    let (post, body, mut writer) = api.next(&mut child).expect("the binary posts a response");
     write!(writer, "HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n").unwrap();
     // The next invocations on the same connection: a 1.5 MB event (read on two threads, as
     // the function's 4,000 MB buy them), then one that is not JSON.
     let mut invoke = |request_id: &str, event: &str| {
-        let (next, _) = read_request(&mut reader).expect("the binary asks for an invocation");
+        let (next, _, mut writer) = api
+            .next(&mut child)
+            .expect("the binary asks for an invocation");
         assert!(
             next.starts_with("GET /2018-06-01/runtime/invocation/next"),
             "{next}"
@@ -123,9 +166,9 @@ fn the_binary_answers_firehose_invocations_one_after_another() {
             event.len()
         )
         .unwrap();
-        let answer = read_request(&mut reader).expect("the binary answers");
+        let (line, body, mut writer) = api.next(&mut child).expect("the binary answers");
         write!(writer, "HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n").unwrap();
-        answer
+        (line, body)
     };
     let big_records: Vec<serde_json::Value> = (0..6_000)
         .map(|i| {
