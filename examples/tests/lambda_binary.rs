@@ -91,7 +91,9 @@ fn the_binary_answers_firehose_invocations_one_after_another() {
         .spawn()
         .unwrap();
 
-    // A Kinesis-sourced event (aws-facts.md §4.1) with three of the quickstart's readings.
+    // A Kinesis-sourced event ("Transform source data in Amazon Data Firehose",
+    // https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html) with three of
+    // the quickstart's readings.
     use base64::Engine as _;
     use kpipe_examples::telemetry::Reading;
     let reading = |id: &str, site: &str, celsius: f64| {
