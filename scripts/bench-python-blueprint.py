@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Times AWS's Python blueprint logic (kinesis-firehose-process-record-python, aws-facts.md §8)
+"""Times AWS's Python blueprint logic (kinesis-firehose-process-record-python,
+https://github.com/amazon-archives/serverless-app-examples)
 on the same event as kpipe-runtime/benches/lambda.rs, doing the same light transform.
 
     KPIPE_WRITE_EVENT=/tmp/event.json cargo bench -p kpipe-runtime --all-features --bench lambda

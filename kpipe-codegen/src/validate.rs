@@ -1,6 +1,5 @@
 //! The service rules that can be known at compile time, one `check_*` function each.
-//! Every rule cites where the limit comes from (`aws-facts.md` in the project's shared
-//! references, or the AWS page named) and shows a bad input with the error it gets.
+//! Every rule cites the AWS documentation page the limit comes from and shows a bad input with the error it gets.
 
 use crate::diagnostic::Diagnostics;
 use crate::model::*;
@@ -115,7 +114,7 @@ fn aws_name(d: &mut Diagnostics, name: &Sp<String>, what: &str, max: usize, sour
     }
 }
 
-// Kinesis stream names: 1-128 characters of `[a-zA-Z0-9_.-]` (aws-facts.md §1.4).
+// Kinesis stream names: 1-128 characters of `[a-zA-Z0-9_.-]` (Kinesis API, CreateStream: https://docs.aws.amazon.com/kinesis/latest/APIReference/API_CreateStream.html).
 //
 //     stream readings: Reading { name: "sensor readings", ... }
 //                                      ^^^^^^^^^^^^^^^^^ stream name `sensor readings` contains ` `
@@ -125,11 +124,11 @@ fn check_stream_name(d: &mut Diagnostics, name: &Sp<String>) {
         name,
         "stream name",
         128,
-        "Kinesis stream names are 1-128 characters of [a-zA-Z0-9_.-] (aws-facts.md §1.4)",
+        "Kinesis stream names are 1-128 characters of [a-zA-Z0-9_.-] (Kinesis API, CreateStream: https://docs.aws.amazon.com/kinesis/latest/APIReference/API_CreateStream.html)",
     );
 }
 
-// Firehose delivery stream names: 1-64 characters of `[a-zA-Z0-9_.-]` (aws-facts.md §3.1).
+// Firehose delivery stream names: 1-64 characters of `[a-zA-Z0-9_.-]` (Firehose API, CreateDeliveryStream: https://docs.aws.amazon.com/firehose/latest/APIReference/API_CreateDeliveryStream.html).
 //
 //     delivery d: readings -> lake { name: "a-name-that-goes-on-for-more-than-sixty-four-characters-in-total" }
 //                                          ^ delivery stream name ... must be 1 to 64 characters long
@@ -139,7 +138,7 @@ fn check_delivery_name(d: &mut Diagnostics, name: &Sp<String>) {
         name,
         "delivery stream name",
         64,
-        "Firehose delivery stream names are 1-64 characters of [a-zA-Z0-9_.-] (aws-facts.md §3.1)",
+        "Firehose delivery stream names are 1-64 characters of [a-zA-Z0-9_.-] (Firehose API, CreateDeliveryStream: https://docs.aws.amazon.com/firehose/latest/APIReference/API_CreateDeliveryStream.html)",
     );
 }
 
@@ -156,7 +155,7 @@ fn check_unique_stream_names(d: &mut Diagnostics, streams: &[Stream]) {
                 format!("duplicate stream name `{}`", s.name.value),
             )
             .related(first.name.range, "first used here")
-            .note("note: stream names are unique per account and region (aws-facts.md §1.4)");
+            .note("note: stream names are unique per account and region (Kinesis API, CreateStream: https://docs.aws.amazon.com/kinesis/latest/APIReference/API_CreateStream.html)");
         }
     }
 }
@@ -173,11 +172,11 @@ fn check_unique_aws_names(d: &mut Diagnostics, before: &[Delivery], del: &Delive
             format!("duplicate delivery stream name `{}`", del.name.value),
         )
         .related(first.name.range, "first used here")
-        .note("note: delivery stream names are unique per account and region (aws-facts.md §3.1)");
+        .note("note: delivery stream names are unique per account and region (Firehose API, CreateDeliveryStream: https://docs.aws.amazon.com/firehose/latest/APIReference/API_CreateDeliveryStream.html)");
     }
 }
 
-// Provisioned shard count 1..=10000 (UpdateShardCount's per-stream ceiling, aws-facts.md §1.7).
+// Provisioned shard count 1..=10000 (UpdateShardCount's per-stream ceiling, Kinesis API, UpdateShardCount: https://docs.aws.amazon.com/kinesis/latest/APIReference/API_UpdateShardCount.html).
 //
 //     capacity: provisioned(shards: 0),
 //                                   ^ shard count must be between 1 and 10000, found 0
@@ -189,11 +188,11 @@ fn check_shard_count(d: &mut Diagnostics, shards: &Sp<u64>) {
         10_000,
         "shard count",
         "",
-        "a provisioned stream has 1 to 10,000 shards (aws-facts.md §1.7)",
+        "a provisioned stream has 1 to 10,000 shards (Kinesis API, UpdateShardCount: https://docs.aws.amazon.com/kinesis/latest/APIReference/API_UpdateShardCount.html)",
     );
 }
 
-// Retention 24h..=8760h (aws-facts.md §1.5).
+// Retention 24h..=8760h (Kinesis Data Streams, Change the data retention period: https://docs.aws.amazon.com/streams/latest/dev/kinesis-extended-retention.html).
 //
 //     retention: 12h,
 //                ^^^ retention must be between 24h and 8760h, found 12h
@@ -205,11 +204,11 @@ fn check_retention(d: &mut Diagnostics, hours: &Sp<u64>) {
         8760,
         "retention",
         "h",
-        "Kinesis keeps records 24 hours to 365 days (aws-facts.md §1.5)",
+        "Kinesis keeps records 24 hours to 365 days (Kinesis Data Streams, Change the data retention period: https://docs.aws.amazon.com/streams/latest/dev/kinesis-extended-retention.html)",
     );
 }
 
-// Maximum record size 1024..=10240 KiB (aws-facts.md §0, §1.2).
+// Maximum record size 1024..=10240 KiB (Kinesis Data Streams, Handle large records: https://docs.aws.amazon.com/streams/latest/dev/large-records.html; Kinesis Data Streams quotas and limits: https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html).
 //
 //     max_record_size: 20MiB,
 //                      ^^^^^ maximum record size must be between 1024KiB and 10240KiB, found 20480KiB
@@ -221,11 +220,11 @@ fn check_max_record_size(d: &mut Diagnostics, kib: &Sp<u64>) {
         10_240,
         "maximum record size",
         "KiB",
-        "MaxRecordSizeInKiB is 1024-10240 KiB (aws-facts.md §0, §1.2)",
+        "MaxRecordSizeInKiB is 1024-10240 KiB (Kinesis Data Streams, Handle large records: https://docs.aws.amazon.com/streams/latest/dev/large-records.html; Kinesis Data Streams quotas and limits: https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html)",
     );
 }
 
-// A KMS key is a key id, an `alias/...` or a key/alias ARN (aws-facts.md §1.10).
+// A KMS key is a key id, an `alias/...` or a key/alias ARN (Kinesis API, StartStreamEncryption: https://docs.aws.amazon.com/kinesis/latest/APIReference/API_StartStreamEncryption.html).
 //
 //     encryption: kms(""),
 //                     ^^ KMS key must not be empty
@@ -241,7 +240,7 @@ fn check_kms_key(d: &mut Diagnostics, key: &Sp<String>) {
     }
 }
 
-// Lambda processor buffer 0.2-3 MB and 0-900 s (aws-facts.md §3.4).
+// Lambda processor buffer 0.2-3 MB and 0-900 s (Amazon Data Firehose, Transform source data: https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html).
 //
 //     buffer: 5MiB or 60s,
 //             ^^^^ processor buffer size must be between 0.2 MiB and 3 MiB
@@ -255,7 +254,7 @@ fn check_processor_buffer(d: &mut Diagnostics, b: &Buffer) {
                 human_size(b.bytes.value)
             ),
         )
-        .note("note: Firehose's BufferSizeInMBs for a Lambda processor is 0.2-3 MB (aws-facts.md §3.4)");
+        .note("note: Firehose's BufferSizeInMBs for a Lambda processor is 0.2-3 MB (Amazon Data Firehose, Transform source data: https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html)");
     }
     in_range(
         d,
@@ -264,7 +263,7 @@ fn check_processor_buffer(d: &mut Diagnostics, b: &Buffer) {
         900,
         "processor buffer interval",
         "s",
-        "BufferIntervalInSeconds is 0-900 s (aws-facts.md §3.4)",
+        "BufferIntervalInSeconds is 0-900 s (Amazon Data Firehose, Transform source data: https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html)",
     );
 }
 
@@ -279,8 +278,8 @@ fn human_size(bytes: u64) -> String {
     }
 }
 
-// Retries of a failed Lambda invocation. AWS's default is 3 (aws-facts.md §3.4); the API's
-// upper bound is not documented (aws-facts.md §9.3), so kpipe caps it at 300, as retries
+// Retries of a failed Lambda invocation. AWS's default is 3 (Amazon Data Firehose, Transform source data: https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html); the API's
+// upper bound is not documented, so kpipe caps it at 300, as retries
 // beyond that only delay the error output.
 //
 //     retries: 1000,
@@ -293,7 +292,7 @@ fn check_retries(d: &mut Diagnostics, retries: &Sp<u64>) {
         300,
         "retries",
         "",
-        "kpipe caps NumberOfRetries at 300; AWS's own bound is undocumented (aws-facts.md §9.3)",
+        "kpipe caps NumberOfRetries at 300; AWS does not document an upper bound",
     );
 }
 
@@ -325,7 +324,7 @@ fn check_lambda(d: &mut Diagnostics, l: &Lambda) {
     );
 }
 
-// A transform's timeout: at most what Firehose honours, 5 minutes (aws-facts.md §3.4).
+// A transform's timeout: at most what Firehose honours, 5 minutes (Amazon Data Firehose, Transform source data: https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html).
 //
 //     lambda: { timeout: 10min },
 //                        ^^^^^ Lambda timeout must be between 1s and 300s, found 600s
@@ -337,7 +336,7 @@ fn check_transform_timeout(d: &mut Diagnostics, l: &Lambda) {
         300,
         "Lambda timeout",
         "s",
-        "Firehose honours a transform timeout of at most 5 minutes (aws-facts.md §3.4)",
+        "Firehose honours a transform timeout of at most 5 minutes (Amazon Data Firehose, Transform source data: https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html)",
     );
 }
 
@@ -462,14 +461,14 @@ fn check_bucket_name(d: &mut Diagnostics, b: &Sp<String>) {
     }
 }
 
-// S3 buffering hints 1-128 MiB and 0-900 s, in whole MiB (aws-facts.md §3.3).
+// S3 buffering hints 1-128 MiB and 0-900 s, in whole MiB (Amazon Data Firehose, Configure buffering hints: https://docs.aws.amazon.com/firehose/latest/dev/buffering-hints.html).
 //
 //     buffer: 256MiB or 300s,
 //             ^^^^^^ S3 buffer size must be between 1MiB and 128MiB, found 256MiB
 fn check_s3_buffer(d: &mut Diagnostics, b: &Buffer) {
     if !b.bytes.value.is_multiple_of(MIB) {
         d.error(b.bytes.range, "S3 buffer size is a whole number of MiB")
-            .note("note: SizeInMBs is an integer (aws-facts.md §3.3)");
+            .note("note: SizeInMBs is an integer (Amazon Data Firehose, Configure buffering hints: https://docs.aws.amazon.com/firehose/latest/dev/buffering-hints.html)");
     } else {
         let mib = Sp::new(b.bytes.value / MIB, b.bytes.range);
         in_range(
@@ -479,7 +478,7 @@ fn check_s3_buffer(d: &mut Diagnostics, b: &Buffer) {
             128,
             "S3 buffer size",
             "MiB",
-            "SizeInMBs is 1-128 MiB (aws-facts.md §3.3)",
+            "SizeInMBs is 1-128 MiB (Amazon Data Firehose, Configure buffering hints: https://docs.aws.amazon.com/firehose/latest/dev/buffering-hints.html)",
         );
     }
     in_range(
@@ -489,11 +488,11 @@ fn check_s3_buffer(d: &mut Diagnostics, b: &Buffer) {
         900,
         "S3 buffer interval",
         "s",
-        "IntervalInSeconds is 0-900 s (aws-facts.md §3.3)",
+        "IntervalInSeconds is 0-900 s (Amazon Data Firehose, Configure buffering hints: https://docs.aws.amazon.com/firehose/latest/dev/buffering-hints.html)",
     );
 }
 
-// Which namespaces may appear where (aws-facts.md §3.5):
+// Which namespaces may appear where (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html):
 // `!{firehose:error-output-type}` only in the error prefix; `!{partitionKeyFrom...}` never
 // in the error prefix, and in the prefix only with dynamic partitioning and for declared keys
 // of the matching kind.
@@ -509,7 +508,7 @@ fn check_prefix_namespaces(d: &mut Diagnostics, s: &S3) {
                         prefix.range,
                         "`!{firehose:error-output-type}` is only allowed in `error_prefix`",
                     )
-                    .note("note: Prefix cannot contain the error output type (aws-facts.md §3.5)");
+                    .note("note: Prefix cannot contain the error output type (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html)");
                 }
                 Part::KeyFromQuery(k) | Part::KeyFromLambda(k) => {
                     let from_query = matches!(part, Part::KeyFromQuery(_));
@@ -579,7 +578,7 @@ fn check_prefix_namespaces(d: &mut Diagnostics, s: &S3) {
                 ep.range,
                 "`error_prefix` must contain `!{firehose:error-output-type}`",
             )
-            .note("note: Firehose requires it in every ErrorOutputPrefix (aws-facts.md §3.5)")
+            .note("note: Firehose requires it in every ErrorOutputPrefix (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html)")
             .note("help: for example `errors/!{firehose:error-output-type}/`");
         }
         if ep
@@ -589,12 +588,12 @@ fn check_prefix_namespaces(d: &mut Diagnostics, s: &S3) {
             .any(|p| matches!(p, Part::KeyFromQuery(_) | Part::KeyFromLambda(_)))
         {
             d.error(ep.range, "partition keys cannot be used in `error_prefix`")
-                .note("note: records that fail never got their keys (aws-facts.md §3.5)");
+                .note("note: records that fail never got their keys (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html)");
         }
     }
 }
 
-// An error prefix is required with dynamic partitioning (aws-facts.md §3.6), and whenever the
+// An error prefix is required with dynamic partitioning (Amazon Data Firehose, Dynamic partitioning: https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning.html), and whenever the
 // prefix uses expressions (ErrorOutputPrefix may be null only if Prefix has none, §3.5).
 //
 //     s3 lake: E { bucket: "b", prefix: "d/!{timestamp:yyyy}/" }
@@ -604,13 +603,19 @@ fn check_error_prefix_required(d: &mut Diagnostics, s: &S3) {
         return;
     }
     let why = if s.dynamic_partitioning() {
-        Some("it uses dynamic partitioning (aws-facts.md §3.6)")
+        Some((
+            "it uses dynamic partitioning",
+            "Amazon Data Firehose, Dynamic partitioning: https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning.html",
+        ))
     } else if s.prefix.as_ref().is_some_and(|p| p.value.has_expressions()) {
-        Some("its prefix uses expressions (aws-facts.md §3.5)")
+        Some((
+            "its prefix uses expressions",
+            "Amazon Data Firehose, Custom prefixes for Amazon S3 objects: https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html",
+        ))
     } else {
         None
     };
-    if let Some(why) = why {
+    if let Some((why, page)) = why {
         d.error(
             s.ident.span(),
             format!(
@@ -618,12 +623,13 @@ fn check_error_prefix_required(d: &mut Diagnostics, s: &S3) {
                 s.ident
             ),
         )
+        .note(format!("note: Firehose requires one in this case ({page})"))
         .note("help: add `error_prefix: \"errors/!{firehose:error-output-type}/\"`");
     }
 }
 
 // Declared partition keys must be used by the prefix, and there are at most 50 (jq keys,
-// aws-facts.md §3.6).
+// Amazon Data Firehose, Dynamic partitioning: https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning.html).
 //
 //     partition_keys: { site: .site, day: .day },
 //                                    ^^^ partition key `day` is declared but not used in `prefix`
@@ -633,7 +639,7 @@ fn check_partition_keys(d: &mut Diagnostics, s: &S3) {
             s.partition_keys[50].ident.span(),
             "at most 50 partition keys are allowed",
         )
-        .note("note: Firehose supports up to 50 keys (aws-facts.md §3.6)");
+        .note("note: Firehose supports up to 50 keys (Amazon Data Firehose, Dynamic partitioning: https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning.html)");
     }
     let used: Vec<&str> = s
         .prefix
@@ -666,7 +672,7 @@ fn check_partition_keys(d: &mut Diagnostics, s: &S3) {
     }
 }
 
-// Each evaluated prefix is at most 512 characters (aws-facts.md §3.5). Counted with every
+// Each evaluated prefix is at most 512 characters (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html). Counted with every
 // partition key as one character and the error output type at its longest.
 //
 //     prefix: "aaaa...600 characters...",
@@ -680,13 +686,13 @@ fn check_prefix_length(d: &mut Diagnostics, s: &S3) {
                     p.range,
                     format!("`{key}` evaluates to at least {n} characters; the limit is 512"),
                 )
-                .note("note: each evaluated prefix is at most 512 characters (aws-facts.md §3.5)");
+                .note("note: each evaluated prefix is at most 512 characters (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html)");
             }
         }
     }
 }
 
-// Zero buffering is not available with dynamic partitioning (aws-facts.md §3.3).
+// Zero buffering is not available with dynamic partitioning (Amazon Data Firehose, Configure buffering hints: https://docs.aws.amazon.com/firehose/latest/dev/buffering-hints.html).
 //
 //     buffer: 64MiB or 0s, partition_keys: { site: .site },
 //                      ^^ a buffer interval of 0s is not available with dynamic partitioning
@@ -696,12 +702,12 @@ fn check_zero_buffering_with_partitioning(d: &mut Diagnostics, s: &S3) {
             s.buffer.seconds.range,
             "a buffer interval of 0s is not available with dynamic partitioning",
         )
-        .note("note: zero buffering is not supported for dynamic partitioning (aws-facts.md §3.3)");
+        .note("note: zero buffering is not supported for dynamic partitioning (Amazon Data Firehose, Configure buffering hints: https://docs.aws.amazon.com/firehose/latest/dev/buffering-hints.html)");
     }
 }
 
 // A closure key runs in the transform's Lambda (`partitionKeyFromLambda`), so every delivery
-// into that destination needs a transform (aws-facts.md §3.6, §4.2).
+// into that destination needs a transform (Amazon Data Firehose, Dynamic partitioning: https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning.html; Amazon Data Firehose, Data transformation and status model: https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-status-model.html).
 //
 //     delivery raw: readings -> lake;
 //                               ^^^^ s3 destination `lake` computes partition keys in a transform, but this delivery has none
@@ -795,7 +801,7 @@ fn check_region(d: &mut Diagnostics, region: &Sp<String>) {
 }
 
 // IAM role ARNs: `arn:...:iam::<12 digits>:role/<name>` (Firehose RoleARN pattern,
-// aws-facts.md §3.5).
+// IAM identifiers: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html).
 //
 //     role_arn: "firehose-role",
 //               ^^^^^^^^^^^^^^^ `firehose-role` is not an IAM role ARN
@@ -811,7 +817,7 @@ fn check_role_arn(d: &mut Diagnostics, arn: &Sp<String>) {
             .is_some_and(|r| r.starts_with("role/") && r.len() > 5);
     if !ok {
         d.error(arn.range, format!("`{v}` is not an IAM role ARN"))
-            .note("note: expected `arn:aws:iam::123456789012:role/name` (aws-facts.md §3.5)");
+            .note("note: expected `arn:aws:iam::123456789012:role/name` (IAM identifiers: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html)");
     }
 }
 

@@ -23,7 +23,7 @@ pub struct Load {
     pub partitions: u32,
 }
 
-/// Prices in USD, us-east-1, as quoted in aws-facts.md §2 (secondary sources, 2023–2026;
+/// Prices in USD, us-east-1, as quoted in Amazon Kinesis Data Streams pricing: https://aws.amazon.com/kinesis/data-streams/pricing/ (secondary sources, 2023–2026;
 /// Oregon equality UNCONFIRMED). Override any field for your region or contract.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Prices {
@@ -58,7 +58,7 @@ const HOURS_PER_MONTH: f64 = 730.0;
 const SECONDS_PER_MONTH: f64 = HOURS_PER_MONTH * 3600.0;
 const GB: f64 = 1024.0 * 1024.0 * 1024.0;
 
-/// Shards a provisioned stream needs: AWS's formula (aws-facts.md §1.11) with the record size
+/// Shards a provisioned stream needs: AWS's formula (Kinesis Data Streams, Choose the data stream capacity mode: https://docs.aws.amazon.com/streams/latest/dev/how-do-i-size-a-stream.html) with the record size
 /// rounded up to whole KB, plus the 1,000 records/s write cap per shard (§1.1).
 pub fn shards_needed(load: &Load) -> u32 {
     let kb = load.record_bytes.div_ceil(1024).max(1) as f64;
@@ -109,7 +109,7 @@ fn flush(size_bytes: u64, interval_secs: u32, bytes_per_sec: f64) -> (f64, f64) 
     } else {
         f64::INFINITY
     };
-    // An interval of 0 delivers within seconds (aws-facts.md §3.3); count it as 1 s.
+    // An interval of 0 delivers within seconds (Amazon Data Firehose, Configure buffering hints: https://docs.aws.amazon.com/firehose/latest/dev/buffering-hints.html); count it as 1 s.
     let every = fill.min(f64::from(interval_secs.max(1)));
     (every, (every * bytes_per_sec).min(size_bytes as f64))
 }

@@ -376,7 +376,7 @@ impl Compression {
     }
 }
 
-/// A processor a delivery stream needs (aws-facts.md §3.4): its type and parameters.
+/// A processor a delivery stream needs (Amazon Data Firehose, Transform source data: https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html): its type and parameters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProcessorSpec {
     /// `Lambda`, `MetadataExtraction` or `AppendDelimiterToRecord`.

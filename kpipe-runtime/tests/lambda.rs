@@ -1,4 +1,4 @@
-//! The Firehose handler on AWS's documented event shapes (aws-facts.md §4.1), and parity with
+//! The Firehose handler on AWS's documented event shapes (Amazon Data Firehose, Transform source data: https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html), and parity with
 //! the local engine: the same records give the same results, outputs and partition keys.
 
 use aws_lambda_events::firehose::KinesisFirehoseResponse;
@@ -93,7 +93,7 @@ async fn kinesis_source_event_with_record_metadata() {
         ok.metadata.partition_keys.get("site").map(String::as_str),
         Some("berlin")
     );
-    // The response serialises the way Firehose expects (aws-facts.md §4.2).
+    // The response serialises the way Firehose expects (Amazon Data Firehose, Data transformation and status model: https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-status-model.html).
     let json = serde_json::to_value(&response).unwrap();
     assert_eq!(json["records"][0]["result"], "Ok");
     assert_eq!(

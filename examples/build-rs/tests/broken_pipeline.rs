@@ -64,7 +64,7 @@ fn a_broken_kpipe_fails_the_build_with_rustc_style_errors() {
         "┌─ pipelines/broken.kpipe:4:20",
         "4 │         retention: 12h,",
         "  │                    ^^^",
-        "= note: Kinesis keeps records 24 hours to 365 days (aws-facts.md §1.5)",
+        "= note: Kinesis keeps records 24 hours to 365 days (Kinesis Data Streams, Change the data retention period: https://docs.aws.amazon.com/streams/latest/dev/kinesis-extended-retention.html)",
         "error: unknown key `compresion` in s3 destination `lake`",
         "┌─ pipelines/broken.kpipe:7:52",
         "= help: did you mean `compression`?",

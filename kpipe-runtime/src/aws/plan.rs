@@ -113,7 +113,7 @@ pub enum Op {
     /// Create a stream.
     CreateStream(StreamState),
     /// Change a provisioned stream's shard count, in steps AWS accepts (each at most 2x and
-    /// at least 0.5x the previous count, aws-facts.md §1.7).
+    /// at least 0.5x the previous count, Kinesis API, UpdateShardCount: https://docs.aws.amazon.com/kinesis/latest/APIReference/API_UpdateShardCount.html).
     UpdateShardCount {
         /// Stream name.
         stream: String,
@@ -122,7 +122,7 @@ pub enum Op {
         /// The counts to step through, ending at the target.
         steps: Vec<u32>,
     },
-    /// Switch capacity mode (at most twice per 24 h, aws-facts.md §1.6).
+    /// Switch capacity mode (at most twice per 24 h, Kinesis Data Streams, Choose the data stream capacity mode: https://docs.aws.amazon.com/streams/latest/dev/how-do-i-size-a-stream.html).
     UpdateStreamMode {
         /// Stream name.
         stream: String,
@@ -418,7 +418,7 @@ pub fn diff_function(desired: &FunctionState, current: Option<&FunctionState>) -
 }
 
 /// The shard counts UpdateShardCount must step through: each at most double and at least half
-/// the previous (aws-facts.md §1.7).
+/// the previous (Kinesis API, UpdateShardCount: https://docs.aws.amazon.com/kinesis/latest/APIReference/API_UpdateShardCount.html).
 pub fn shard_steps(from: u32, to: u32) -> Vec<u32> {
     let mut steps = Vec::new();
     let mut cur = from.max(1);
@@ -529,7 +529,7 @@ pub fn diff_delivery(desired: &DeliveryState, current: Option<&DeliveryState>) -
     let Some(cur) = current else {
         return vec![Op::CreateDelivery(desired.clone())];
     };
-    // aws-facts.md §3.6: dynamic partitioning can only be set at creation; a delivery stream's
+    // Amazon Data Firehose, Dynamic partitioning: https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning.html: dynamic partitioning can only be set at creation; a delivery stream's
     // source cannot change either.
     if cur.dynamic_partitioning != desired.dynamic_partitioning {
         let reason = if desired.dynamic_partitioning {

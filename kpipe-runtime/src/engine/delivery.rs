@@ -23,10 +23,10 @@ use tokio::time::{Duration, Instant};
 /// Messages (one per put call) taken from the input channel per wake-up.
 const RECV_BATCH: usize = 256;
 
-/// Active partitions per delivery stream (aws-facts.md §3.6).
+/// Active partitions per delivery stream (Amazon Data Firehose, Dynamic partitioning: https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning.html).
 pub const MAX_ACTIVE_PARTITIONS: usize = 500;
 
-/// The error output types kpipe writes (aws-facts.md §3.5).
+/// The error output types kpipe writes (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html).
 const PROCESSING_FAILED: &str = "processing-failed";
 const ACTIVE_PARTITION_EXCEEDED: &str = "activePartitionExceeded";
 
@@ -34,7 +34,7 @@ const ACTIVE_PARTITION_EXCEEDED: &str = "activePartitionExceeded";
 /// stored (kpipe's choice, see [`naming::check_key`]).
 const INVALID_OBJECT_KEY: &str = "DynamicPartitioning.InvalidObjectKey";
 
-/// Firehose's version of a delivery stream's configuration starts at 1 (aws-facts.md §3.5).
+/// Firehose's version of a delivery stream's configuration starts at 1 (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html).
 const DELIVERY_VERSION: u32 = 1;
 
 struct Buffer {
@@ -265,7 +265,7 @@ impl State {
     }
 
     async fn on_record(&mut self, r: SourceRecord) {
-        // Firehose de-aggregates KPL records before the transform (aws-facts.md §3.1, §7).
+        // Firehose de-aggregates KPL records before the transform (Firehose API, CreateDeliveryStream: https://docs.aws.amazon.com/firehose/latest/APIReference/API_CreateDeliveryStream.html; KPL aggregation format: https://github.com/awslabs/amazon-kinesis-producer/blob/master/aggregation-format.md).
         if r.data.starts_with(&crate::kpl::MAGIC) && crate::kpl::is_aggregated(&r.data) {
             for (sub, data) in crate::kpl::deaggregate(&r.data).into_iter().enumerate() {
                 let record = SourceRecord {
@@ -352,7 +352,7 @@ impl State {
     }
 
     /// Invokes the transform with the current batch, retrying a failed invocation
-    /// `retries` times (aws-facts.md §4.3).
+    /// `retries` times (Amazon Data Firehose, Handle failure in data transformation: https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-failure-handling.html).
     async fn invoke(&mut self) {
         let batch = std::mem::take(&mut self.batch);
         self.batch_bytes = 0;
@@ -505,7 +505,7 @@ impl State {
                 return;
             }
             if self.task.s3.dynamic_partitioning() && self.buffers.len() >= MAX_ACTIVE_PARTITIONS {
-                // aws-facts.md §3.6: records beyond the active partition limit go to the
+                // Amazon Data Firehose, Dynamic partitioning: https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning.html: records beyond the active partition limit go to the
                 // error prefix as `activePartitionExceeded`.
                 self.report.failed += 1;
                 self.report.destination.failed += 1;

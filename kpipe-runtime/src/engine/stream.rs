@@ -15,9 +15,9 @@ use tokio::time::{Duration, Instant};
 
 pub use crate::limits::{MAX_BATCH_BYTES, MAX_BATCH_RECORDS, PutError};
 
-/// A shard takes 1,000 records per second (aws-facts.md §1.1).
+/// A shard takes 1,000 records per second (Kinesis Data Streams quotas and limits: https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html).
 pub const SHARD_RECORDS_PER_SEC: u64 = 1_000;
-/// A shard takes 1 MiB per second, partition keys included (aws-facts.md §1.1).
+/// A shard takes 1 MiB per second, partition keys included (Kinesis Data Streams quotas and limits: https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html).
 pub const SHARD_BYTES_PER_SEC: u64 = 1024 * 1024;
 
 /// Where an accepted record went.
@@ -34,7 +34,7 @@ impl PutRecordOutput {
     }
 
     /// The record's sequence number in its shard: an opaque string that increases within the
-    /// shard (aws-facts.md §1.3). Formatted on request, so puts do not pay for it.
+    /// shard (Kinesis API, PutRecordsRequestEntry: https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecordsRequestEntry.html). Formatted on request, so puts do not pay for it.
     pub fn sequence_number(&self) -> String {
         shard::sequence_number(self.shard, self.sequence)
     }
@@ -44,7 +44,7 @@ impl PutRecordOutput {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum EntryError {
-    /// The shard's write limit was reached: back off and retry this entry (aws-facts.md §1.1).
+    /// The shard's write limit was reached: back off and retry this entry (Kinesis Data Streams quotas and limits: https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html).
     ProvisionedThroughputExceeded {
         /// The shard that refused it.
         shard_id: String,
@@ -75,7 +75,7 @@ impl std::fmt::Display for EntryError {
 
 impl std::error::Error for EntryError {}
 
-/// The result of a PutRecords: one entry per record, in order (aws-facts.md §1.2).
+/// The result of a PutRecords: one entry per record, in order (Kinesis Data Streams quotas and limits: https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PutRecordsOutput {
     /// How many entries failed.
@@ -149,7 +149,7 @@ pub(crate) struct StreamState {
 }
 
 /// Shards of an on-demand stream locally: AWS starts new on-demand streams at 4 MB/s of write
-/// capacity (aws-facts.md §1.6), i.e. 4 shards' worth.
+/// capacity (Kinesis Data Streams, Choose the data stream capacity mode: https://docs.aws.amazon.com/streams/latest/dev/how-do-i-size-a-stream.html), i.e. 4 shards' worth.
 const ON_DEMAND_SHARDS: usize = 4;
 
 impl StreamState {
@@ -267,7 +267,7 @@ impl StreamState {
     }
 
     /// Checks an entry against the put-time limits: a partition key of 1 to 256 characters,
-    /// data plus key within the stream's record size (aws-facts.md §1.2, §1.3).
+    /// data plus key within the stream's record size (Kinesis Data Streams quotas and limits: https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html; Kinesis API, PutRecordsRequestEntry: https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecordsRequestEntry.html).
     pub(crate) fn check_entry(&self, partition_key: &str, data_len: usize) -> Result<(), PutError> {
         crate::limits::check_entry(self.spec, partition_key, data_len)
     }
