@@ -594,7 +594,7 @@ fn check_prefix_namespaces(d: &mut Diagnostics, s: &S3) {
 }
 
 // An error prefix is required with dynamic partitioning (Amazon Data Firehose, Dynamic partitioning: https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning.html), and whenever the
-// prefix uses expressions (ErrorOutputPrefix may be null only if Prefix has none, §3.5).
+// prefix uses expressions (ErrorOutputPrefix may be null only if Prefix has none, Amazon Data Firehose, Custom prefixes for Amazon S3 objects: https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html).
 //
 //     s3 lake: E { bucket: "b", prefix: "d/!{timestamp:yyyy}/" }
 //        ^^^^ `lake` needs an `error_prefix` because its prefix uses expressions

@@ -163,6 +163,20 @@ impl<A: Send + 'static, C: Send + 'static> Linked<A, C> {
         C: Flows<D>,
     {
         let newline = destination.spec.newline;
+        // Only `partitionKeyFromLambda` keys are the transform's to compute; Firehose reads
+        // `partitionKeyFromQuery` keys itself, with jq, from what the transform returns.
+        let lambda_key = |name: &str| {
+            destination
+                .spec
+                .partition_keys
+                .iter()
+                .any(|k| k.name == name && k.source == spec::KeySource::Lambda)
+        };
+        let keys = destination
+            .keys
+            .into_iter()
+            .filter(|(name, _)| lambda_key(name))
+            .collect();
         DeliveryDef {
             spec,
             processor: Arc::new(Processor {
@@ -170,7 +184,7 @@ impl<A: Send + 'static, C: Send + 'static> Linked<A, C> {
                 output: Arc::new(Output {
                     flow: Flows::flow,
                     dest: destination.codec,
-                    keys: destination.keys,
+                    keys,
                     newline,
                 }),
             }),

@@ -5,13 +5,14 @@
 
 use super::clock::Clock;
 use super::compress::{Chunks, compress};
+use super::jq::Query;
 use super::naming::{self, Ids, PrefixContext};
 use super::report::{DeliveryReport, TransformReport};
 use super::stream::{Feed, SourceRecord};
 use crate::firehose::{self, BatchRecord, ErrorDocument, Invoker};
 use crate::pipeline::process::CatchUnwind;
 use crate::pipeline::{RecordProcessor, RecordResult};
-use crate::spec::{Compression, DeliverySpec, S3Spec, TransformSpec};
+use crate::spec::{Compression, DeliverySpec, KeySource, S3Spec, TransformSpec};
 use object_store::ObjectStoreExt;
 use object_store::path::Path as StorePath;
 use std::collections::HashMap;
@@ -104,8 +105,18 @@ pub(crate) struct DeliveryTask {
     pub(crate) failure: super::Failure,
 }
 
+/// How one dynamic partitioning key is read.
+enum KeyReader {
+    /// Firehose's inline parsing; the error if the query does not compile.
+    Query(Result<Query, String>),
+    /// From the transform's response.
+    Lambda,
+}
+
 struct State {
     task: DeliveryTask,
+    /// One per key of the destination, in declaration order.
+    key_readers: Vec<KeyReader>,
     report: DeliveryReport,
     tr: TransformReport,
     batch: Vec<BatchRecord>,
@@ -131,8 +142,18 @@ impl DeliveryTask {
             bucket: self.s3.bucket.to_owned(),
             ..DeliveryReport::default()
         };
+        let key_readers = self
+            .s3
+            .partition_keys
+            .iter()
+            .map(|k| match k.source {
+                KeySource::Query(q) => KeyReader::Query(Query::compile(q)),
+                KeySource::Lambda => KeyReader::Lambda,
+            })
+            .collect();
         let mut st = State {
             task: self,
+            key_readers,
             report,
             tr: TransformReport::default(),
             batch: Vec::new(),
@@ -314,19 +335,17 @@ impl State {
                     }
                     RecordResult::Dropped => self.report.dropped += 1,
                     RecordResult::Failed(message) => {
-                        // Without a transform, only reading the partition keys can fail.
-                        self.report.failed += 1;
-                        self.report.destination.failed += 1;
-                        let doc = ErrorDocument::new(
+                        // Without a transform the bytes pass through; a failure here is a
+                        // processor's own error, reported with the record.
+                        self.report.destination.received += 1;
+                        let code = "DynamicPartitioning.MetadataExtractionFailed";
+                        self.fail_in_destination(
                             &r.data,
                             r.arrival_ms,
-                            1,
-                            "DynamicPartitioning.MetadataExtractionFailed",
+                            code,
                             message,
-                            self.task.clock.now_ms(),
-                            None,
+                            PROCESSING_FAILED,
                         );
-                        self.write_error(PROCESSING_FAILED, doc, r.arrival_ms);
                     }
                 }
             }
@@ -482,44 +501,49 @@ impl State {
     fn deliver_record(
         &mut self,
         data: Vec<u8>,
-        keys: Vec<(&'static str, String)>,
+        lambda_keys: Vec<(&'static str, String)>,
         arrival_ms: i64,
     ) {
         self.report.destination.received += 1;
+        let keys = match self.partition_keys(&data, lambda_keys) {
+            Ok(keys) => keys,
+            Err(reason) => {
+                let code = "DynamicPartitioning.MetadataExtractionFailed";
+                return self.fail_in_destination(
+                    &data,
+                    arrival_ms,
+                    code,
+                    reason,
+                    PROCESSING_FAILED,
+                );
+            }
+        };
         if !self.buffers.contains_key(&keys) {
             if !keys.is_empty()
                 && let Err(reason) = self.check_partition(&keys, arrival_ms)
             {
-                self.report.failed += 1;
-                self.report.destination.failed += 1;
-                let doc = ErrorDocument::new(
+                let code = INVALID_OBJECT_KEY;
+                return self.fail_in_destination(
                     &data,
                     arrival_ms,
-                    1,
-                    INVALID_OBJECT_KEY,
+                    code,
                     reason,
-                    self.task.clock.now_ms(),
-                    None,
+                    PROCESSING_FAILED,
                 );
-                self.write_error(PROCESSING_FAILED, doc, arrival_ms);
-                return;
             }
             if self.task.s3.dynamic_partitioning() && self.buffers.len() >= MAX_ACTIVE_PARTITIONS {
-                // Amazon Data Firehose, Dynamic partitioning: https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning.html: records beyond the active partition limit go to the
-                // error prefix as `activePartitionExceeded`.
-                self.report.failed += 1;
-                self.report.destination.failed += 1;
-                let doc = ErrorDocument::new(
+                // Records beyond the active partition limit go to the error prefix as
+                // `activePartitionExceeded` (Amazon Data Firehose, Buffering:
+                // https://docs.aws.amazon.com/firehose/latest/dev/buffering.html).
+                let code = "DynamicPartitioning.ActivePartitionsLimitExceeded";
+                let reason = format!("more than {MAX_ACTIVE_PARTITIONS} active partitions");
+                return self.fail_in_destination(
                     &data,
                     arrival_ms,
-                    1,
-                    "DynamicPartitioning.ActivePartitionsLimitExceeded",
-                    format!("more than {MAX_ACTIVE_PARTITIONS} active partitions"),
-                    self.task.clock.now_ms(),
-                    None,
+                    code,
+                    reason,
+                    ACTIVE_PARTITION_EXCEEDED,
                 );
-                self.write_error(ACTIVE_PARTITION_EXCEEDED, doc, arrival_ms);
-                return;
             }
             let d = self.buffer_deadline();
             self.note_deadline(d);
@@ -537,6 +561,72 @@ impl State {
             let buffer = self.buffers.remove(&keys).expect("delivery: buffer exists");
             self.flush(buffer, keys, None);
         }
+    }
+
+    /// A record that reached the S3 stage but cannot be delivered: an error document (with
+    /// the record as the destination got it, without kpipe's delimiter) under `error_type`.
+    fn fail_in_destination(
+        &mut self,
+        data: &[u8],
+        arrival_ms: i64,
+        code: &str,
+        reason: String,
+        error_type: &'static str,
+    ) {
+        self.report.failed += 1;
+        self.report.destination.failed += 1;
+        let record = self.record_of(data);
+        let now = self.task.clock.now_ms();
+        let doc = ErrorDocument::new(record, arrival_ms, 1, code, reason, now, None);
+        self.write_error(error_type, doc, arrival_ms);
+    }
+
+    /// A delivered record without the newline kpipe appends.
+    fn record_of<'d>(&self, data: &'d [u8]) -> &'d [u8] {
+        match data {
+            [record @ .., b'\n'] if self.task.s3.newline => record,
+            _ => data,
+        }
+    }
+
+    /// The record's partition keys in declaration order: `partitionKeyFromQuery` keys read
+    /// with jq from the record as the transform left it, `partitionKeyFromLambda` keys as the
+    /// transform returned them. An empty value is refused (kpipe's choice, docs/engine.md).
+    fn partition_keys(
+        &self,
+        data: &[u8],
+        mut from_lambda: Vec<(&'static str, String)>,
+    ) -> Result<Vec<(&'static str, String)>, String> {
+        let specs = self.task.s3.partition_keys;
+        if specs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut keys = Vec::with_capacity(specs.len());
+        for (spec, reader) in specs.iter().zip(&self.key_readers) {
+            let value = match reader {
+                KeyReader::Query(Ok(query)) => query.eval(self.record_of(data))?,
+                KeyReader::Query(Err(e)) => return Err(e.clone()),
+                KeyReader::Lambda => {
+                    let at = from_lambda.iter().position(|(k, _)| *k == spec.name);
+                    let Some(at) = at else {
+                        return Err(format!(
+                            "the transform returned no value for partition key `{}`",
+                            spec.name
+                        ));
+                    };
+                    let (_, value) = from_lambda.swap_remove(at);
+                    if value.is_empty() {
+                        return Err(format!(
+                            "the transform returned an empty value for partition key `{}`",
+                            spec.name
+                        ));
+                    }
+                    value
+                }
+            };
+            keys.push((spec.name, value));
+        }
+        Ok(keys)
     }
 
     /// Whether the objects of a new partition can be stored under the key its values make

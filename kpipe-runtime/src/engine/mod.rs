@@ -47,6 +47,7 @@ mod consumer;
 mod delivery;
 mod inbox;
 pub mod input;
+mod jq;
 #[cfg(feature = "aws")]
 pub mod kinesis;
 mod naming;
