@@ -67,6 +67,7 @@ mod shapes {
                 tags: { tier: "hot" },
             }
             stream plain: Enriched { capacity: provisioned(shards: 3), partition_key: random }
+            stream large: Reading { capacity: on_demand, partition_key: sensor_id, max_record_size: 6MiB }
             transform enrich: Reading -> Enriched {
                 function: enrich,
                 buffer: 0.2MB or 0s,
@@ -101,10 +102,12 @@ mod shapes {
                 batch_window: 30s,
                 parallelization: 4,
             }
+            consumer large_watcher: large -> crate::shapes::watch_large { starting_position: latest }
         }
     }
 
     fn watch(_r: Reading) {}
+    fn watch_large(_r: Reading) {}
 
     #[test]
     fn every_shape_is_clean() {
@@ -121,6 +124,13 @@ mod shapes {
             "alias/aws/kinesis"
         );
         assert_eq!(r["PlainStream"]["Properties"]["ShardCount"], 3);
+        // The declared maximum record size reaches AWS; the default is left to AWS.
+        assert_eq!(r["LargeStream"]["Properties"]["MaxRecordSizeInKiB"], 6144);
+        assert!(
+            r["PlainStream"]["Properties"]
+                .get("MaxRecordSizeInKiB")
+                .is_none()
+        );
         assert!(
             r.get("ExistingBucket").is_none(),
             "a bucket kpipe does not own is not in the template"

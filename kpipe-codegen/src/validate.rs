@@ -65,6 +65,9 @@ pub(crate) fn check(d: &mut Diagnostics, p: &Pipeline) {
         check_unique_aws_names(d, &p.deliveries[..i], del);
     }
     check_unique_stream_names(d, &p.streams);
+    for (i, s) in p.streams.iter().enumerate() {
+        check_firehose_record_size(d, p, i, s);
+    }
 }
 
 fn in_range(
@@ -725,6 +728,47 @@ fn check_lambda_keys_have_a_transform(d: &mut Diagnostics, p: &Pipeline, del: &D
         .related(pk.range, "closure keys run in the transform's Lambda function (`partitionKeyFromLambda`)")
         .note("help: add a transform to the route, or use a field path like `.site` (evaluated by Firehose)");
     }
+}
+
+// Firehose takes records of at most 1,000 KiB (Amazon Data Firehose Quota:
+// https://docs.aws.amazon.com/firehose/latest/dev/limits.html), so a stream it reads keeps
+// Kinesis's default maximum record size of 1 MiB: AWS's own pairing, and the largest a stream
+// can be set below 10 MiB. Larger records are for consumers (Lambda reads up to 6 MB).
+//
+//     stream big: Reading { max_record_size: 4MiB, .. }
+//                                            ^^^^ records of stream `big` may be up to 4096 KiB, but delivery `keep` reads it and ...
+fn check_firehose_record_size(d: &mut Diagnostics, p: &Pipeline, i: usize, stream: &Stream) {
+    let kib = &stream.max_record_kib;
+    if kib.value <= 1024 {
+        return;
+    }
+    let readers: Vec<String> = p
+        .deliveries
+        .iter()
+        .filter(
+            |del| matches!(&del.route, Some(Route { source: Source::Stream(s, _), .. }) if *s == i),
+        )
+        .map(|del| format!("`{}`", del.ident))
+        .collect();
+    if readers.is_empty() {
+        return;
+    }
+    let (noun, verb) = if readers.len() == 1 {
+        ("delivery", "reads")
+    } else {
+        ("deliveries", "read")
+    };
+    d.error(
+        kib.range,
+        format!(
+            "records of stream `{}` may be up to {} KiB, but {noun} {} {verb} it and Firehose takes records of at most 1,000 KiB",
+            stream.ident,
+            kib.value,
+            readers.join(", ")
+        ),
+    )
+    .note("note: Amazon Data Firehose Quota: https://docs.aws.amazon.com/firehose/latest/dev/limits.html")
+    .note("help: keep `max_record_size` at 1MiB for a stream Firehose reads, or read large records with a consumer");
 }
 
 // `.ext` with `0-9a-z!-_.*'()` only, at most 128 characters (Firehose FileExtension).

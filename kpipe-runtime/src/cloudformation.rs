@@ -67,6 +67,11 @@ fn stream(p: &PipelineSpec, s: &StreamSpec, state: &desired::StreamState) -> Val
         }
         None => props["StreamModeDetails"] = json!({ "StreamMode": "ON_DEMAND" }),
     }
+    // Kinesis Data Streams, Handle large records:
+    // https://docs.aws.amazon.com/streams/latest/dev/large-records.html
+    if state.max_record_size_kib != desired::aws_defaults::MAX_RECORD_SIZE_KIB {
+        props["MaxRecordSizeInKiB"] = json!(state.max_record_size_kib);
+    }
     if let Some(key) = &state.kms_key {
         props["StreamEncryption"] = json!({ "EncryptionType": "KMS", "KeyId": key });
     }

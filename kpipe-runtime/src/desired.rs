@@ -474,6 +474,9 @@ pub mod aws_defaults {
     /// Lambda timeout, seconds ("Configure Lambda function timeout",
     /// <https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html>).
     pub const FUNCTION_TIMEOUT_SECS: u32 = 3;
+    /// A stream's maximum record size, KiB ("Handle large records",
+    /// <https://docs.aws.amazon.com/streams/latest/dev/large-records.html>).
+    pub const MAX_RECORD_SIZE_KIB: u32 = 1024;
 }
 
 // ===== streams, delivery streams and mappings, as `plan` compares them and the template
@@ -488,6 +491,8 @@ pub struct StreamState {
     pub shards: Option<u32>,
     /// Retention in hours.
     pub retention_hours: u32,
+    /// Maximum record size in KiB (AWS's default is 1024).
+    pub max_record_size_kib: u32,
     /// KMS key when encrypted.
     pub kms_key: Option<String>,
 }
@@ -561,6 +566,7 @@ pub fn desired_streams(p: &PipelineSpec) -> Vec<StreamState> {
                 Capacity::OnDemand => None,
             },
             retention_hours: s.retention_hours,
+            max_record_size_kib: s.max_record_size_kib,
             kms_key: s.kms_key.map(str::to_owned),
         })
         .collect()

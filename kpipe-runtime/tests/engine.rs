@@ -84,6 +84,16 @@ kpipe_runtime::pipeline! {
 }
 
 kpipe_runtime::pipeline! {
+    pipeline Large {
+        stream big: Enriched {
+            capacity: provisioned(shards: 1),
+            partition_key: sensor_id,
+            max_record_size: 4MiB,
+        }
+    }
+}
+
+kpipe_runtime::pipeline! {
     pipeline Queried {
         s3 by_site: Enriched {
             bucket: "acme-queried",
@@ -1335,4 +1345,37 @@ async fn query_keys_read_the_json_as_firehose_does() {
             .contains("not JSON")
     );
     assert!(docs[3]["errorMessage"].as_str().unwrap().contains("empty"));
+}
+
+/// A shard's write capacity is a tank that refills at 1 MiB/s and holds the stream's maximum
+/// record size: an idle shard takes a record over 1 MiB, the next large one waits for the
+/// tank to refill, and a producer's backoff gets it through.
+#[tokio::test(start_paused = true)]
+async fn large_records_drain_the_shard_tank_and_it_refills() {
+    let engine = Large::local()
+        .store(Arc::new(InMemory::new()))
+        .enforce_shard_limits(true)
+        .start()
+        .unwrap();
+    let p = engine.producer(Large::big()).unwrap();
+    let three_mib = vec![b'x'; 3 * 1024 * 1024];
+    assert!(p.put_bytes("k", three_mib.clone()).await.unwrap().is_ok());
+    let again = p.put_bytes("k", three_mib.clone()).await.unwrap();
+    assert_eq!(
+        again.unwrap_err().code(),
+        "ProvisionedThroughputExceededException"
+    );
+    // Two seconds refill 2 MiB: 3 MiB are not there yet; three seconds are enough.
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert!(p.put_bytes("k", three_mib.clone()).await.unwrap().is_err());
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert!(p.put_bytes("k", three_mib.clone()).await.unwrap().is_ok());
+    // Over the stream's maximum record size it is refused outright, not throttled.
+    let too_big = p.put_bytes("k", vec![b'x'; 4 * 1024 * 1024 + 1]).await;
+    assert!(too_big.is_err(), "{too_big:?}");
+    let report = engine.shutdown().await.unwrap();
+    assert_eq!(
+        (report.streams[0].records, report.streams[0].throttled),
+        (2, 2)
+    );
 }

@@ -16,7 +16,7 @@ kpipe_runtime::pipeline! {
             retention: 7d,
             partition_key: .sensor_id,
             explicit_hash_key: |r: &Reading| r.celsius as u128,
-            max_record_size: 2MiB,
+            max_record_size: 1024KiB,
             encryption: kms("alias/telemetry"),
             tags: { tier: "hot" },
         }
@@ -80,7 +80,7 @@ fn main() {
     assert_eq!(s.retention_hours, 168);
     assert_eq!(s.partition_key, PartitionKeySource::Field("sensor_id"));
     assert!(s.explicit_hash_key);
-    assert_eq!(s.max_record_size_kib, 2048);
+    assert_eq!(s.max_record_size_kib, 1024);
     assert_eq!(s.kms_key, Some("alias/telemetry"));
     assert_eq!(spec.streams[1].kms_key, Some("alias/aws/kinesis"));
     assert_eq!(spec.streams[1].name, "closures");

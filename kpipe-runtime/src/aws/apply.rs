@@ -268,6 +268,10 @@ impl<P: Pipeline> Aws<P> {
                 if let Some(n) = s.shards {
                     req = req.shard_count(n as i32);
                 }
+                // Only when not the default: services that predate the setting refuse it.
+                if s.max_record_size_kib != crate::desired::aws_defaults::MAX_RECORD_SIZE_KIB {
+                    req = req.max_record_size_in_kib(s.max_record_size_kib as i32);
+                }
                 req.send()
                     .await
                     .map_err(|e| call_err(&format!("kinesis stream {}", s.name), "create", e))?;
@@ -373,6 +377,30 @@ impl<P: Pipeline> Aws<P> {
                 report
                     .actions
                     .push(format!("kinesis stream {stream}: capacity mode switched"));
+            }
+            Op::SetMaxRecordSize { stream, to, .. } => {
+                let arn = self
+                    .current_stream(stream)
+                    .await?
+                    .map(|c| c.arn)
+                    .unwrap_or_default();
+                self.kinesis
+                    .update_max_record_size()
+                    .stream_arn(arn)
+                    .max_record_size_in_kib(*to as i32)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        call_err(
+                            &format!("kinesis stream {stream}"),
+                            "change the maximum record size of",
+                            e,
+                        )
+                    })?;
+                self.wait_stream_active(stream).await?;
+                report
+                    .actions
+                    .push(format!("kinesis stream {stream}: records up to {to} KiB"));
             }
             Op::SetRetention { stream, from, to } => {
                 let r = if to > from {

@@ -58,6 +58,13 @@ impl<P: Pipeline> Aws<P> {
                     name: name.to_owned(),
                     shards: provisioned.then(|| d.open_shard_count() as u32),
                     retention_hours: d.retention_period_hours() as u32,
+                    // Not described: the stream has the default (services that predate the
+                    // setting, such as moto, do not report it).
+                    max_record_size_kib: d
+                        .max_record_size_in_kib()
+                        .map_or(crate::desired::aws_defaults::MAX_RECORD_SIZE_KIB, |k| {
+                            k as u32
+                        }),
                     kms_key: match d.encryption_type() {
                         Some(ks::EncryptionType::Kms) => d.key_id().map(str::to_owned),
                         _ => None,

@@ -138,6 +138,16 @@ pub enum Op {
         /// Target hours.
         to: u32,
     },
+    /// Change the maximum record size (UpdateMaxRecordSize, Kinesis Data Streams, Handle large
+    /// records: https://docs.aws.amazon.com/streams/latest/dev/large-records.html).
+    SetMaxRecordSize {
+        /// Stream name.
+        stream: String,
+        /// Current KiB.
+        from: u32,
+        /// Target KiB.
+        to: u32,
+    },
     /// Start or stop server-side encryption.
     SetEncryption {
         /// Stream name.
@@ -216,11 +226,15 @@ impl fmt::Display for Op {
             ),
             Op::CreateStream(s) => write!(
                 f,
-                "  + kinesis stream {} ({}, {} h{})",
+                "  + kinesis stream {} ({}, {} h{}{})",
                 s.name,
                 s.shards
                     .map_or("on-demand".to_owned(), |n| format!("{n} shards")),
                 s.retention_hours,
+                match s.max_record_size_kib {
+                    crate::desired::aws_defaults::MAX_RECORD_SIZE_KIB => String::new(),
+                    kib => format!(", records up to {kib} KiB"),
+                },
                 s.kms_key
                     .as_ref()
                     .map(|k| format!(", KMS {k}"))
@@ -251,6 +265,10 @@ impl fmt::Display for Op {
             Op::SetRetention { stream, from, to } => write!(
                 f,
                 "  ~ kinesis stream {stream}: retention {from} h -> {to} h"
+            ),
+            Op::SetMaxRecordSize { stream, from, to } => write!(
+                f,
+                "  ~ kinesis stream {stream}: maximum record size {from} KiB -> {to} KiB"
             ),
             Op::SetEncryption { stream, kms_key } => match kms_key {
                 Some(k) => write!(f, "  ~ kinesis stream {stream}: encryption -> KMS {k}"),
@@ -352,6 +370,7 @@ impl fmt::Display for Plan {
                 Op::UpdateShardCount { .. }
                     | Op::UpdateStreamMode { .. }
                     | Op::SetRetention { .. }
+                    | Op::SetMaxRecordSize { .. }
                     | Op::SetEncryption { .. }
                     | Op::UpdateDelivery { .. }
                     | Op::UpdateMapping { .. }
@@ -515,6 +534,13 @@ pub fn diff_stream(desired: &StreamState, current: Option<&StreamState>) -> Vec<
             to: desired.retention_hours,
         });
     }
+    if cur.max_record_size_kib != desired.max_record_size_kib {
+        ops.push(Op::SetMaxRecordSize {
+            stream: name.clone(),
+            from: cur.max_record_size_kib,
+            to: desired.max_record_size_kib,
+        });
+    }
     if cur.kms_key != desired.kms_key {
         ops.push(Op::SetEncryption {
             stream: name,
@@ -622,6 +648,7 @@ mod tests {
             name: "s".into(),
             shards,
             retention_hours: retention,
+            max_record_size_kib: 1024,
             kms_key: None,
         }
     }
@@ -652,6 +679,19 @@ mod tests {
                 from: 24,
                 to: 48
             }
+        );
+        // A declared maximum record size reaches a deployed stream (UpdateMaxRecordSize).
+        let large = StreamState {
+            max_record_size_kib: 4096,
+            ..stream(Some(2), 24)
+        };
+        assert_eq!(
+            diff_stream(&large, Some(&stream(Some(2), 24))),
+            vec![Op::SetMaxRecordSize {
+                stream: "s".into(),
+                from: 1024,
+                to: 4096
+            }]
         );
         assert_eq!(
             diff_stream(&stream(None, 24), Some(&stream(Some(2), 24))),

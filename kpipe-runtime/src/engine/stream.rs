@@ -20,6 +20,15 @@ pub const SHARD_RECORDS_PER_SEC: u64 = 1_000;
 /// A shard takes 1 MiB per second, partition keys included (Kinesis Data Streams quotas and limits: https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html).
 pub const SHARD_BYTES_PER_SEC: u64 = 1024 * 1024;
 
+/// How many bytes a shard takes at once: its write capacity is a tank that refills at 1 MiB/s
+/// and holds the stream's maximum record size (at least 1 MiB), so an idle shard takes one
+/// record of any size the stream allows and then recovers at the sustained rate (Kinesis Data
+/// Streams, Handle large records: https://docs.aws.amazon.com/streams/latest/dev/large-records.html).
+/// AWS does not state the tank's size; docs/engine.md says what kpipe chose.
+fn tank_capacity(spec: &StreamSpec) -> u64 {
+    (u64::from(spec.max_record_size_kib) * 1024).max(SHARD_BYTES_PER_SEC)
+}
+
 /// Where an accepted record went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PutRecordOutput {
@@ -100,7 +109,9 @@ struct ShardState {
     next_sequence: u64,
     window_start: Instant,
     window_records: u64,
-    window_bytes: u64,
+    /// Write capacity in bytes, refilled at [`SHARD_BYTES_PER_SEC`] up to [`StreamState::tank`].
+    tank_bytes: u64,
+    tank_at: Instant,
 }
 
 /// What goes from a stream (or a Direct PUT input) to the deliveries and consumers reading it.
@@ -138,6 +149,8 @@ pub(crate) struct StreamState {
     pub(crate) spec: &'static StreamSpec,
     starts: Vec<u128>,
     shards: Vec<Mutex<ShardState>>,
+    /// The most bytes a shard's write capacity holds ([`tank_capacity`]).
+    tank: u64,
     subscribers: std::sync::RwLock<Option<Subscribers>>,
     enforce_limits: bool,
     clock: Clock,
@@ -164,8 +177,10 @@ impl StreamState {
             crate::spec::Capacity::OnDemand => ON_DEMAND_SHARDS,
         };
         let now = Instant::now();
+        let tank = tank_capacity(spec);
         StreamState {
             spec,
+            tank,
             starts: shard::shard_starts(n),
             shards: (0..n)
                 .map(|_| {
@@ -173,7 +188,8 @@ impl StreamState {
                         next_sequence: 1,
                         window_start: now,
                         window_records: 0,
-                        window_bytes: 0,
+                        tank_bytes: tank,
+                        tank_at: now,
                     })
                 })
                 .collect(),
@@ -348,11 +364,15 @@ impl StreamState {
                 if now.duration_since(state.window_start) >= Duration::from_secs(1) {
                     state.window_start = now;
                     state.window_records = 0;
-                    state.window_bytes = 0;
                 }
-                if state.window_records + 1 > SHARD_RECORDS_PER_SEC
-                    || state.window_bytes + size > SHARD_BYTES_PER_SEC
-                {
+                let refill = now.duration_since(state.tank_at).as_micros() as u64
+                    * SHARD_BYTES_PER_SEC
+                    / 1_000_000;
+                if refill > 0 {
+                    state.tank_bytes = (state.tank_bytes + refill).min(self.tank);
+                    state.tank_at = now;
+                }
+                if state.window_records + 1 > SHARD_RECORDS_PER_SEC || state.tank_bytes < size {
                     self.throttled.fetch_add(1, Ordering::Relaxed);
                     results.push(Err(EntryError::ProvisionedThroughputExceeded {
                         shard_id: shard::shard_id(shard),
@@ -360,7 +380,7 @@ impl StreamState {
                     continue;
                 }
                 state.window_records += 1;
-                state.window_bytes += size;
+                state.tank_bytes -= size;
             }
             let sequence = state.next_sequence;
             state.next_sequence += 1;
