@@ -1379,3 +1379,66 @@ async fn large_records_drain_the_shard_tank_and_it_refills() {
         (2, 2)
     );
 }
+
+/// A `tracing` writer that keeps what is written, to assert on warnings.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// An engine dropped without `shutdown()` says so, with the number of records put, and its
+/// deliveries still write what they held while the runtime runs.
+#[tokio::test]
+async fn dropping_an_engine_without_shutdown_warns_and_still_writes() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let store = Arc::new(InMemory::new());
+    let engine = Queried::local().store(store.clone()).start().unwrap();
+    let direct = engine.direct(Queried::put()).unwrap();
+    for i in 0..3 {
+        let record = format!(r#"{{"sensor_id":"s-{i}","site":"oslo","fahrenheit":1.0}}"#);
+        direct.put_bytes(record.into_bytes()).await.unwrap();
+    }
+    drop(engine);
+    let warning = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        warning.contains("dropped without `shutdown().await` after 3 records"),
+        "{warning}"
+    );
+    assert!(matches!(
+        direct.put_bytes(b"{}".to_vec()).await,
+        Err(PutError::Closed)
+    ));
+    // The delivery drains in the background: wait for its object (a condition, not a sleep
+    // that hopes).
+    let written = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let all = objects(&store).await;
+            if all
+                .iter()
+                .map(|(_, b)| b.split(|c| *c == b'\n').filter(|l| !l.is_empty()).count())
+                .sum::<usize>()
+                == 3
+            {
+                return all;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the dropped engine's delivery writes its buffer");
+    assert!(written[0].0.starts_with("acme-queried/site=oslo/"));
+}

@@ -458,6 +458,7 @@ impl<P: Pipeline> LocalBuilder<P> {
             started: tokio::time::Instant::now(),
             progress: bar,
             failure,
+            shut_down: false,
             _pipeline: PhantomData,
         })
     }
@@ -549,7 +550,66 @@ pub struct LocalEngine<P> {
     started: tokio::time::Instant,
     progress: Option<(indicatif::ProgressBar, JoinHandle<()>)>,
     failure: Failure,
+    /// Set by [`LocalEngine::shutdown`]; a drop without it warns (see `Drop`).
+    shut_down: bool,
     _pipeline: PhantomData<P>,
+}
+
+/// Dropping an engine without [`LocalEngine::shutdown`] closes its inputs, so each delivery
+/// drains and writes what it holds in the background, but only while the Tokio runtime keeps
+/// running, and nothing reports what was delivered. Since that silently loses records when the
+/// runtime ends first (the end of `main` or of a test), the drop says so: a `tracing` warning
+/// when a subscriber listens, on stderr otherwise, with the number of records put.
+impl<P> Drop for LocalEngine<P> {
+    fn drop(&mut self) {
+        if self.shut_down {
+            return;
+        }
+        self.close_inputs();
+        if let Some((bar, handle)) = self.progress.take() {
+            handle.abort();
+            bar.finish_and_clear();
+        }
+        let put: u64 = self
+            .streams
+            .values()
+            .map(|s| s.records.load(Ordering::Relaxed))
+            .chain(
+                self.directs
+                    .values()
+                    .map(|d| d.counter.load(Ordering::Relaxed)),
+            )
+            .sum();
+        if put == 0 {
+            return;
+        }
+        let message = format!(
+            "kpipe: a LocalEngine was dropped without `shutdown().await` after {put} records \
+             were put; its deliveries write what they hold only while the Tokio runtime keeps \
+             running, and nothing reports it. Call `engine.shutdown().await` to deliver \
+             everything and get the report (docs/engine.md)"
+        );
+        if tracing::enabled!(tracing::Level::WARN) {
+            tracing::warn!("{message}");
+        } else {
+            eprintln!("{message}");
+        }
+    }
+}
+
+impl<P> LocalEngine<P> {
+    /// Stops taking records: producers get [`PutError::Closed`], and every delivery and
+    /// consumer drains what it holds.
+    fn close_inputs(&self) {
+        for s in self.streams.values() {
+            s.close();
+        }
+        for d in self.directs.values() {
+            if let Some(tx) = d.tx.write().expect("engine: direct lock").take() {
+                tx.close();
+            }
+        }
+    }
 }
 
 impl<P> std::fmt::Debug for LocalEngine<P> {
@@ -638,30 +698,24 @@ impl<P: Pipeline> LocalEngine<P> {
     /// # Errors
     /// [`EngineError::Stopped`] (with the report) if a delivery stopped on a bug;
     /// [`EngineError::TaskFailed`] if a task died without a report.
-    pub async fn shutdown(self) -> Result<RunReport, EngineError> {
-        for s in self.streams.values() {
-            s.close();
-        }
-        for d in self.directs.values() {
-            if let Some(tx) = d.tx.write().expect("engine: direct lock").take() {
-                tx.close();
-            }
-        }
+    pub async fn shutdown(mut self) -> Result<RunReport, EngineError> {
+        self.shut_down = true;
+        self.close_inputs();
         let mut deliveries = Vec::new();
-        for t in self.tasks {
+        for t in std::mem::take(&mut self.tasks) {
             deliveries.push(
                 t.await
                     .map_err(|e| EngineError::TaskFailed(e.to_string()))?,
             );
         }
         let mut consumers = Vec::new();
-        for c in self.consumers {
+        for c in std::mem::take(&mut self.consumers) {
             consumers.push(
                 c.await
                     .map_err(|e| EngineError::TaskFailed(e.to_string()))?,
             );
         }
-        if let Some((bar, handle)) = self.progress {
+        if let Some((bar, handle)) = self.progress.take() {
             handle.abort();
             bar.finish_and_clear();
         }
