@@ -22,6 +22,14 @@ pub enum PutError {
         /// The stream's limit.
         limit: usize,
     },
+    /// A Direct PUT record over Firehose's 1,000 KiB before base64 (Amazon Data Firehose
+    /// Quota: https://docs.aws.amazon.com/firehose/latest/dev/limits.html).
+    DirectRecordTooLarge {
+        /// The record's size.
+        bytes: usize,
+        /// Firehose's limit.
+        limit: usize,
+    },
     /// More than 500 entries in one PutRecords (Kinesis Data Streams quotas and limits: https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html).
     TooManyRecords(usize),
     /// More than 10 MiB in one PutRecords (Kinesis Data Streams quotas and limits: https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html).
@@ -44,6 +52,11 @@ impl std::fmt::Display for PutError {
             PutError::RecordTooLarge { bytes, limit } => write!(
                 f,
                 "record is {bytes} bytes with its partition key; the stream takes at most {limit}"
+            ),
+            PutError::DirectRecordTooLarge { bytes, limit } => write!(
+                f,
+                "record is {bytes} bytes; Firehose takes records of at most {limit} bytes \
+                 (1,000 KiB) before base64 (https://docs.aws.amazon.com/firehose/latest/dev/limits.html)"
             ),
             PutError::TooManyRecords(n) => {
                 write!(

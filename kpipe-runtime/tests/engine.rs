@@ -94,6 +94,16 @@ kpipe_runtime::pipeline! {
 }
 
 kpipe_runtime::pipeline! {
+    pipeline Ordered {
+        stream zulu: Enriched { capacity: provisioned(shards: 1), partition_key: sensor_id }
+        stream alpha: Enriched { capacity: provisioned(shards: 1), partition_key: sensor_id }
+        s3 out: Enriched { bucket: "acme-ordered" }
+        delivery from_zulu: zulu -> out;
+        delivery from_alpha: alpha -> out;
+    }
+}
+
+kpipe_runtime::pipeline! {
     pipeline Queried {
         s3 by_site: Enriched {
             bucket: "acme-queried",
@@ -760,10 +770,18 @@ async fn direct_put_deliveries() {
         })
         .await
         .unwrap();
-    assert!(matches!(
-        direct.put_bytes(vec![0u8; 1000 * 1024 + 1]).await,
-        Err(PutError::RecordTooLarge { .. })
-    ));
+    let too_large = direct
+        .put_bytes(vec![0u8; 1000 * 1024 + 1])
+        .await
+        .unwrap_err();
+    assert!(matches!(too_large, PutError::DirectRecordTooLarge { .. }));
+    // Firehose's limit in Firehose's words, not the Kinesis message about partition keys.
+    let message = too_large.to_string();
+    assert!(
+        message.contains("Firehose takes records of at most 1024000 bytes"),
+        "{message}"
+    );
+    assert!(!message.contains("partition key"), "{message}");
     assert!(
         engine.direct(Raw::to_small()).is_err(),
         "not a direct delivery"
@@ -1441,4 +1459,30 @@ async fn dropping_an_engine_without_shutdown_warns_and_still_writes() {
     .await
     .expect("the dropped engine's delivery writes its buffer");
     assert!(written[0].0.starts_with("acme-queried/site=oslo/"));
+}
+
+/// Every section of the report keeps declaration order, and each can be looked up by name.
+#[tokio::test]
+async fn reports_keep_declaration_order_and_look_up_by_name() {
+    let engine = Ordered::local()
+        .store(Arc::new(InMemory::new()))
+        .start()
+        .unwrap();
+    let p = engine.producer(Ordered::alpha()).unwrap();
+    p.put(&Enriched {
+        sensor_id: "s".into(),
+        site: "x".into(),
+        fahrenheit: 1.0,
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let report = engine.shutdown().await.unwrap();
+    let streams: Vec<&str> = report.streams.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(streams, ["zulu", "alpha"]);
+    let deliveries: Vec<&str> = report.deliveries.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(deliveries, ["from-zulu", "from-alpha"]);
+    assert_eq!(report.stream("alpha").unwrap().records, 1);
+    assert_eq!(report.delivery("from-alpha").unwrap().delivered, 1);
+    assert!(report.delivery("nope").is_none() && report.consumer("nope").is_none());
 }

@@ -500,12 +500,12 @@ impl DirectProducer {
     /// Puts one record's bytes (PutRecord).
     ///
     /// # Errors
-    /// [`PutError::RecordTooLarge`] over 1,000 KiB (Firehose API, PutRecordBatch: https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecordBatch.html); [`PutError::Closed`]
+    /// [`PutError::DirectRecordTooLarge`] over 1,000 KiB (Firehose API, PutRecordBatch: https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecordBatch.html); [`PutError::Closed`]
     /// after shutdown.
     pub async fn put_bytes(&self, data: impl Into<Bytes>) -> Result<(), PutError> {
         let data = data.into();
         if data.len() > MAX_DIRECT_PUT_BYTES {
-            return Err(PutError::RecordTooLarge {
+            return Err(PutError::DirectRecordTooLarge {
                 bytes: data.len(),
                 limit: MAX_DIRECT_PUT_BYTES,
             });
@@ -719,7 +719,7 @@ impl<P: Pipeline> LocalEngine<P> {
             handle.abort();
             bar.finish_and_clear();
         }
-        let mut streams: Vec<StreamReport> = P::SPEC
+        let streams: Vec<StreamReport> = P::SPEC
             .streams
             .iter()
             .map(|spec| {
@@ -737,7 +737,6 @@ impl<P: Pipeline> LocalEngine<P> {
                 }
             })
             .collect();
-        streams.sort_by(|a, b| a.name.cmp(&b.name));
         let report = RunReport {
             streams,
             deliveries,

@@ -10,7 +10,7 @@ use std::fmt;
 /// complete when nothing is undelivered ([`RunReport::undelivered`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct RunReport {
-    /// One entry per stream.
+    /// One entry per stream, in declaration order (like deliveries and consumers).
     pub streams: Vec<StreamReport>,
     /// One entry per delivery.
     pub deliveries: Vec<DeliveryReport>,
@@ -167,6 +167,21 @@ impl DeliveryReport {
 }
 
 impl RunReport {
+    /// The stream with this AWS name (`report.stream("sensor-readings")`).
+    pub fn stream(&self, name: &str) -> Option<&StreamReport> {
+        self.streams.iter().find(|s| s.name == name)
+    }
+
+    /// The delivery stream with this AWS name.
+    pub fn delivery(&self, name: &str) -> Option<&DeliveryReport> {
+        self.deliveries.iter().find(|d| d.name == name)
+    }
+
+    /// The consumer with this name.
+    pub fn consumer(&self, name: &str) -> Option<&ConsumerReport> {
+        self.consumers.iter().find(|c| c.name == name)
+    }
+
     /// Whether every delivery and every consumer accounts for every record.
     pub fn is_conserved(&self) -> bool {
         self.deliveries.iter().all(DeliveryReport::is_conserved)
