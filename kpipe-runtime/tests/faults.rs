@@ -397,7 +397,30 @@ async fn a_panic_anywhere_in_user_code_fails_only_its_record_in_the_engine() {
     ];
     for (m, e) in messages.iter().zip(expect) {
         assert!(m.starts_with(e), "{m:?} does not start with {e:?}");
+        // Where it panicked, for the error document (not on stderr: see below).
+        assert!(m.contains(" (at ") && m.contains("faults.rs:"), "{m:?}");
     }
+}
+
+/// The engine handles a panic in user code, so it is not printed: run the test above in a
+/// child process and read its stderr, where the default panic hook would have written
+/// "panicked at" four times.
+#[test]
+fn handled_panics_stay_off_stderr() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_panic_anywhere_in_user_code_fails_only_its_record_in_the_engine",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("1 passed"), "{stdout}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 /// An invoker that panics on its first invocations, then runs the transform.

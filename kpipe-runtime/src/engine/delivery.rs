@@ -10,7 +10,7 @@ use super::naming::{self, Ids, PrefixContext};
 use super::report::{DeliveryReport, TransformReport};
 use super::stream::{Feed, SourceRecord};
 use crate::firehose::{self, BatchRecord, ErrorDocument, Invoker};
-use crate::pipeline::process::CatchUnwind;
+use crate::pipeline::CatchUnwind;
 use crate::pipeline::{RecordProcessor, RecordResult};
 use crate::spec::{Compression, DeliverySpec, KeySource, S3Spec, TransformSpec};
 use object_store::ObjectStoreExt;
@@ -226,7 +226,7 @@ impl State {
     /// is still sent counts as undelivered, and the report says why.
     async fn stopped(mut self, panic: String) -> DeliveryReport {
         let message = format!(
-            "delivery {} stopped: kpipe panicked ({panic}); this is a bug, please report it",
+            "delivery {} stopped: kpipe panicked: {panic}; this is a bug, please report it",
             self.task.spec.name
         );
         tracing::error!("{message}");
@@ -1047,7 +1047,7 @@ mod tests {
         drop(tx);
         let report = handle.await.expect("the task ends with a report");
         let why = failure.get().expect("the engine is told");
-        assert!(why.contains("kpipe panicked (a bug in kpipe)"), "{why}");
+        assert!(why.contains("kpipe panicked: a bug in kpipe (at "), "{why}");
         assert_eq!(report.delivered, 2);
         assert!(report.undelivered >= 3, "{report:?}");
         assert!(report.is_conserved(), "{report:?}");

@@ -17,7 +17,6 @@ use super::response::{Answers, Style};
 use crate::pipeline::{Appended, BoxFuture, RecordProcessor, RecordResult};
 use std::borrow::Cow;
 use std::ops::Range;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -310,8 +309,7 @@ impl<'a> Chunk<'a> {
     /// are left. A panic here (not the user's function: its panics fail its record) would be
     /// a bug; it fails the chunk's records rather than the invocation.
     fn run(&mut self, processor: &Arc<dyn RecordProcessor>) {
-        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| self.run_unguarded(processor))) {
-            let message = crate::pipeline::panic_message(&*panic);
+        if let Err(message) = crate::pipeline::guard(|| self.run_unguarded(processor)) {
             self.fail_all(&format!("internal error: {message}"));
         }
     }

@@ -14,12 +14,11 @@
 //! }
 //! ```
 
-use super::process::{CatchUnwind, panic_message};
+use super::guard::{CatchUnwind, guard};
 use super::{BoxFuture, Codec};
 use crate::spec::ConsumerSpec;
 use std::fmt::{self, Display};
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 /// What a consumer function returns: `()` or `Result<(), E: Display>`.
@@ -193,12 +192,8 @@ impl<I: 'static> From<ConsumerDef<I>> for AnyConsumer {
                         )));
                     }
                 };
-                match catch_unwind(AssertUnwindSafe(|| def.call(record))) {
-                    Err(p) => Consumed::Ready(Err(format!(
-                        "consumer `{}` panicked: {}",
-                        spec.id,
-                        panic_message(&*p)
-                    ))),
+                match guard(|| def.call(record)) {
+                    Err(m) => Consumed::Ready(Err(format!("consumer `{}` panicked: {m}", spec.id))),
                     Ok(Consumed::Ready(r)) => Consumed::Ready(r),
                     Ok(Consumed::Pending(fut)) => Consumed::Pending(Box::pin(async move {
                         match CatchUnwind(fut).await {

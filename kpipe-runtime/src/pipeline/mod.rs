@@ -17,13 +17,14 @@
 //! Firehose -> Lambda contract does.
 
 mod consumer;
+mod guard;
 pub(crate) mod process;
 
 pub use self::consumer::{
     AnyConsumer, ConsumeFn, Consumed, ConsumerDef, DynConsumeFn, IntoConsumed,
 };
 #[cfg(feature = "lambda")]
-pub(crate) use self::process::panic_message;
+pub(crate) use self::guard::{CatchUnwind, guard};
 pub use self::process::{Appended, Flows, Linked, Processing, RecordProcessor, RecordResult};
 pub(crate) use self::process::{Output, Processor};
 
@@ -274,11 +275,13 @@ pub enum Call<O> {
     Pending(BoxFuture<Outcome<O>>),
 }
 
-impl<O> fmt::Debug for Call<O> {
+/// Shows a ready outcome with its value (`Ready(Ok(Enriched { .. }))`), so a test's failed
+/// `assert!` says what the function returned.
+impl<O: fmt::Debug> fmt::Debug for Call<O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Call::Ready(o) => write!(f, "Call::Ready({})", o.result_name()),
-            Call::Pending(_) => f.write_str("Call::Pending(..)"),
+            Call::Ready(o) => f.debug_tuple("Ready").field(o).finish(),
+            Call::Pending(_) => f.write_str("Pending(..)"),
         }
     }
 }

@@ -6,15 +6,11 @@
 //! `Deserialize` / `Serialize` impls, partition-key closures) are failures of
 //! that record only; nothing here panics or drops a record silently.
 
+use super::guard::{CatchUnwind, guard};
 use super::{BoxFuture, Call, Codec, DynTransformFn, KeyFn};
 use crate::outcome::Outcome;
-use std::any::Any;
 use std::fmt;
-use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 /// What became of one record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -148,32 +144,6 @@ impl<A, C> fmt::Debug for Linked<A, C> {
     }
 }
 
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a non-string panic payload".to_owned()
-    }
-}
-
-/// Polls a future, turning a panic into `Err(message)`.
-pub(crate) struct CatchUnwind<F: ?Sized>(pub(crate) Pin<Box<F>>);
-
-impl<F: Future + ?Sized> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, String>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = self.0.as_mut();
-        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(p) => Poll::Ready(Err(panic_message(&*p))),
-        }
-    }
-}
-
 /// The source side of a delivery, linked to its transform (or to nothing). Built by the
 /// code `pipeline!` generates; not for direct use.
 #[doc(hidden)]
@@ -199,25 +169,20 @@ impl<C, D> Output<C, D> {
     fn finish_into(&self, out: D, keep: Option<&[u8]>, buf: &mut Vec<u8>) -> Result<Keys, String> {
         let mut partition_keys = Vec::with_capacity(self.keys.len());
         for (k, f) in &self.keys {
-            match catch_unwind(AssertUnwindSafe(|| f(&out))) {
+            match guard(|| f(&out)) {
                 Ok(v) => partition_keys.push((*k, v)),
-                Err(p) => {
-                    return Err(format!(
-                        "partition key `{k}` panicked: {}",
-                        panic_message(&*p)
-                    ));
-                }
+                Err(m) => return Err(format!("partition key `{k}` panicked: {m}")),
             }
         }
         match keep {
             Some(d) => buf.extend_from_slice(d),
             None => {
                 let start = buf.len();
-                let encoded = catch_unwind(AssertUnwindSafe(|| self.dest.encode_into(&out, buf)));
+                let encoded = guard(|| self.dest.encode_into(&out, buf));
                 let message = match encoded {
                     Ok(Ok(())) => None,
                     Ok(Err(e)) => Some(format!("does not encode as JSON: {e}")),
-                    Err(p) => Some(format!("panicked while encoding: {}", panic_message(&*p))),
+                    Err(m) => Some(format!("panicked while encoding: {m}")),
                 };
                 if let Some(m) = message {
                     buf.truncate(start);
@@ -277,22 +242,19 @@ where
     D: Send + 'static,
 {
     /// Every piece of user code on the record's path (its `Deserialize` impl, the function,
-    /// partition-key closures, its `Serialize` impl) runs under `catch_unwind`: a panic fails
+    /// partition-key closures, its `Serialize` impl) runs under `guard`: a panic fails
     /// this record only, and nothing of it stays in `buf`.
     fn process_into(&self, data: &[u8], buf: &mut Vec<u8>) -> Appended {
         let start = buf.len();
-        match catch_unwind(AssertUnwindSafe(|| self.process_unguarded(data, buf))) {
+        match guard(|| self.process_unguarded(data, buf)) {
             Ok(ok @ Appended::Ok(_)) => ok,
             Ok(other) => {
                 buf.truncate(start);
                 other
             }
-            Err(p) => {
+            Err(m) => {
                 buf.truncate(start);
-                Appended::Failed(format!(
-                    "record processing panicked: {}",
-                    panic_message(&*p)
-                ))
+                Appended::Failed(format!("record processing panicked: {m}"))
             }
         }
     }
@@ -315,7 +277,7 @@ where
             return Appended::Ok(Vec::new());
         }
         let source = &self.linked.source;
-        let input = match catch_unwind(AssertUnwindSafe(|| source.decode(data))) {
+        let input = match guard(|| source.decode(data)) {
             Ok(Ok(a)) => a,
             Ok(Err(e)) => {
                 return Appended::Failed(format!(
@@ -323,11 +285,10 @@ where
                     source.type_name
                 ));
             }
-            Err(p) => {
+            Err(m) => {
                 return Appended::Failed(format!(
-                    "decoding into `{}` panicked: {}",
-                    source.type_name,
-                    panic_message(&*p)
+                    "decoding into `{}` panicked: {m}",
+                    source.type_name
                 ));
             }
         };
@@ -343,17 +304,15 @@ where
                 Err(m) => Appended::Failed(m),
             };
         };
-        match catch_unwind(AssertUnwindSafe(|| function(input))) {
-            Err(p) => {
-                Appended::Failed(format!("transform `{id}` panicked: {}", panic_message(&*p)))
-            }
+        match guard(|| function(input)) {
+            Err(m) => Appended::Failed(format!("transform `{id}` panicked: {m}")),
             Ok(Call::Ready(outcome)) => out.outcome_into(outcome, buf),
             Ok(Call::Pending(fut)) => {
                 let out = Arc::clone(out);
                 let id = *id;
                 Appended::Pending(Box::pin(async move {
                     match CatchUnwind(fut).await {
-                        // `outcome` runs the key closures and the encoder under catch_unwind.
+                        // `outcome` runs the key closures and the encoder under guard.
                         Ok(outcome) => out.outcome(outcome),
                         Err(m) => RecordResult::Failed(format!("transform `{id}` panicked: {m}")),
                     }
