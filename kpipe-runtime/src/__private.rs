@@ -21,7 +21,6 @@ pub use ::std::vec::Vec;
 #[cfg(feature = "macros")]
 pub use kpipe_macros::expand_pipeline;
 
-use crate::pipeline::{Output, Processor};
 use std::fmt::Display;
 use std::sync::Arc;
 
@@ -48,30 +47,36 @@ pub fn stream<T>(
 
 /// A consumer handle around the user function (sync or async, inferred); fails to compile,
 /// at the function, when it does not take the stream's records.
-pub fn consumer<I, K, F: ConsumeFn<I, K>>(
+///
+/// The generated code erases the function itself (`ConsumeFn::<I, _>::into_dyn(f)`), so a
+/// function of the wrong shape is reported at the user's function and nowhere in here.
+pub fn consumer<I>(
     spec: &'static spec::ConsumerSpec,
     codec: Codec<I>,
-    function: F,
+    function: crate::pipeline::DynConsumeFn<I>,
 ) -> ConsumerDef<I> {
     ConsumerDef {
         spec,
         codec,
-        function: function.into_dyn(),
+        function,
     }
 }
 
 /// A transform handle around the user function (sync or async, inferred).
-pub fn transform<I, O, K, F: TransformFn<I, O, K>>(
+///
+/// The generated code erases the function itself (`TransformFn::<I, O, _>::into_dyn(f)`), so a
+/// function of the wrong shape is reported at the user's function and nowhere in here.
+pub fn transform<I, O>(
     spec: &'static spec::TransformSpec,
     input: Codec<I>,
     output: Codec<O>,
-    function: F,
+    function: crate::pipeline::DynTransformFn<I, O>,
 ) -> TransformDef<I, O> {
     TransformDef {
         spec,
         input,
         output,
-        function: function.into_dyn(),
+        function,
     }
 }
 
@@ -100,15 +105,13 @@ pub trait PartitionKeyValue {
     fn to_key(&self) -> String;
 }
 
+// `do_not_recommend`: the error is this trait's own, at the user's key, without a note that
+// names this private trait.
+#[diagnostic::do_not_recommend]
 impl<T: Display + ?Sized> PartitionKeyValue for T {
     fn to_key(&self) -> String {
         self.to_string()
     }
-}
-
-/// A record's partition key from a field or a closure's result.
-pub fn partition_key<V: PartitionKeyValue + ?Sized>(value: &V) -> String {
-    value.to_key()
 }
 
 /// A fresh random partition key (a v4 UUID), for `partition_key: random`.
@@ -127,68 +130,6 @@ pub fn no_transform<A>(source: Codec<A>) -> Linked<A, A> {
         source,
         transform: None,
         pass: Some(|a| a),
-    }
-}
-
-// The two links of a delivery are methods whose argument is the next stage, so that rustc
-// reports a type mismatch at that argument, which generated code spans with the stage's name
-// in the delivery's route.
-impl<A: 'static> Codec<A> {
-    /// Links a delivery's source (of records `A`) to a transform; fails to compile, at the
-    /// transform's name in the route, when `A` is not the transform's input type.
-    #[doc(hidden)]
-    pub fn __kpipe_then<B: 'static, C: 'static>(self, transform: TransformDef<B, C>) -> Linked<A, C>
-    where
-        A: Flows<B>,
-    {
-        let f = transform.function;
-        Linked {
-            source: self,
-            transform: Some((transform.spec.id, Arc::new(move |a: A| f(a.flow())))),
-            pass: None,
-        }
-    }
-}
-
-impl<A: Send + 'static, C: Send + 'static> Linked<A, C> {
-    /// Finishes a delivery into a destination; fails to compile, at the destination's name
-    /// in the route, when the records reaching it (`C`) are not of its record type.
-    #[doc(hidden)]
-    pub fn __kpipe_into<D: Send + 'static>(
-        self,
-        spec: &'static spec::DeliverySpec,
-        destination: S3Def<D>,
-    ) -> DeliveryDef
-    where
-        C: Flows<D>,
-    {
-        let newline = destination.spec.newline;
-        // Only `partitionKeyFromLambda` keys are the transform's to compute; Firehose reads
-        // `partitionKeyFromQuery` keys itself, with jq, from what the transform returns.
-        let lambda_key = |name: &str| {
-            destination
-                .spec
-                .partition_keys
-                .iter()
-                .any(|k| k.name == name && k.source == spec::KeySource::Lambda)
-        };
-        let keys = destination
-            .keys
-            .into_iter()
-            .filter(|(name, _)| lambda_key(name))
-            .collect();
-        DeliveryDef {
-            spec,
-            processor: Arc::new(Processor {
-                linked: self,
-                output: Arc::new(Output {
-                    flow: Flows::flow,
-                    dest: destination.codec,
-                    keys,
-                    newline,
-                }),
-            }),
-        }
     }
 }
 

@@ -11,13 +11,36 @@ use proc_macro2::{Ident, Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
+/// `#rt::__private::TRAIT::<ARGS, _>::into_dyn(f)` with the trait named by a single identifier
+/// at the user's function (brought in by a `use` with the macro's span). rustc then reports a
+/// function of the wrong shape at that function with the trait's own message, and neither
+/// draws the whole `pipeline!` invocation (as it does for a callee path that starts at the
+/// macro's call-site span; `$crate` cannot be respanned, it resolves by its span) nor points
+/// into kpipe's code (as it does for a bound on a generic function's parameter).
+fn erase_at<F: quote::ToTokens + Spanned>(
+    rt: &TokenStream,
+    name: &str,
+    args: TokenStream,
+    f: &F,
+) -> TokenStream {
+    let trait_ = Ident::new(name, Span::call_site());
+    let alias = Ident::new(&format!("__kpipe_{name}"), Span::call_site());
+    let at_f = Ident::new(&format!("__kpipe_{name}"), f.span());
+    let call = quote_spanned!(f.span()=> #at_f::<#args, _>::into_dyn(#f));
+    quote!({
+        use #rt::__private::#trait_ as #alias;
+        #call
+    })
+}
+
 const UNREACHABLE: &str = "kpipe: this pipeline declaration has errors";
 
 fn unreachable(rt: &TokenStream) -> TokenStream {
     quote!(#rt::__private::unreachable!(#UNREACHABLE))
 }
 
-/// `codec::<T>("T")`, spanned at the user's type so a `T` that is not a record is reported there.
+/// `codec::<T>("T")`, spanned at the user's type so a `T` that is not a record is reported there
+/// (with one error: `Record`'s blanket impl is `do_not_recommend`).
 fn codec(rt: &TokenStream, ty: &syn::Type) -> TokenStream {
     let name = tokens_text(ty);
     quote_spanned!(ty.span()=> #rt::__private::codec::<#ty>(#name))
@@ -25,17 +48,22 @@ fn codec(rt: &TokenStream, ty: &syn::Type) -> TokenStream {
 
 /// A `fn(&T) -> String` producing a key from a field path or a closure.
 fn key_fn(rt: &TokenStream, ty: &syn::Type, key: &KeyExpr, range: Span) -> TokenStream {
-    // The parameter keeps a call-site span (hygiene); the call around the user's tokens is
-    // spanned at them, so a key that is not `Display` is reported at the field or closure.
+    // The parameter keeps a call-site span (hygiene); the trait that turns the value into a
+    // key is named at the user's tokens (see `erase_at`), so a key that is not `Display` is
+    // reported at the field or closure.
     let r = Ident::new("__kpipe_r", Span::call_site());
+    let alias = Ident::new("__kpipe_PartitionKeyValue", Span::call_site());
+    let import = quote!(use #rt::__private::PartitionKeyValue as #alias;);
     match key {
         KeyExpr::Field(path) => {
-            let call = quote_spanned!(range=> #rt::__private::partition_key(&#r.#(#path).*));
-            quote!(|#r: &#ty| #call)
+            let at = Ident::new("__kpipe_PartitionKeyValue", range);
+            let call = quote_spanned!(range=> #at::to_key(&#r.#(#path).*));
+            quote!(|#r: &#ty| { #import #call })
         }
         KeyExpr::Closure(c) => {
-            let call = quote_spanned!(c.span()=> #rt::__private::partition_key(&(#c)(#r)));
-            quote!(|#r: &#ty| #call)
+            let at = Ident::new("__kpipe_PartitionKeyValue", c.span());
+            let call = quote_spanned!(c.span()=> #at::to_key(&(#c)(#r)));
+            quote!(|#r: &#ty| { #import #call })
         }
         KeyExpr::Random => quote!(|_: &#ty| #rt::__private::random_partition_key()),
     }
@@ -104,12 +132,13 @@ pub(super) fn stage_fns(p: &Pipeline, rt: &TokenStream) -> TokenStream {
         let body = match &t.function {
             Some(f) => {
                 let (ci, co) = (codec(rt, input), codec(rt, output));
+                let erased = erase_at(rt, "TransformFn", quote!(#input, #output), f);
                 quote! {
                     #rt::__private::transform(
                         &<Self as #rt::__private::Pipeline>::SPEC.transforms[#i],
                         #ci,
                         #co,
-                        #f,
+                        #erased,
                     )
                 }
             }
@@ -161,6 +190,8 @@ pub(super) fn stage_fns(p: &Pipeline, rt: &TokenStream) -> TokenStream {
         };
         out.extend(quote! {
             #attrs
+            // The blocks around locals carry the stages' spans (see `delivery_body`).
+            #[allow(unused_braces)]
             #vis fn #ident() -> #rt::__private::DeliveryDef {
                 #body
             }
@@ -180,12 +211,15 @@ pub(super) fn stage_fns(p: &Pipeline, rt: &TokenStream) -> TokenStream {
                 let f = &c.function;
                 // Spanned at the function, where rustc reports one that does not take the
                 // stream's records.
-                let call = quote_spanned!(f.span()=> #rt::__private::consumer(
-                    &<Self as #rt::__private::Pipeline>::SPEC.consumers[#i],
-                    Self::#stream().codec(),
-                    #f,
-                ));
                 let ty = &p.streams[*s].record;
+                let erased = erase_at(rt, "ConsumeFn", quote!(#ty), f);
+                let call = quote! {
+                    #rt::__private::consumer(
+                        &<Self as #rt::__private::Pipeline>::SPEC.consumers[#i],
+                        Self::#stream().codec(),
+                        #erased,
+                    )
+                };
                 (quote!(#ty), call)
             }
             None => (quote!(()), unreachable(rt)),
@@ -202,9 +236,10 @@ pub(super) fn stage_fns(p: &Pipeline, rt: &TokenStream) -> TokenStream {
 
 // delivery d: readings -> enrich -> lake;
 //
+//     use $crate::__private::Flows as __kpipe_Flows;
 //     let __kpipe_source = Self::readings().codec();
-//     let __kpipe_linked = link(__kpipe_source, Self::enrich());   // spanned at `enrich`
-//     deliver(&SPEC.deliveries[i], __kpipe_linked, Self::lake())  // spanned at `lake`
+//     let __kpipe_linked = __kpipe_Flows::__kpipe_then(__kpipe_source, Self::enrich()); // at `enrich`
+//     __kpipe_Flows::__kpipe_into(__kpipe_linked, &SPEC.deliveries[i], Self::lake())    // at `lake`
 fn delivery_body(p: &Pipeline, rt: &TokenStream, i: usize, route: &Route) -> TokenStream {
     let source = match &route.source {
         Source::Stream(_, ident) => quote!(Self::#ident().codec()),
@@ -221,19 +256,27 @@ fn delivery_body(p: &Pipeline, rt: &TokenStream, i: usize, route: &Route) -> Tok
     // would not resolve (macro hygiene).
     let source_var = Ident::new("__kpipe_source", Span::call_site());
     let linked_var = Ident::new("__kpipe_linked", Span::call_site());
+    // `Flows::__kpipe_then(source, transform)` and `Flows::__kpipe_into(linked, spec, dest)`,
+    // each with `Flows` named at the stage it checks (see `erase_at`). The local goes in a
+    // block spanned at the stage: rustc points at the argument that fixes `Self`, and the
+    // local itself must keep its call-site span to resolve.
+    let flows = Ident::new("__kpipe_Flows", Span::call_site());
     let linked = match &route.transform {
         Some((_, t)) => {
+            let at_t = Ident::new("__kpipe_Flows", t.span());
             let then = quote_spanned!(t.span()=> Self::#t());
-            quote!(#source_var.__kpipe_then(#then))
+            quote_spanned!(t.span()=> #at_t::__kpipe_then({ #source_var }, #then))
         }
         None => quote!(#rt::__private::no_transform(#source_var)),
     };
     let dest = &route.destination.1;
     let dest_call = quote_spanned!(dest.span()=> Self::#dest());
-    let deliver = quote! {
-        #linked_var.__kpipe_into(&<Self as #rt::__private::Pipeline>::SPEC.deliveries[#i], #dest_call)
-    };
+    let at_dest = Ident::new("__kpipe_Flows", dest.span());
+    let spec = quote!(&<Self as #rt::__private::Pipeline>::SPEC.deliveries[#i]);
+    let deliver =
+        quote_spanned!(dest.span()=> #at_dest::__kpipe_into({ #linked_var }, #spec, #dest_call));
     quote! {
+        use #rt::__private::Flows as #flows;
         let #source_var = #source;
         let #linked_var = #linked;
         #deliver

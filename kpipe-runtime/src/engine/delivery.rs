@@ -10,7 +10,7 @@ use super::naming::{self, Ids, PrefixContext};
 use super::report::{DeliveryReport, TransformReport};
 use super::stream::{Feed, SourceRecord};
 use crate::firehose::{self, BatchRecord, ErrorDocument, Invoker};
-use crate::pipeline::CatchUnwind;
+use crate::pipeline::guard::CatchUnwind;
 use crate::pipeline::{RecordProcessor, RecordResult};
 use crate::spec::{Compression, DeliverySpec, KeySource, S3Spec, TransformSpec};
 use object_store::ObjectStoreExt;

@@ -309,7 +309,7 @@ impl<'a> Chunk<'a> {
     /// are left. A panic here (not the user's function: its panics fail its record) would be
     /// a bug; it fails the chunk's records rather than the invocation.
     fn run(&mut self, processor: &Arc<dyn RecordProcessor>) {
-        if let Err(message) = crate::pipeline::guard(|| self.run_unguarded(processor)) {
+        if let Err(message) = crate::pipeline::guard::guard(|| self.run_unguarded(processor)) {
             self.fail_all(&format!("internal error: {message}"));
         }
     }

@@ -79,7 +79,7 @@ pub type DynConsumeFn<I> = Arc<dyn Fn(I) -> Consumed + Send + Sync>;
 /// inferred.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot consume the records of this stream, which are `{I}`",
-    label = "expected a function taking `{I}` and returning `()` or `Result<(), E>`",
+    label = "expected a function taking `{I}` and returning `()`, or `Result<(), E>` with `E: Display`",
     note = "a consumer function takes the stream's record by value; it may be `async`"
 )]
 pub trait ConsumeFn<I, Kind>: Send + Sync + 'static {

@@ -17,16 +17,13 @@
 //! Firehose -> Lambda contract does.
 
 mod consumer;
-mod guard;
+pub(crate) mod guard;
 pub(crate) mod process;
 
 pub use self::consumer::{
     AnyConsumer, ConsumeFn, Consumed, ConsumerDef, DynConsumeFn, IntoConsumed,
 };
-#[cfg(feature = "lambda")]
-pub(crate) use self::guard::{CatchUnwind, guard};
 pub use self::process::{Appended, Flows, Linked, Processing, RecordProcessor, RecordResult};
-pub(crate) use self::process::{Output, Processor};
 
 use crate::outcome::{IntoOutcome, Outcome};
 use crate::spec::{DeliverySpec, PipelineSpec, S3Spec, StreamSpec, TransformSpec};
@@ -65,6 +62,9 @@ pub trait Pipeline: Copy + Default + Send + Sync + 'static {
 )]
 pub trait Record: serde::Serialize + serde::de::DeserializeOwned + Send + 'static {}
 
+// `do_not_recommend`: a type that is not a record gets one error, `Record`'s own, instead of
+// one per missing serde trait with rustc's list of the types that implement each.
+#[diagnostic::do_not_recommend]
 impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static> Record for T {}
 
 /// The encode/decode functions of one record type (JSON).
@@ -310,7 +310,7 @@ pub enum AsyncFn {}
 /// `R` is [`Outcome<O>`], `Result<O, E: Display>` or `Option<O>`. `Kind` is inferred.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be the function of a transform from `{I}` to `{O}`",
-    label = "expected a function taking `{I}` and returning `Outcome<{O}>`, `Result<{O}, E>` or `Option<{O}>`",
+    label = "expected a function taking `{I}` and returning `Outcome<{O}>`, `Result<{O}, E>` with `E: Display`, or `Option<{O}>`",
     note = "a transform function takes its input record by value; it may be `async`"
 )]
 pub trait TransformFn<I, O, Kind>: Send + Sync + 'static {

@@ -7,8 +7,9 @@
 //! that record only; nothing here panics or drops a record silently.
 
 use super::guard::{CatchUnwind, guard};
-use super::{BoxFuture, Call, Codec, DynTransformFn, KeyFn};
+use super::{BoxFuture, Call, Codec, DeliveryDef, DynTransformFn, KeyFn, S3Def, TransformDef};
 use crate::outcome::Outcome;
+use crate::spec::DeliverySpec;
 use std::fmt;
 use std::sync::Arc;
 
@@ -111,9 +112,72 @@ pub trait RecordProcessor: Send + Sync {
     label = "this stage takes `{To}`, but receives `{Self}`",
     note = "each stage of a delivery must take the record type the previous stage produces"
 )]
-pub trait Flows<To> {
+///
+/// The two links of a delivery are methods of this trait whose arguments are the stages, so
+/// that rustc reports a mismatch with this trait's message at the call, which generated code
+/// spans with the stage's name in the delivery's route (and nothing points into kpipe).
+pub trait Flows<To>: Sized {
     /// The identity conversion.
     fn flow(self) -> To;
+
+    /// Links a delivery's source (of records `Self`) to a transform taking `To`.
+    #[doc(hidden)]
+    fn __kpipe_then<C: 'static>(
+        source: Codec<Self>,
+        transform: TransformDef<To, C>,
+    ) -> Linked<Self, C>
+    where
+        Self: 'static,
+        To: 'static,
+    {
+        let f = transform.function;
+        Linked {
+            source,
+            transform: Some((transform.spec.id, Arc::new(move |a: Self| f(a.flow())))),
+            pass: None,
+        }
+    }
+
+    /// Finishes a delivery whose records reach the destination as `Self`, into a destination
+    /// of `To` records.
+    #[doc(hidden)]
+    fn __kpipe_into<A: Send + 'static>(
+        linked: Linked<A, Self>,
+        spec: &'static DeliverySpec,
+        destination: S3Def<To>,
+    ) -> DeliveryDef
+    where
+        Self: Send + 'static,
+        To: Send + 'static,
+    {
+        let newline = destination.spec.newline;
+        // Only `partitionKeyFromLambda` keys are the transform's to compute; Firehose reads
+        // `partitionKeyFromQuery` keys itself, with jq, from what the transform returns.
+        let lambda_key = |name: &str| {
+            destination
+                .spec
+                .partition_keys
+                .iter()
+                .any(|k| k.name == name && k.source == crate::spec::KeySource::Lambda)
+        };
+        let keys = destination
+            .keys
+            .into_iter()
+            .filter(|(name, _)| lambda_key(name))
+            .collect();
+        DeliveryDef {
+            spec,
+            processor: Arc::new(Processor {
+                linked,
+                output: Arc::new(Output {
+                    flow: <Self as Flows<To>>::flow,
+                    dest: destination.codec,
+                    keys,
+                    newline,
+                }),
+            }),
+        }
+    }
 }
 
 impl<T> Flows<T> for T {
