@@ -84,6 +84,9 @@ pub(crate) struct StageDef {
     pub(crate) sig: SigDef,
     /// The `{ ... }` block; `None` for `delivery d: a -> b;`.
     pub(crate) body: Option<Vec<FieldDef>>,
+    /// The block had syntax errors (already reported): a required key may be among the
+    /// settings that did not parse, so it is not also reported missing.
+    pub(crate) broken: bool,
 }
 
 /// What follows `name:` in a stage.

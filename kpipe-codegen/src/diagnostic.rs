@@ -91,14 +91,37 @@ impl Diagnostic {
         &self.notes
     }
 
+    /// The message with its notes, for `compile_error!`: a proc macro on stable Rust has only
+    /// the message, so the notes follow it on lines of their own (rustc indents them), and a
+    /// related place becomes a note with its line and column (see [`Diagnostic::related`]).
     fn full_message(&self) -> String {
         let mut msg = self.message.clone();
+        for (range, related) in &self.related {
+            msg.push_str("\n= note: ");
+            msg.push_str(&with_location(related, range.start));
+        }
         for note in &self.notes {
-            msg.push_str("\n\n= ");
+            msg.push_str("\n= ");
             msg.push_str(note);
         }
         msg
     }
+}
+
+/// "first defined here" -> "first defined at line 5, column 16" (or the location appended).
+fn with_location(message: &str, span: Span) -> String {
+    let at = span.start();
+    let place = format!("at line {}, column {}", at.line, at.column + 1);
+    match message.find("here") {
+        Some(i) => format!("{}{place}{}", &message[..i], &message[i + 4..]),
+        None => format!("{message} ({place})"),
+    }
+}
+
+/// Where a range starts, to report in source order.
+fn position(range: &Range) -> (usize, usize) {
+    let at = range.start.start();
+    (at.line, at.column)
 }
 
 /// Collects every problem so that one bad stage does not hide the next.
@@ -151,15 +174,13 @@ impl Diagnostics {
         self.list.iter()
     }
 
-    /// Macro frontend: one combined `syn::Error`. Related spans become extra errors
-    /// (rustc shows each at its place), notes are appended to the message.
-    pub fn into_syn_error(self) -> Option<syn::Error> {
+    /// Macro frontend: one combined `syn::Error`, in source order. Notes and related places
+    /// go into each error's message (see `Diagnostic::full_message`): one mistake, one error.
+    pub fn into_syn_error(mut self) -> Option<syn::Error> {
+        self.list.sort_by_key(|d| position(&d.range));
         let mut out: Option<syn::Error> = None;
         for d in self.list {
-            let mut e = syn::Error::new_spanned(d.range.tokens(), d.full_message());
-            for (range, msg) in &d.related {
-                e.combine(syn::Error::new_spanned(range.tokens(), msg));
-            }
+            let e = syn::Error::new_spanned(d.range.tokens(), d.full_message());
             match &mut out {
                 Some(all) => all.combine(e),
                 None => out = Some(e),
@@ -214,9 +235,13 @@ mod tests {
             .into_iter()
             .map(|e| e.to_string())
             .collect();
+        // One error per mistake: the related place is a note with its line and column.
         assert_eq!(
             all,
-            ["first\n\n= help: fix it", "second", "first defined here"]
+            [
+                "first\n= help: fix it",
+                "second\n= note: first defined at line 1, column 1"
+            ]
         );
     }
 }

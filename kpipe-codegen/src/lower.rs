@@ -238,6 +238,15 @@ fn record_type(stage: &StageDef) -> syn::Type {
 
 /// `help` is the whole help line, e.g. "add `bucket: \"my-bucket\"`".
 fn missing(d: &mut Diagnostics, stage: &StageDef, key: &str, help: &str) {
+    // A misspelt key (`bukcet`) already got "unknown key ... did you mean `bucket`?": one
+    // mistake, one error.
+    let misspelt = body(stage).iter().any(|f| {
+        let written = f.key.to_string();
+        written != key && did_you_mean(&written, [key]).is_some()
+    });
+    if misspelt || stage.broken {
+        return;
+    }
     d.error(
         stage.name.span(),
         format!("missing `{key}` in {} `{}`", stage.kind.noun(), stage.name),

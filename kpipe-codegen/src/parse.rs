@@ -130,7 +130,14 @@ fn body_chunks(diags: &mut Diagnostics, body: TokenStream) -> (Vec<FieldDef>, Ve
         let tokens: TokenStream = chunk.into_iter().collect();
         let parsed = (|input: ParseStream<'_>| chunk_item(input)).parse2(tokens);
         match parsed {
-            Ok(Item::Stage(s)) => stages.push(s),
+            Ok(Item::Stage(s, errors)) => {
+                // The stage exists even when its settings have syntax errors, so nothing
+                // that refers to it reports it missing (one mistake, one error).
+                for e in errors {
+                    diags.syn(e);
+                }
+                stages.push(s);
+            }
             Ok(Item::Field(f)) => fields.push(f),
             Err(err) => diags.syn(err),
         }
@@ -139,7 +146,8 @@ fn body_chunks(diags: &mut Diagnostics, body: TokenStream) -> (Vec<FieldDef>, Ve
 }
 
 enum Item {
-    Stage(StageDef),
+    /// A stage, with the syntax errors found (and recovered from) in its settings.
+    Stage(StageDef, Vec<syn::Error>),
     Field(FieldDef),
 }
 
@@ -224,10 +232,13 @@ fn chunk_item(input: ParseStream<'_>) -> syn::Result<Item> {
             SigDef::Consume(stream, Box::new(function))
         }
     };
+    let mut errors = Vec::new();
     let body = if input.peek(syn::token::Brace) {
         let content;
         syn::braced!(content in input);
-        Some(fields(&content)?)
+        let (fields, e) = fields_recovering(&content);
+        errors = e;
+        Some(fields)
     } else if kind == StageKind::Delivery {
         if input.is_empty() {
             // The chunk ended without `;`: point at the end of the route.
@@ -256,28 +267,76 @@ fn chunk_item(input: ParseStream<'_>) -> syn::Result<Item> {
     if !input.is_empty() {
         return Err(input.error("unexpected tokens after the stage"));
     }
-    Ok(Item::Stage(StageDef {
-        attrs,
-        kind,
-        name,
-        sig,
-        body,
-    }))
+    Ok(Item::Stage(
+        StageDef {
+            attrs,
+            kind,
+            name,
+            sig,
+            body,
+            broken: !errors.is_empty(),
+        },
+        errors,
+    ))
 }
 
-/// `key: value, key: value, ...` (the inside of a block).
+/// `key: value, key: value, ...` (the inside of a block); the first syntax error.
 pub(crate) fn fields(input: ParseStream<'_>) -> syn::Result<Vec<FieldDef>> {
+    let (fields, errors) = fields_recovering(input);
+    match errors.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(fields),
+    }
+}
+
+/// `key: value, ...`, recovering after a syntax error at the next setting: every setting
+/// that parses is kept, with every error.
+fn fields_recovering(input: ParseStream<'_>) -> (Vec<FieldDef>, Vec<syn::Error>) {
     let mut out = Vec::new();
+    let mut errors = Vec::new();
     while !input.is_empty() {
-        out.push(field(input)?);
+        match field(input) {
+            Ok(f) => out.push(f),
+            Err(e) => {
+                errors.push(e);
+                skip_setting(input);
+            }
+        }
         if input.is_empty() {
             break;
         }
-        input
-            .parse::<Token![,]>()
-            .map_err(|e| syn::Error::new(e.span(), "expected `,` between settings"))?;
+        if input.peek(Token![,]) {
+            let _ = input.parse::<Token![,]>();
+            continue;
+        }
+        // `capacity: on_demand retention: 48h`: the value stopped where a new `key:` starts.
+        if starts_setting(input) {
+            let next = input
+                .fork()
+                .call(syn::ext::IdentExt::parse_any)
+                .map(|i: Ident| i.to_string())
+                .unwrap_or_default();
+            errors.push(input.error(format!("expected `,` before `{next}`")));
+        } else {
+            errors.push(input.error("expected `,` between settings"));
+            skip_setting(input);
+        }
     }
-    Ok(out)
+    (out, errors)
+}
+
+/// Whether the input continues with `key:` (not `path::`).
+fn starts_setting(input: ParseStream<'_>) -> bool {
+    input.peek(syn::Ident) && input.peek2(Token![:]) && !input.peek2(Token![::])
+}
+
+/// Skips the rest of a broken setting, up to the next top-level comma.
+fn skip_setting(input: ParseStream<'_>) {
+    while !input.is_empty() && !input.peek(Token![,]) {
+        if input.parse::<TokenTree>().is_err() {
+            break;
+        }
+    }
 }
 
 fn field(input: ParseStream<'_>) -> syn::Result<FieldDef> {
@@ -294,17 +353,10 @@ fn field(input: ParseStream<'_>) -> syn::Result<FieldDef> {
     } else {
         let mut tokens = TokenStream::new();
         while !input.is_empty() && !input.peek(Token![,]) {
-            // `capacity: on_demand retention: 48h`: a new `key:` starts, the comma is missing.
-            if !tokens.is_empty()
-                && input.peek(syn::Ident)
-                && input.peek2(Token![:])
-                && !input.peek2(Token![::])
-            {
-                let next: Ident = input.fork().call(syn::ext::IdentExt::parse_any)?;
-                return Err(syn::Error::new(
-                    next.span(),
-                    format!("expected `,` before `{next}`"),
-                ));
+            // `capacity: on_demand retention: 48h`: a new `key:` starts, the comma is missing
+            // (reported by `fields_recovering`, which goes on with that setting).
+            if !tokens.is_empty() && starts_setting(input) {
+                break;
             }
             tokens.extend(std::iter::once(input.parse::<TokenTree>()?));
         }
