@@ -62,11 +62,34 @@ fn key_fn(rt: &TokenStream, ty: &syn::Type, key: &KeyExpr, range: Span) -> Token
         }
         KeyExpr::Closure(c) => {
             let at = Ident::new("__kpipe_PartitionKeyValue", c.span());
+            let c = typed_closure(c, ty);
             let call = quote_spanned!(c.span()=> #at::to_key(&(#c)(#r)));
             quote!(|#r: &#ty| { #import #call })
         }
         KeyExpr::Random => quote!(|_: &#ty| #rt::__private::random_partition_key()),
     }
+}
+
+/// A key closure with its parameter's type written in when the user left it out: the macro
+/// knows it is `&Record`, and rustc cannot infer the parameter of a closure that is called
+/// on the spot (`|v| v.site.clone()` becomes `|v: &PageView| v.site.clone()`). An annotated
+/// closure is left as it is.
+fn typed_closure(c: &syn::Expr, ty: &syn::Type) -> syn::Expr {
+    let mut c = c.clone();
+    if let syn::Expr::Closure(closure) = &mut c
+        && let [input] = &mut closure.inputs.iter_mut().collect::<Vec<_>>()[..]
+        && !matches!(input, syn::Pat::Type(_))
+    {
+        let pat = std::mem::replace(*input, syn::Pat::Verbatim(TokenStream::new()));
+        let span = pat.span();
+        **input = syn::Pat::Type(syn::PatType {
+            attrs: Vec::new(),
+            pat: Box::new(pat),
+            colon_token: syn::Token![:](span),
+            ty: Box::new(syn::parse_quote_spanned!(span=> &#ty)),
+        });
+    }
+    c
 }
 
 /// The stage's doc comment, or a generated one (generated items are public API of the
@@ -102,6 +125,7 @@ pub(super) fn stage_fns(p: &Pipeline, rt: &TokenStream) -> TokenStream {
         };
         let ehk = match &s.explicit_hash_key {
             Some(c) => {
+                let c = typed_closure(c, ty);
                 let call = quote_spanned!(c.span()=> #rt::__private::hash_key);
                 quote!(#rt::__private::Option::Some(|__kpipe_r: &#ty| #call((#c)(__kpipe_r))))
             }
