@@ -99,6 +99,7 @@ mod shapes {
             consumer watcher: secure -> crate::shapes::watch {
                 starting_position: trim_horizon,
                 maximum_retries: unlimited,
+                maximum_record_age: 1h,
                 batch_window: 30s,
                 parallelization: 4,
             }
@@ -165,6 +166,7 @@ mod shapes {
         assert_eq!(mapping["FunctionName"]["Ref"], "WatcherFunction");
         assert_eq!(mapping["StartingPosition"], "TRIM_HORIZON");
         assert_eq!(mapping["MaximumRetryAttempts"], -1);
+        assert_eq!(mapping["MaximumRecordAgeInSeconds"], 3600);
         assert_eq!(mapping["MaximumBatchingWindowInSeconds"], 30);
         assert_eq!(mapping["ParallelizationFactor"], 4);
         assert_eq!(

@@ -69,6 +69,7 @@ const CONSUMER_KEYS: &[&str] = &[
     "starting_position",
     "bisect_on_error",
     "maximum_retries",
+    "maximum_record_age",
     "batch_window",
     "parallelization",
     "lambda",
@@ -637,6 +638,13 @@ fn consumer(
         },
         None => None,
     };
+    let maximum_record_age_secs = match keys.get("maximum_record_age") {
+        Some(f) => match &f.value {
+            ValueDef::Tokens(t) if t.to_string() == "unlimited" => None,
+            _ => value::duration(d, f),
+        },
+        None => None,
+    };
     let batch_window_secs = keys
         .get("batch_window")
         .and_then(|f| value::duration(d, f))
@@ -660,6 +668,7 @@ fn consumer(
             .and_then(|f| value::boolean(d, f))
             .unwrap_or(false),
         maximum_retries,
+        maximum_record_age_secs,
         batch_window_secs,
         parallelization,
         lambda: lambda(d, pipeline, stage, keys.get("lambda").copied(), &what),

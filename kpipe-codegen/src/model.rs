@@ -207,6 +207,8 @@ pub(crate) struct Consumer {
     pub(crate) bisect_on_error: bool,
     /// `None`: retry until the records expire (AWS's -1).
     pub(crate) maximum_retries: Option<Sp<u64>>,
+    /// `None`: records never expire (AWS's -1).
+    pub(crate) maximum_record_age_secs: Option<Sp<u64>>,
     pub(crate) batch_window_secs: Sp<u64>,
     pub(crate) parallelization: Sp<u64>,
     pub(crate) lambda: Lambda,

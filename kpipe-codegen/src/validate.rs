@@ -360,16 +360,20 @@ fn check_consumer_timeout(d: &mut Diagnostics, l: &Lambda) {
 }
 
 // The event source mapping of a consumer, for a Kinesis source: batch size 1-10000, retries
-// -1 (unlimited) or 0-10000, batching window 0-300 s, parallelization factor 1-10
+// -1 (unlimited) or 0-10000, record age -1 (unlimited) or 60-604800 s, batching window
+// 0-300 s, parallelization factor 1-10
 // (https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-parameters.html).
 //
 //     batch_size: 20000,
 //                 ^^^^^ batch size must be between 1 and 10000, found 20000
 fn check_consumer(d: &mut Diagnostics, c: &Consumer) {
-    const SOURCE: &str = "Kinesis event source mappings take BatchSize 1-10000, MaximumRetryAttempts -1 (unlimited) or 0-10000, MaximumBatchingWindowInSeconds 0-300 and ParallelizationFactor 1-10 (AWS Lambda, services-kinesis-parameters)";
+    const SOURCE: &str = "Kinesis event source mappings take BatchSize 1-10000, MaximumRetryAttempts -1 (unlimited) or 0-10000, MaximumRecordAgeInSeconds -1 (unlimited) or 60-604800, MaximumBatchingWindowInSeconds 0-300 and ParallelizationFactor 1-10 (AWS Lambda, Lambda parameters for Kinesis event source mappings: https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-parameters.html)";
     in_range(d, &c.batch_size, 1, 10_000, "batch size", "", SOURCE);
     if let Some(r) = &c.maximum_retries {
         in_range(d, r, 0, 10_000, "maximum_retries", "", SOURCE);
+    }
+    if let Some(age) = &c.maximum_record_age_secs {
+        in_range(d, age, 60, 604_800, "maximum_record_age", "s", SOURCE);
     }
     in_range(d, &c.batch_window_secs, 0, 300, "batch window", "s", SOURCE);
     in_range(d, &c.parallelization, 1, 10, "parallelization", "", SOURCE);

@@ -149,6 +149,7 @@ fn event_source_mapping(c: &ConsumerSpec, state: &desired::MappingState) -> Valu
         "BatchSize": state.batch_size,
         "BisectBatchOnFunctionError": state.bisect_on_error,
         "MaximumRetryAttempts": state.maximum_retries,
+        "MaximumRecordAgeInSeconds": state.maximum_record_age_secs,
         "MaximumBatchingWindowInSeconds": state.batch_window_secs,
         "ParallelizationFactor": state.parallelization,
         "FunctionResponseTypes": ["ReportBatchItemFailures"],

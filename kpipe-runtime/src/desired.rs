@@ -468,6 +468,8 @@ pub mod aws_defaults {
     pub const MAPPING_PARALLELIZATION: u32 = 1;
     /// Retries of a mapping: -1 is unlimited (same page).
     pub const MAPPING_MAXIMUM_RETRIES: i64 = -1;
+    /// Maximum record age of a mapping: -1 is unlimited (same page).
+    pub const MAPPING_MAXIMUM_RECORD_AGE_SECS: i64 = -1;
     /// Lambda memory, MiB ("Configure Lambda function memory",
     /// <https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html>).
     pub const FUNCTION_MEMORY_MIB: u32 = 128;
@@ -547,6 +549,8 @@ pub struct MappingState {
     pub bisect_on_error: bool,
     /// Retries, -1 for unlimited.
     pub maximum_retries: i64,
+    /// Maximum record age in seconds, -1 for unlimited.
+    pub maximum_record_age_secs: i64,
     /// Batching window in seconds.
     pub batch_window_secs: u32,
     /// Concurrent batches per shard.
@@ -641,6 +645,9 @@ pub fn desired_mappings(p: &PipelineSpec) -> Vec<MappingState> {
             batch_size: c.batch_size,
             bisect_on_error: c.bisect_on_error,
             maximum_retries: c.maximum_retries.map_or(-1, i64::from),
+            maximum_record_age_secs: c
+                .maximum_record_age_secs
+                .map_or(aws_defaults::MAPPING_MAXIMUM_RECORD_AGE_SECS, i64::from),
             batch_window_secs: c.batch_window_secs,
             parallelization: c.parallelization,
             report_item_failures: true,

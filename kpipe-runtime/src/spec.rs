@@ -126,6 +126,9 @@ pub struct ConsumerSpec {
     pub bisect_on_error: bool,
     /// Retries of a failing batch; `None` retries until the records expire (AWS's -1).
     pub maximum_retries: Option<u32>,
+    /// Records older than this many seconds are discarded instead of consumed; `None` never
+    /// (AWS's -1, the default).
+    pub maximum_record_age_secs: Option<u32>,
     /// Seconds to gather records before invoking (0..=300, default 0).
     pub batch_window_secs: u32,
     /// Batches processed concurrently per shard (1..=10, default 1).

@@ -950,6 +950,12 @@ mod consumers {
         check(&COUNTED, r)
     }
 
+    pub(crate) static AGING: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    pub(crate) fn aging(r: Reading) -> Result<(), String> {
+        check(&AGING, r)
+    }
+
     kpipe_runtime::pipeline! {
         pub(crate) pipeline Bisected {
             stream readings: Reading { capacity: provisioned(shards: 1), partition_key: site }
@@ -982,6 +988,14 @@ mod consumers {
                 batch_size: 16,
                 bisect_on_error: true,
                 maximum_retries: 1,
+            }
+        }
+        pub(crate) pipeline Aging {
+            stream readings: Reading { capacity: provisioned(shards: 1), partition_key: site }
+            consumer alerts: readings -> crate::consumers::aging {
+                starting_position: trim_horizon,
+                batch_size: 10,
+                maximum_record_age: 60s,
             }
         }
         pub(crate) pipeline Stuck {
@@ -1485,4 +1499,50 @@ async fn reports_keep_declaration_order_and_look_up_by_name() {
     assert_eq!(report.stream("alpha").unwrap().records, 1);
     assert_eq!(report.delivery("from-alpha").unwrap().delivered, 1);
     assert!(report.delivery("nope").is_none() && report.consumer("nope").is_none());
+}
+
+/// With unlimited retries a failing record blocks its shard until it is older than
+/// `maximum_record_age`; then its batch is discarded (counted as expired) and the shard goes on,
+/// as Lambda's event source mapping does.
+#[tokio::test(start_paused = true)]
+async fn a_blocked_record_expires_after_maximum_record_age() {
+    use consumers::{AGING, Aging};
+    let engine = Aging::local()
+        .store(Arc::new(InMemory::new()))
+        .start()
+        .unwrap();
+    let p = engine.producer(Aging::readings()).unwrap();
+    p.put_batch(&consumers::hundred("oslo")).await.unwrap();
+    // Blocked: the flush cannot finish while the bad record is younger than 60 s.
+    let early = tokio::time::timeout(Duration::from_secs(30), engine.flush()).await;
+    assert!(early.is_err(), "the shard is blocked for now");
+    // Once it has expired the shard goes on, and the flush finishes.
+    tokio::time::timeout(Duration::from_secs(300), engine.flush())
+        .await
+        .expect("the bad record expires and the shard goes on")
+        .unwrap();
+    // Records put now are young: consumed.
+    let fresh: Vec<Reading> = (0..10)
+        .map(|i| reading(&format!("f-{i}"), "oslo", 1.0))
+        .collect();
+    p.put_batch(&fresh).await.unwrap();
+    engine.flush().await.unwrap();
+    let report = engine.shutdown().await.unwrap();
+    let c = &report.consumers[0];
+    assert!(c.is_conserved(), "{report}");
+    // The first 50 were consumed; the bad record and the 49 behind it, all put at once, had
+    // grown older than 60 s while the shard was blocked: discarded as expired.
+    assert_eq!(
+        (c.consumed, c.discarded, c.expired, c.blocked),
+        (60, 50, 50, 0),
+        "{report}"
+    );
+    assert_eq!(AGING.lock().unwrap().len(), 60);
+    assert!(
+        c.errors
+            .iter()
+            .any(|e| e.contains("older than maximum_record_age")),
+        "{:?}",
+        c.errors
+    );
 }

@@ -203,6 +203,13 @@ fn consumer(rt: &TokenStream, c: &Consumer) -> TokenStream {
         }
         None => quote!(#rt::__private::Option::None),
     };
+    let age = match &c.maximum_record_age_secs {
+        Some(a) => {
+            let a = a.value as u32;
+            quote!(#rt::__private::Option::Some(#a))
+        }
+        None => quote!(#rt::__private::Option::None),
+    };
     let window = c.batch_window_secs.value as u32;
     let parallelization = c.parallelization.value as u32;
     let lambda = lambda(rt, &c.lambda);
@@ -215,6 +222,7 @@ fn consumer(rt: &TokenStream, c: &Consumer) -> TokenStream {
             starting_position: #rt::__private::spec::StartingPosition::#position,
             bisect_on_error: #bisect,
             maximum_retries: #retries,
+            maximum_record_age_secs: #age,
             batch_window_secs: #window,
             parallelization: #parallelization,
             lambda: #lambda,

@@ -544,6 +544,7 @@ impl<P: Pipeline> Aws<P> {
                     .batch_size(m.batch_size as i32)
                     .bisect_batch_on_function_error(m.bisect_on_error)
                     .maximum_retry_attempts(m.maximum_retries as i32)
+                    .maximum_record_age_in_seconds(m.maximum_record_age_secs as i32)
                     .maximum_batching_window_in_seconds(m.batch_window_secs as i32)
                     .parallelization_factor(m.parallelization as i32)
                     .function_response_types(
@@ -571,6 +572,7 @@ impl<P: Pipeline> Aws<P> {
                     .batch_size(m.batch_size as i32)
                     .bisect_batch_on_function_error(m.bisect_on_error)
                     .maximum_retry_attempts(m.maximum_retries as i32)
+                    .maximum_record_age_in_seconds(m.maximum_record_age_secs as i32)
                     .maximum_batching_window_in_seconds(m.batch_window_secs as i32)
                     .parallelization_factor(m.parallelization as i32)
                     .function_response_types(

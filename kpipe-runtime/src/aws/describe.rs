@@ -233,6 +233,9 @@ impl<P: Pipeline> Aws<P> {
             maximum_retries: m
                 .maximum_retry_attempts()
                 .map_or(aws_defaults::MAPPING_MAXIMUM_RETRIES, i64::from),
+            maximum_record_age_secs: m
+                .maximum_record_age_in_seconds()
+                .map_or(aws_defaults::MAPPING_MAXIMUM_RECORD_AGE_SECS, i64::from),
             batch_window_secs: m
                 .maximum_batching_window_in_seconds()
                 .unwrap_or(aws_defaults::MAPPING_BATCH_WINDOW_SECS as i32)

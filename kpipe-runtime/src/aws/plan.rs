@@ -479,6 +479,11 @@ pub fn diff_mapping(desired: &MappingState, current: Option<(&str, &MappingState
         desired.maximum_retries.to_string(),
     );
     note(
+        "maximum record age",
+        cur.maximum_record_age_secs.to_string(),
+        desired.maximum_record_age_secs.to_string(),
+    );
+    note(
         "batch window",
         format!("{}s", cur.batch_window_secs),
         format!("{}s", desired.batch_window_secs),
@@ -747,6 +752,7 @@ mod tests {
             batch_size: batch,
             bisect_on_error: false,
             maximum_retries: retries,
+            maximum_record_age_secs: -1,
             batch_window_secs: 0,
             parallelization: 1,
             report_item_failures: true,

@@ -12,11 +12,17 @@
 //! - With unlimited retries a record that keeps failing blocks its shard, as in AWS until it
 //!   expires: the engine retries with a growing backoff on its clock until shutdown, and
 //!   reports what is still waiting as `blocked`.
+//! - With `maximum_record_age`, a record older than that (by its arrival time, on the
+//!   engine's clock) when its batch is about to be handed to the function is discarded
+//!   instead, and counted in `discarded` and `expired`: the end of a blocked shard, as in AWS
+//!   ("Lambda parameters for Kinesis event source mappings",
+//!   <https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-parameters.html>).
 //!
 //! Every record is accounted for: `received == consumed + discarded + blocked`.
 //! `batch_window` and `parallelization` only change latency and concurrency in AWS; locally
 //! the records that have arrived are batched and each shard is consumed in order.
 
+use super::clock::Clock;
 use super::inbox::{self, Held, InboxRx, Sent};
 use super::report::ConsumerReport;
 use super::stream::{Feed, SourceRecord};
@@ -35,6 +41,7 @@ pub(crate) struct ConsumerTask {
     pub(crate) consumer: AnyConsumer,
     pub(crate) rx: InboxRx,
     pub(crate) shards: usize,
+    pub(crate) clock: Clock,
 }
 
 impl ConsumerTask {
@@ -56,6 +63,7 @@ impl ConsumerTask {
                 flushes: Vec::new(),
                 closed: false,
                 report: ConsumerReport::default(),
+                clock: self.clock,
             };
             tasks.push(tokio::spawn(worker.run()));
         }
@@ -139,6 +147,7 @@ struct ShardConsumer {
     flushes: Vec<oneshot::Sender<Result<(), String>>>,
     closed: bool,
     report: ConsumerReport,
+    clock: Clock,
 }
 
 impl ShardConsumer {
@@ -213,6 +222,13 @@ impl ShardConsumer {
         let mut retries = 0u32;
         let mut backoff = Duration::from_secs(1);
         while !self.queue.is_empty() {
+            if self.expire() {
+                // The batch being retried is gone: start over with a full one.
+                size = full;
+                retries = 0;
+                backoff = Duration::from_secs(1);
+                continue;
+            }
             let n = size.min(self.queue.len());
             let batch: Vec<SourceRecord> = self.queue.iter().take(n).cloned().collect();
             self.report.invocations += 1;
@@ -266,6 +282,33 @@ impl ShardConsumer {
                 backoff = (backoff * 2).min(Duration::from_secs(60));
             }
         }
+    }
+
+    /// Discards the records at the head of the queue that are older than
+    /// `maximum_record_age`; true if there were any.
+    fn expire(&mut self) -> bool {
+        let Some(max_secs) = self.spec.maximum_record_age_secs else {
+            return false;
+        };
+        let oldest_kept = self.clock.now_ms() - i64::from(max_secs) * 1000;
+        let n = self
+            .queue
+            .iter()
+            .take_while(|r| r.arrival_ms < oldest_kept)
+            .count();
+        if n == 0 {
+            return false;
+        }
+        if self.report.errors.len() < LISTED_ERRORS {
+            self.report.errors.push(format!(
+                "shard {}, record {}: {n} records older than maximum_record_age ({max_secs} s) discarded",
+                self.shard, self.queue[0].sequence
+            ));
+        }
+        self.remove(n);
+        self.report.discarded += n as u64;
+        self.report.expired += n as u64;
+        true
     }
 
     /// Waits `backoff` on the engine's clock while queueing arriving records; false once the

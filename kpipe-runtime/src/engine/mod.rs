@@ -424,6 +424,7 @@ impl<P: Pipeline> LocalBuilder<P> {
                 shards: stream.shard_count(),
                 consumer: c,
                 rx,
+                clock,
             };
             consumers.push(tokio::spawn(task.run()));
         }

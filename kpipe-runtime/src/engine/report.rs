@@ -99,6 +99,8 @@ pub struct ConsumerReport {
     /// Records discarded after `maximum_retries` (AWS drops them, or sends them to an
     /// on-failure destination).
     pub discarded: u64,
+    /// Of `discarded`, the records older than `maximum_record_age` when their turn came.
+    pub expired: u64,
     /// Records still waiting behind a record that keeps failing (unlimited retries) at
     /// shutdown.
     pub blocked: u64,
@@ -120,6 +122,7 @@ impl ConsumerReport {
         self.received += other.received;
         self.consumed += other.consumed;
         self.discarded += other.discarded;
+        self.expired += other.expired;
         self.blocked += other.blocked;
         self.invocations += other.invocations;
         self.retries += other.retries;

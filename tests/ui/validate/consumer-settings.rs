@@ -11,6 +11,7 @@ kpipe_runtime::pipeline! {
             starting_position: trim_horizon,
             batch_size: 20000,
             maximum_retries: 10001,
+            maximum_record_age: 30s,
             batch_window: 10min,
             parallelization: 11,
             lambda: { timeout: 20min },
