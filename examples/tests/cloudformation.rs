@@ -95,7 +95,9 @@ mod shapes {
             delivery lambda_keys: secure -> enrich -> by_lambda;
             delivery query_keys: plain -> by_query;
             delivery direct_in: direct -> existing { role_arn: "arn:aws:iam::123456789012:role/firehose" }
-            delivery transformed_direct: direct -> enrich -> existing;
+            delivery transformed_direct: direct -> enrich -> existing {
+                encryption: kms("arn:aws:kms:us-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"),
+            }
             consumer watcher: secure -> crate::shapes::watch {
                 starting_position: trim_horizon,
                 maximum_retries: unlimited,
@@ -125,6 +127,15 @@ mod shapes {
             "alias/aws/kinesis"
         );
         assert_eq!(r["PlainStream"]["Properties"]["ShardCount"], 3);
+        // Direct PUT deliveries are encrypted at rest: an AWS-owned key by default, or the
+        // declared key; a stream-sourced one relies on its stream.
+        let sse = |id: &str| &r[id]["Properties"]["DeliveryStreamEncryptionConfigurationInput"];
+        assert_eq!(sse("DirectInDeliveryStream")["KeyType"], "AWS_OWNED_CMK");
+        assert_eq!(
+            sse("TransformedDirectDeliveryStream")["KeyType"],
+            "CUSTOMER_MANAGED_CMK"
+        );
+        assert!(sse("QueryKeysDeliveryStream").is_null());
         // The declared maximum record size reaches AWS; the default is left to AWS.
         assert_eq!(r["LargeStream"]["Properties"]["MaxRecordSizeInKiB"], 6144);
         assert!(

@@ -63,7 +63,7 @@ const S3_KEYS: &[&str] = &[
     "partition_keys",
     "newline",
 ];
-const DELIVERY_KEYS: &[&str] = &["name", "role_arn", "tags"];
+const DELIVERY_KEYS: &[&str] = &["name", "role_arn", "tags", "encryption"];
 const CONSUMER_KEYS: &[&str] = &[
     "batch_size",
     "starting_position",
@@ -439,6 +439,46 @@ fn encryption(d: &mut Diagnostics, f: &FieldDef) -> Option<Sp<String>> {
     }
 }
 
+// `none` | `aws_owned` | `kms("arn:aws:kms:...")` (Firehose's DeliveryStreamEncryptionConfiguration
+// takes a key ARN, not an alias).
+fn delivery_encryption(d: &mut Diagnostics, f: &FieldDef) -> Option<Sp<DeliveryEncryption>> {
+    let expected =
+        "expected `none`, `aws_owned` or `kms(\"arn:aws:kms:...\")` for a delivery's `encryption`";
+    let ValueDef::Tokens(t) = &f.value else {
+        d.error(f.key.span(), expected);
+        return None;
+    };
+    let tts: Vec<proc_macro2::TokenTree> = t.clone().into_iter().collect();
+    match tts.as_slice() {
+        [proc_macro2::TokenTree::Ident(i)] if i == "none" => {
+            Some(Sp::new(DeliveryEncryption::None, i.span()))
+        }
+        [proc_macro2::TokenTree::Ident(i)] if i == "aws_owned" => {
+            Some(Sp::new(DeliveryEncryption::AwsOwned, i.span()))
+        }
+        [
+            proc_macro2::TokenTree::Ident(i),
+            proc_macro2::TokenTree::Group(g),
+        ] if i == "kms" => match syn::parse2::<syn::LitStr>(g.stream()) {
+            Ok(s) if s.value().starts_with("arn:") && s.value().contains(":key/") => {
+                Some(Sp::new(DeliveryEncryption::Kms(s.value()), s.span()))
+            }
+            _ => {
+                d.error(
+                    g.span(),
+                    "expected a KMS key ARN as a string: `kms(\"arn:aws:kms:us-west-2:123456789012:key/...\")`",
+                )
+                .note("note: Firehose takes the key's ARN, not an alias (Firehose API, DeliveryStreamEncryptionConfigurationInput: https://docs.aws.amazon.com/firehose/latest/APIReference/API_DeliveryStreamEncryptionConfigurationInput.html)");
+                None
+            }
+        },
+        _ => {
+            d.error_spanned(t, expected);
+            None
+        }
+    }
+}
+
 fn transform(d: &mut Diagnostics, pipeline: &Ident, stage: &StageDef) -> Transform {
     let what = format!("transform `{}`", stage.name);
     let keys = keyed(d, body(stage), TRANSFORM_KEYS, &what);
@@ -776,6 +816,9 @@ fn delivery(
             .and_then(|f| value::string(d, f))
             .unwrap_or_else(|| default_name(&stage.name)),
         role_arn: keys.get("role_arn").and_then(|f| value::string(d, f)),
+        encryption: keys
+            .get("encryption")
+            .and_then(|f| delivery_encryption(d, f)),
         tags: keys
             .get("tags")
             .map(|f| value::tags(d, f))

@@ -172,8 +172,20 @@ pub(crate) struct Delivery {
     pub(crate) name: Sp<String>,
     pub(crate) role_arn: Option<Sp<String>>,
     pub(crate) tags: Vec<Tag>,
+    /// `encryption:` as written; `None` takes the default (see `lower::delivery`).
+    pub(crate) encryption: Option<Sp<DeliveryEncryption>>,
     /// `None` when the route did not resolve (already reported).
     pub(crate) route: Option<Route>,
+}
+
+/// Server-side encryption of a Direct PUT delivery stream's data at rest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum DeliveryEncryption {
+    None,
+    /// `AWS_OWNED_CMK`.
+    AwsOwned,
+    /// `CUSTOMER_MANAGED_CMK` with this key ARN.
+    Kms(String),
 }
 
 #[derive(Debug)]

@@ -62,6 +62,7 @@ pub(crate) fn check(d: &mut Diagnostics, p: &Pipeline) {
         }
         check_tags(d, &del.tags);
         check_lambda_keys_have_a_transform(d, p, del);
+        check_delivery_encryption(d, del);
         check_unique_aws_names(d, &p.deliveries[..i], del);
     }
     check_unique_stream_names(d, &p.streams);
@@ -773,6 +774,31 @@ fn check_firehose_record_size(d: &mut Diagnostics, p: &Pipeline, i: usize, strea
     )
     .note("note: Amazon Data Firehose Quota: https://docs.aws.amazon.com/firehose/latest/dev/limits.html")
     .note("help: keep `max_record_size` at 1MiB for a stream Firehose reads, or read large records with a consumer");
+}
+
+// Server-side encryption of a delivery stream applies to Direct PUT: with a Kinesis stream as
+// its source, Firehose keeps no data at rest and the stream's own encryption applies (Amazon
+// Data Firehose, Data protection: https://docs.aws.amazon.com/firehose/latest/dev/encryption.html).
+//
+//     delivery d: readings -> lake { encryption: aws_owned }
+//                                                ^^^^^^^^^ `encryption` applies to Direct PUT deliveries; ...
+fn check_delivery_encryption(d: &mut Diagnostics, del: &Delivery) {
+    if let (
+        Some(e),
+        Some(Route {
+            source: Source::Stream(_, s),
+            ..
+        }),
+    ) = (&del.encryption, &del.route)
+        && e.value != DeliveryEncryption::None
+    {
+        d.error(
+            e.range,
+            format!("`encryption` applies to Direct PUT deliveries; `{}` reads stream `{s}`, whose own `encryption` protects the data", del.ident),
+        )
+        .note("note: Amazon Data Firehose, Data protection: https://docs.aws.amazon.com/firehose/latest/dev/encryption.html")
+        .note(format!("help: remove it, and set `encryption` on stream `{s}`"));
+    }
 }
 
 // `.ext` with `0-9a-z!-_.*'()` only, at most 128 characters (Firehose FileExtension).

@@ -224,11 +224,19 @@ fn delivery(p: &PipelineSpec, d: &DeliverySpec, state: &desired::DeliveryState) 
                 "RoleARN": role,
             });
         }
-        SourceSpec::Direct => {
-            props["DeliveryStreamType"] = json!("DirectPut");
+        SourceSpec::Direct => props["DeliveryStreamType"] = json!("DirectPut"),
+    }
+    // Amazon Data Firehose, Data protection: https://docs.aws.amazon.com/firehose/latest/dev/encryption.html
+    match state.encryption.as_deref() {
+        Some(desired::AWS_OWNED_CMK) => {
             props["DeliveryStreamEncryptionConfigurationInput"] =
-                json!({ "KeyType": "AWS_OWNED_CMK" });
+                json!({ "KeyType": desired::AWS_OWNED_CMK });
         }
+        Some(arn) => {
+            props["DeliveryStreamEncryptionConfigurationInput"] =
+                json!({ "KeyType": "CUSTOMER_MANAGED_CMK", "KeyARN": arn });
+        }
+        None => {}
     }
     let mut resource =
         json!({ "Type": "AWS::KinesisFirehose::DeliveryStream", "Properties": props });

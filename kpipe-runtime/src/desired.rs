@@ -27,7 +27,9 @@
 //! ```
 
 use crate::cloudformation::logical_id;
-use crate::spec::{Capacity, LambdaSpec, ParamValue, PipelineSpec, SourceSpec, Tag};
+use crate::spec::{
+    Capacity, DeliveryEncryption, LambdaSpec, ParamValue, PipelineSpec, SourceSpec, Tag,
+};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -529,7 +531,13 @@ pub struct DeliveryState {
     pub time_zone: Option<String>,
     /// The CloudWatch Logs group delivery errors go to (`None`: not logged).
     pub error_log_group: Option<String>,
+    /// Server-side encryption at rest: `AWS_OWNED_CMK`, a customer managed key's ARN, or
+    /// `None` (off, and always for a stream source).
+    pub encryption: Option<String>,
 }
+
+/// The [`DeliveryState::encryption`] value of an AWS-owned key.
+pub const AWS_OWNED_CMK: &str = "AWS_OWNED_CMK";
 
 /// A consumer's event source mapping as kpipe wants it or as AWS describes it (the settings
 /// `UpdateEventSourceMapping` can change; the starting position only matters at creation).
@@ -628,6 +636,13 @@ pub fn desired_deliveries(
                 file_extension: s3.file_extension.map(str::to_owned),
                 time_zone: s3.time_zone.map(str::to_owned),
                 error_log_group: Some(error_log_group(d.name)),
+                encryption: match (d.source, d.encryption) {
+                    (SourceSpec::Direct, DeliveryEncryption::AwsOwned) => {
+                        Some(AWS_OWNED_CMK.to_owned())
+                    }
+                    (SourceSpec::Direct, DeliveryEncryption::Kms(arn)) => Some(arn.to_owned()),
+                    _ => None,
+                },
             }
         })
         .collect()

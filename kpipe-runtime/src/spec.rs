@@ -322,6 +322,22 @@ pub struct DeliverySpec {
     pub role_arn: Option<&'static str>,
     /// Tags on the delivery stream.
     pub tags: &'static [Tag],
+    /// Server-side encryption of the delivery stream (Direct PUT only; with a stream as the
+    /// source, the stream's encryption applies).
+    pub encryption: DeliveryEncryption,
+}
+
+/// Server-side encryption of a Direct PUT delivery stream's data at rest (Amazon Data
+/// Firehose, Data protection: https://docs.aws.amazon.com/firehose/latest/dev/encryption.html).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryEncryption {
+    /// Not encrypted by Firehose.
+    None,
+    /// An AWS-owned key (`AWS_OWNED_CMK`, no charge): kpipe's default for Direct PUT.
+    AwsOwned,
+    /// A customer managed KMS key (`CUSTOMER_MANAGED_CMK`), by ARN.
+    Kms(&'static str),
 }
 
 /// Where a delivery's records come from.

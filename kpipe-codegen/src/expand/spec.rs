@@ -304,6 +304,19 @@ fn delivery(rt: &TokenStream, p: &Pipeline, d: &Delivery) -> TokenStream {
     };
     let role = opt_str(rt, d.role_arn.as_ref().map(|r| r.value.as_str()));
     let tags = tags(rt, &d.tags);
+    // Direct PUT: encrypted with an AWS-owned key unless declared otherwise (free, and what a
+    // demanding user expects); from a stream: the stream's encryption applies.
+    let direct = matches!(d.route.as_ref().map(|r| &r.source), Some(Source::Direct));
+    let encryption = match d.encryption.as_ref().map(|e| &e.value) {
+        Some(DeliveryEncryption::Kms(arn)) => {
+            quote!(#rt::__private::spec::DeliveryEncryption::Kms(#arn))
+        }
+        Some(DeliveryEncryption::AwsOwned) => {
+            quote!(#rt::__private::spec::DeliveryEncryption::AwsOwned)
+        }
+        None if direct => quote!(#rt::__private::spec::DeliveryEncryption::AwsOwned),
+        _ => quote!(#rt::__private::spec::DeliveryEncryption::None),
+    };
     quote! {
         #rt::__private::spec::DeliverySpec {
             id: #id,
@@ -313,6 +326,7 @@ fn delivery(rt: &TokenStream, p: &Pipeline, d: &Delivery) -> TokenStream {
             destination: #destination,
             role_arn: #role,
             tags: #tags,
+            encryption: #encryption,
         }
     }
 }

@@ -478,6 +478,38 @@ impl<P: Pipeline> Aws<P> {
                     .actions
                     .push(format!("kinesis stream {stream}: encryption updated"));
             }
+            Op::SetDeliveryEncryption {
+                delivery,
+                encryption,
+            } => {
+                let resource = format!("firehose delivery stream {delivery}");
+                match encryption {
+                    Some(key) => {
+                        self.firehose
+                            .start_delivery_stream_encryption()
+                            .delivery_stream_name(delivery)
+                            .delivery_stream_encryption_configuration_input(
+                                encryption_input(key)
+                                    .map_err(|e| call_err(&resource, "build the request for", e))?,
+                            )
+                            .send()
+                            .await
+                            .map_err(|e| call_err(&resource, "start encrypting", e))?;
+                    }
+                    None => {
+                        self.firehose
+                            .stop_delivery_stream_encryption()
+                            .delivery_stream_name(delivery)
+                            .send()
+                            .await
+                            .map_err(|e| call_err(&resource, "stop encrypting", e))?;
+                    }
+                }
+                report.actions.push(format!(
+                    "{resource}: encryption {}",
+                    encryption.as_deref().unwrap_or("off")
+                ));
+            }
             Op::CreateDelivery(d) => {
                 self.create_delivery(d, env).await?;
                 report
@@ -728,6 +760,12 @@ impl<P: Pipeline> Aws<P> {
             }
             None => req = req.delivery_stream_type(fh::DeliveryStreamType::DirectPut),
         }
+        if let Some(key) = &d.encryption {
+            req = req.delivery_stream_encryption_configuration_input(
+                encryption_input(key)
+                    .map_err(|e| call_err(&resource, "build the request for", e))?,
+            );
+        }
         req.send()
             .await
             .map_err(|e| call_err(&resource, "create", e))?;
@@ -927,4 +965,21 @@ fn logging(d: &DeliveryState) -> Option<fh::CloudWatchLoggingOptions> {
             .log_stream_name(crate::desired::ERROR_LOG_STREAM)
             .build()
     })
+}
+
+/// Firehose's encryption input for [`DeliveryState::encryption`](crate::desired::DeliveryState):
+/// `AWS_OWNED_CMK`, or a customer managed key by ARN (Amazon Data Firehose, Data protection:
+/// https://docs.aws.amazon.com/firehose/latest/dev/encryption.html).
+fn encryption_input(
+    key: &str,
+) -> Result<fh::DeliveryStreamEncryptionConfigurationInput, aws_sdk_firehose::error::BuildError> {
+    let input = fh::DeliveryStreamEncryptionConfigurationInput::builder();
+    if key == crate::desired::AWS_OWNED_CMK {
+        input.key_type(fh::KeyType::AwsOwnedCmk).build()
+    } else {
+        input
+            .key_type(fh::KeyType::CustomerManagedCmk)
+            .key_arn(key)
+            .build()
+    }
 }

@@ -5,6 +5,7 @@ use super::plan::{DeliveryState, MappingState, StreamState};
 use super::{Aws, ProvisionError, call_err};
 use crate::desired::aws_defaults;
 use crate::pipeline::Pipeline;
+use aws_sdk_firehose::types as fh;
 use aws_sdk_kinesis::types as ks;
 use std::collections::HashMap;
 
@@ -175,6 +176,23 @@ impl<P: Pipeline> Aws<P> {
                 .and_then(|e| e.cloud_watch_logging_options())
                 .filter(|c| c.enabled().unwrap_or(false))
                 .and_then(|c| non_empty(c.log_group_name())),
+            // On while enabled or enabling; a description without a status (moto) counts by
+            // its key type.
+            encryption: d
+                .delivery_stream_encryption_configuration()
+                .filter(|e| {
+                    e.status().is_none_or(|s| {
+                        matches!(
+                            s,
+                            fh::DeliveryStreamEncryptionStatus::Enabled
+                                | fh::DeliveryStreamEncryptionStatus::Enabling
+                        )
+                    })
+                })
+                .and_then(|e| match e.key_type()? {
+                    fh::KeyType::CustomerManagedCmk => e.key_arn().map(str::to_owned),
+                    _ => Some(crate::desired::AWS_OWNED_CMK.to_owned()),
+                }),
         };
         Ok(Some(CurrentDelivery {
             state,

@@ -157,6 +157,14 @@ pub enum Op {
     },
     /// Create a delivery stream.
     CreateDelivery(DeliveryState),
+    /// Start (with `AWS_OWNED_CMK` or a key ARN) or stop server-side encryption of a Direct
+    /// PUT delivery stream (StartDeliveryStreamEncryption / StopDeliveryStreamEncryption).
+    SetDeliveryEncryption {
+        /// Delivery stream name.
+        delivery: String,
+        /// The key, or `None` to stop encrypting.
+        encryption: Option<String>,
+    },
     /// Update a delivery stream's destination in place (UpdateDestination).
     UpdateDelivery {
         /// The target settings.
@@ -274,6 +282,19 @@ impl fmt::Display for Op {
                 Some(k) => write!(f, "  ~ kinesis stream {stream}: encryption -> KMS {k}"),
                 None => write!(f, "  ~ kinesis stream {stream}: encryption -> none"),
             },
+            Op::SetDeliveryEncryption {
+                delivery,
+                encryption,
+            } => match encryption {
+                Some(k) => write!(
+                    f,
+                    "  ~ firehose delivery stream {delivery}: encryption -> {k}"
+                ),
+                None => write!(
+                    f,
+                    "  ~ firehose delivery stream {delivery}: encryption -> none"
+                ),
+            },
             Op::CreateDelivery(d) => write!(
                 f,
                 "  + firehose delivery stream {} -> s3://{}",
@@ -372,6 +393,7 @@ impl fmt::Display for Plan {
                     | Op::SetRetention { .. }
                     | Op::SetMaxRecordSize { .. }
                     | Op::SetEncryption { .. }
+                    | Op::SetDeliveryEncryption { .. }
                     | Op::UpdateDelivery { .. }
                     | Op::UpdateMapping { .. }
                     | Op::UpdateFunctionCode { .. }
@@ -625,14 +647,20 @@ pub fn diff_delivery(desired: &DeliveryState, current: Option<&DeliveryState>) -
     if cur.processors != desired.processors {
         changed.push("processors".to_owned());
     }
-    if changed.is_empty() {
-        Vec::new()
-    } else {
-        vec![Op::UpdateDelivery {
+    let mut ops = Vec::new();
+    if !changed.is_empty() {
+        ops.push(Op::UpdateDelivery {
             desired: desired.clone(),
             changed,
-        }]
+        });
     }
+    if cur.encryption != desired.encryption {
+        ops.push(Op::SetDeliveryEncryption {
+            delivery: desired.name.clone(),
+            encryption: desired.encryption.clone(),
+        });
+    }
+    ops
 }
 
 #[cfg(test)]
@@ -722,6 +750,7 @@ mod tests {
             file_extension: None,
             time_zone: None,
             error_log_group: None,
+            encryption: None,
         }
     }
 
@@ -757,6 +786,28 @@ mod tests {
             parallelization: 1,
             report_item_failures: true,
         }
+    }
+
+    #[test]
+    fn delivery_encryption_starts_and_stops_in_place() {
+        let mut want = delivery(false, 5);
+        want.encryption = Some(crate::desired::AWS_OWNED_CMK.to_owned());
+        let cur = delivery(false, 5);
+        assert_eq!(
+            diff_delivery(&want, Some(&cur)),
+            vec![Op::SetDeliveryEncryption {
+                delivery: "d".into(),
+                encryption: Some("AWS_OWNED_CMK".into())
+            }]
+        );
+        assert_eq!(
+            diff_delivery(&cur, Some(&want)),
+            vec![Op::SetDeliveryEncryption {
+                delivery: "d".into(),
+                encryption: None
+            }]
+        );
+        assert_eq!(diff_delivery(&want, Some(&want)), vec![]);
     }
 
     #[test]
