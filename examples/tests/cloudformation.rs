@@ -105,7 +105,9 @@ mod shapes {
                 batch_window: 30s,
                 parallelization: 4,
             }
-            consumer large_watcher: large -> crate::shapes::watch_large { starting_position: latest }
+            consumer large_watcher: large -> crate::shapes::watch_large {
+                starting_position: at_timestamp("2026-12-01T00:00:00Z"),
+            }
         }
     }
 
@@ -178,6 +180,9 @@ mod shapes {
         assert_eq!(mapping["StartingPosition"], "TRIM_HORIZON");
         assert_eq!(mapping["MaximumRetryAttempts"], -1);
         assert_eq!(mapping["MaximumRecordAgeInSeconds"], 3600);
+        let from_time = &r["LargeWatcherEventSourceMapping"]["Properties"];
+        assert_eq!(from_time["StartingPosition"], "AT_TIMESTAMP");
+        assert_eq!(from_time["StartingPositionTimestamp"], 1_796_083_200);
         assert_eq!(mapping["MaximumBatchingWindowInSeconds"], 30);
         assert_eq!(mapping["ParallelizationFactor"], 4);
         assert_eq!(

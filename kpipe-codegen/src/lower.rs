@@ -656,6 +656,7 @@ fn consumer(
         .and_then(|f| value::integer(d, f))
         .unwrap_or(Sp::new(DEFAULT_CONSUMER_BATCH_SIZE, stage.name.span()));
     let starting_position = match keys.get("starting_position") {
+        Some(f) if at_timestamp_call(f) => at_timestamp(d, f).map(StartingPosition::AtTimestamp),
         Some(f) => match value::word(d, f, &["latest", "trim_horizon"]) {
             Some(w) if w.value == "trim_horizon" => Some(StartingPosition::TrimHorizon),
             Some(_) => Some(StartingPosition::Latest),
@@ -713,6 +714,88 @@ fn consumer(
         parallelization,
         lambda: lambda(d, pipeline, stage, keys.get("lambda").copied(), &what),
     }
+}
+
+fn at_timestamp_call(f: &FieldDef) -> bool {
+    matches!(&f.value, ValueDef::Tokens(t)
+        if t.clone().into_iter().next().is_some_and(|tt| tt.to_string() == "at_timestamp"))
+}
+
+// `at_timestamp("2026-12-01T00:00:00Z")`: an instant in UTC, to the second (Lambda's
+// StartingPositionTimestamp, "Lambda parameters for Kinesis event source mappings",
+// https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-parameters.html).
+fn at_timestamp(d: &mut Diagnostics, f: &FieldDef) -> Option<i64> {
+    let ValueDef::Tokens(t) = &f.value else {
+        return None;
+    };
+    let tts: Vec<proc_macro2::TokenTree> = t.clone().into_iter().collect();
+    let lit = match tts.as_slice() {
+        [_, proc_macro2::TokenTree::Group(g)] => syn::parse2::<syn::LitStr>(g.stream()).ok(),
+        _ => None,
+    };
+    let expected =
+        "expected `at_timestamp(\"2026-12-01T00:00:00Z\")`: a UTC time as YYYY-MM-DDTHH:MM:SSZ";
+    let Some(lit) = lit else {
+        d.error_spanned(t, expected);
+        return None;
+    };
+    match utc_seconds(&lit.value()) {
+        Some(secs) => Some(secs),
+        None => {
+            d.error(lit.span(), expected);
+            None
+        }
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` as seconds since the Unix epoch (days from civil, proleptic
+/// Gregorian calendar).
+fn utc_seconds(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'Z'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days_in_month = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&m)
+        || d < 1
+        || d > days_in_month[(m - 1) as usize]
+        || hh > 23
+        || mm > 59
+        || ss > 59
+    {
+        return None;
+    }
+    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
 }
 
 fn prefix(d: &mut Diagnostics, f: &FieldDef) -> Option<Sp<Prefix>> {
@@ -928,6 +1011,16 @@ fn resolve_route(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_timestamps_convert_to_epoch_seconds() {
+        assert_eq!(utc_seconds("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(utc_seconds("2026-11-27T08:00:00Z"), Some(1_795_766_400));
+        assert_eq!(utc_seconds("2000-02-29T23:59:59Z"), Some(951_868_799));
+        assert_eq!(utc_seconds("2001-02-29T00:00:00Z"), None);
+        assert_eq!(utc_seconds("2026-13-01T00:00:00Z"), None);
+        assert_eq!(utc_seconds("2026-12-01 00:00:00"), None);
+    }
     use quote::format_ident;
 
     #[test]

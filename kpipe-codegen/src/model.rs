@@ -201,6 +201,8 @@ pub(crate) struct Route {
 pub(crate) enum StartingPosition {
     Latest,
     TrimHorizon,
+    /// `at_timestamp("2026-12-01T00:00:00Z")`, in seconds since the Unix epoch.
+    AtTimestamp(i64),
 }
 
 /// `consumer alerts: readings -> crate::alert { ... }`: a Lambda function reading a stream

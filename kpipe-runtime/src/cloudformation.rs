@@ -141,7 +141,7 @@ fn role(r: &desired::Role) -> Value {
 /// A consumer's event source mapping: the stream to the function, with partial batch
 /// responses on (the handler reports `batchItemFailures`).
 fn event_source_mapping(c: &ConsumerSpec, state: &desired::MappingState) -> Value {
-    let props = json!({
+    let mut props = json!({
         "Enabled": true,
         "EventSourceArn": { "Fn::GetAtt": [logical_id(c.stream, "Stream"), "Arn"] },
         "FunctionName": { "Ref": logical_id(c.id, "Function") },
@@ -154,6 +154,9 @@ fn event_source_mapping(c: &ConsumerSpec, state: &desired::MappingState) -> Valu
         "ParallelizationFactor": state.parallelization,
         "FunctionResponseTypes": ["ReportBatchItemFailures"],
     });
+    if let Some(secs) = state.starting_position_timestamp {
+        props["StartingPositionTimestamp"] = json!(secs);
+    }
     json!({ "Type": "AWS::Lambda::EventSourceMapping", "Properties": props })
 }
 

@@ -551,6 +551,8 @@ pub struct MappingState {
     pub stream: String,
     /// `LATEST` or `TRIM_HORIZON` (used when creating).
     pub starting_position: String,
+    /// With `AT_TIMESTAMP`: the instant, in seconds since the Unix epoch.
+    pub starting_position_timestamp: Option<i64>,
     /// Records per batch.
     pub batch_size: u32,
     /// Split failing batches.
@@ -657,6 +659,10 @@ pub fn desired_mappings(p: &PipelineSpec) -> Vec<MappingState> {
             function: c.lambda.name.to_owned(),
             stream: p.stream(c.stream).map_or("", |s| s.name).to_owned(),
             starting_position: c.starting_position.aws_name().to_owned(),
+            starting_position_timestamp: match c.starting_position {
+                crate::spec::StartingPosition::AtTimestamp(secs) => Some(secs),
+                _ => None,
+            },
             batch_size: c.batch_size,
             bisect_on_error: c.bisect_on_error,
             maximum_retries: c.maximum_retries.map_or(-1, i64::from),

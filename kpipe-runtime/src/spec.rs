@@ -145,6 +145,9 @@ pub enum StartingPosition {
     Latest,
     /// Every record the stream still retains (`TRIM_HORIZON`).
     TrimHorizon,
+    /// Records that arrived at or after this instant, in seconds since the Unix epoch
+    /// (`AT_TIMESTAMP` with `StartingPositionTimestamp`).
+    AtTimestamp(i64),
 }
 
 impl StartingPosition {
@@ -153,6 +156,7 @@ impl StartingPosition {
         match self {
             StartingPosition::Latest => "LATEST",
             StartingPosition::TrimHorizon => "TRIM_HORIZON",
+            StartingPosition::AtTimestamp(_) => "AT_TIMESTAMP",
         }
     }
 }

@@ -951,6 +951,11 @@ mod consumers {
     }
 
     pub(crate) static AGING: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    pub(crate) static TIMED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    pub(crate) fn timed(r: Reading) -> Result<(), String> {
+        check(&TIMED, r)
+    }
 
     pub(crate) fn aging(r: Reading) -> Result<(), String> {
         check(&AGING, r)
@@ -996,6 +1001,12 @@ mod consumers {
                 starting_position: trim_horizon,
                 batch_size: 10,
                 maximum_record_age: 60s,
+            }
+        }
+        pub(crate) pipeline Timed {
+            stream readings: Reading { capacity: provisioned(shards: 2), partition_key: site }
+            consumer alerts: readings -> crate::consumers::timed {
+                starting_position: at_timestamp("2026-11-27T08:00:30Z"),
             }
         }
         pub(crate) pipeline Stuck {
@@ -1545,4 +1556,36 @@ async fn a_blocked_record_expires_after_maximum_record_age() {
         "{:?}",
         c.errors
     );
+}
+
+/// `at_timestamp`: records that arrived before the instant are never read (counted as
+/// `before_start`), those after are consumed.
+#[tokio::test(start_paused = true)]
+async fn a_consumer_at_a_timestamp_reads_from_that_instant() {
+    use consumers::{TIMED, Timed};
+    let engine = Timed::local()
+        .store(Arc::new(InMemory::new()))
+        .start_time_ms(START_MS)
+        .start()
+        .unwrap();
+    let p = engine.producer(Timed::readings()).unwrap();
+    let batch = |tag: &str| -> Vec<Reading> {
+        (0..10)
+            .map(|i| reading(&format!("{tag}-{i}"), ["oslo", "lima"][i % 2], 1.0))
+            .collect()
+    };
+    p.put_batch(&batch("early")).await.unwrap();
+    tokio::time::advance(Duration::from_secs(60)).await;
+    p.put_batch(&batch("late")).await.unwrap();
+    engine.flush().await.unwrap();
+    let report = engine.shutdown().await.unwrap();
+    let c = &report.consumers[0];
+    assert!(c.is_conserved(), "{report}");
+    assert_eq!(
+        (c.before_start, c.received, c.consumed),
+        (10, 10, 10),
+        "{report}"
+    );
+    let seen = TIMED.lock().unwrap();
+    assert!(seen.iter().all(|id| id.starts_with("late-")), "{seen:?}");
 }

@@ -193,6 +193,7 @@ fn consumer(rt: &TokenStream, c: &Consumer) -> TokenStream {
     let batch_size = c.batch_size.value as u32;
     let position = match c.starting_position {
         Some(StartingPosition::TrimHorizon) => quote!(TrimHorizon),
+        Some(StartingPosition::AtTimestamp(secs)) => quote!(AtTimestamp(#secs)),
         _ => quote!(Latest),
     };
     let bisect = c.bisect_on_error;

@@ -573,6 +573,10 @@ impl<P: Pipeline> Aws<P> {
                     .function_name(&m.function)
                     .event_source_arn(stream.arn)
                     .starting_position(position)
+                    .set_starting_position_timestamp(
+                        m.starting_position_timestamp
+                            .map(aws_sdk_lambda::primitives::DateTime::from_secs),
+                    )
                     .batch_size(m.batch_size as i32)
                     .bisect_batch_on_function_error(m.bisect_on_error)
                     .maximum_retry_attempts(m.maximum_retries as i32)

@@ -778,6 +778,7 @@ mod tests {
             function: "p-alerts".into(),
             stream: "s".into(),
             starting_position: "LATEST".into(),
+            starting_position_timestamp: None,
             batch_size: batch,
             bisect_on_error: false,
             maximum_retries: retries,

@@ -18,6 +18,9 @@
 //!   ("Lambda parameters for Kinesis event source mappings",
 //!   <https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-parameters.html>).
 //!
+//! - With `starting_position: at_timestamp(..)`, records that arrived before that instant are
+//!   not read (counted in `before_start`, not in `received`).
+//!
 //! Every record is accounted for: `received == consumed + discarded + blocked`.
 //! `batch_window` and `parallelization` only change latency and concurrency in AWS; locally
 //! the records that have arrived are batched and each shard is consumed in order.
@@ -168,7 +171,20 @@ impl ShardConsumer {
 
     fn take(&mut self, (feed, held): Sent) {
         match feed {
-            Feed::Records(records) => {
+            Feed::Records(mut records) => {
+                let mut held = held;
+                if let crate::spec::StartingPosition::AtTimestamp(secs) =
+                    self.spec.starting_position
+                {
+                    // Records from before the mapping's starting position are never read
+                    // (AT_TIMESTAMP); their input budget goes back at once.
+                    let start_ms = secs.saturating_mul(1000);
+                    let before: Vec<SourceRecord> = records
+                        .extract_if(.., |r| r.arrival_ms < start_ms)
+                        .collect();
+                    self.report.before_start += before.len() as u64;
+                    drop(held.split_off(before.iter().map(inbox::cost).sum()));
+                }
                 self.report.received += records.len() as u64;
                 self.queue.extend(records);
                 self.held.merge(held);

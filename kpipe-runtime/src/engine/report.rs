@@ -101,6 +101,8 @@ pub struct ConsumerReport {
     pub discarded: u64,
     /// Of `discarded`, the records older than `maximum_record_age` when their turn came.
     pub expired: u64,
+    /// Records that arrived before an `at_timestamp` starting position: never read, as in AWS.
+    pub before_start: u64,
     /// Records still waiting behind a record that keeps failing (unlimited retries) at
     /// shutdown.
     pub blocked: u64,
@@ -123,6 +125,7 @@ impl ConsumerReport {
         self.consumed += other.consumed;
         self.discarded += other.discarded;
         self.expired += other.expired;
+        self.before_start += other.before_start;
         self.blocked += other.blocked;
         self.invocations += other.invocations;
         self.retries += other.retries;

@@ -17,6 +17,7 @@ kpipe_runtime::pipeline! {
             lambda: { timeout: 20min },
         }
         consumer typo: readings -> alert { starting_position: earliest }
+        consumer bad_time: readings -> alert { starting_position: at_timestamp("yesterday") }
         consumer from_s3: lake -> alert { starting_position: latest }
         consumer unknown: reading -> alert { starting_position: latest }
         consumer same_name: readings -> alert {
