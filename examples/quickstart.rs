@@ -13,7 +13,7 @@
 //! sample readings as a generator): `cargo run --example quickstart -- run readings.ndjson`
 //! runs NDJSON readings through the same engine (`run --generate 5000` makes them up),
 //! `cargo run --example quickstart -- synth` prints the CloudFormation template,
-//! `cargo run --example quickstart -- plan --endpoint-url http://127.0.0.1:5000` compares the
+//! `cargo run --example quickstart -- plan --endpoint-url <http://127.0.0.1:5000>` compares the
 //! declaration with AWS (or moto), `apply` and `destroy` provision and tear down.
 
 use kpipe_examples::telemetry::{Telemetry, sample_reading};

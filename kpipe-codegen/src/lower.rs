@@ -12,19 +12,19 @@ use std::collections::BTreeMap;
 
 // ===== AWS defaults, each with its documentation page =====
 
-/// Kinesis default retention, 24 h (Kinesis Data Streams, Change the data retention period: https://docs.aws.amazon.com/streams/latest/dev/kinesis-extended-retention.html).
+/// Kinesis default retention, 24 h (Kinesis Data Streams, Change the data retention period: <https://docs.aws.amazon.com/streams/latest/dev/kinesis-extended-retention.html>).
 pub(crate) const DEFAULT_RETENTION_HOURS: u64 = 24;
-/// Kinesis default maximum record size, 1 MiB (Kinesis Data Streams, Handle large records: https://docs.aws.amazon.com/streams/latest/dev/large-records.html; Kinesis Data Streams quotas and limits: https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html).
+/// Kinesis default maximum record size, 1 MiB (Kinesis Data Streams, Handle large records: <https://docs.aws.amazon.com/streams/latest/dev/large-records.html>; Kinesis Data Streams quotas and limits: <https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html>).
 pub(crate) const DEFAULT_MAX_RECORD_KIB: u64 = 1024;
-/// S3 buffering hints default 5 MiB / 300 s (Amazon Data Firehose, Configure buffering hints: https://docs.aws.amazon.com/firehose/latest/dev/buffering-hints.html).
+/// S3 buffering hints default 5 MiB / 300 s (Amazon Data Firehose, Configure buffering hints: <https://docs.aws.amazon.com/firehose/latest/dev/buffering-hints.html>).
 pub(crate) const DEFAULT_S3_BUFFER_BYTES: u64 = 5 * MIB;
 pub(crate) const DEFAULT_S3_BUFFER_SECS: u64 = 300;
-/// Lambda processor defaults 1 MB / 60 s, 3 retries (Amazon Data Firehose, Transform source data: https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html).
+/// Lambda processor defaults 1 MB / 60 s, 3 retries (Amazon Data Firehose, Transform source data: <https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html>).
 pub(crate) const DEFAULT_PROCESSOR_BUFFER_BYTES: u64 = MIB;
 pub(crate) const DEFAULT_PROCESSOR_BUFFER_SECS: u64 = 60;
 pub(crate) const DEFAULT_RETRIES: u64 = 3;
 /// Lambda function defaults of AWS's Firehose processing blueprint: 128 MB, 3 s
-/// (AWS Python blueprint kinesis-firehose-process-record-python: https://github.com/amazon-archives/serverless-app-examples/tree/master/python/kinesis-firehose-process-record-python, SAM template).
+/// (AWS Python blueprint kinesis-firehose-process-record-python: <https://github.com/amazon-archives/serverless-app-examples/tree/master/python/kinesis-firehose-process-record-python>, SAM template).
 pub(crate) const DEFAULT_LAMBDA_MEMORY_MIB: u64 = 128;
 pub(crate) const DEFAULT_LAMBDA_TIMEOUT_SECS: u64 = 3;
 /// Kinesis event source mapping defaults: 100 records per batch, no batching window, one
@@ -33,7 +33,7 @@ pub(crate) const DEFAULT_LAMBDA_TIMEOUT_SECS: u64 = 3;
 pub(crate) const DEFAULT_CONSUMER_BATCH_SIZE: u64 = 100;
 pub(crate) const DEFAULT_CONSUMER_BATCH_WINDOW_SECS: u64 = 0;
 pub(crate) const DEFAULT_CONSUMER_PARALLELIZATION: u64 = 1;
-/// The AWS-managed Kinesis key used by `encryption: kms` (Kinesis API, StartStreamEncryption: https://docs.aws.amazon.com/kinesis/latest/APIReference/API_StartStreamEncryption.html).
+/// The AWS-managed Kinesis key used by `encryption: kms` (Kinesis API, StartStreamEncryption: <https://docs.aws.amazon.com/kinesis/latest/APIReference/API_StartStreamEncryption.html>).
 pub(crate) const AWS_MANAGED_KINESIS_KEY: &str = "alias/aws/kinesis";
 
 // ===== keys =====

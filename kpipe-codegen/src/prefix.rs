@@ -1,4 +1,4 @@
-//! The S3 prefix expression language of Firehose (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html):
+//! The S3 prefix expression language of Firehose (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: <https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html>):
 //! literal text with `!{namespace:value}` expressions.
 //!
 //! ```text
@@ -43,11 +43,11 @@ pub(crate) struct Prefix {
 /// The supported pattern letters and what they mean, for messages.
 pub(crate) const DATE_LETTERS: &str = "y (year), M (month), d (day), D (day of year), H (hour 0-23), m (minute), s (second), S (fraction)";
 
-/// The longest `!{firehose:error-output-type}` value (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html), for the
+/// The longest `!{firehose:error-output-type}` value (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: <https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html>), for the
 /// 512-character bound on an evaluated prefix.
 const LONGEST_ERROR_OUTPUT_TYPE: usize = "AmazonOpenSearchService-failed".len();
 
-/// The length of `!{firehose:random-string}` once evaluated (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html).
+/// The length of `!{firehose:random-string}` once evaluated (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: <https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html>).
 const RANDOM_STRING_LEN: usize = 11;
 
 impl Prefix {

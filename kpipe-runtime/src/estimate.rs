@@ -23,21 +23,21 @@ pub struct Load {
     pub partitions: u32,
 }
 
-/// Prices in USD, us-east-1, as quoted in Amazon Kinesis Data Streams pricing: https://aws.amazon.com/kinesis/data-streams/pricing/ (secondary sources, 2023–2026;
+/// Prices in USD, us-east-1, as quoted in Amazon Kinesis Data Streams pricing: <https://aws.amazon.com/kinesis/data-streams/pricing/> (secondary sources, 2023–2026;
 /// Oregon equality UNCONFIRMED). Override any field for your region or contract.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Prices {
-    /// Provisioned shard-hour (Amazon Kinesis Data Streams pricing: https://aws.amazon.com/kinesis/data-streams/pricing/).
+    /// Provisioned shard-hour (Amazon Kinesis Data Streams pricing: <https://aws.amazon.com/kinesis/data-streams/pricing/>).
     pub shard_hour: f64,
-    /// Per million PUT payload units of 25 KB (Amazon Kinesis Data Streams pricing: https://aws.amazon.com/kinesis/data-streams/pricing/).
+    /// Per million PUT payload units of 25 KB (Amazon Kinesis Data Streams pricing: <https://aws.amazon.com/kinesis/data-streams/pricing/>).
     pub put_payload_units_per_million: f64,
-    /// On-demand stream-hour (Amazon Kinesis Data Streams pricing: https://aws.amazon.com/kinesis/data-streams/pricing/).
+    /// On-demand stream-hour (Amazon Kinesis Data Streams pricing: <https://aws.amazon.com/kinesis/data-streams/pricing/>).
     pub on_demand_stream_hour: f64,
-    /// On-demand data in, per GB, each record rounded up to 1 KB (Amazon Kinesis Data Streams pricing: https://aws.amazon.com/kinesis/data-streams/pricing/).
+    /// On-demand data in, per GB, each record rounded up to 1 KB (Amazon Kinesis Data Streams pricing: <https://aws.amazon.com/kinesis/data-streams/pricing/>).
     pub on_demand_in_per_gb: f64,
-    /// On-demand data out, per GB (Amazon Kinesis Data Streams pricing: https://aws.amazon.com/kinesis/data-streams/pricing/).
+    /// On-demand data out, per GB (Amazon Kinesis Data Streams pricing: <https://aws.amazon.com/kinesis/data-streams/pricing/>).
     pub on_demand_out_per_gb: f64,
-    /// Firehose ingestion per GB, each record rounded up to 5 KB (Amazon Data Firehose pricing: https://aws.amazon.com/firehose/pricing/).
+    /// Firehose ingestion per GB, each record rounded up to 5 KB (Amazon Data Firehose pricing: <https://aws.amazon.com/firehose/pricing/>).
     pub firehose_per_gb: f64,
 }
 
@@ -58,8 +58,8 @@ const HOURS_PER_MONTH: f64 = 730.0;
 const SECONDS_PER_MONTH: f64 = HOURS_PER_MONTH * 3600.0;
 const GB: f64 = 1024.0 * 1024.0 * 1024.0;
 
-/// Shards a provisioned stream needs: AWS's formula (Kinesis Data Streams, Choose the data stream capacity mode: https://docs.aws.amazon.com/streams/latest/dev/how-do-i-size-a-stream.html) with the record size
-/// rounded up to whole KB, plus the 1,000 records/s write cap per shard (Kinesis Data Streams quotas and limits: https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html).
+/// Shards a provisioned stream needs: AWS's formula (Kinesis Data Streams, Choose the data stream capacity mode: <https://docs.aws.amazon.com/streams/latest/dev/how-do-i-size-a-stream.html>) with the record size
+/// rounded up to whole KB, plus the 1,000 records/s write cap per shard (Kinesis Data Streams quotas and limits: <https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html>).
 pub fn shards_needed(load: &Load) -> u32 {
     let kb = load.record_bytes.div_ceil(1024).max(1) as f64;
     let incoming_kb = kb * load.records_per_sec;
@@ -95,7 +95,7 @@ pub fn stream_cost(load: &Load, prices: &Prices) -> StreamCost {
     }
 }
 
-/// Monthly Firehose ingestion cost of one delivery (USD), records rounded up to 5 KB (Amazon Data Firehose pricing: https://aws.amazon.com/firehose/pricing/).
+/// Monthly Firehose ingestion cost of one delivery (USD), records rounded up to 5 KB (Amazon Data Firehose pricing: <https://aws.amazon.com/firehose/pricing/>).
 pub fn firehose_cost(load: &Load, prices: &Prices) -> f64 {
     let billed = (load.record_bytes.div_ceil(5 * 1024).max(1) * 5 * 1024) as f64;
     load.records_per_sec * SECONDS_PER_MONTH * billed / GB * prices.firehose_per_gb

@@ -1,4 +1,4 @@
-//! The Firehose -> Lambda transformation contract, in one place (Amazon Data Firehose, Transform source data: https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html).
+//! The Firehose -> Lambda transformation contract, in one place (Amazon Data Firehose, Transform source data: <https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html>).
 //!
 //! Firehose buffers records, invokes the transform with a batch (each record with a
 //! `recordId`, its arrival time and its data), and expects one result per record: `Ok` (with
@@ -50,7 +50,7 @@ pub enum InvocationError {
 }
 
 impl InvocationError {
-    /// The error code Firehose reports (Amazon Data Firehose, Data transformation and status model: https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-status-model.html; Amazon Data Firehose, Handle failure in data transformation: https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-failure-handling.html).
+    /// The error code Firehose reports (Amazon Data Firehose, Data transformation and status model: <https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-status-model.html>; Amazon Data Firehose, Handle failure in data transformation: <https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-failure-handling.html>).
     pub fn code(&self) -> &'static str {
         match self {
             InvocationError::MissingRecordId(_) | InvocationError::UnknownRecordId(_) => {
@@ -121,7 +121,7 @@ pub async fn invoke_batch(
     out
 }
 
-/// Checks that a response answers every request id exactly once (Amazon Data Firehose, Data transformation and status model: https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-status-model.html).
+/// Checks that a response answers every request id exactly once (Amazon Data Firehose, Data transformation and status model: <https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-status-model.html>).
 ///
 /// # Errors
 /// The first kind of mismatch found, with the offending ids.
@@ -167,7 +167,7 @@ pub fn validate_response(
 }
 
 /// A `processing-failed` error document, as Firehose writes it under the error prefix
-/// (Amazon Data Firehose, Handle failure in data transformation: https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-failure-handling.html). Numbers are written as JSON numbers, as in Firehose's other failure
+/// (Amazon Data Firehose, Handle failure in data transformation: <https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-failure-handling.html>). Numbers are written as JSON numbers, as in Firehose's other failure
 /// documents; AWS shows only placeholders for their types, so docs/engine.md says what kpipe chose.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

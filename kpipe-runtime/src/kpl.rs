@@ -1,4 +1,4 @@
-//! De-aggregation of KPL-aggregated records (KPL aggregation format: https://github.com/awslabs/amazon-kinesis-producer/blob/master/aggregation-format.md).
+//! De-aggregation of KPL-aggregated records (KPL aggregation format: <https://github.com/awslabs/amazon-kinesis-producer/blob/master/aggregation-format.md>).
 //!
 //! An aggregated record is the magic bytes `F3 89 9A C2`, a protobuf `AggregatedRecord`, and
 //! the MD5 of the protobuf bytes. Anything else, including a blob whose checksum does not match,

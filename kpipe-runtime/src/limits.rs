@@ -2,20 +2,20 @@
 
 use crate::spec::StreamSpec;
 
-/// PutRecords takes at most 500 entries (Kinesis Data Streams quotas and limits: https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html).
+/// PutRecords takes at most 500 entries (Kinesis Data Streams quotas and limits: <https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html>).
 pub const MAX_BATCH_RECORDS: usize = 500;
-/// PutRecords takes at most 10 MiB per request, partition keys included (Kinesis Data Streams quotas and limits: https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html).
+/// PutRecords takes at most 10 MiB per request, partition keys included (Kinesis Data Streams quotas and limits: <https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html>).
 pub const MAX_BATCH_BYTES: usize = 10 * 1024 * 1024;
 /// Why a put was refused as a whole (the request never reached a shard).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PutError {
-    /// The partition key is empty or longer than 256 characters (Kinesis API, PutRecordsRequestEntry: https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecordsRequestEntry.html).
+    /// The partition key is empty or longer than 256 characters (Kinesis API, PutRecordsRequestEntry: <https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecordsRequestEntry.html>).
     InvalidPartitionKey {
         /// Its length in characters.
         chars: usize,
     },
-    /// Data plus partition key exceed the stream's maximum record size (Kinesis Data Streams quotas and limits: https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html).
+    /// Data plus partition key exceed the stream's maximum record size (Kinesis Data Streams quotas and limits: <https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html>).
     RecordTooLarge {
         /// The record's size (data plus partition key).
         bytes: usize,
@@ -23,16 +23,16 @@ pub enum PutError {
         limit: usize,
     },
     /// A Direct PUT record over Firehose's 1,000 KiB before base64 (Amazon Data Firehose
-    /// Quota: https://docs.aws.amazon.com/firehose/latest/dev/limits.html).
+    /// Quota: <https://docs.aws.amazon.com/firehose/latest/dev/limits.html>).
     DirectRecordTooLarge {
         /// The record's size.
         bytes: usize,
         /// Firehose's limit.
         limit: usize,
     },
-    /// More than 500 entries in one PutRecords (Kinesis Data Streams quotas and limits: https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html).
+    /// More than 500 entries in one PutRecords (Kinesis Data Streams quotas and limits: <https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html>).
     TooManyRecords(usize),
-    /// More than 10 MiB in one PutRecords (Kinesis Data Streams quotas and limits: https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html).
+    /// More than 10 MiB in one PutRecords (Kinesis Data Streams quotas and limits: <https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html>).
     RequestTooLarge(usize),
     /// The record could not be encoded as JSON.
     Encode(String),
@@ -78,7 +78,7 @@ impl std::fmt::Display for PutError {
 impl std::error::Error for PutError {}
 
 /// Checks an entry against the put-time limits: a partition key of 1 to 256 characters, data
-/// plus key within the stream's maximum record size (Kinesis Data Streams quotas and limits: https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html; Kinesis API, PutRecordsRequestEntry: https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecordsRequestEntry.html).
+/// plus key within the stream's maximum record size (Kinesis Data Streams quotas and limits: <https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html>; Kinesis API, PutRecordsRequestEntry: <https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecordsRequestEntry.html>).
 ///
 /// # Errors
 /// [`PutError::InvalidPartitionKey`] or [`PutError::RecordTooLarge`].

@@ -99,7 +99,7 @@
 /// ```text
 /// error: retention must be between 24h and 8760h, found 12h
 ///
-///        = note: Kinesis keeps records 24 hours to 365 days (Kinesis Data Streams, Change the data retention period: https://docs.aws.amazon.com/streams/latest/dev/kinesis-extended-retention.html)
+///        = note: Kinesis keeps records 24 hours to 365 days (Kinesis Data Streams, Change the data retention period: <https://docs.aws.amazon.com/streams/latest/dev/kinesis-extended-retention.html>)
 ///   --> src/main.rs:9:24
 ///    |
 /// 9  |             retention: 12h,

@@ -47,7 +47,7 @@ impl<U> Outcome<U> {
     }
 
     /// Firehose's name for this result: `"Ok"`, `"Dropped"` or `"ProcessingFailed"`
-    /// (Amazon Data Firehose, Data transformation and status model: https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-status-model.html).
+    /// (Amazon Data Firehose, Data transformation and status model: <https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-status-model.html>).
     pub fn result_name(&self) -> &'static str {
         match self {
             Outcome::Ok(_) => "Ok",

@@ -332,7 +332,7 @@ pub struct DeliverySpec {
 }
 
 /// Server-side encryption of a Direct PUT delivery stream's data at rest (Amazon Data
-/// Firehose, Data protection: https://docs.aws.amazon.com/firehose/latest/dev/encryption.html).
+/// Firehose, Data protection: <https://docs.aws.amazon.com/firehose/latest/dev/encryption.html>).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryEncryption {
@@ -399,7 +399,7 @@ impl Compression {
     }
 }
 
-/// A processor a delivery stream needs (Amazon Data Firehose, Transform source data: https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html): its type and parameters.
+/// A processor a delivery stream needs (Amazon Data Firehose, Transform source data: <https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html>): its type and parameters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProcessorSpec {
     /// `Lambda`, `MetadataExtraction` or `AppendDelimiterToRecord`.

@@ -1,4 +1,4 @@
-//! Consumers: the Kinesis handler on AWS's event shape (AWS Lambda, Using Lambda with Kinesis Data Streams: https://docs.aws.amazon.com/lambda/latest/dg/with-kinesis.html), with partial
+//! Consumers: the Kinesis handler on AWS's event shape (AWS Lambda, Using Lambda with Kinesis Data Streams: <https://docs.aws.amazon.com/lambda/latest/dg/with-kinesis.html>), with partial
 //! batch responses (`batchItemFailures`), and the consumer's type checking at run time.
 
 use aws_lambda_events::streams::KinesisEventResponse;

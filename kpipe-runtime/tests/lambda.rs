@@ -1,4 +1,4 @@
-//! The Firehose handler on AWS's documented event shapes (Amazon Data Firehose, Transform source data: https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html), and parity with
+//! The Firehose handler on AWS's documented event shapes (Amazon Data Firehose, Transform source data: <https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html>), and parity with
 //! the local engine: the same records give the same results, outputs and partition keys.
 
 use aws_lambda_events::firehose::KinesisFirehoseResponse;

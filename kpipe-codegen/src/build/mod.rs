@@ -22,7 +22,7 @@
 //! 7 │         retention: 12h,
 //!   │                    ^^^
 //!   │
-//!   = note: Kinesis keeps records 24 hours to 365 days (Kinesis Data Streams, Change the data retention period: https://docs.aws.amazon.com/streams/latest/dev/kinesis-extended-retention.html)
+//!   = note: Kinesis keeps records 24 hours to 365 days (Kinesis Data Streams, Change the data retention period: <https://docs.aws.amazon.com/streams/latest/dev/kinesis-extended-retention.html>)
 //! ```
 
 // The example above is a whole build script; its `fn main` is the point.

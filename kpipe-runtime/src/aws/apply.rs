@@ -1077,7 +1077,7 @@ fn logging(d: &DeliveryState) -> Option<fh::CloudWatchLoggingOptions> {
 
 /// Firehose's encryption input for [`DeliveryState::encryption`](crate::desired::DeliveryState):
 /// `AWS_OWNED_CMK`, or a customer managed key by ARN (Amazon Data Firehose, Data protection:
-/// https://docs.aws.amazon.com/firehose/latest/dev/encryption.html).
+/// <https://docs.aws.amazon.com/firehose/latest/dev/encryption.html>).
 fn encryption_input(
     key: &str,
 ) -> Result<fh::DeliveryStreamEncryptionConfigurationInput, aws_sdk_firehose::error::BuildError> {

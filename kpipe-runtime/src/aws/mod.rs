@@ -19,7 +19,7 @@
 //!   (built with cargo-lambda, [`functions`]), streams, delivery streams, mappings. It is
 //!   idempotent and resumes a partial apply. Replacements (dynamic partitioning turned on or
 //!   off, a new source) are refused unless allowed.
-//! - `destroy` deletes what kpipe created and only that ([`destroy`](mod@destroy)); buckets
+//! - `destroy` deletes what kpipe created and only that; buckets
 //!   are kept (kpipe never deletes data) and reported.
 //!
 //! Roles, policies and tags come from [`crate::desired`], the model the CloudFormation
@@ -27,6 +27,8 @@
 //! ([`Aws::with_max_attempts`]).
 
 mod apply;
+// The SDK's credentials for object_store's S3 backend: only with the engine.
+#[cfg(feature = "engine")]
 pub(crate) mod credentials;
 mod describe;
 mod destroy;

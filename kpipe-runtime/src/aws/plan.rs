@@ -113,7 +113,7 @@ pub enum Op {
     /// Create a stream.
     CreateStream(StreamState),
     /// Change a provisioned stream's shard count, in steps AWS accepts (each at most 2x and
-    /// at least 0.5x the previous count, Kinesis API, UpdateShardCount: https://docs.aws.amazon.com/kinesis/latest/APIReference/API_UpdateShardCount.html).
+    /// at least 0.5x the previous count, Kinesis API, UpdateShardCount: <https://docs.aws.amazon.com/kinesis/latest/APIReference/API_UpdateShardCount.html>).
     UpdateShardCount {
         /// Stream name.
         stream: String,
@@ -122,7 +122,7 @@ pub enum Op {
         /// The counts to step through, ending at the target.
         steps: Vec<u32>,
     },
-    /// Switch capacity mode (at most twice per 24 h, Kinesis Data Streams, Choose the data stream capacity mode: https://docs.aws.amazon.com/streams/latest/dev/how-do-i-size-a-stream.html).
+    /// Switch capacity mode (at most twice per 24 h, Kinesis Data Streams, Choose the data stream capacity mode: <https://docs.aws.amazon.com/streams/latest/dev/how-do-i-size-a-stream.html>).
     UpdateStreamMode {
         /// Stream name.
         stream: String,
@@ -139,7 +139,7 @@ pub enum Op {
         to: u32,
     },
     /// Change the maximum record size (UpdateMaxRecordSize, Kinesis Data Streams, Handle large
-    /// records: https://docs.aws.amazon.com/streams/latest/dev/large-records.html).
+    /// records: <https://docs.aws.amazon.com/streams/latest/dev/large-records.html>).
     SetMaxRecordSize {
         /// Stream name.
         stream: String,
@@ -459,7 +459,7 @@ pub fn diff_function(desired: &FunctionState, current: Option<&FunctionState>) -
 }
 
 /// The shard counts UpdateShardCount must step through: each at most double and at least half
-/// the previous (Kinesis API, UpdateShardCount: https://docs.aws.amazon.com/kinesis/latest/APIReference/API_UpdateShardCount.html).
+/// the previous (Kinesis API, UpdateShardCount: <https://docs.aws.amazon.com/kinesis/latest/APIReference/API_UpdateShardCount.html>).
 pub fn shard_steps(from: u32, to: u32) -> Vec<u32> {
     let mut steps = Vec::new();
     let mut cur = from.max(1);

@@ -23,7 +23,7 @@
 //!
 //! - Records are encoded with the stream's codec and keyed by its partition key (and explicit
 //!   hash key) exactly as the local engine keys them, then packed into `PutRecords` requests of
-//!   at most 500 records and 10 MiB (Kinesis Data Streams quotas and limits: https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html).
+//!   at most 500 records and 10 MiB (Kinesis Data Streams quotas and limits: <https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html>).
 //! - A record that breaks a put-time limit (larger than the stream's maximum record size, a
 //!   partition key outside 1–256 characters) is not sent: its outcome is `Rejected` with the
 //!   reason, and the others go on.
@@ -33,7 +33,7 @@
 //! - At most `max_in_flight_bytes` are being sent at once across clones of a producer: a
 //!   caller waits (backpressure) instead of anything being dropped.
 //! - With [`KinesisProducer::aggregate`], records with the same partition key (and explicit
-//!   hash key) are packed into KPL aggregates (KPL aggregation format: https://github.com/awslabs/amazon-kinesis-producer/blob/master/aggregation-format.md) no larger than the stream's
+//!   hash key) are packed into KPL aggregates (KPL aggregation format: <https://github.com/awslabs/amazon-kinesis-producer/blob/master/aggregation-format.md>) no larger than the stream's
 //!   record limit, in order; each keeps its own outcome (its aggregate's). Routing and per-key
 //!   order are those of the unaggregated records. (The KPL itself packs by shard, which packs
 //!   tighter across keys; kpipe does not predict shards.)
@@ -175,7 +175,7 @@ impl PutRecords for aws_sdk_kinesis::Client {
     }
 }
 
-/// Errors worth retrying (Kinesis Data Streams quotas and limits: https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html).
+/// Errors worth retrying (Kinesis Data Streams quotas and limits: <https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html>).
 fn retryable(code: &str) -> bool {
     matches!(
         code,

@@ -34,7 +34,7 @@ pub(super) struct TailArgs {
     target: Target,
 }
 
-/// At most 5 GetRecords calls per second per shard (Kinesis Data Streams quotas and limits: https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html).
+/// At most 5 GetRecords calls per second per shard (Kinesis Data Streams quotas and limits: <https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html>).
 #[cfg(feature = "aws")]
 const CALL_INTERVAL: Duration = Duration::from_millis(200);
 

@@ -1,4 +1,4 @@
-//! Object compression as Firehose does it (Amazon Data Firehose, Convert input data format: https://docs.aws.amazon.com/firehose/latest/dev/record-format-conversion.html): gzip, zip (one entry), Snappy
+//! Object compression as Firehose does it (Amazon Data Firehose, Convert input data format: <https://docs.aws.amazon.com/firehose/latest/dev/record-format-conversion.html>): gzip, zip (one entry), Snappy
 //! (the framing format) and Hadoop-compatible Snappy (Hadoop's block stream).
 
 use crate::spec::Compression;

@@ -24,10 +24,10 @@ use tokio::time::{Duration, Instant};
 /// Messages (one per put call) taken from the input channel per wake-up.
 const RECV_BATCH: usize = 256;
 
-/// Active partitions per delivery stream (Amazon Data Firehose, Dynamic partitioning: https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning.html).
+/// Active partitions per delivery stream (Amazon Data Firehose, Dynamic partitioning: <https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning.html>).
 pub const MAX_ACTIVE_PARTITIONS: usize = 500;
 
-/// The error output types kpipe writes (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html).
+/// The error output types kpipe writes (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: <https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html>).
 const PROCESSING_FAILED: &str = "processing-failed";
 const ACTIVE_PARTITION_EXCEEDED: &str = "activePartitionExceeded";
 
@@ -35,7 +35,7 @@ const ACTIVE_PARTITION_EXCEEDED: &str = "activePartitionExceeded";
 /// stored (kpipe's choice, see [`naming::check_key`]).
 const INVALID_OBJECT_KEY: &str = "DynamicPartitioning.InvalidObjectKey";
 
-/// Firehose's version of a delivery stream's configuration starts at 1 (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html).
+/// Firehose's version of a delivery stream's configuration starts at 1 (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: <https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html>).
 const DELIVERY_VERSION: u32 = 1;
 
 struct Buffer {
@@ -371,7 +371,7 @@ impl State {
     }
 
     /// Invokes the transform with the current batch, retrying a failed invocation
-    /// `retries` times (Amazon Data Firehose, Handle failure in data transformation: https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-failure-handling.html).
+    /// `retries` times (Amazon Data Firehose, Handle failure in data transformation: <https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-failure-handling.html>).
     async fn invoke(&mut self) {
         let batch = std::mem::take(&mut self.batch);
         self.batch_bytes = 0;

@@ -7,7 +7,7 @@
 //! - a line that does not decode is still put, as-is (with the partition key `line-N`), as a
 //!   broken producer's record would be: the transform then fails it into an error document,
 //!   exactly as in AWS. It is counted and listed as `not_of_type`;
-//! - a line the stream refuses (over the record-size limit, Kinesis Data Streams quotas and limits: https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html) is not put: it
+//! - a line the stream refuses (over the record-size limit, Kinesis Data Streams quotas and limits: <https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html>) is not put: it
 //!   is counted and listed as `rejected`, so nothing disappears silently.
 //!
 //! ```no_run

@@ -1,13 +1,13 @@
 //! Firehose's inline parsing: a `partitionKeyFromQuery` key is a jq query that Firehose runs on
 //! the record's JSON after the transform (Amazon Data Firehose, Partition streaming data:
-//! https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning-partitioning-keys.html).
+//! <https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning-partitioning-keys.html>).
 //! kpipe runs the same query with jaq, a maintained jq implementation, on the record's bytes, so
 //! a record that has the queried fields is partitioned whatever else it holds or lacks.
 //!
 //! A key cannot be read, and the record goes to the error prefix as
 //! `DynamicPartitioning.MetadataExtractionFailed` (Amazon Data Firehose, Troubleshoot dynamic
 //! partitioning errors:
-//! https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning-error-handling.html),
+//! <https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning-error-handling.html>),
 //! when the record is not JSON, the query fails or yields nothing, `null`, an array or an object,
 //! or yields an empty string. AWS does not document the empty string; kpipe refuses it because
 //! `site=/` is a partition no query can ask for (docs/engine.md).

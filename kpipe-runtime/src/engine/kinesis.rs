@@ -30,7 +30,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Limits kept (Kinesis Data Streams quotas and limits: https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html): at most 5 GetRecords calls per second per shard, and
+//! Limits kept (Kinesis Data Streams quotas and limits: <https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html>): at most 5 GetRecords calls per second per shard, and
 //! about 2 MiB per second per shard. Shards are read parents first, so a resharded stream's
 //! records stay in order per key.
 
@@ -269,9 +269,9 @@ fn call_err<E: std::error::Error + 'static>(call: &'static str, e: E) -> ReadErr
     }
 }
 
-/// At most 5 GetRecords calls per second per shard (Kinesis Data Streams quotas and limits: https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html).
+/// At most 5 GetRecords calls per second per shard (Kinesis Data Streams quotas and limits: <https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html>).
 const MIN_CALL_INTERVAL: Duration = Duration::from_millis(200);
-/// About 2 MiB per second per shard can be read (Kinesis Data Streams quotas and limits: https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html).
+/// About 2 MiB per second per shard can be read (Kinesis Data Streams quotas and limits: <https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html>).
 const READ_BYTES_PER_SEC: f64 = 2.0 * 1024.0 * 1024.0;
 
 /// Reads one stream of a pipeline from Kinesis.
@@ -751,7 +751,7 @@ async fn put_entries(
     Ok(())
 }
 
-/// Shard ids ordered so that every parent comes before its children (Kinesis API, UpdateShardCount: https://docs.aws.amazon.com/kinesis/latest/APIReference/API_UpdateShardCount.html).
+/// Shard ids ordered so that every parent comes before its children (Kinesis API, UpdateShardCount: <https://docs.aws.amazon.com/kinesis/latest/APIReference/API_UpdateShardCount.html>).
 fn parents_first(shards: &[(String, Option<String>)]) -> Vec<String> {
     let known: HashMap<&str, Option<&str>> = shards
         .iter()

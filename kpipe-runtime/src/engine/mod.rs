@@ -87,7 +87,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::task::JoinHandle;
 
-/// A Direct PUT record is at most 1,000 KiB (Firehose API, PutRecordBatch: https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecordBatch.html).
+/// A Direct PUT record is at most 1,000 KiB (Firehose API, PutRecordBatch: <https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecordBatch.html>).
 pub const MAX_DIRECT_PUT_BYTES: usize = 1000 * 1024;
 
 /// Why the engine could not start or finish.
@@ -254,7 +254,7 @@ impl<P: Pipeline> LocalBuilder<P> {
         self
     }
 
-    /// Enforce the per-shard write limits (1,000 records/s and 1 MiB/s, Kinesis Data Streams quotas and limits: https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html):
+    /// Enforce the per-shard write limits (1,000 records/s and 1 MiB/s, Kinesis Data Streams quotas and limits: <https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html>):
     /// entries beyond them fail with `ProvisionedThroughputExceeded`, so producers' backoff can
     /// be tested locally.
     pub fn enforce_shard_limits(mut self, enabled: bool) -> Self {
@@ -501,7 +501,7 @@ impl DirectProducer {
     /// Puts one record's bytes (PutRecord).
     ///
     /// # Errors
-    /// [`PutError::DirectRecordTooLarge`] over 1,000 KiB (Firehose API, PutRecordBatch: https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecordBatch.html); [`PutError::Closed`]
+    /// [`PutError::DirectRecordTooLarge`] over 1,000 KiB (Firehose API, PutRecordBatch: <https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecordBatch.html>); [`PutError::Closed`]
     /// after shutdown.
     pub async fn put_bytes(&self, data: impl Into<Bytes>) -> Result<(), PutError> {
         let data = data.into();

@@ -1,10 +1,10 @@
-//! S3 object names as Firehose makes them (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html): the evaluated prefix, then
+//! S3 object names as Firehose makes them (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: <https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html>): the evaluated prefix, then
 //! `<delivery>-<version>-<yyyy-MM-dd-HH-mm-ss>-<uuid><extension>`.
 
 use crate::spec::{Compression, DatePart, Prefix, PrefixPart, S3Spec};
 use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
 
-/// The default prefix Firehose uses: `yyyy/MM/dd/HH/` (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html).
+/// The default prefix Firehose uses: `yyyy/MM/dd/HH/` (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: <https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html>).
 const DEFAULT_TIME_PARTS: &[DatePart] = &[
     DatePart::Field {
         letter: 'y',
@@ -67,7 +67,7 @@ impl Ids {
         }
     }
 
-    /// `!{firehose:random-string}`: 11 characters (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html).
+    /// `!{firehose:random-string}`: 11 characters (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: <https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html>).
     pub(crate) fn random_string(&mut self) -> String {
         const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
         (0..11)
@@ -128,7 +128,7 @@ pub(crate) struct PrefixContext<'a> {
     pub(crate) error_type: Option<&'a str>,
 }
 
-/// Evaluates a prefix; all timestamp expressions use the same instant (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html).
+/// Evaluates a prefix; all timestamp expressions use the same instant (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: <https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html>).
 pub(crate) fn evaluate(prefix: &Prefix, cx: &PrefixContext<'_>, ids: &mut Ids) -> String {
     let mut out = String::new();
     for part in prefix.parts {
@@ -148,7 +148,7 @@ pub(crate) fn evaluate(prefix: &Prefix, cx: &PrefixContext<'_>, ids: &mut Ids) -
 }
 
 /// The prefix of a delivered object. Without a prefix Firehose uses `yyyy/MM/dd/HH/`; a prefix
-/// with no timestamp and no partition keys gets it appended (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html).
+/// with no timestamp and no partition keys gets it appended (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: <https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html>).
 pub(crate) fn object_prefix(s3: &S3Spec, cx: &PrefixContext<'_>, ids: &mut Ids) -> String {
     match &s3.prefix {
         None => {
@@ -175,7 +175,7 @@ pub(crate) fn object_prefix(s3: &S3Spec, cx: &PrefixContext<'_>, ids: &mut Ids) 
 }
 
 /// The prefix of an error object. Without an error prefix Firehose writes to
-/// `<prefix><error-output-type>/yyyy/MM/dd/HH/` (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html).
+/// `<prefix><error-output-type>/yyyy/MM/dd/HH/` (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: <https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html>).
 pub(crate) fn error_prefix(s3: &S3Spec, cx: &PrefixContext<'_>, ids: &mut Ids) -> String {
     match &s3.error_prefix {
         Some(p) => evaluate(p, cx, ids),
@@ -206,7 +206,7 @@ pub(crate) fn extension(s3: &S3Spec) -> &'static str {
     }
 }
 
-/// `<delivery>-<version>-<yyyy-MM-dd-HH-mm-ss>-<uuid><ext>` (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html).
+/// `<delivery>-<version>-<yyyy-MM-dd-HH-mm-ss>-<uuid><ext>` (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: <https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html>).
 pub(crate) fn object_name(
     delivery: &str,
     version: u32,

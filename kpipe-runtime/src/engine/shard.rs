@@ -1,4 +1,4 @@
-//! Kinesis shard routing and sequence numbers (Kinesis API, PutRecordsRequestEntry: https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecordsRequestEntry.html).
+//! Kinesis shard routing and sequence numbers (Kinesis API, PutRecordsRequestEntry: <https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecordsRequestEntry.html>).
 //!
 //! A record's partition key is hashed with MD5 and the digest read as a big-endian `u128`
 //! (or its explicit hash key is used); the record goes to the shard whose hash-key range
@@ -33,7 +33,7 @@ pub fn shard_id(index: usize) -> String {
 }
 
 /// A sequence number: unique and increasing within a shard, opaque, 56 decimal digits like
-/// AWS's (Kinesis API, PutRecordsRequestEntry: https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecordsRequestEntry.html). Never parse it.
+/// AWS's (Kinesis API, PutRecordsRequestEntry: <https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecordsRequestEntry.html>). Never parse it.
 pub fn sequence_number(shard: usize, n: u64) -> String {
     format!("49{:03}{:051}", shard % 1000, n)
 }

@@ -15,15 +15,15 @@ use tokio::time::{Duration, Instant};
 
 pub use crate::limits::{MAX_BATCH_BYTES, MAX_BATCH_RECORDS, PutError};
 
-/// A shard takes 1,000 records per second (Kinesis Data Streams quotas and limits: https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html).
+/// A shard takes 1,000 records per second (Kinesis Data Streams quotas and limits: <https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html>).
 pub const SHARD_RECORDS_PER_SEC: u64 = 1_000;
-/// A shard takes 1 MiB per second, partition keys included (Kinesis Data Streams quotas and limits: https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html).
+/// A shard takes 1 MiB per second, partition keys included (Kinesis Data Streams quotas and limits: <https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html>).
 pub const SHARD_BYTES_PER_SEC: u64 = 1024 * 1024;
 
 /// How many bytes a shard takes at once: its write capacity is a tank that refills at 1 MiB/s
 /// and holds the stream's maximum record size (at least 1 MiB), so an idle shard takes one
 /// record of any size the stream allows and then recovers at the sustained rate (Kinesis Data
-/// Streams, Handle large records: https://docs.aws.amazon.com/streams/latest/dev/large-records.html).
+/// Streams, Handle large records: <https://docs.aws.amazon.com/streams/latest/dev/large-records.html>).
 /// AWS does not state the tank's size; docs/engine.md says what kpipe chose.
 fn tank_capacity(spec: &StreamSpec) -> u64 {
     (u64::from(spec.max_record_size_kib) * 1024).max(SHARD_BYTES_PER_SEC)
@@ -43,7 +43,7 @@ impl PutRecordOutput {
     }
 
     /// The record's sequence number in its shard: an opaque string that increases within the
-    /// shard (Kinesis API, PutRecordsRequestEntry: https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecordsRequestEntry.html). Formatted on request, so puts do not pay for it.
+    /// shard (Kinesis API, PutRecordsRequestEntry: <https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecordsRequestEntry.html>). Formatted on request, so puts do not pay for it.
     pub fn sequence_number(&self) -> String {
         shard::sequence_number(self.shard, self.sequence)
     }
@@ -53,7 +53,7 @@ impl PutRecordOutput {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum EntryError {
-    /// The shard's write limit was reached: back off and retry this entry (Kinesis Data Streams quotas and limits: https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html).
+    /// The shard's write limit was reached: back off and retry this entry (Kinesis Data Streams quotas and limits: <https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html>).
     ProvisionedThroughputExceeded {
         /// The shard that refused it.
         shard_id: String,
@@ -84,7 +84,7 @@ impl std::fmt::Display for EntryError {
 
 impl std::error::Error for EntryError {}
 
-/// The result of a PutRecords: one entry per record, in order (Kinesis Data Streams quotas and limits: https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html).
+/// The result of a PutRecords: one entry per record, in order (Kinesis Data Streams quotas and limits: <https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html>).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PutRecordsOutput {
     /// How many entries failed.
@@ -162,7 +162,7 @@ pub(crate) struct StreamState {
 }
 
 /// Shards of an on-demand stream locally: AWS starts new on-demand streams at 4 MB/s of write
-/// capacity (Kinesis Data Streams, Choose the data stream capacity mode: https://docs.aws.amazon.com/streams/latest/dev/how-do-i-size-a-stream.html), i.e. 4 shards' worth.
+/// capacity (Kinesis Data Streams, Choose the data stream capacity mode: <https://docs.aws.amazon.com/streams/latest/dev/how-do-i-size-a-stream.html>), i.e. 4 shards' worth.
 const ON_DEMAND_SHARDS: usize = 4;
 
 impl StreamState {
@@ -283,7 +283,7 @@ impl StreamState {
     }
 
     /// Checks an entry against the put-time limits: a partition key of 1 to 256 characters,
-    /// data plus key within the stream's record size (Kinesis Data Streams quotas and limits: https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html; Kinesis API, PutRecordsRequestEntry: https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecordsRequestEntry.html).
+    /// data plus key within the stream's record size (Kinesis Data Streams quotas and limits: <https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html>; Kinesis API, PutRecordsRequestEntry: <https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecordsRequestEntry.html>).
     pub(crate) fn check_entry(&self, partition_key: &str, data_len: usize) -> Result<(), PutError> {
         crate::limits::check_entry(self.spec, partition_key, data_len)
     }

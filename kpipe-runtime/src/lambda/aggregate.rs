@@ -1,9 +1,9 @@
-//! KPL aggregates in a Firehose event (KPL aggregation format: https://github.com/awslabs/amazon-kinesis-producer/blob/master/aggregation-format.md).
+//! KPL aggregates in a Firehose event (KPL aggregation format: <https://github.com/awslabs/amazon-kinesis-producer/blob/master/aggregation-format.md>).
 
 use crate::pipeline::{Appended, BoxFuture, RecordProcessor, RecordResult};
 use std::sync::Arc;
 
-/// A KPL aggregate (KPL aggregation format: https://github.com/awslabs/amazon-kinesis-producer/blob/master/aggregation-format.md) is one record to Firehose, so it gets one result: its
+/// A KPL aggregate (KPL aggregation format: <https://github.com/awslabs/amazon-kinesis-producer/blob/master/aggregation-format.md>) is one record to Firehose, so it gets one result: its
 /// user records are processed in order; their outputs are concatenated; it fails if one fails
 /// or if they map to different partitions, and is dropped if all are dropped. When a user
 /// record waits on an async transform, the rest of the aggregate goes on in the returned

@@ -1,4 +1,4 @@
-//! The Kinesis handler of a consumer: a partial batch response (AWS Lambda, Using Lambda with Kinesis Data Streams: https://docs.aws.amazon.com/lambda/latest/dg/with-kinesis.html).
+//! The Kinesis handler of a consumer: a partial batch response (AWS Lambda, Using Lambda with Kinesis Data Streams: <https://docs.aws.amazon.com/lambda/latest/dg/with-kinesis.html>).
 
 use super::LambdaError;
 use crate::pipeline::Pipeline;
@@ -6,7 +6,7 @@ use aws_lambda_events::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use base64::Engine as _;
 use serde::Deserialize;
 
-/// The Kinesis event as Lambda's event source mapping sends it (AWS Lambda, Using Lambda with Kinesis Data Streams: https://docs.aws.amazon.com/lambda/latest/dg/with-kinesis.html), read
+/// The Kinesis event as Lambda's event source mapping sends it (AWS Lambda, Using Lambda with Kinesis Data Streams: <https://docs.aws.amazon.com/lambda/latest/dg/with-kinesis.html>), read
 /// leniently: a record's `data` stays a string until the handler decodes it, so one bad
 /// record fails alone instead of the whole invocation.
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -1,4 +1,4 @@
-//! The Firehose data-transformation handler of a transform (Amazon Data Firehose, Transform source data: https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html).
+//! The Firehose data-transformation handler of a transform (Amazon Data Firehose, Transform source data: <https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html>).
 //!
 //! One invocation: read the event in place, run every record through the delivery's
 //! [`RecordProcessor`] (the local engine's), and write the answers straight into the
@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 /// 1,769 MB of the function's memory, at most the CPUs it sees; outside Lambda, the CPUs).
 pub const THREADS_VAR: &str = "KPIPE_LAMBDA_THREADS";
 
-/// The transformation event as Firehose sends it (Amazon Data Firehose, Transform source data: https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html), read leniently: a
+/// The transformation event as Firehose sends it (Amazon Data Firehose, Transform source data: <https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html>), read leniently: a
 /// record's `data` stays a string until the handler decodes it, so one bad record cannot fail
 /// the whole invocation.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]

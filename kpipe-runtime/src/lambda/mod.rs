@@ -11,10 +11,10 @@
 //! ```
 //!
 //! - Every `recordId` is echoed exactly once; results are `Ok` (with the output and
-//!   `metadata.partitionKeys`), `Dropped` or `ProcessingFailed` (Amazon Data Firehose, Data transformation and status model: https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-status-model.html).
+//!   `metadata.partitionKeys`), `Dropped` or `ProcessingFailed` (Amazon Data Firehose, Data transformation and status model: <https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-status-model.html>).
 //! - A record whose data is not valid base64, does not decode into the input type, or makes
 //!   your function panic fails alone; the handler itself never panics.
-//! - The response stays under Lambda's 6 MB payload limit (Amazon Data Firehose, Transform source data: https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html): records whose
+//! - The response stays under Lambda's 6 MB payload limit (Amazon Data Firehose, Transform source data: <https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html>): records whose
 //!   output would not fit are answered `ProcessingFailed` (and logged) instead of producing a
 //!   response Firehose would reject as a whole.
 //! - A large event is processed on as many threads as the function's memory buys vCPUs
@@ -22,7 +22,7 @@
 //!   one a single thread writes.
 //!
 //! The consumer handler ([`ConsumerHandler`]) answers a Kinesis event with a partial batch
-//! response (AWS Lambda, Using Lambda with Kinesis Data Streams: https://docs.aws.amazon.com/lambda/latest/dg/with-kinesis.html): records are consumed in order, and at the first failure its
+//! response (AWS Lambda, Using Lambda with Kinesis Data Streams: <https://docs.aws.amazon.com/lambda/latest/dg/with-kinesis.html>): records are consumed in order, and at the first failure its
 //! sequence number is returned in `batchItemFailures` and the rest of the batch is left
 //! alone, since Lambda retries from that record anyway (processing the later ones now would
 //! only run them twice).

@@ -1,6 +1,6 @@
-//! The Firehose response written straight as JSON (Amazon Data Firehose, Data transformation and status model: https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-status-model.html), answer by answer, with
+//! The Firehose response written straight as JSON (Amazon Data Firehose, Data transformation and status model: <https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-status-model.html>), answer by answer, with
 //! the exact size of each answer known in advance, so the handler can keep the whole response
-//! within Lambda's 6 MB (Amazon Data Firehose, Transform source data: https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html) without building it as a tree.
+//! within Lambda's 6 MB (Amazon Data Firehose, Transform source data: <https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html>) without building it as a tree.
 
 use std::ops::Range;
 

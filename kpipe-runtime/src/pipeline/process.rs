@@ -1,6 +1,6 @@
 //! One source record through a delivery: decode, transform, partition, encode.
 //!
-//! This is the record-level half of the Firehose -> Lambda contract (Amazon Data Firehose, Transform source data: https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html): each
+//! This is the record-level half of the Firehose -> Lambda contract (Amazon Data Firehose, Transform source data: <https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html>): each
 //! record ends `Ok` (with output bytes and partition keys), `Dropped`, or `ProcessingFailed`
 //! with a message. Bytes that do not decode and panics anywhere in user code (the function,
 //! `Deserialize` / `Serialize` impls, partition-key closures) are failures of
