@@ -90,6 +90,7 @@ mod shapes {
                 compression: hadoop_snappy,
                 file_extension: ".snappy",
                 partition_keys: { sensor: .sensor_id },
+                encryption: kms("arn:aws:kms:us-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"),
             }
             s3 existing: Enriched { bucket: "acme-shapes-existing", create_bucket: false, compression: snappy }
             delivery lambda_keys: secure -> enrich -> by_lambda;
@@ -138,6 +139,33 @@ mod shapes {
             "CUSTOMER_MANAGED_CMK"
         );
         assert!(sse("QueryKeysDeliveryStream").is_null());
+        // SSE-KMS on a destination: its bucket's default encryption (with a Bucket Key), the
+        // delivery's EncryptionConfiguration, and the delivery role may use exactly that key
+        // through S3.
+        let key = "arn:aws:kms:us-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let rule = &r["ByQueryBucket"]["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+            [0];
+        assert_eq!(
+            rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"],
+            "aws:kms"
+        );
+        assert_eq!(rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"], key);
+        assert_eq!(rule["BucketKeyEnabled"], true);
+        assert_eq!(
+            r["QueryKeysDeliveryStream"]["Properties"]["ExtendedS3DestinationConfiguration"]["EncryptionConfiguration"]
+                ["KMSEncryptionConfig"]["AWSKMSKeyARN"],
+            key
+        );
+        let role = serde_json::to_string(&r["QueryKeysDeliveryRole"]).unwrap();
+        assert!(
+            role.contains("kms:GenerateDataKey") && role.contains(key),
+            "{role}"
+        );
+        let other = serde_json::to_string(&r["LambdaKeysDeliveryRole"]).unwrap();
+        assert!(
+            !other.contains("kms:GenerateDataKey"),
+            "only the role of the encrypted destination's delivery may use the key"
+        );
         // The declared maximum record size reaches AWS; the default is left to AWS.
         assert_eq!(r["LargeStream"]["Properties"]["MaxRecordSizeInKiB"], 6144);
         assert!(

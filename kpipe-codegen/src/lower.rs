@@ -62,6 +62,7 @@ const S3_KEYS: &[&str] = &[
     "time_zone",
     "partition_keys",
     "newline",
+    "encryption",
 ];
 const DELIVERY_KEYS: &[&str] = &["name", "role_arn", "tags", "encryption"];
 const CONSUMER_KEYS: &[&str] = &[
@@ -878,6 +879,38 @@ fn s3(d: &mut Diagnostics, stage: &StageDef) -> S3 {
             .get("newline")
             .and_then(|f| value::boolean(d, f))
             .unwrap_or(true),
+        kms_key: keys.get("encryption").and_then(|f| s3_encryption(d, f)),
+    }
+}
+
+// `s3_managed` (SSE-S3, S3's default) | `kms("arn:aws:kms:...:key/...")` (SSE-KMS; Firehose's
+// KMSEncryptionConfig takes the key's ARN).
+fn s3_encryption(d: &mut Diagnostics, f: &FieldDef) -> Option<Sp<String>> {
+    let expected = "expected `s3_managed` or `kms(\"arn:aws:kms:...:key/...\")` for an s3 destination's `encryption`";
+    let ValueDef::Tokens(t) = &f.value else {
+        d.error(f.key.span(), expected);
+        return None;
+    };
+    let tts: Vec<proc_macro2::TokenTree> = t.clone().into_iter().collect();
+    match tts.as_slice() {
+        [proc_macro2::TokenTree::Ident(i)] if i == "s3_managed" => None,
+        [
+            proc_macro2::TokenTree::Ident(i),
+            proc_macro2::TokenTree::Group(g),
+        ] if i == "kms" => match syn::parse2::<syn::LitStr>(g.stream()) {
+            Ok(s) if s.value().starts_with("arn:") && s.value().contains(":key/") => {
+                Some(Sp::new(s.value(), s.span()))
+            }
+            _ => {
+                d.error(g.span(), "expected a KMS key ARN as a string: `kms(\"arn:aws:kms:us-west-2:123456789012:key/...\")`")
+                    .note("note: Firehose takes the key's ARN (Firehose API, KMSEncryptionConfig: https://docs.aws.amazon.com/firehose/latest/APIReference/API_KMSEncryptionConfig.html)");
+                None
+            }
+        },
+        _ => {
+            d.error_spanned(t, expected);
+            None
+        }
     }
 }
 

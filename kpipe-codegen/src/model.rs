@@ -148,6 +148,8 @@ pub(crate) struct S3 {
     pub(crate) time_zone: Option<Sp<String>>,
     pub(crate) partition_keys: Vec<PartitionKey>,
     pub(crate) newline: bool,
+    /// SSE-KMS with this key ARN; `None` is SSE-S3 (S3's default).
+    pub(crate) kms_key: Option<Sp<String>>,
 }
 
 impl S3 {

@@ -85,11 +85,7 @@ fn bucket(p: &PipelineSpec, s: &S3Spec) -> Value {
         "UpdateReplacePolicy": "Retain",
         "Properties": {
             "BucketName": s.bucket,
-            "BucketEncryption": {
-                "ServerSideEncryptionConfiguration": [
-                    { "ServerSideEncryptionByDefault": { "SSEAlgorithm": "AES256" } }
-                ]
-            },
+            "BucketEncryption": bucket_encryption(s),
             "PublicAccessBlockConfiguration": {
                 "BlockPublicAcls": true,
                 "BlockPublicPolicy": true,
@@ -100,6 +96,20 @@ fn bucket(p: &PipelineSpec, s: &S3Spec) -> Value {
             "Tags": tags(p, &[]),
         }
     })
+}
+
+/// SSE-S3, or SSE-KMS with the destination's key and an S3 Bucket Key (fewer KMS requests:
+/// "Reducing the cost of SSE-KMS with Amazon S3 Bucket Keys",
+/// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucket-key.html>).
+fn bucket_encryption(s: &S3Spec) -> Value {
+    let rule = match s.kms_key {
+        Some(key) => json!({
+            "ServerSideEncryptionByDefault": { "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key },
+            "BucketKeyEnabled": true
+        }),
+        None => json!({ "ServerSideEncryptionByDefault": { "SSEAlgorithm": "AES256" } }),
+    };
+    json!({ "ServerSideEncryptionConfiguration": [rule] })
 }
 
 /// A function whose code is in S3 at the `<Id>CodeS3Bucket` / `<Id>CodeS3Key` parameters.
@@ -206,6 +216,9 @@ fn delivery(p: &PipelineSpec, d: &DeliverySpec, state: &desired::DeliveryState) 
     }
     if !processors.is_empty() {
         dest["ProcessingConfiguration"] = json!({ "Enabled": true, "Processors": processors });
+    }
+    if let Some(key) = &state.kms_key {
+        dest["EncryptionConfiguration"] = json!({ "KMSEncryptionConfig": { "AWSKMSKeyARN": key } });
     }
     if state.error_log_group.is_some() {
         dest["CloudWatchLoggingOptions"] = json!({

@@ -366,6 +366,18 @@ pub fn roles(p: &PipelineSpec) -> Vec<Role> {
         if let SourceSpec::Stream(id) = d.source {
             statements.extend(stream_read(p, id));
         }
+        if let Some(key) = s3.kms_key {
+            // SSE-KMS objects: Firehose encrypts through S3 with the destination's key
+            // (Amazon Data Firehose, Controlling access: https://docs.aws.amazon.com/firehose/latest/dev/controlling-access.html).
+            let mut encrypt =
+                Statement::allow(&["kms:Decrypt", "kms:GenerateDataKey"], vec![Sub::new(key)]);
+            encrypt.condition = Some(Condition {
+                test: "StringEquals",
+                key: "kms:ViaService",
+                value: Sub::new("s3.${AWS::Region}.amazonaws.com"),
+            });
+            statements.push(encrypt);
+        }
         if let Some(t) = d.transform {
             statements.push(Statement::allow(
                 &["lambda:InvokeFunction", "lambda:GetFunctionConfiguration"],
@@ -531,6 +543,8 @@ pub struct DeliveryState {
     pub time_zone: Option<String>,
     /// The CloudWatch Logs group delivery errors go to (`None`: not logged).
     pub error_log_group: Option<String>,
+    /// SSE-KMS of delivered objects with this key ARN (`None`: the bucket's default).
+    pub kms_key: Option<String>,
     /// Server-side encryption at rest: `AWS_OWNED_CMK`, a customer managed key's ARN, or
     /// `None` (off, and always for a stream source).
     pub encryption: Option<String>,
@@ -638,6 +652,7 @@ pub fn desired_deliveries(
                 file_extension: s3.file_extension.map(str::to_owned),
                 time_zone: s3.time_zone.map(str::to_owned),
                 error_log_group: Some(error_log_group(d.name)),
+                kms_key: s3.kms_key.map(str::to_owned),
                 encryption: match (d.source, d.encryption) {
                     (SourceSpec::Direct, DeliveryEncryption::AwsOwned) => {
                         Some(AWS_OWNED_CMK.to_owned())

@@ -223,6 +223,9 @@ pub struct S3Spec {
     pub partition_keys: &'static [PartitionKeySpec],
     /// Whether a newline is appended after every record.
     pub newline: bool,
+    /// SSE-KMS of delivered objects with this key ARN (Firehose's KMSEncryptionConfig, and
+    /// the default encryption of a bucket kpipe creates); `None` is SSE-S3, S3's default.
+    pub kms_key: Option<&'static str>,
 }
 
 impl S3Spec {

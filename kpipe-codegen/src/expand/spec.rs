@@ -260,6 +260,7 @@ fn s3(rt: &TokenStream, s: &S3) -> TokenStream {
         quote!(#rt::__private::spec::PartitionKeySpec { name: #name, source: #source })
     });
     let newline = s.newline;
+    let kms = opt_str(rt, s.kms_key.as_ref().map(|k| k.value.as_str()));
     quote! {
         #rt::__private::spec::S3Spec {
             id: #id,
@@ -274,6 +275,7 @@ fn s3(rt: &TokenStream, s: &S3) -> TokenStream {
             time_zone: #tz,
             partition_keys: &[#(#keys),*],
             newline: #newline,
+            kms_key: #kms,
         }
     }
 }

@@ -140,79 +140,7 @@ impl<P: Pipeline> Aws<P> {
         report: &mut ApplyReport,
     ) -> Result<(), ProvisionError> {
         match op {
-            Op::CreateBucket { bucket } => {
-                let mut req = self.s3.create_bucket().bucket(bucket);
-                if self.region != "us-east-1" {
-                    req = req.create_bucket_configuration(
-                        aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                            .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(
-                                self.region.as_str(),
-                            ))
-                            .build(),
-                    );
-                }
-                req.send()
-                    .await
-                    .map_err(|e| call_err(&format!("s3 bucket {bucket}"), "create", e))?;
-                let block = aws_sdk_s3::types::PublicAccessBlockConfiguration::builder()
-                    .block_public_acls(true)
-                    .block_public_policy(true)
-                    .ignore_public_acls(true)
-                    .restrict_public_buckets(true)
-                    .build();
-                self.s3
-                    .put_public_access_block()
-                    .bucket(bucket)
-                    .public_access_block_configuration(block)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        call_err(&format!("s3 bucket {bucket}"), "block public access on", e)
-                    })?;
-                if self.plain_http {
-                    report.actions.push(format!(
-                        "s3 bucket {bucket}: no policy requiring TLS (the endpoint is plain HTTP)"
-                    ));
-                } else {
-                    let render =
-                        |s: &crate::desired::Sub| serde_json::Value::String(s.resolve(env));
-                    let policy =
-                        crate::desired::document(&crate::desired::bucket_policy(bucket), &render);
-                    self.s3
-                        .put_bucket_policy()
-                        .bucket(bucket)
-                        .policy(policy.to_string())
-                        .send()
-                        .await
-                        .map_err(|e| {
-                            call_err(&format!("s3 bucket {bucket}"), "write the policy of", e)
-                        })?;
-                }
-                let tags: Vec<aws_sdk_s3::types::Tag> = crate::desired::tags(self.spec(), &[])
-                    .into_iter()
-                    .filter_map(|(k, v)| {
-                        aws_sdk_s3::types::Tag::builder()
-                            .key(k)
-                            .value(v)
-                            .build()
-                            .ok()
-                    })
-                    .collect();
-                let tagging = aws_sdk_s3::types::Tagging::builder()
-                    .set_tag_set(Some(tags))
-                    .build()
-                    .map_err(|e| {
-                        call_err(&format!("s3 bucket {bucket}"), "build the tags of", e)
-                    })?;
-                self.s3
-                    .put_bucket_tagging()
-                    .bucket(bucket)
-                    .tagging(tagging)
-                    .send()
-                    .await
-                    .map_err(|e| call_err(&format!("s3 bucket {bucket}"), "tag", e))?;
-                report.actions.push(format!("created s3 bucket {bucket}"));
-            }
+            Op::CreateBucket { .. } => Box::pin(self.run_create_bucket(op, env, report)).await?,
             Op::EnsureRole { role, .. } => {
                 let r = crate::desired::roles(self.spec())
                     .into_iter()
@@ -381,6 +309,118 @@ impl<P: Pipeline> Aws<P> {
             Op::CreateMapping { .. } => Box::pin(self.run_create_mapping(op, report)).await?,
             Op::UpdateMapping { .. } => Box::pin(self.run_update_mapping(op, report)).await?,
         }
+        Ok(())
+    }
+
+    /// Runs `Op::CreateBucket` (see `run_update_shard_count` on why each op has a method).
+    async fn run_create_bucket(
+        &self,
+        op: &Op,
+        env: &Env,
+        report: &mut ApplyReport,
+    ) -> Result<(), ProvisionError> {
+        let Op::CreateBucket { bucket } = op else {
+            return Ok(());
+        };
+        let mut req = self.s3.create_bucket().bucket(bucket);
+        if self.region != "us-east-1" {
+            req = req.create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(
+                        self.region.as_str(),
+                    ))
+                    .build(),
+            );
+        }
+        req.send()
+            .await
+            .map_err(|e| call_err(&format!("s3 bucket {bucket}"), "create", e))?;
+        let block = aws_sdk_s3::types::PublicAccessBlockConfiguration::builder()
+            .block_public_acls(true)
+            .block_public_policy(true)
+            .ignore_public_acls(true)
+            .restrict_public_buckets(true)
+            .build();
+        self.s3
+            .put_public_access_block()
+            .bucket(bucket)
+            .public_access_block_configuration(block)
+            .send()
+            .await
+            .map_err(|e| call_err(&format!("s3 bucket {bucket}"), "block public access on", e))?;
+        // SSE-KMS by default with the destination's key and an S3 Bucket Key; without
+        // one, S3's own default (SSE-S3) applies, as in the template.
+        let kms_key = self
+            .spec()
+            .destinations
+            .iter()
+            .find(|s| s.bucket == bucket)
+            .and_then(|s| s.kms_key);
+        if let Some(key) = kms_key {
+            let s3t = aws_sdk_s3::types::ServerSideEncryptionByDefault::builder()
+                .sse_algorithm(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+                .kms_master_key_id(key)
+                .build()
+                .map_err(|e| {
+                    call_err(&format!("s3 bucket {bucket}"), "build the encryption of", e)
+                })?;
+            let rule = aws_sdk_s3::types::ServerSideEncryptionRule::builder()
+                .apply_server_side_encryption_by_default(s3t)
+                .bucket_key_enabled(true)
+                .build();
+            let config = aws_sdk_s3::types::ServerSideEncryptionConfiguration::builder()
+                .rules(rule)
+                .build()
+                .map_err(|e| {
+                    call_err(&format!("s3 bucket {bucket}"), "build the encryption of", e)
+                })?;
+            self.s3
+                .put_bucket_encryption()
+                .bucket(bucket)
+                .server_side_encryption_configuration(config)
+                .send()
+                .await
+                .map_err(|e| {
+                    call_err(&format!("s3 bucket {bucket}"), "set the encryption of", e)
+                })?;
+        }
+        if self.plain_http {
+            report.actions.push(format!(
+                "s3 bucket {bucket}: no policy requiring TLS (the endpoint is plain HTTP)"
+            ));
+        } else {
+            let render = |s: &crate::desired::Sub| serde_json::Value::String(s.resolve(env));
+            let policy = crate::desired::document(&crate::desired::bucket_policy(bucket), &render);
+            self.s3
+                .put_bucket_policy()
+                .bucket(bucket)
+                .policy(policy.to_string())
+                .send()
+                .await
+                .map_err(|e| call_err(&format!("s3 bucket {bucket}"), "write the policy of", e))?;
+        }
+        let tags: Vec<aws_sdk_s3::types::Tag> = crate::desired::tags(self.spec(), &[])
+            .into_iter()
+            .filter_map(|(k, v)| {
+                aws_sdk_s3::types::Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        let tagging = aws_sdk_s3::types::Tagging::builder()
+            .set_tag_set(Some(tags))
+            .build()
+            .map_err(|e| call_err(&format!("s3 bucket {bucket}"), "build the tags of", e))?;
+        self.s3
+            .put_bucket_tagging()
+            .bucket(bucket)
+            .tagging(tagging)
+            .send()
+            .await
+            .map_err(|e| call_err(&format!("s3 bucket {bucket}"), "tag", e))?;
+        report.actions.push(format!("created s3 bucket {bucket}"));
         Ok(())
     }
 
@@ -792,6 +832,7 @@ impl<P: Pipeline> Aws<P> {
             .set_file_extension(d.file_extension.clone())
             .set_custom_time_zone(d.time_zone.clone())
             .set_cloud_watch_logging_options(logging(d))
+            .set_encryption_configuration(encryption_configuration(d)?)
             .build())
     }
 
@@ -822,7 +863,8 @@ impl<P: Pipeline> Aws<P> {
             .set_processing_configuration(self.processing(d)?)
             .set_file_extension(d.file_extension.clone())
             .set_custom_time_zone(d.time_zone.clone())
-            .set_cloud_watch_logging_options(logging(d));
+            .set_cloud_watch_logging_options(logging(d))
+            .set_encryption_configuration(encryption_configuration(d)?);
         if d.dynamic_partitioning {
             dest = dest.dynamic_partitioning_configuration(
                 fh::DynamicPartitioningConfiguration::builder()
@@ -1073,6 +1115,32 @@ fn logging(d: &DeliveryState) -> Option<fh::CloudWatchLoggingOptions> {
             .log_stream_name(crate::desired::ERROR_LOG_STREAM)
             .build()
     })
+}
+
+/// SSE-KMS of delivered objects with the destination's key; `None` leaves the bucket's
+/// default (Firehose API, EncryptionConfiguration:
+/// <https://docs.aws.amazon.com/firehose/latest/APIReference/API_EncryptionConfiguration.html>).
+fn encryption_configuration(
+    d: &DeliveryState,
+) -> Result<Option<fh::EncryptionConfiguration>, ProvisionError> {
+    let Some(key) = &d.kms_key else {
+        return Ok(None);
+    };
+    let kms = fh::KmsEncryptionConfig::builder()
+        .awskms_key_arn(key)
+        .build()
+        .map_err(|e| {
+            call_err(
+                &format!("delivery stream {}", d.name),
+                "build the encryption of",
+                e,
+            )
+        })?;
+    Ok(Some(
+        fh::EncryptionConfiguration::builder()
+            .kms_encryption_config(kms)
+            .build(),
+    ))
 }
 
 /// Firehose's encryption input for [`DeliveryState::encryption`](crate::desired::DeliveryState):

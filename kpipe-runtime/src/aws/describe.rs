@@ -176,6 +176,10 @@ impl<P: Pipeline> Aws<P> {
                 .and_then(|e| e.cloud_watch_logging_options())
                 .filter(|c| c.enabled().unwrap_or(false))
                 .and_then(|c| non_empty(c.log_group_name())),
+            kms_key: ext
+                .and_then(|e| e.encryption_configuration())
+                .and_then(|c| c.kms_encryption_config())
+                .map(|k| k.awskms_key_arn().to_owned()),
             // On while enabled or enabling; a description without a status (moto) counts by
             // its key type.
             encryption: d

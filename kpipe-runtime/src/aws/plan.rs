@@ -639,6 +639,7 @@ pub fn diff_delivery(desired: &DeliveryState, current: Option<&DeliveryState>) -
         show(&desired.file_extension),
     );
     note("time zone", show(&cur.time_zone), show(&desired.time_zone));
+    note("kms key", show(&cur.kms_key), show(&desired.kms_key));
     note(
         "error logging",
         show(&cur.error_log_group),
@@ -750,6 +751,7 @@ mod tests {
             file_extension: None,
             time_zone: None,
             error_log_group: None,
+            kms_key: None,
             encryption: None,
         }
     }
