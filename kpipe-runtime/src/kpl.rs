@@ -51,6 +51,15 @@ pub fn is_aggregated(data: &[u8]) -> bool {
     decode(data).is_some()
 }
 
+/// The user records of a valid KPL aggregate, decoded once; `None` for an ordinary record
+/// (which every reader then handles whole). What each reader of a stream calls.
+pub fn user_records(data: &[u8]) -> Option<Vec<Vec<u8>>> {
+    if !data.starts_with(&MAGIC) {
+        return None;
+    }
+    decode(data).map(|agg| agg.records.into_iter().map(|r| r.data).collect())
+}
+
 fn decode(data: &[u8]) -> Option<AggregatedRecord> {
     if data.len() < MAGIC.len() + 16 || data[..4] != MAGIC {
         return None;

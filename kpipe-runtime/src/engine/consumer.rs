@@ -205,20 +205,7 @@ impl ShardConsumer {
 
     async fn consume(&self, batch: &[SourceRecord]) -> Outcome {
         for (i, r) in batch.iter().enumerate() {
-            let result =
-                if r.data.starts_with(&crate::kpl::MAGIC) && crate::kpl::is_aggregated(&r.data) {
-                    let mut result = Ok(());
-                    for sub in crate::kpl::deaggregate(&r.data) {
-                        if let Err(e) = self.consumer.consume(&sub).result().await {
-                            result = Err(format!("in a KPL aggregate: {e}"));
-                            break;
-                        }
-                    }
-                    result
-                } else {
-                    self.consumer.consume(&r.data).result().await
-                };
-            if let Err(e) = result {
+            if let Err(e) = self.consumer.consume_kinesis_record(&r.data).await {
                 return Outcome::FailedAt(i, e);
             }
         }

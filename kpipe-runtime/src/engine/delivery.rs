@@ -287,8 +287,8 @@ impl State {
 
     async fn on_record(&mut self, r: SourceRecord) {
         // Firehose de-aggregates KPL records before the transform (Firehose API, CreateDeliveryStream: https://docs.aws.amazon.com/firehose/latest/APIReference/API_CreateDeliveryStream.html; KPL aggregation format: https://github.com/awslabs/amazon-kinesis-producer/blob/master/aggregation-format.md).
-        if r.data.starts_with(&crate::kpl::MAGIC) && crate::kpl::is_aggregated(&r.data) {
-            for (sub, data) in crate::kpl::deaggregate(&r.data).into_iter().enumerate() {
+        if let Some(subs) = crate::kpl::user_records(&r.data) {
+            for (sub, data) in subs.into_iter().enumerate() {
                 let record = SourceRecord {
                     data: data.into(),
                     subsequence: sub as u32,

@@ -10,12 +10,12 @@ use std::sync::Arc;
 /// future.
 pub(super) fn aggregated(
     processor: &Arc<dyn RecordProcessor>,
-    data: &[u8],
+    subs: Vec<Vec<u8>>,
     out: &mut Vec<u8>,
 ) -> Appended {
     let start = out.len();
     let mut keys = None;
-    let mut subs = crate::kpl::deaggregate(data).into_iter();
+    let mut subs = subs.into_iter();
     while let Some(sub) = subs.next() {
         let step = match processor.process_into(&sub, out) {
             Appended::Pending(future) => {

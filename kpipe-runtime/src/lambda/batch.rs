@@ -325,13 +325,10 @@ impl<'a> Chunk<'a> {
             // exactly this per record).
             let data = &self.records[i].data;
             let appended = match base64_simd::STANDARD.decode_append(&**data, &mut self.input) {
-                Ok(())
-                    if self.input.starts_with(&crate::kpl::MAGIC)
-                        && crate::kpl::is_aggregated(&self.input) =>
-                {
-                    aggregated(processor, &self.input, &mut self.output)
-                }
-                Ok(()) => processor.process_into(&self.input, &mut self.output),
+                Ok(()) => match crate::kpl::user_records(&self.input) {
+                    Some(subs) => aggregated(processor, subs, &mut self.output),
+                    None => processor.process_into(&self.input, &mut self.output),
+                },
                 Err(e) => Appended::Failed(format!("not valid base64: {e}")),
             };
             match appended {

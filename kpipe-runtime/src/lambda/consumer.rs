@@ -75,19 +75,7 @@ impl ConsumerHandler {
             let result = match base64::engine::general_purpose::STANDARD
                 .decode_vec(&r.kinesis.data, &mut data)
             {
-                Ok(())
-                    if data.starts_with(&crate::kpl::MAGIC) && crate::kpl::is_aggregated(&data) =>
-                {
-                    let mut result = Ok(());
-                    for sub in crate::kpl::deaggregate(&data) {
-                        if let Err(e) = self.consumer.consume(&sub).result().await {
-                            result = Err(format!("in a KPL aggregate: {e}"));
-                            break;
-                        }
-                    }
-                    result
-                }
-                Ok(()) => self.consumer.consume(&data).result().await,
+                Ok(()) => self.consumer.consume_kinesis_record(&data).await,
                 Err(e) => Err(format!("not valid base64: {e}")),
             };
             if let Err(message) = result {

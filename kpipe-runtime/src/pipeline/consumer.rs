@@ -175,6 +175,25 @@ impl AnyConsumer {
     pub fn consume(&self, data: &[u8]) -> Consumed {
         (self.consume)(data)
     }
+
+    /// Consumes one Kinesis record: its user records in order if it is a KPL aggregate,
+    /// stopping at the first that fails; the record itself otherwise.
+    ///
+    /// # Errors
+    /// The failure's message (`in a KPL aggregate: ...` for a user record).
+    pub async fn consume_kinesis_record(&self, data: &[u8]) -> Result<(), String> {
+        match crate::kpl::user_records(data) {
+            Some(subs) => {
+                for sub in subs {
+                    if let Err(e) = self.consume(&sub).result().await {
+                        return Err(format!("in a KPL aggregate: {e}"));
+                    }
+                }
+                Ok(())
+            }
+            None => self.consume(data).result().await,
+        }
+    }
 }
 
 impl<I: 'static> From<ConsumerDef<I>> for AnyConsumer {
