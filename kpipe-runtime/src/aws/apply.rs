@@ -140,7 +140,9 @@ impl<P: Pipeline> Aws<P> {
         report: &mut ApplyReport,
     ) -> Result<(), ProvisionError> {
         match op {
-            Op::CreateBucket { .. } => Box::pin(self.run_create_bucket(op, env, report)).await?,
+            Op::CreateBucket { bucket } => {
+                Box::pin(self.run_create_bucket(bucket, env, report)).await?
+            }
             Op::EnsureRole { role, .. } => {
                 let r = crate::desired::roles(self.spec())
                     .into_iter()
@@ -246,20 +248,25 @@ impl<P: Pipeline> Aws<P> {
                     .actions
                     .push(format!("created kinesis stream {}", s.name));
             }
-            Op::UpdateShardCount { .. } => {
-                Box::pin(self.run_update_shard_count(op, report)).await?
+            Op::UpdateShardCount { stream, steps, .. } => {
+                Box::pin(self.run_update_shard_count(stream, steps, report)).await?
             }
-            Op::UpdateStreamMode { .. } => {
-                Box::pin(self.run_update_stream_mode(op, report)).await?
+            Op::UpdateStreamMode { stream, to_shards } => {
+                Box::pin(self.run_update_stream_mode(stream, to_shards, report)).await?
             }
-            Op::SetMaxRecordSize { .. } => {
-                Box::pin(self.run_set_max_record_size(op, report)).await?
+            Op::SetMaxRecordSize { stream, to, .. } => {
+                Box::pin(self.run_set_max_record_size(stream, to, report)).await?
             }
-            Op::SetRetention { .. } => Box::pin(self.run_set_retention(op, report)).await?,
-            Op::SetEncryption { .. } => Box::pin(self.run_set_encryption(op, report)).await?,
-            Op::SetDeliveryEncryption { .. } => {
-                Box::pin(self.run_set_delivery_encryption(op, report)).await?
+            Op::SetRetention { stream, from, to } => {
+                Box::pin(self.run_set_retention(stream, from, to, report)).await?
             }
+            Op::SetEncryption { stream, kms_key } => {
+                Box::pin(self.run_set_encryption(stream, kms_key, report)).await?
+            }
+            Op::SetDeliveryEncryption {
+                delivery,
+                encryption,
+            } => Box::pin(self.run_set_delivery_encryption(delivery, encryption, report)).await?,
             Op::CreateDelivery(d) => {
                 self.create_delivery(d, env).await?;
                 report
@@ -306,8 +313,12 @@ impl<P: Pipeline> Aws<P> {
                 ));
             }
             Op::Prune(o) => self.delete_orphan(o, report).await?,
-            Op::CreateMapping { .. } => Box::pin(self.run_create_mapping(op, report)).await?,
-            Op::UpdateMapping { .. } => Box::pin(self.run_update_mapping(op, report)).await?,
+            Op::CreateMapping(m) => Box::pin(self.run_create_mapping(m, report)).await?,
+            Op::UpdateMapping {
+                uuid,
+                desired: m,
+                changed,
+            } => Box::pin(self.run_update_mapping(uuid, m, changed, report)).await?,
         }
         Ok(())
     }
@@ -315,13 +326,10 @@ impl<P: Pipeline> Aws<P> {
     /// Runs `Op::CreateBucket` (see `run_update_shard_count` on why each op has a method).
     async fn run_create_bucket(
         &self,
-        op: &Op,
+        bucket: &str,
         env: &Env,
         report: &mut ApplyReport,
     ) -> Result<(), ProvisionError> {
-        let Op::CreateBucket { bucket } = op else {
-            return Ok(());
-        };
         let mut req = self.s3.create_bucket().bucket(bucket);
         if self.region != "us-east-1" {
             req = req.create_bucket_configuration(
@@ -428,12 +436,10 @@ impl<P: Pipeline> Aws<P> {
     /// stack frame, which keeps debug builds' `run` small).
     async fn run_update_shard_count(
         &self,
-        op: &Op,
+        stream: &str,
+        steps: &[u32],
         report: &mut ApplyReport,
     ) -> Result<(), ProvisionError> {
-        let Op::UpdateShardCount { stream, steps, .. } = op else {
-            return Ok(());
-        };
         for n in steps {
             self.kinesis
                 .update_shard_count()
@@ -461,12 +467,10 @@ impl<P: Pipeline> Aws<P> {
     /// stack frame, which keeps debug builds' `run` small).
     async fn run_update_stream_mode(
         &self,
-        op: &Op,
+        stream: &str,
+        to_shards: &Option<u32>,
         report: &mut ApplyReport,
     ) -> Result<(), ProvisionError> {
-        let Op::UpdateStreamMode { stream, to_shards } = op else {
-            return Ok(());
-        };
         let arn = self
             .current_stream(stream)
             .await?
@@ -510,12 +514,10 @@ impl<P: Pipeline> Aws<P> {
     /// stack frame, which keeps debug builds' `run` small).
     async fn run_set_max_record_size(
         &self,
-        op: &Op,
+        stream: &str,
+        to: &u32,
         report: &mut ApplyReport,
     ) -> Result<(), ProvisionError> {
-        let Op::SetMaxRecordSize { stream, to, .. } = op else {
-            return Ok(());
-        };
         let arn = self
             .current_stream(stream)
             .await?
@@ -545,12 +547,11 @@ impl<P: Pipeline> Aws<P> {
     /// stack frame, which keeps debug builds' `run` small).
     async fn run_set_retention(
         &self,
-        op: &Op,
+        stream: &str,
+        from: &u32,
+        to: &u32,
         report: &mut ApplyReport,
     ) -> Result<(), ProvisionError> {
-        let Op::SetRetention { stream, from, to } = op else {
-            return Ok(());
-        };
         let r = if to > from {
             self.kinesis
                 .increase_stream_retention_period()
@@ -594,12 +595,10 @@ impl<P: Pipeline> Aws<P> {
     /// stack frame, which keeps debug builds' `run` small).
     async fn run_set_encryption(
         &self,
-        op: &Op,
+        stream: &str,
+        kms_key: &Option<String>,
         report: &mut ApplyReport,
     ) -> Result<(), ProvisionError> {
-        let Op::SetEncryption { stream, kms_key } = op else {
-            return Ok(());
-        };
         match kms_key {
             Some(key) => self
                 .kinesis
@@ -643,16 +642,10 @@ impl<P: Pipeline> Aws<P> {
     /// stack frame, which keeps debug builds' `run` small).
     async fn run_set_delivery_encryption(
         &self,
-        op: &Op,
+        delivery: &str,
+        encryption: &Option<String>,
         report: &mut ApplyReport,
     ) -> Result<(), ProvisionError> {
-        let Op::SetDeliveryEncryption {
-            delivery,
-            encryption,
-        } = op
-        else {
-            return Ok(());
-        };
         let resource = format!("firehose delivery stream {delivery}");
         match encryption {
             Some(key) => {
@@ -687,12 +680,9 @@ impl<P: Pipeline> Aws<P> {
     /// stack frame, which keeps debug builds' `run` small).
     async fn run_create_mapping(
         &self,
-        op: &Op,
+        m: &crate::desired::MappingState,
         report: &mut ApplyReport,
     ) -> Result<(), ProvisionError> {
-        let Op::CreateMapping(m) = op else {
-            return Ok(());
-        };
         let resource = format!("lambda event source mapping {} -> {}", m.stream, m.function);
         let Some(stream) = self.current_stream(&m.stream).await? else {
             return Err(ProvisionError::NotReady {
@@ -736,17 +726,11 @@ impl<P: Pipeline> Aws<P> {
     /// stack frame, which keeps debug builds' `run` small).
     async fn run_update_mapping(
         &self,
-        op: &Op,
+        uuid: &str,
+        m: &crate::desired::MappingState,
+        changed: &[String],
         report: &mut ApplyReport,
     ) -> Result<(), ProvisionError> {
-        let Op::UpdateMapping {
-            uuid,
-            desired: m,
-            changed,
-        } = op
-        else {
-            return Ok(());
-        };
         let resource = format!("lambda event source mapping {} -> {}", m.stream, m.function);
         self.lambda
             .update_event_source_mapping()
