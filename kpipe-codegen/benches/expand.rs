@@ -1,4 +1,4 @@
-//! How long `pipeline!` takes to expand the DESIGN.md example: parse, lower, validate and
+//! How long `pipeline!` takes to expand the design example (`tests/fixtures/design.kpipe`): parse, lower, validate and
 //! generate (the work rustc asks of the proc macro), measured on `proc_macro2` tokens.
 //! Target: under 50 ms. Results go to BENCHMARKS.md.
 
@@ -9,7 +9,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use proc_macro2::TokenStream;
 use std::hint::black_box;
 
-/// The DESIGN.md example, shared with the expansion snapshot test.
+/// The design example (the full pipeline of docs/design.md), shared with the expansion snapshot test.
 const DESIGN_EXAMPLE: &str = include_str!("../tests/fixtures/design.kpipe");
 
 fn bench(c: &mut Criterion) {
