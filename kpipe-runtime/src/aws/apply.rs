@@ -471,11 +471,7 @@ impl<P: Pipeline> Aws<P> {
         to_shards: &Option<u32>,
         report: &mut ApplyReport,
     ) -> Result<(), ProvisionError> {
-        let arn = self
-            .current_stream(stream)
-            .await?
-            .map(|c| c.arn)
-            .unwrap_or_default();
+        let arn = self.stream_arn(stream).await?;
         let mode = ks::StreamModeDetails::builder()
             .stream_mode(if to_shards.is_some() {
                 ks::StreamMode::Provisioned
@@ -518,11 +514,7 @@ impl<P: Pipeline> Aws<P> {
         to: &u32,
         report: &mut ApplyReport,
     ) -> Result<(), ProvisionError> {
-        let arn = self
-            .current_stream(stream)
-            .await?
-            .map(|c| c.arn)
-            .unwrap_or_default();
+        let arn = self.stream_arn(stream).await?;
         self.kinesis
             .update_max_record_size()
             .stream_arn(arn)
@@ -877,11 +869,7 @@ impl<P: Pipeline> Aws<P> {
             .extended_s3_destination_configuration(dest);
         match &d.source_stream {
             Some(stream) => {
-                let arn = self
-                    .current_stream(stream)
-                    .await?
-                    .map(|c| c.arn)
-                    .unwrap_or_default();
+                let arn = self.stream_arn(stream).await?;
                 req = req
                     .delivery_stream_type(fh::DeliveryStreamType::KinesisStreamAsSource)
                     .kinesis_stream_source_configuration(

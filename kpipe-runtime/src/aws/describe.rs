@@ -36,6 +36,15 @@ pub(crate) struct CurrentMapping {
 }
 
 impl<P: Pipeline> Aws<P> {
+    /// Stream `name`'s ARN; empty when it does not exist (the call that takes it then says so).
+    pub(crate) async fn stream_arn(&self, name: &str) -> Result<String, ProvisionError> {
+        Ok(self
+            .current_stream(name)
+            .await?
+            .map(|c| c.arn)
+            .unwrap_or_default())
+    }
+
     /// A stream as AWS describes it; `None` when there is none.
     pub(crate) async fn current_stream(
         &self,
