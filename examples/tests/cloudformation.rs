@@ -105,9 +105,12 @@ mod shapes {
                 maximum_record_age: 1h,
                 batch_window: 30s,
                 parallelization: 4,
+                on_failure: sqs("watcher-failed"),
+                filter_criteria: [r#"{"data": {"site": [{"prefix": "os"}]}}"#],
             }
             consumer large_watcher: large -> crate::shapes::watch_large {
                 starting_position: at_timestamp("2026-12-01T00:00:00Z"),
+                on_failure: s3("acme-shapes-failed"),
             }
         }
     }
@@ -165,6 +168,29 @@ mod shapes {
         assert!(
             !other.contains("kms:GenerateDataKey"),
             "only the role of the encrypted destination's delivery may use the key"
+        );
+        // On-failure destinations and filters reach the mappings; each function's role may send
+        // to exactly its destination.
+        let watcher = &r["WatcherEventSourceMapping"]["Properties"];
+        assert_eq!(
+            watcher["DestinationConfig"]["OnFailure"]["Destination"]["Fn::Sub"],
+            "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:watcher-failed"
+        );
+        assert_eq!(
+            watcher["FilterCriteria"]["Filters"][0]["Pattern"],
+            r#"{"data": {"site": [{"prefix": "os"}]}}"#
+        );
+        let role = serde_json::to_string(&r["WatcherFunctionRole"]).unwrap();
+        assert!(
+            role.contains("sqs:SendMessage") && role.contains("watcher-failed"),
+            "{role}"
+        );
+        let large = serde_json::to_string(&r["LargeWatcherFunctionRole"]).unwrap();
+        assert!(
+            large.contains("s3:PutObject")
+                && large.contains("acme-shapes-failed/*")
+                && !large.contains("sqs:"),
+            "{large}"
         );
         // The declared maximum record size reaches AWS; the default is left to AWS.
         assert_eq!(r["LargeStream"]["Properties"]["MaxRecordSizeInKiB"], 6144);

@@ -73,6 +73,8 @@ const CONSUMER_KEYS: &[&str] = &[
     "maximum_record_age",
     "batch_window",
     "parallelization",
+    "on_failure",
+    "filter_criteria",
     "lambda",
 ];
 
@@ -713,7 +715,83 @@ fn consumer(
         maximum_record_age_secs,
         batch_window_secs,
         parallelization,
+        on_failure: keys.get("on_failure").and_then(|f| on_failure(d, f)),
+        filters: keys
+            .get("filter_criteria")
+            .map(|f| filter_criteria(d, f))
+            .unwrap_or_default(),
         lambda: lambda(d, pipeline, stage, keys.get("lambda").copied(), &what),
+    }
+}
+
+// `sqs("queue")` | `sns("topic")` | `s3("bucket")`, each also taking an ARN ("Retain discarded
+// batch records for a Kinesis Data Streams event source in Lambda",
+// https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html).
+fn on_failure(d: &mut Diagnostics, f: &FieldDef) -> Option<Sp<OnFailure>> {
+    let expected =
+        "expected `sqs(\"queue\")`, `sns(\"topic\")` or `s3(\"bucket\")` for `on_failure`";
+    let ValueDef::Tokens(t) = &f.value else {
+        d.error(f.key.span(), expected);
+        return None;
+    };
+    let tts: Vec<proc_macro2::TokenTree> = t.clone().into_iter().collect();
+    let [
+        proc_macro2::TokenTree::Ident(kind),
+        proc_macro2::TokenTree::Group(g),
+    ] = tts.as_slice()
+    else {
+        d.error_spanned(t, expected);
+        return None;
+    };
+    let make: fn(String) -> OnFailure = match kind.to_string().as_str() {
+        "sqs" => OnFailure::Sqs,
+        "sns" => OnFailure::Sns,
+        "s3" => OnFailure::S3,
+        _ => {
+            d.error(kind.span(), expected);
+            return None;
+        }
+    };
+    match syn::parse2::<syn::LitStr>(g.stream()) {
+        Ok(s) => Some(Sp::new(make(s.value()), s.span())),
+        Err(_) => {
+            d.error(
+                g.span(),
+                format!(
+                    "expected the {kind} destination's name or ARN as a string: `{kind}(\"name\")`"
+                ),
+            );
+            None
+        }
+    }
+}
+
+// `["{\"data\": {...}}", ...]`: Lambda event filtering patterns, as strings.
+fn filter_criteria(d: &mut Diagnostics, f: &FieldDef) -> Vec<Sp<String>> {
+    let expected = "expected a list of filter patterns: `filter_criteria: [r#\"{\"data\": {\"kind\": [\"alert\"]}}\"#]`";
+    let ValueDef::Tokens(t) = &f.value else {
+        d.error(f.key.span(), expected);
+        return Vec::new();
+    };
+    let tts: Vec<proc_macro2::TokenTree> = t.clone().into_iter().collect();
+    let [proc_macro2::TokenTree::Group(g)] = tts.as_slice() else {
+        d.error_spanned(t, expected);
+        return Vec::new();
+    };
+    if g.delimiter() != proc_macro2::Delimiter::Bracket {
+        d.error(g.span(), expected);
+        return Vec::new();
+    }
+    let parser = syn::punctuated::Punctuated::<syn::LitStr, syn::Token![,]>::parse_terminated;
+    match syn::parse::Parser::parse2(parser, g.stream()) {
+        Ok(list) => list
+            .into_iter()
+            .map(|s| Sp::new(s.value(), s.span()))
+            .collect(),
+        Err(e) => {
+            d.error(e.span(), expected);
+            Vec::new()
+        }
     }
 }
 

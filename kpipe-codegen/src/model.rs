@@ -227,5 +227,17 @@ pub(crate) struct Consumer {
     pub(crate) maximum_record_age_secs: Option<Sp<u64>>,
     pub(crate) batch_window_secs: Sp<u64>,
     pub(crate) parallelization: Sp<u64>,
+    /// `on_failure: sqs("...")`: where discarded batches are recorded.
+    pub(crate) on_failure: Option<Sp<OnFailure>>,
+    /// `filter_criteria: ["{...}", ...]`: the event filtering patterns, as written.
+    pub(crate) filters: Vec<Sp<String>>,
     pub(crate) lambda: Lambda,
+}
+
+/// An event source mapping's on-failure destination, by name or ARN.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum OnFailure {
+    Sqs(String),
+    Sns(String),
+    S3(String),
 }

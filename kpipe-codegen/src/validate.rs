@@ -378,6 +378,132 @@ fn check_consumer(d: &mut Diagnostics, c: &Consumer) {
     }
     in_range(d, &c.batch_window_secs, 0, 300, "batch window", "s", SOURCE);
     in_range(d, &c.parallelization, 1, 10, "parallelization", "", SOURCE);
+    if let Some(dest) = &c.on_failure {
+        check_on_failure(d, dest);
+    }
+    check_filters(d, &c.filters);
+}
+
+// An on-failure destination is an SQS queue, an SNS topic or an S3 bucket, by name or by an ARN
+// of that service ("Retain discarded batch records for a Kinesis Data Streams event source in
+// Lambda", https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html).
+//
+//     on_failure: sqs("arn:aws:sns:us-east-1:123456789012:alerts"),
+//                     ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^ an `sqs` destination needs an SQS ARN
+fn check_on_failure(d: &mut Diagnostics, dest: &Sp<OnFailure>) {
+    let (service, target) = match &dest.value {
+        OnFailure::Sqs(t) => ("sqs", t),
+        OnFailure::Sns(t) => ("sns", t),
+        OnFailure::S3(t) => ("s3", t),
+    };
+    if let Some(rest) = target.strip_prefix("arn:") {
+        let parts: Vec<&str> = rest.splitn(5, ':').collect();
+        if parts.len() != 5 || parts[1] != service || parts[4].is_empty() {
+            d.error(
+                dest.range,
+                format!(
+                    "an `{service}` destination needs an {} ARN, found `{target}`",
+                    service.to_uppercase()
+                ),
+            )
+            .note(match service {
+                "sqs" => "note: an SQS queue ARN reads `arn:aws:sqs:REGION:ACCOUNT:QUEUE`",
+                "sns" => "note: an SNS topic ARN reads `arn:aws:sns:REGION:ACCOUNT:TOPIC`",
+                _ => "note: an S3 bucket ARN reads `arn:aws:s3:::BUCKET`",
+            });
+        }
+        return;
+    }
+    match service {
+        "s3" => check_bucket_name(d, &Sp::new(target.clone(), dest.range)),
+        _ => {
+            // Queue names: 1-80 of letters, digits, `-` and `_` (SQS CreateQueue); topic
+            // names: 1-256 of the same (SNS CreateTopic); `.fifo` ends a FIFO one.
+            let max = if service == "sqs" { 80 } else { 256 };
+            let base = target.strip_suffix(".fifo").unwrap_or(target);
+            let ok = !target.is_empty()
+                && target.len() <= max
+                && base
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_');
+            if !ok {
+                let what = if service == "sqs" { "queue" } else { "topic" };
+                d.error(
+                    dest.range,
+                    format!("`{target}` is not an {} {what} name", service.to_uppercase()),
+                )
+                .note(format!(
+                    "note: a {what} name is 1 to {max} letters, digits, `-` and `_` (`.fifo` at the end for a FIFO {what}); in another account or region, write its ARN"
+                ));
+            }
+        }
+    }
+}
+
+// Lambda event filtering on a Kinesis source: at most 5 filters, each a JSON object whose only
+// key is `data` ("Using event filtering with a Kinesis event source",
+// https://docs.aws.amazon.com/lambda/latest/dg/with-kinesis-filtering.html; "Control which
+// events Lambda sends to your function",
+// https://docs.aws.amazon.com/lambda/latest/dg/invocation-eventfiltering.html), a pattern
+// of at most 4096 characters (Lambda API, Filter:
+// https://docs.aws.amazon.com/lambda/latest/api/API_Filter.html). The local engine matches
+// with quamina, so a pattern it cannot run is refused here rather than at run time.
+fn check_filters(d: &mut Diagnostics, filters: &[Sp<String>]) {
+    const PAGE: &str = "note: Kinesis event source mappings filter on the record's `data` only (AWS Lambda, Using event filtering with a Kinesis event source: https://docs.aws.amazon.com/lambda/latest/dg/with-kinesis-filtering.html)";
+    if filters.len() > 5 {
+        d.error(
+            filters[5].range,
+            format!("an event source mapping takes at most 5 filters, found {}", filters.len()),
+        )
+        .note("note: a record reaches the function when any one filter matches it (AWS Lambda, Control which events Lambda sends to your function: https://docs.aws.amazon.com/lambda/latest/dg/invocation-eventfiltering.html)");
+    }
+    for f in filters {
+        if f.value.chars().count() > 4096 {
+            d.error(
+                f.range,
+                format!(
+                    "a filter pattern is at most 4096 characters, found {}",
+                    f.value.chars().count()
+                ),
+            );
+            continue;
+        }
+        let json: serde_json::Value = match serde_json::from_str(&f.value) {
+            Ok(v) => v,
+            Err(e) => {
+                d.error(f.range, format!("this filter pattern is not JSON: {e}"));
+                continue;
+            }
+        };
+        let Some(object) = json.as_object() else {
+            d.error(
+                f.range,
+                "a filter pattern is a JSON object: `{\"data\": {\"kind\": [\"alert\"]}}`",
+            );
+            continue;
+        };
+        if let Some(key) = object.keys().find(|k| *k != "data") {
+            let e = d.error(
+                f.range,
+                format!("a Kinesis filter pattern has only the `data` key, found `{key}`"),
+            );
+            if key == "$or" {
+                e.note("help: declare each alternative as a filter of its own: a record passes when any filter matches");
+            } else {
+                e.note(PAGE);
+            }
+            continue;
+        }
+        let mut q = quamina::Quamina::<usize>::new();
+        if let Err(e) = q.add_pattern(0, &f.value) {
+            let message = match e {
+                quamina::QuaminaError::InvalidPattern(m) => m.replace('\n', "."),
+                other => other.to_string(),
+            };
+            d.error(f.range, format!("invalid filter pattern: {message}"))
+                .note("note: a pattern's values are arrays of values or of rules: `{\"prefix\": ..}`, `{\"suffix\": ..}`, `{\"numeric\": [\">\", 0]}`, `{\"exists\": true}`, `{\"anything-but\": [..]}`, `{\"equals-ignore-case\": ..}` (AWS Lambda, Control which events Lambda sends to your function: https://docs.aws.amazon.com/lambda/latest/dg/invocation-eventfiltering.html)");
+        }
+    }
 }
 
 // Lambda function names are unique per account and region: two stages of one pipeline cannot

@@ -167,6 +167,18 @@ fn event_source_mapping(c: &ConsumerSpec, state: &desired::MappingState) -> Valu
     if let Some(secs) = state.starting_position_timestamp {
         props["StartingPositionTimestamp"] = json!(secs);
     }
+    if let Some(arn) = &state.on_failure {
+        props["DestinationConfig"] =
+            json!({ "OnFailure": { "Destination": desired::Sub::new(arn.as_str()).cfn() } });
+    }
+    if !state.filters.is_empty() {
+        let filters: Vec<Value> = state
+            .filters
+            .iter()
+            .map(|f| json!({ "Pattern": f }))
+            .collect();
+        props["FilterCriteria"] = json!({ "Filters": filters });
+    }
     json!({ "Type": "AWS::Lambda::EventSourceMapping", "Properties": props })
 }
 

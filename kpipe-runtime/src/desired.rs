@@ -420,6 +420,9 @@ pub fn roles(p: &PipelineSpec) -> Vec<Role> {
         ];
         if let Some(c) = p.consumer(id) {
             statements.extend(stream_read(p, c.stream));
+            if let Some(dest) = c.on_failure {
+                statements.push(on_failure_write(dest));
+            }
         }
         out.push(Role {
             logical_id: logical_id(id, "FunctionRole"),
@@ -433,6 +436,24 @@ pub fn roles(p: &PipelineSpec) -> Vec<Role> {
         });
     }
     out
+}
+
+/// What a function's role needs to send invocation records to its on-failure destination:
+/// `sqs:SendMessage`, `sns:Publish`, or `s3:PutObject` and `s3:ListBucket` ("Retain discarded
+/// batch records for a Kinesis Data Streams event source in Lambda",
+/// <https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html>).
+fn on_failure_write(dest: crate::spec::OnFailure) -> Statement {
+    let arn = dest.arn_template();
+    match dest {
+        crate::spec::OnFailure::Sqs(_) => {
+            Statement::allow(&["sqs:SendMessage"], vec![Sub::new(arn)])
+        }
+        crate::spec::OnFailure::Sns(_) => Statement::allow(&["sns:Publish"], vec![Sub::new(arn)]),
+        crate::spec::OnFailure::S3(_) => Statement::allow(
+            &["s3:ListBucket", "s3:PutObject"],
+            vec![Sub::new(arn.clone()), Sub::new(format!("{arn}/*"))],
+        ),
+    }
 }
 
 /// The CloudWatch Logs group a delivery stream logs its delivery errors to, as the console
@@ -581,6 +602,10 @@ pub struct MappingState {
     pub parallelization: u32,
     /// Partial batch responses (`ReportBatchItemFailures`) on.
     pub report_item_failures: bool,
+    /// The on-failure destination's ARN (with `${AWS::...}` references until resolved).
+    pub on_failure: Option<String>,
+    /// Event filtering patterns, in declaration order.
+    pub filters: Vec<String>,
 }
 
 /// The streams the spec declares.
@@ -687,6 +712,8 @@ pub fn desired_mappings(p: &PipelineSpec) -> Vec<MappingState> {
             batch_window_secs: c.batch_window_secs,
             parallelization: c.parallelization,
             report_item_failures: true,
+            on_failure: c.on_failure.map(crate::spec::OnFailure::arn_template),
+            filters: c.filters.iter().map(|f| (*f).to_owned()).collect(),
         })
         .collect()
 }

@@ -133,8 +133,66 @@ pub struct ConsumerSpec {
     pub batch_window_secs: u32,
     /// Batches processed concurrently per shard (1..=10, default 1).
     pub parallelization: u32,
+    /// Where a record of each discarded batch is sent (`on_failure`), if anywhere.
+    pub on_failure: Option<OnFailure>,
+    /// Event filtering patterns (`filter_criteria`): a record reaches the function only when
+    /// one of them matches it; none declared, every record does.
+    pub filters: &'static [&'static str],
     /// Lambda function settings.
     pub lambda: LambdaSpec,
+}
+
+/// An event source mapping's on-failure destination: what Lambda sends an invocation record
+/// of each discarded batch to ("Retain discarded batch records for a Kinesis Data Streams
+/// event source in Lambda",
+/// <https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html>).
+/// Each holds the resource's name, or its ARN when it is in another account or region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// An SQS queue (`sqs("name")`): the batch's metadata only.
+    Sqs(&'static str),
+    /// An SNS topic (`sns("name")`): the batch's metadata only.
+    Sns(&'static str),
+    /// An S3 bucket (`s3("bucket")`): the metadata and the whole event.
+    S3(&'static str),
+}
+
+impl OnFailure {
+    /// The destination as declared: a name, or an ARN.
+    pub fn target(self) -> &'static str {
+        match self {
+            OnFailure::Sqs(t) | OnFailure::Sns(t) | OnFailure::S3(t) => t,
+        }
+    }
+
+    /// The resource's name (the last part of an ARN).
+    pub fn name(self) -> &'static str {
+        let t = self.target();
+        match t.strip_prefix("arn:") {
+            Some(rest) => rest.rsplit(':').next().unwrap_or(rest),
+            None => t,
+        }
+    }
+
+    /// The destination's ARN with `${AWS::Partition}`, `${AWS::Region}` and
+    /// `${AWS::AccountId}` for what a name leaves out (as the template writes it; `apply`
+    /// resolves them); an ARN as declared.
+    pub fn arn_template(self) -> String {
+        let t = self.target();
+        if t.starts_with("arn:") {
+            return t.to_owned();
+        }
+        match self {
+            OnFailure::Sqs(_) => {
+                format!("arn:${{AWS::Partition}}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:{t}")
+            }
+            OnFailure::Sns(_) => {
+                format!("arn:${{AWS::Partition}}:sns:${{AWS::Region}}:${{AWS::AccountId}}:{t}")
+            }
+            OnFailure::S3(_) => format!("arn:${{AWS::Partition}}:s3:::{t}"),
+        }
+    }
 }
 
 /// Where an event source mapping starts reading a stream.

@@ -76,6 +76,8 @@ kpipe_runtime::pipeline! {
             batch_size: 500,
             bisect_on_error: true,
             maximum_retries: 3,
+            on_failure: sqs("watcher-failed"),
+            filter_criteria: [r#"{"data": {"user": [{"prefix": "a"}]}}"#],
             lambda: { name: "watched-watcher" },
         }
     }
@@ -150,8 +152,33 @@ async fn consumer_functions_and_mappings_are_created_updated_and_destroyed() {
         ),
         "{plan}"
     );
+    assert!(
+        plan.to_string().contains(
+            "on-failure destination none -> arn:aws:sqs:us-west-2:123456789012:watcher-failed"
+        ),
+        "{plan}"
+    );
     more.apply(false).await.unwrap();
     assert_eq!(mappings(&config, "watched-watcher").await, [(500, 3, true)]);
+    let mapping = aws_sdk_lambda::Client::new(&config)
+        .list_event_source_mappings()
+        .function_name("watched-watcher")
+        .send()
+        .await
+        .unwrap()
+        .event_source_mappings()[0]
+        .clone();
+    assert_eq!(
+        mapping
+            .destination_config()
+            .and_then(|d| d.on_failure())
+            .and_then(|f| f.destination()),
+        Some("arn:aws:sqs:us-west-2:123456789012:watcher-failed")
+    );
+    assert_eq!(
+        mapping.filter_criteria().unwrap().filters()[0].pattern(),
+        Some(r#"{"data": {"user": [{"prefix": "a"}]}}"#)
+    );
     assert!(more.plan().await.unwrap().is_empty());
 
     // Another pipeline's destroy refuses what Watched created; Watched's removes the mapping

@@ -961,6 +961,22 @@ mod consumers {
         check(&AGING, r)
     }
 
+    pub(crate) static RECORDED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    pub(crate) static QUEUED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    pub(crate) static FILTERED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    pub(crate) fn recorded(r: Reading) -> Result<(), String> {
+        check(&RECORDED, r)
+    }
+
+    pub(crate) fn queued(r: Reading) -> Result<(), String> {
+        check(&QUEUED, r)
+    }
+
+    pub(crate) fn filtered(r: Reading) -> Result<(), String> {
+        check(&FILTERED, r)
+    }
+
     kpipe_runtime::pipeline! {
         pub(crate) pipeline Bisected {
             stream readings: Reading { capacity: provisioned(shards: 1), partition_key: site }
@@ -1007,6 +1023,35 @@ mod consumers {
             stream readings: Reading { capacity: provisioned(shards: 2), partition_key: site }
             consumer alerts: readings -> crate::consumers::timed {
                 starting_position: at_timestamp("2026-11-27T08:00:30Z"),
+            }
+        }
+        pub(crate) pipeline Recorded {
+            stream readings: Reading { capacity: provisioned(shards: 1), partition_key: site }
+            consumer alerts: readings -> crate::consumers::recorded {
+                starting_position: trim_horizon,
+                batch_size: 10,
+                bisect_on_error: true,
+                maximum_retries: 2,
+                on_failure: s3("acme-failed-batches"),
+            }
+        }
+        pub(crate) pipeline Queued {
+            stream readings: Reading { capacity: provisioned(shards: 1), partition_key: site }
+            consumer alerts: readings -> crate::consumers::queued {
+                starting_position: trim_horizon,
+                batch_size: 10,
+                maximum_retries: 0,
+                on_failure: sqs("alerts-failed"),
+            }
+        }
+        pub(crate) pipeline Filtered {
+            stream readings: Reading { capacity: provisioned(shards: 2), partition_key: site }
+            consumer alerts: readings -> crate::consumers::filtered {
+                starting_position: trim_horizon,
+                filter_criteria: [
+                    r#"{"data": {"site": [{"prefix": "os"}], "celsius": [{"numeric": [">", 20]}]}}"#,
+                    r#"{"data": {"sensor_id": ["s-3"]}}"#,
+                ],
             }
         }
         pub(crate) pipeline Stuck {
@@ -1557,6 +1602,123 @@ async fn a_blocked_record_expires_after_maximum_record_age() {
         "{:?}",
         c.errors
     );
+}
+
+/// `on_failure: s3(..)`: the discarded record's batch leaves one invocation record in the
+/// bucket, at Lambda's key, with the batch's metadata and the whole event in `payload`.
+#[tokio::test(start_paused = true)]
+async fn a_discarded_batch_is_recorded_in_the_on_failure_bucket() {
+    use consumers::Recorded;
+    let store = Arc::new(InMemory::new());
+    let engine = Recorded::local().store(store.clone()).start().unwrap();
+    let p = engine.producer(Recorded::readings()).unwrap();
+    p.put_batch(&consumers::hundred("oslo")).await.unwrap();
+    let report = engine.shutdown().await.unwrap();
+    let c = &report.consumers[0];
+    assert_eq!((c.consumed, c.discarded), (99, 1), "{report}");
+    assert_eq!((c.on_failure_sent, c.on_failure_failed), (1, 0), "{report}");
+    assert!(
+        report.to_string().contains("1 discarded batches recorded"),
+        "{report}"
+    );
+    let objects = objects(&store).await;
+    let [(key, body)] = &objects[..] else {
+        panic!("one invocation record: {objects:?}")
+    };
+    // aws/lambda/<ESM-UUID>/<shardID>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<Random UUID>
+    let parts: Vec<&str> = key.split('/').collect();
+    assert_eq!(
+        parts[..3],
+        ["acme-failed-batches", "aws", "lambda"],
+        "{key}"
+    );
+    assert_eq!(parts[4], "shardId-000000000000", "{key}");
+    assert_eq!(parts.len(), 9, "{key}");
+    let record: serde_json::Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(
+        record["requestContext"]["condition"],
+        "RetryAttemptsExhausted"
+    );
+    assert_eq!(record["requestContext"]["approximateInvokeCount"], 3);
+    assert_eq!(record["KinesisBatchInfo"]["batchSize"], 1);
+    assert_eq!(record["KinesisBatchInfo"]["startSequenceNumber"], "51");
+    assert!(
+        record["KinesisBatchInfo"]["streamArn"]
+            .as_str()
+            .unwrap()
+            .ends_with(":stream/readings"),
+        "{record}"
+    );
+    let payload: serde_json::Value = serde_json::from_str(
+        record["payload"]
+            .as_str()
+            .expect("payload is a JSON string"),
+    )
+    .unwrap();
+    let data = payload["Records"][0]["kinesis"]["data"].as_str().unwrap();
+    let bad: Reading = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::STANDARD, data).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(bad.sensor_id, "s-50");
+}
+
+/// `on_failure: sqs(..)`: locally the message is an object of the engine's store, metadata
+/// only; without bisection the whole batch is one record.
+#[tokio::test(start_paused = true)]
+async fn a_discarded_batch_goes_to_the_local_queue_folder() {
+    use consumers::Queued;
+    let store = Arc::new(InMemory::new());
+    let engine = Queued::local().store(store.clone()).start().unwrap();
+    let p = engine.producer(Queued::readings()).unwrap();
+    p.put_batch(&consumers::hundred("oslo")).await.unwrap();
+    let report = engine.shutdown().await.unwrap();
+    let c = &report.consumers[0];
+    assert_eq!(
+        (c.consumed, c.discarded, c.on_failure_sent),
+        (90, 10, 1),
+        "{report}"
+    );
+    let objects = objects(&store).await;
+    let [(key, body)] = &objects[..] else {
+        panic!("one message: {objects:?}")
+    };
+    assert!(
+        key.starts_with("_kpipe/on-failure/sqs/alerts-failed/"),
+        "{key}"
+    );
+    let record: serde_json::Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(record["KinesisBatchInfo"]["batchSize"], 10);
+    assert_eq!(record["KinesisBatchInfo"]["startSequenceNumber"], "51");
+    assert_eq!(record["KinesisBatchInfo"]["endSequenceNumber"], "60");
+    assert!(record.get("payload").is_none(), "metadata only: {record}");
+}
+
+/// `filter_criteria`: a record reaches the function only when a pattern matches its data;
+/// the others are done with (counted as filtered), and conservation holds.
+#[tokio::test(start_paused = true)]
+async fn a_consumer_sees_only_the_records_its_filters_match() {
+    use consumers::{FILTERED, Filtered};
+    let engine = Filtered::local()
+        .store(Arc::new(InMemory::new()))
+        .start()
+        .unwrap();
+    let p = engine.producer(Filtered::readings()).unwrap();
+    let readings = vec![
+        reading("s-1", "oslo", 25.0),   // first filter
+        reading("s-2", "oslo", 5.0),    // too cold
+        reading("s-3", "bergen", 1.0),  // second filter
+        reading("s-4", "bergen", 30.0), // wrong site
+        reading("s-5", "osaka", 21.5),  // first filter (prefix)
+    ];
+    p.put_batch(&readings).await.unwrap();
+    let report = engine.shutdown().await.unwrap();
+    let c = &report.consumers[0];
+    assert_eq!((c.received, c.consumed, c.filtered), (5, 3, 2), "{report}");
+    assert!(c.is_conserved(), "{report}");
+    let mut seen = FILTERED.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(seen, ["s-1", "s-3", "s-5"]);
 }
 
 /// `at_timestamp`: records that arrived before the instant are never read (counted as

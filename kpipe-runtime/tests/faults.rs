@@ -35,6 +35,25 @@ kpipe_runtime::pipeline! {
     }
 }
 
+fn reject_cold(r: Reading) -> Result<(), String> {
+    if r.celsius < 0.0 {
+        return Err(format!("{} °C is too cold", r.celsius));
+    }
+    Ok(())
+}
+
+kpipe_runtime::pipeline! {
+    pipeline Recording {
+        stream readings: Reading { capacity: provisioned(shards: 1), partition_key: sensor_id }
+        consumer alerts: readings -> crate::reject_cold {
+            starting_position: trim_horizon,
+            batch_size: 10,
+            maximum_retries: 0,
+            on_failure: s3("acme-failed"),
+        }
+    }
+}
+
 /// What the store does with a put.
 #[derive(Clone, Copy, Debug)]
 enum Fault {
@@ -630,4 +649,39 @@ mod memory {
             );
         }
     }
+}
+
+/// An on-failure bucket that refuses every write: the discarded batch is still counted as
+/// discarded, the invocation record as not recorded, with the store's error, after retries.
+#[tokio::test(start_paused = true)]
+async fn an_on_failure_destination_that_fails_is_counted_not_hidden() {
+    let store = Faulty::new(Fault::Fail);
+    let engine = Recording::local()
+        .store(store.clone())
+        .write_deadline(Duration::from_secs(10))
+        .start()
+        .unwrap();
+    let mut batch = readings(20);
+    batch[3].celsius = -5.0;
+    engine
+        .producer(Recording::readings())
+        .unwrap()
+        .put_batch(&batch)
+        .await
+        .unwrap();
+    let report = engine.shutdown().await.unwrap();
+    let c = &report.consumers[0];
+    assert_eq!((c.consumed, c.discarded), (13, 7), "{report}");
+    assert_eq!((c.on_failure_sent, c.on_failure_failed), (0, 1), "{report}");
+    assert!(c.is_conserved());
+    assert!(
+        c.errors
+            .iter()
+            .any(|e| e.contains("on-failure destination did not take")
+                && e.contains("injected failure")),
+        "{:?}",
+        c.errors
+    );
+    assert!(report.to_string().contains("1 NOT recorded"), "{report}");
+    assert!(store.puts.load(Ordering::SeqCst) > 1, "retried");
 }

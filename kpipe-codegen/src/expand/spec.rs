@@ -213,6 +213,18 @@ fn consumer(rt: &TokenStream, c: &Consumer) -> TokenStream {
     };
     let window = c.batch_window_secs.value as u32;
     let parallelization = c.parallelization.value as u32;
+    let on_failure = match &c.on_failure {
+        Some(dest) => {
+            let (kind, target) = match &dest.value {
+                OnFailure::Sqs(t) => (quote!(Sqs), t),
+                OnFailure::Sns(t) => (quote!(Sns), t),
+                OnFailure::S3(t) => (quote!(S3), t),
+            };
+            quote!(#rt::__private::Option::Some(#rt::__private::spec::OnFailure::#kind(#target)))
+        }
+        None => quote!(#rt::__private::Option::None),
+    };
+    let filters = c.filters.iter().map(|f| &f.value);
     let lambda = lambda(rt, &c.lambda);
     quote! {
         #rt::__private::spec::ConsumerSpec {
@@ -226,6 +238,8 @@ fn consumer(rt: &TokenStream, c: &Consumer) -> TokenStream {
             maximum_record_age_secs: #age,
             batch_window_secs: #window,
             parallelization: #parallelization,
+            on_failure: #on_failure,
+            filters: &[#(#filters),*],
             lambda: #lambda,
         }
     }

@@ -66,7 +66,10 @@ impl<P: Pipeline> Aws<P> {
                 current.as_ref().map(|c| &c.state),
             ));
         }
-        for desired in plan::desired_mappings(spec) {
+        for mut desired in plan::desired_mappings(spec) {
+            desired.on_failure = desired
+                .on_failure
+                .map(|arn| crate::desired::Sub::new(arn).resolve(env));
             let current = match self.current_stream(&desired.stream).await? {
                 Some(stream) => self.current_mapping(&desired, &stream.arn).await?,
                 None => None,
@@ -703,6 +706,8 @@ impl<P: Pipeline> Aws<P> {
             .function_response_types(
                 aws_sdk_lambda::types::FunctionResponseType::ReportBatchItemFailures,
             )
+            .set_destination_config(m.on_failure.as_deref().map(destination_config))
+            .set_filter_criteria((!m.filters.is_empty()).then(|| filter_criteria(&m.filters)))
             .enabled(true)
             .send()
             .await
@@ -736,6 +741,9 @@ impl<P: Pipeline> Aws<P> {
             .function_response_types(
                 aws_sdk_lambda::types::FunctionResponseType::ReportBatchItemFailures,
             )
+            // An empty destination and an empty filter list remove them (UpdateEventSourceMapping).
+            .destination_config(destination_config(m.on_failure.as_deref().unwrap_or("")))
+            .filter_criteria(filter_criteria(&m.filters))
             .send()
             .await
             .map_err(|e| call_err(&resource, "update", e))?;
@@ -1130,4 +1138,27 @@ fn encryption_input(
             .key_arn(key)
             .build()
     }
+}
+
+/// A mapping's on-failure destination (`""` removes it).
+fn destination_config(arn: &str) -> aws_sdk_lambda::types::DestinationConfig {
+    aws_sdk_lambda::types::DestinationConfig::builder()
+        .on_failure(
+            aws_sdk_lambda::types::OnFailure::builder()
+                .destination(arn)
+                .build(),
+        )
+        .build()
+}
+
+/// A mapping's event filtering patterns (none: every record reaches the function).
+fn filter_criteria(patterns: &[String]) -> aws_sdk_lambda::types::FilterCriteria {
+    aws_sdk_lambda::types::FilterCriteria::builder()
+        .set_filters(Some(
+            patterns
+                .iter()
+                .map(|p| aws_sdk_lambda::types::Filter::builder().pattern(p).build())
+                .collect(),
+        ))
+        .build()
 }

@@ -278,6 +278,21 @@ impl<P: Pipeline> Aws<P> {
             report_item_failures: m
                 .function_response_types()
                 .contains(&aws_sdk_lambda::types::FunctionResponseType::ReportBatchItemFailures),
+            on_failure: m
+                .destination_config()
+                .and_then(|c| c.on_failure())
+                .and_then(|f| f.destination())
+                .filter(|d| !d.is_empty())
+                .map(str::to_owned),
+            filters: m
+                .filter_criteria()
+                .map(|c| {
+                    c.filters()
+                        .iter()
+                        .filter_map(|f| f.pattern().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
             ..desired.clone()
         };
         Ok(Some(CurrentMapping {

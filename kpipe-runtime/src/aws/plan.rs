@@ -516,6 +516,16 @@ pub fn diff_mapping(desired: &MappingState, current: Option<(&str, &MappingState
         desired.parallelization.to_string(),
     );
     note(
+        "on-failure destination",
+        cur.on_failure.clone().unwrap_or_else(|| "none".into()),
+        desired.on_failure.clone().unwrap_or_else(|| "none".into()),
+    );
+    note(
+        "filters",
+        format!("{:?}", cur.filters),
+        format!("{:?}", desired.filters),
+    );
+    note(
         "partial batch responses",
         cur.report_item_failures.to_string(),
         desired.report_item_failures.to_string(),
@@ -788,6 +798,8 @@ mod tests {
             batch_window_secs: 0,
             parallelization: 1,
             report_item_failures: true,
+            on_failure: None,
+            filters: Vec::new(),
         }
     }
 

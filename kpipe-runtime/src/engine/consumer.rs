@@ -20,18 +20,29 @@
 //!
 //! - With `starting_position: at_timestamp(..)`, records that arrived before that instant are
 //!   not read (counted in `before_start`, not in `received`).
+//! - With `filter_criteria`, a record that matches none of the patterns is never handed to the
+//!   function and is done with (counted in `filtered`), as Lambda event filtering does
+//!   ("Using event filtering with a Kinesis event source",
+//!   <https://docs.aws.amazon.com/lambda/latest/dg/with-kinesis-filtering.html>). The
+//!   patterns see `{"data": <the record's JSON>}`; a record that is not JSON matches none.
+//!   Patterns are matched with quamina, a Rust implementation of the EventBridge pattern
+//!   language Lambda uses.
+//! - With `on_failure`, each discarded batch leaves an invocation record at that destination
+//!   (see `on_failure.rs`).
 //!
-//! Every record is accounted for: `received == consumed + discarded + blocked`.
+//! Every record is accounted for: `received == consumed + filtered + discarded + blocked`.
 //! `batch_window` and `parallelization` only change latency and concurrency in AWS; locally
 //! the records that have arrived are batched and each shard is consumed in order.
 
 use super::clock::Clock;
 use super::inbox::{self, Held, InboxRx, Sent};
+use super::on_failure::{Condition, Discarded, OnFailureSink};
 use super::report::ConsumerReport;
 use super::stream::{Feed, SourceRecord};
 use crate::pipeline::AnyConsumer;
 use crate::spec::ConsumerSpec;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Duration;
 
@@ -45,6 +56,40 @@ pub(crate) struct ConsumerTask {
     pub(crate) rx: InboxRx,
     pub(crate) shards: usize,
     pub(crate) clock: Clock,
+    /// The consumer's `filter_criteria`, compiled; `None` without any.
+    pub(crate) filter: Option<Arc<quamina::Quamina<usize>>>,
+    pub(crate) on_failure: Option<OnFailureSink>,
+}
+
+/// Compiles a consumer's filter patterns (checked at compile time, so an error here means a
+/// hand-written spec).
+pub(crate) fn compile_filters(
+    patterns: &[&str],
+) -> Result<Option<Arc<quamina::Quamina<usize>>>, String> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut q = quamina::Quamina::new();
+    for (i, p) in patterns.iter().enumerate() {
+        q.add_pattern(i, p)
+            .map_err(|e| format!("filter {p}: {e}"))?;
+    }
+    Ok(Some(Arc::new(q)))
+}
+
+/// Whether a record passes `filter`: its data is JSON and, as `{"data": ..}`, matches a
+/// pattern.
+fn passes(filter: &quamina::Quamina<usize>, data: &[u8]) -> bool {
+    if serde_json::from_slice::<serde::de::IgnoredAny>(data).is_err() {
+        return false;
+    }
+    let mut event = Vec::with_capacity(data.len() + 9);
+    event.extend_from_slice(b"{\"data\":");
+    event.extend_from_slice(data);
+    event.push(b'}');
+    filter
+        .matches_for_event(&event)
+        .is_ok_and(|m| !m.is_empty())
 }
 
 impl ConsumerTask {
@@ -67,6 +112,8 @@ impl ConsumerTask {
                 closed: false,
                 report: ConsumerReport::default(),
                 clock: self.clock,
+                filter: self.filter.clone(),
+                on_failure: self.on_failure.clone(),
             };
             tasks.push(tokio::spawn(worker.run()));
         }
@@ -151,6 +198,8 @@ struct ShardConsumer {
     closed: bool,
     report: ConsumerReport,
     clock: Clock,
+    filter: Option<Arc<quamina::Quamina<usize>>>,
+    on_failure: Option<OnFailureSink>,
 }
 
 impl ShardConsumer {
@@ -186,6 +235,14 @@ impl ShardConsumer {
                     drop(held.split_off(before.iter().map(inbox::cost).sum()));
                 }
                 self.report.received += records.len() as u64;
+                if let Some(filter) = &self.filter {
+                    // Filtered-out records are done with: the mapping moves past them.
+                    let out: Vec<SourceRecord> = records
+                        .extract_if(.., |r| !passes(filter, &r.data))
+                        .collect();
+                    self.report.filtered += out.len() as u64;
+                    drop(held.split_off(out.iter().map(inbox::cost).sum()));
+                }
                 self.queue.extend(records);
                 self.held.merge(held);
             }
@@ -225,7 +282,7 @@ impl ShardConsumer {
         let mut retries = 0u32;
         let mut backoff = Duration::from_secs(1);
         while !self.queue.is_empty() {
-            if self.expire() {
+            if self.expire(retries).await {
                 // The batch being retried is gone: start over with a full one.
                 size = full;
                 retries = 0;
@@ -266,6 +323,15 @@ impl ShardConsumer {
             }
             if self.spec.maximum_retries.is_some_and(|max| retries >= max) {
                 // Retries exhausted: the batch being retried is discarded.
+                self.send_on_failure(Discarded {
+                    shard: self.shard,
+                    records: &batch[at..],
+                    condition: Condition::RetriesExhausted,
+                    invocations: u64::from(retries) + 1,
+                    error: Some(&message),
+                    now_ms: self.clock.now_ms(),
+                })
+                .await;
                 self.remove(remaining);
                 self.report.discarded += remaining as u64;
                 size = full;
@@ -287,9 +353,29 @@ impl ShardConsumer {
         }
     }
 
+    /// Records a discarded batch at the on-failure destination, if there is one.
+    async fn send_on_failure(&mut self, batch: Discarded<'_>) {
+        let Some(sink) = &self.on_failure else {
+            return;
+        };
+        match sink.record(&batch).await {
+            Ok(_) => self.report.on_failure_sent += 1,
+            Err(e) => {
+                self.report.on_failure_failed += 1;
+                if self.report.errors.len() < LISTED_ERRORS {
+                    self.report.errors.push(format!(
+                        "shard {}: the on-failure destination did not take the record of {} discarded records: {e}",
+                        self.shard,
+                        batch.records.len()
+                    ));
+                }
+            }
+        }
+    }
+
     /// Discards the records at the head of the queue that are older than
-    /// `maximum_record_age`; true if there were any.
-    fn expire(&mut self) -> bool {
+    /// `maximum_record_age`; true if there were any. `retries`: of the batch they were in.
+    async fn expire(&mut self, retries: u32) -> bool {
         let Some(max_secs) = self.spec.maximum_record_age_secs else {
             return false;
         };
@@ -307,6 +393,18 @@ impl ShardConsumer {
                 "shard {}, record {}: {n} records older than maximum_record_age ({max_secs} s) discarded",
                 self.shard, self.queue[0].sequence
             ));
+        }
+        if self.on_failure.is_some() {
+            let expired: Vec<SourceRecord> = self.queue.iter().take(n).cloned().collect();
+            self.send_on_failure(Discarded {
+                shard: self.shard,
+                records: &expired,
+                condition: Condition::RecordAgeExceeded,
+                invocations: u64::from(retries),
+                error: None,
+                now_ms: self.clock.now_ms(),
+            })
+            .await;
         }
         self.remove(n);
         self.report.discarded += n as u64;

@@ -904,7 +904,7 @@ impl State {
 /// until the stream's retention ends ("Handle data delivery failure",
 /// <https://docs.aws.amazon.com/firehose/latest/dev/retry.html>); locally the deadline is
 /// [`LocalBuilder::write_deadline`](super::LocalBuilder::write_deadline).
-async fn put_until(
+pub(crate) async fn put_until(
     store: &dyn object_store::ObjectStore,
     path: &StorePath,
     body: object_store::PutPayload,

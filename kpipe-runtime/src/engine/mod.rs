@@ -51,6 +51,7 @@ mod jq;
 #[cfg(feature = "aws")]
 pub mod kinesis;
 mod naming;
+mod on_failure;
 mod report;
 mod shard;
 mod staging;
@@ -121,6 +122,14 @@ pub enum EngineError {
     Undelivered(String),
     /// `start` was called outside a tokio runtime.
     NoRuntime,
+    /// A consumer's `filter_criteria` pattern cannot be matched (a spec not written by the
+    /// `pipeline!` macro, which checks them).
+    InvalidFilter {
+        /// The consumer.
+        consumer: &'static str,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 impl std::fmt::Display for EngineError {
@@ -142,6 +151,9 @@ impl std::fmt::Display for EngineError {
             }
             EngineError::NoRuntime => {
                 f.write_str("the local engine must be started inside a tokio runtime")
+            }
+            EngineError::InvalidFilter { consumer, message } => {
+                write!(f, "consumer `{consumer}`: {message}")
             }
         }
     }
@@ -336,6 +348,19 @@ impl<P: Pipeline> LocalBuilder<P> {
             })
             .collect();
         let progress = Arc::new(AtomicU64::new(0));
+        let sink_for = |bucket: &str| match &self.per_bucket {
+            Some(stores) => Sink {
+                store: stores(bucket),
+                bucket_in_key: false,
+                filesystem: false,
+            },
+            None => Sink {
+                store: Arc::clone(&shared),
+                bucket_in_key: true,
+                filesystem: local_fs,
+            },
+        };
+        let region = spec.region.unwrap_or("us-east-1");
         let mut directs = HashMap::new();
         let mut tasks = Vec::new();
         for (i, def) in P::deliveries().into_iter().enumerate() {
@@ -366,8 +391,7 @@ impl<P: Pipeline> LocalBuilder<P> {
             });
             let lambda_arn = transform.as_ref().map(|(t, _)| {
                 format!(
-                    "arn:aws:lambda:{}:000000000000:function:{}",
-                    spec.region.unwrap_or("us-east-1"),
+                    "arn:aws:lambda:{region}:000000000000:function:{}",
                     t.lambda.name
                 )
             });
@@ -386,18 +410,7 @@ impl<P: Pipeline> LocalBuilder<P> {
                 lambda_arn,
                 rx,
                 clock,
-                sink: match &self.per_bucket {
-                    Some(stores) => Sink {
-                        store: stores(s3.bucket),
-                        bucket_in_key: false,
-                        filesystem: false,
-                    },
-                    None => Sink {
-                        store: Arc::clone(&shared),
-                        bucket_in_key: true,
-                        filesystem: local_fs,
-                    },
-                },
+                sink: sink_for(s3.bucket),
                 ids: match self.seed {
                     Some(seed) => Ids::Seeded(seed.wrapping_add(i as u64)),
                     None => Ids::Random,
@@ -418,13 +431,45 @@ impl<P: Pipeline> LocalBuilder<P> {
             let stream = &streams[c.spec().stream];
             let (tx, rx) = inbox::inbox();
             stream.subscribe(tx);
+            let spec = c.spec();
+            let filter = consumer::compile_filters(spec.filters).map_err(|message| {
+                EngineError::InvalidFilter {
+                    consumer: spec.id,
+                    message,
+                }
+            })?;
+            let on_failure = spec
+                .on_failure
+                .map(|destination| on_failure::OnFailureSink {
+                    destination,
+                    sink: match destination {
+                        crate::spec::OnFailure::S3(_) => sink_for(destination.name()),
+                        _ => Sink {
+                            store: Arc::clone(&shared),
+                            bucket_in_key: true,
+                            filesystem: local_fs,
+                        },
+                    },
+                    mapping_uuid: uuid::Uuid::new_v4().to_string(),
+                    function_arn: format!(
+                        "arn:aws:lambda:{region}:000000000000:function:{}",
+                        spec.lambda.name
+                    ),
+                    stream_arn: format!(
+                        "arn:aws:kinesis:{region}:000000000000:stream/{}",
+                        stream.spec.name
+                    ),
+                    write_deadline: self.write_deadline,
+                });
             let task = consumer::ConsumerTask {
-                spec: c.spec(),
+                spec,
                 stream_name: stream.spec.name,
                 shards: stream.shard_count(),
                 consumer: c,
                 rx,
                 clock,
+                filter,
+                on_failure,
             };
             consumers.push(tokio::spawn(task.run()));
         }

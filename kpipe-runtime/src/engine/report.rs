@@ -85,7 +85,7 @@ pub struct ErrorOutputReport {
 }
 
 /// A consumer: what its function did with the stream's records. Every consumer satisfies
-/// `received == consumed + discarded + blocked` ([`ConsumerReport::is_conserved`]).
+/// `received == consumed + filtered + discarded + blocked` ([`ConsumerReport::is_conserved`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ConsumerReport {
     /// The consumer's function name.
@@ -96,6 +96,9 @@ pub struct ConsumerReport {
     pub received: u64,
     /// Records the function consumed.
     pub consumed: u64,
+    /// Records that matched none of the consumer's `filter_criteria`: never handed to the
+    /// function, and done with, as in AWS.
+    pub filtered: u64,
     /// Records discarded after `maximum_retries` (AWS drops them, or sends them to an
     /// on-failure destination).
     pub discarded: u64,
@@ -106,6 +109,11 @@ pub struct ConsumerReport {
     /// Records still waiting behind a record that keeps failing (unlimited retries) at
     /// shutdown.
     pub blocked: u64,
+    /// Invocation records written to the on-failure destination, one per discarded batch.
+    pub on_failure_sent: u64,
+    /// Invocation records the on-failure destination did not take (the batches are still
+    /// counted in `discarded`; `errors` says why).
+    pub on_failure_failed: u64,
     /// Batches passed to the function, retries included.
     pub invocations: u64,
     /// Retries of a failed batch.
@@ -115,15 +123,18 @@ pub struct ConsumerReport {
 }
 
 impl ConsumerReport {
-    /// `received == consumed + discarded + blocked`.
+    /// `received == consumed + filtered + discarded + blocked`.
     pub fn is_conserved(&self) -> bool {
-        self.received == self.consumed + self.discarded + self.blocked
+        self.received == self.consumed + self.filtered + self.discarded + self.blocked
     }
 
     pub(crate) fn add(&mut self, other: &ConsumerReport) {
         self.received += other.received;
         self.consumed += other.consumed;
+        self.filtered += other.filtered;
         self.discarded += other.discarded;
+        self.on_failure_sent += other.on_failure_sent;
+        self.on_failure_failed += other.on_failure_failed;
         self.expired += other.expired;
         self.before_start += other.before_start;
         self.blocked += other.blocked;
@@ -310,7 +321,7 @@ impl fmt::Display for RunReport {
                 format!("consumer {}", c.name),
                 c.received,
                 c.consumed,
-                "",
+                c.filtered,
                 c.discarded + c.blocked,
                 "",
                 format!("{} calls", c.invocations)
@@ -320,6 +331,18 @@ impl fmt::Display for RunReport {
                     f,
                     "  {} records blocked behind a record that keeps failing (unlimited retries)",
                     c.blocked
+                )?;
+            }
+            if c.on_failure_sent + c.on_failure_failed > 0 {
+                writeln!(
+                    f,
+                    "  {} discarded batches recorded at the on-failure destination{}",
+                    c.on_failure_sent,
+                    if c.on_failure_failed > 0 {
+                        format!(", {} NOT recorded", c.on_failure_failed)
+                    } else {
+                        String::new()
+                    }
                 )?;
             }
             if let Some(e) = c.errors.first() {
