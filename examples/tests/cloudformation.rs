@@ -93,7 +93,8 @@ mod shapes {
                 encryption: kms("arn:aws:kms:us-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"),
             }
             s3 existing: Enriched { bucket: "acme-shapes-existing", create_bucket: false, compression: snappy }
-            delivery lambda_keys: secure -> enrich -> by_lambda;
+            s3 raw: Reading { bucket: "acme-shapes-raw", prefix: "source/", compression: gzip }
+            delivery lambda_keys: secure -> enrich -> by_lambda { s3_backup: raw }
             delivery query_keys: plain -> by_query;
             delivery direct_in: direct -> existing { role_arn: "arn:aws:iam::123456789012:role/firehose" }
             delivery transformed_direct: direct -> enrich -> existing {
@@ -192,6 +193,20 @@ mod shapes {
                 && !large.contains("sqs:"),
             "{large}"
         );
+        // Source record backup: enabled, to the backup destination's bucket and prefix, and the
+        // delivery role may write there.
+        let ext =
+            &r["LambdaKeysDeliveryStream"]["Properties"]["ExtendedS3DestinationConfiguration"];
+        assert_eq!(ext["S3BackupMode"], "Enabled");
+        assert_eq!(ext["S3BackupConfiguration"]["Prefix"], "source/");
+        assert_eq!(ext["S3BackupConfiguration"]["CompressionFormat"], "GZIP");
+        assert_eq!(
+            ext["S3BackupConfiguration"]["BucketARN"]["Fn::Sub"],
+            "arn:${AWS::Partition}:s3:::acme-shapes-raw"
+        );
+        let role = serde_json::to_string(&r["LambdaKeysDeliveryRole"]).unwrap();
+        assert!(role.contains("acme-shapes-raw/*"), "{role}");
+        assert!(r.get("RawBucket").is_some(), "the backup bucket is created");
         // The declared maximum record size reaches AWS; the default is left to AWS.
         assert_eq!(r["LargeStream"]["Properties"]["MaxRecordSizeInKiB"], 6144);
         assert!(

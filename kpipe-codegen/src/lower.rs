@@ -64,7 +64,7 @@ const S3_KEYS: &[&str] = &[
     "newline",
     "encryption",
 ];
-const DELIVERY_KEYS: &[&str] = &["name", "role_arn", "tags", "encryption"];
+const DELIVERY_KEYS: &[&str] = &["name", "role_arn", "tags", "encryption", "s3_backup"];
 const CONSUMER_KEYS: &[&str] = &[
     "batch_size",
     "starting_position",
@@ -1017,7 +1017,65 @@ fn delivery(
             .get("tags")
             .map(|f| value::tags(d, f))
             .unwrap_or_default(),
+        backup: keys.get("s3_backup").and_then(|f| s3_backup(d, f, names)),
         route: resolve_route(d, &stage.name, route, names),
+    }
+}
+
+// `s3_backup: raw`: an s3 destination of the pipeline that gets the source records as they
+// were before the transform (Firehose's S3BackupMode Enabled).
+fn s3_backup(
+    d: &mut Diagnostics,
+    f: &FieldDef,
+    names: &BTreeMap<String, (StageKind, usize, Ident)>,
+) -> Option<(usize, Ident)> {
+    let ident = match &f.value {
+        ValueDef::Tokens(t) => syn::parse2::<Ident>(t.clone()).map_err(|_| t.clone()),
+        _ => Err(quote::quote!()),
+    };
+    let ident = match ident {
+        Ok(i) => i,
+        Err(t) => {
+            let message =
+                "expected the name of an s3 destination for `s3_backup`: `s3_backup: raw_lake`";
+            if t.is_empty() {
+                d.error(f.key.span(), message);
+            } else {
+                d.error_spanned(&t, message);
+            }
+            return None;
+        }
+    };
+    match names.get(&ident.to_string()) {
+        Some((StageKind::S3, index, _)) => Some((*index, ident)),
+        Some((kind, _, def)) => {
+            d.error(
+                ident.span(),
+                format!(
+                    "`s3_backup` names an s3 destination, but `{ident}` is {}",
+                    kind.with_article()
+                ),
+            )
+            .related(def.span(), format!("`{ident}` is declared here"));
+            None
+        }
+        None => {
+            let e = d.error(
+                ident.span(),
+                format!("cannot find s3 destination `{ident}` in this pipeline"),
+            );
+            let sinks = names
+                .iter()
+                .filter(|(_, v)| v.0 == StageKind::S3)
+                .map(|(k, _)| k.as_str());
+            match did_you_mean(&ident.to_string(), sinks) {
+                Some(s) => e.note(format!("help: did you mean `{s}`?")),
+                None => e.note(format!(
+                    "help: declare it with `s3 {ident}: Record {{ bucket: \"...\" }}`"
+                )),
+            };
+            None
+        }
     }
 }
 

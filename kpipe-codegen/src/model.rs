@@ -176,6 +176,8 @@ pub(crate) struct Delivery {
     pub(crate) tags: Vec<Tag>,
     /// `encryption:` as written; `None` takes the default (see `lower::delivery`).
     pub(crate) encryption: Option<Sp<DeliveryEncryption>>,
+    /// `s3_backup: raw`: index into `Pipeline::sinks`, with the ident as written.
+    pub(crate) backup: Option<(usize, Ident)>,
     /// `None` when the route did not resolve (already reported).
     pub(crate) route: Option<Route>,
 }

@@ -63,6 +63,7 @@ pub(crate) fn check(d: &mut Diagnostics, p: &Pipeline) {
         check_tags(d, &del.tags);
         check_lambda_keys_have_a_transform(d, p, del);
         check_delivery_encryption(d, del);
+        check_backup(d, p, del);
         check_unique_aws_names(d, &p.deliveries[..i], del);
     }
     check_unique_stream_names(d, &p.streams);
@@ -924,6 +925,66 @@ fn check_delivery_encryption(d: &mut Diagnostics, del: &Delivery) {
         )
         .note("note: Amazon Data Firehose, Data protection: https://docs.aws.amazon.com/firehose/latest/dev/encryption.html")
         .note(format!("help: remove it, and set `encryption` on stream `{s}`"));
+    }
+}
+
+// Source record backup (S3BackupMode Enabled) keeps the records as they were before the
+// transform, so a delivery without one has nothing to back up (the console offers it only with
+// a transform or format conversion: Amazon Data Firehose, Configure backup settings,
+// https://docs.aws.amazon.com/firehose/latest/dev/create-configure-backup.html). The backup is a
+// plain S3 destination (S3DestinationConfiguration): no dynamic partitioning, file extension or
+// time zone, and no zero buffering.
+//
+//     delivery d: readings -> lake { s3_backup: raw }
+//                                               ^^^ `s3_backup` keeps the records before the transform; ...
+fn check_backup(d: &mut Diagnostics, p: &Pipeline, del: &Delivery) {
+    const PAGE: &str = "note: Amazon Data Firehose, Configure backup settings: https://docs.aws.amazon.com/firehose/latest/dev/create-configure-backup.html";
+    let (Some((index, ident)), Some(route)) = (&del.backup, &del.route) else {
+        return;
+    };
+    if route.transform.is_none() {
+        d.error(
+            ident.span(),
+            format!("`s3_backup` keeps the source records as they were before the transform, and delivery `{}` has no transform", del.ident),
+        )
+        .note(PAGE)
+        .note(format!("help: deliver to `{ident}` with a delivery of its own to keep a second copy"));
+        return;
+    }
+    if *index == route.destination.0 {
+        d.error(
+            ident.span(),
+            format!("`s3_backup` names the delivery's own destination `{ident}`"),
+        )
+        .note("help: declare another s3 destination (another bucket, or another prefix) for the source records");
+        return;
+    }
+    let backup = &p.sinks[*index];
+    let unsupported = |what: &str| {
+        format!("s3 destination `{ident}` is a delivery's `s3_backup`, which takes no {what}")
+    };
+    if let Some(key) = backup.partition_keys.first() {
+        d.error(ident.span(), unsupported("dynamic partitioning"))
+            .related(
+                key.ident.span(),
+                format!("`{}` is declared here", key.ident),
+            )
+            .note(PAGE);
+    }
+    if let Some(ext) = &backup.file_extension {
+        d.error(ident.span(), unsupported("`file_extension`"))
+            .related(ext.range, "declared here")
+            .note(PAGE);
+    }
+    if let Some(tz) = &backup.time_zone {
+        d.error(ident.span(), unsupported("`time_zone`"))
+            .related(tz.range, "declared here")
+            .note(PAGE);
+    }
+    if backup.buffer.seconds.value == 0 {
+        d.error(ident.span(), unsupported("zero buffering (`buffer: 0s`)"))
+            .related(backup.buffer.seconds.range, "declared here")
+            .note("note: Amazon Data Firehose, Configure buffering hints: https://docs.aws.amazon.com/firehose/latest/dev/buffering-hints.html");
     }
 }
 

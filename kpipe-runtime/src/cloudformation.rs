@@ -239,6 +239,26 @@ fn delivery(p: &PipelineSpec, d: &DeliverySpec, state: &desired::DeliveryState) 
             "LogStreamName": { "Ref": logical_id(d.id, "ErrorLogStream") },
         });
     }
+    if let Some(b) = &state.backup {
+        dest["S3BackupMode"] = json!("Enabled");
+        let mut backup = json!({
+            "BucketARN": desired::Sub::new(format!("arn:${{AWS::Partition}}:s3:::{}", b.bucket)).cfn(),
+            "RoleARN": role.clone(),
+            "BufferingHints": { "SizeInMBs": b.size_mib, "IntervalInSeconds": b.interval_secs },
+            "CompressionFormat": b.compression,
+        });
+        if let Some(prefix) = &b.prefix {
+            backup["Prefix"] = json!(prefix);
+        }
+        if let Some(prefix) = &b.error_prefix {
+            backup["ErrorOutputPrefix"] = json!(prefix);
+        }
+        if let Some(key) = &b.kms_key {
+            backup["EncryptionConfiguration"] =
+                json!({ "KMSEncryptionConfig": { "AWSKMSKeyARN": key } });
+        }
+        dest["S3BackupConfiguration"] = backup;
+    }
     let mut props = json!({
         "DeliveryStreamName": state.name,
         "ExtendedS3DestinationConfiguration": dest,

@@ -351,7 +351,17 @@ pub fn roles(p: &PipelineSpec) -> Vec<Role> {
         let Some(s3) = p.destination(d.destination) else {
             continue;
         };
-        let bucket = format!("arn:${{AWS::Partition}}:s3:::{}", s3.bucket);
+        // The destination's bucket, and the backup's when there is one.
+        let backup = d.backup.and_then(|id| p.destination(id));
+        let mut buckets = vec![s3.bucket];
+        buckets.extend(backup.map(|b| b.bucket).filter(|b| *b != s3.bucket));
+        let resources = buckets
+            .iter()
+            .flat_map(|b| {
+                let arn = format!("arn:${{AWS::Partition}}:s3:::{b}");
+                [Sub::new(arn.clone()), Sub::new(format!("{arn}/*"))]
+            })
+            .collect();
         let mut statements = vec![Statement::allow(
             &[
                 "s3:AbortMultipartUpload",
@@ -361,16 +371,24 @@ pub fn roles(p: &PipelineSpec) -> Vec<Role> {
                 "s3:ListBucketMultipartUploads",
                 "s3:PutObject",
             ],
-            vec![Sub::new(bucket.clone()), Sub::new(format!("{bucket}/*"))],
+            resources,
         )];
         if let SourceSpec::Stream(id) = d.source {
             statements.extend(stream_read(p, id));
         }
-        if let Some(key) = s3.kms_key {
+        let mut keys: Vec<&str> = s3.kms_key.into_iter().collect();
+        keys.extend(
+            backup
+                .and_then(|b| b.kms_key)
+                .filter(|k| Some(*k) != s3.kms_key),
+        );
+        if !keys.is_empty() {
             // SSE-KMS objects: Firehose encrypts through S3 with the destination's key
             // (Amazon Data Firehose, Controlling access: https://docs.aws.amazon.com/firehose/latest/dev/controlling-access.html).
-            let mut encrypt =
-                Statement::allow(&["kms:Decrypt", "kms:GenerateDataKey"], vec![Sub::new(key)]);
+            let mut encrypt = Statement::allow(
+                &["kms:Decrypt", "kms:GenerateDataKey"],
+                keys.into_iter().map(Sub::new).collect(),
+            );
             encrypt.condition = Some(Condition {
                 test: "StringEquals",
                 key: "kms:ViaService",
@@ -569,6 +587,28 @@ pub struct DeliveryState {
     /// Server-side encryption at rest: `AWS_OWNED_CMK`, a customer managed key's ARN, or
     /// `None` (off, and always for a stream source).
     pub encryption: Option<String>,
+    /// The source record backup (`s3_backup`, S3BackupMode Enabled), if any.
+    pub backup: Option<BackupState>,
+}
+
+/// A delivery stream's source record backup: a plain S3 destination (Firehose's
+/// S3DestinationConfiguration).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BackupState {
+    /// Bucket name.
+    pub bucket: String,
+    /// Object prefix (`None`: Firehose's default).
+    pub prefix: Option<String>,
+    /// Error output prefix (`None`: none).
+    pub error_prefix: Option<String>,
+    /// Buffer size in MiB.
+    pub size_mib: u32,
+    /// Buffer interval in seconds.
+    pub interval_secs: u32,
+    /// `UNCOMPRESSED`, `GZIP`, ...
+    pub compression: String,
+    /// SSE-KMS key ARN for the backup objects.
+    pub kms_key: Option<String>,
 }
 
 /// The [`DeliveryState::encryption`] value of an AWS-owned key.
@@ -685,6 +725,18 @@ pub fn desired_deliveries(
                     (SourceSpec::Direct, DeliveryEncryption::Kms(arn)) => Some(arn.to_owned()),
                     _ => None,
                 },
+                backup: d
+                    .backup
+                    .and_then(|id| p.destination(id))
+                    .map(|b| BackupState {
+                        bucket: b.bucket.to_owned(),
+                        prefix: b.prefix.map(|p| p.raw.to_owned()),
+                        error_prefix: b.error_prefix.map(|p| p.raw.to_owned()),
+                        size_mib: (b.buffer.size_bytes / (1024 * 1024)) as u32,
+                        interval_secs: b.buffer.interval_secs,
+                        compression: b.compression.firehose_name().to_owned(),
+                        kms_key: b.kms_key.map(str::to_owned),
+                    }),
             }
         })
         .collect()

@@ -383,6 +383,9 @@ pub struct DeliverySpec {
     pub transform: Option<&'static str>,
     /// The destination's id.
     pub destination: &'static str,
+    /// The id of the s3 destination that gets the source records before the transform
+    /// (`s3_backup`, Firehose's S3BackupMode Enabled), if any.
+    pub backup: Option<&'static str>,
     /// An existing IAM role for Firehose; `None` lets kpipe create one.
     pub role_arn: Option<&'static str>,
     /// Tags on the delivery stream.

@@ -555,7 +555,8 @@ kpipe_runtime::pipeline! {
         }
         transform tidy: Event -> Event { function: crate::enrich }
         s3 archive: Event { bucket: "acme-secured" }
-        delivery to_archive: events -> tidy -> archive { name: "secured-to-archive" }
+        s3 raw: Event { bucket: "acme-secured-raw", prefix: "source/", compression: gzip }
+        delivery to_archive: events -> tidy -> archive { name: "secured-to-archive", s3_backup: raw }
         consumer watcher: events -> crate::on_event { starting_position: trim_horizon }
     }
 }
@@ -617,6 +618,26 @@ async fn applied_roles_are_the_templates_with_references_resolved() {
     }
     check::<Secured>(&config).await;
     check::<Small>(&config).await;
+
+    // The source record backup reached the delivery stream, and reads back as declared.
+    let d = describe_delivery(&config, "secured-to-archive")
+        .await
+        .unwrap();
+    let ext = d.destinations()[0]
+        .extended_s3_destination_description()
+        .unwrap();
+    assert_eq!(
+        ext.s3_backup_mode(),
+        Some(&aws_sdk_firehose::types::S3BackupMode::Enabled)
+    );
+    let backup = ext.s3_backup_description().unwrap();
+    assert_eq!(backup.bucket_arn(), "arn:aws:s3:::acme-secured-raw");
+    assert_eq!(backup.prefix(), Some("source/"));
+    let secured = Aws::<Secured>::new(&config)
+        .lambda_code("tidy", placeholder_zip())
+        .lambda_code("watcher", placeholder_zip());
+    let plan = secured.plan().await.unwrap();
+    assert!(plan.is_empty(), "{plan}");
 
     let aws = Aws::<Secured>::new(&config);
     let (policy, trust) = aws

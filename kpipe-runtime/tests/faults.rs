@@ -54,6 +54,20 @@ kpipe_runtime::pipeline! {
     }
 }
 
+fn tag(r: Reading) -> Outcome<Reading> {
+    Outcome::Ok(r)
+}
+
+kpipe_runtime::pipeline! {
+    pipeline BackedUp {
+        stream readings: Reading { capacity: provisioned(shards: 1), partition_key: sensor_id }
+        transform tag: Reading -> Reading { function: crate::tag }
+        s3 lake: Reading { bucket: "acme-lake" }
+        s3 raw: Reading { bucket: "acme-raw" }
+        delivery to_lake: readings -> tag -> lake { s3_backup: raw }
+    }
+}
+
 /// What the store does with a put.
 #[derive(Clone, Copy, Debug)]
 enum Fault {
@@ -684,4 +698,42 @@ async fn an_on_failure_destination_that_fails_is_counted_not_hidden() {
     );
     assert!(report.to_string().contains("1 NOT recorded"), "{report}");
     assert!(store.puts.load(Ordering::SeqCst) > 1, "retried");
+}
+
+/// A backup bucket that refuses every write: the records are still delivered, the backup copy
+/// is counted as not stored, and the flush (so the run's exit code) says so.
+#[tokio::test(start_paused = true)]
+async fn a_failing_backup_bucket_fails_the_flush_not_the_delivery() {
+    let lake = Arc::new(InMemory::new());
+    let raw = Faulty::new(Fault::Fail);
+    let (l, r) = (lake.clone(), raw.clone());
+    let engine = BackedUp::local()
+        .store_per_bucket(move |bucket| -> Arc<dyn ObjectStore> {
+            if bucket == "acme-raw" {
+                r.clone()
+            } else {
+                l.clone()
+            }
+        })
+        .write_deadline(Duration::from_secs(10))
+        .start()
+        .unwrap();
+    engine
+        .producer(BackedUp::readings())
+        .unwrap()
+        .put_batch(&readings(30))
+        .await
+        .unwrap();
+    let err = engine.flush().await.expect_err("the backup was not stored");
+    assert!(
+        err.to_string().contains("30 source records not backed up"),
+        "{err}"
+    );
+    let report = engine.shutdown().await.unwrap();
+    let d = &report.deliveries[0];
+    assert_eq!((d.delivered, d.undelivered), (30, 0), "{report}");
+    let b = d.backup.as_ref().unwrap();
+    assert_eq!((b.records, b.undelivered), (0, 30), "{report}");
+    assert_eq!(report.not_backed_up(), 30);
+    assert!(raw.puts.load(Ordering::SeqCst) > 1, "retried");
 }

@@ -209,7 +209,7 @@ pub(super) fn stage_fns(p: &Pipeline, rt: &TokenStream) -> TokenStream {
             format!(" The Firehose delivery stream `{}`.", d.name.value),
         );
         let body = match &d.route {
-            Some(route) => delivery_body(p, rt, i, route),
+            Some(route) => delivery_body(p, rt, i, route, d.backup.as_ref().map(|(_, b)| b)),
             None => unreachable(rt),
         };
         out.extend(quote! {
@@ -264,7 +264,13 @@ pub(super) fn stage_fns(p: &Pipeline, rt: &TokenStream) -> TokenStream {
 //     let __kpipe_source = Self::readings().codec();
 //     let __kpipe_linked = __kpipe_Flows::__kpipe_then(__kpipe_source, Self::enrich()); // at `enrich`
 //     __kpipe_Flows::__kpipe_into(__kpipe_linked, &SPEC.deliveries[i], Self::lake())    // at `lake`
-fn delivery_body(p: &Pipeline, rt: &TokenStream, i: usize, route: &Route) -> TokenStream {
+fn delivery_body(
+    p: &Pipeline,
+    rt: &TokenStream,
+    i: usize,
+    route: &Route,
+    backup: Option<&Ident>,
+) -> TokenStream {
     let source = match &route.source {
         Source::Stream(_, ident) => quote!(Self::#ident().codec()),
         Source::Direct => {
@@ -299,9 +305,16 @@ fn delivery_body(p: &Pipeline, rt: &TokenStream, i: usize, route: &Route) -> Tok
     let spec = quote!(&<Self as #rt::__private::Pipeline>::SPEC.deliveries[#i]);
     let deliver =
         quote_spanned!(dest.span()=> #at_dest::__kpipe_into({ #linked_var }, #spec, #dest_call));
+    // `s3_backup: raw`: the backup takes the source's records, checked at `raw`.
+    let backup = backup.map(|b| {
+        let at_b = Ident::new("__kpipe_Flows", b.span());
+        let call = quote_spanned!(b.span()=> Self::#b());
+        quote_spanned!(b.span()=> #at_b::__kpipe_backup({ &#source_var }, #call);)
+    });
     quote! {
         use #rt::__private::Flows as #flows;
         let #source_var = #source;
+        #backup
         let #linked_var = #linked;
         #deliver
     }

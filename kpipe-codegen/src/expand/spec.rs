@@ -320,6 +320,7 @@ fn delivery(rt: &TokenStream, p: &Pipeline, d: &Delivery) -> TokenStream {
         ),
     };
     let role = opt_str(rt, d.role_arn.as_ref().map(|r| r.value.as_str()));
+    let backup = opt_str(rt, d.backup.as_ref().map(|(_, i)| i.to_string()).as_deref());
     let tags = tags(rt, &d.tags);
     // Direct PUT: encrypted with an AWS-owned key unless declared otherwise (free, and what a
     // demanding user expects); from a stream: the stream's encryption applies.
@@ -340,6 +341,7 @@ fn delivery(rt: &TokenStream, p: &Pipeline, d: &Delivery) -> TokenStream {
             name: #name,
             source: #source,
             transform: #transform,
+            backup: #backup,
             destination: #destination,
             role_arn: #role,
             tags: #tags,

@@ -817,6 +817,8 @@ impl<P: Pipeline> Aws<P> {
             .set_custom_time_zone(d.time_zone.clone())
             .set_cloud_watch_logging_options(logging(d))
             .set_encryption_configuration(encryption_configuration(d)?)
+            .set_s3_backup_mode(d.backup.as_ref().map(|_| fh::S3BackupMode::Enabled))
+            .set_s3_backup_update(backup_update(d, role, partition)?)
             .build())
     }
 
@@ -848,7 +850,13 @@ impl<P: Pipeline> Aws<P> {
             .set_file_extension(d.file_extension.clone())
             .set_custom_time_zone(d.time_zone.clone())
             .set_cloud_watch_logging_options(logging(d))
-            .set_encryption_configuration(encryption_configuration(d)?);
+            .set_encryption_configuration(encryption_configuration(d)?)
+            .set_s3_backup_mode(d.backup.as_ref().map(|_| fh::S3BackupMode::Enabled))
+            .set_s3_backup_configuration(backup_configuration(
+                d,
+                &role,
+                env.value("AWS::Partition").unwrap_or("aws"),
+            )?);
         if d.dynamic_partitioning {
             dest = dest.dynamic_partitioning_configuration(
                 fh::DynamicPartitioningConfiguration::builder()
@@ -1097,13 +1105,80 @@ fn logging(d: &DeliveryState) -> Option<fh::CloudWatchLoggingOptions> {
     })
 }
 
+/// The source record backup of a new delivery stream (`s3_backup`; Firehose API,
+/// S3DestinationConfiguration:
+/// <https://docs.aws.amazon.com/firehose/latest/APIReference/API_S3DestinationConfiguration.html>).
+fn backup_configuration(
+    d: &DeliveryState,
+    role: &str,
+    partition: &str,
+) -> Result<Option<fh::S3DestinationConfiguration>, ProvisionError> {
+    let Some(b) = &d.backup else {
+        return Ok(None);
+    };
+    fh::S3DestinationConfiguration::builder()
+        .role_arn(role)
+        .bucket_arn(format!("arn:{partition}:s3:::{}", b.bucket))
+        .set_prefix(b.prefix.clone())
+        .set_error_output_prefix(b.error_prefix.clone())
+        .buffering_hints(backup_buffering(b))
+        .compression_format(fh::CompressionFormat::from(b.compression.as_str()))
+        .set_encryption_configuration(kms_configuration(&d.name, b.kms_key.as_deref())?)
+        .build()
+        .map(Some)
+        .map_err(|e| {
+            call_err(
+                &format!("delivery stream {}", d.name),
+                "build the backup of",
+                e,
+            )
+        })
+}
+
+/// The source record backup of an existing delivery stream.
+fn backup_update(
+    d: &DeliveryState,
+    role: &str,
+    partition: &str,
+) -> Result<Option<fh::S3DestinationUpdate>, ProvisionError> {
+    let Some(b) = &d.backup else {
+        return Ok(None);
+    };
+    Ok(Some(
+        fh::S3DestinationUpdate::builder()
+            .role_arn(role)
+            .bucket_arn(format!("arn:{partition}:s3:::{}", b.bucket))
+            .set_prefix(b.prefix.clone())
+            .set_error_output_prefix(b.error_prefix.clone())
+            .buffering_hints(backup_buffering(b))
+            .compression_format(fh::CompressionFormat::from(b.compression.as_str()))
+            .set_encryption_configuration(kms_configuration(&d.name, b.kms_key.as_deref())?)
+            .build(),
+    ))
+}
+
+fn backup_buffering(b: &crate::desired::BackupState) -> fh::BufferingHints {
+    fh::BufferingHints::builder()
+        .size_in_mbs(b.size_mib as i32)
+        .interval_in_seconds(b.interval_secs as i32)
+        .build()
+}
+
 /// SSE-KMS of delivered objects with the destination's key; `None` leaves the bucket's
 /// default (Firehose API, EncryptionConfiguration:
 /// <https://docs.aws.amazon.com/firehose/latest/APIReference/API_EncryptionConfiguration.html>).
 fn encryption_configuration(
     d: &DeliveryState,
 ) -> Result<Option<fh::EncryptionConfiguration>, ProvisionError> {
-    let Some(key) = &d.kms_key else {
+    kms_configuration(&d.name, d.kms_key.as_deref())
+}
+
+/// SSE-KMS with `key`, for the objects of delivery stream `name` (or of its backup).
+fn kms_configuration(
+    name: &str,
+    key: Option<&str>,
+) -> Result<Option<fh::EncryptionConfiguration>, ProvisionError> {
+    let Some(key) = key else {
         return Ok(None);
     };
     let kms = fh::KmsEncryptionConfig::builder()
@@ -1111,7 +1186,7 @@ fn encryption_configuration(
         .build()
         .map_err(|e| {
             call_err(
-                &format!("delivery stream {}", d.name),
+                &format!("delivery stream {name}"),
                 "build the encryption of",
                 e,
             )

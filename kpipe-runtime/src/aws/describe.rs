@@ -206,6 +206,33 @@ impl<P: Pipeline> Aws<P> {
                     fh::KeyType::CustomerManagedCmk => e.key_arn().map(str::to_owned),
                     _ => Some(crate::desired::AWS_OWNED_CMK.to_owned()),
                 }),
+            backup: ext
+                .filter(|e| e.s3_backup_mode() == Some(&fh::S3BackupMode::Enabled))
+                .and_then(|e| e.s3_backup_description())
+                .map(|b| crate::desired::BackupState {
+                    bucket: b
+                        .bucket_arn()
+                        .rsplit_once(":::")
+                        .map_or(b.bucket_arn(), |(_, x)| x)
+                        .to_owned(),
+                    prefix: non_empty(b.prefix()),
+                    error_prefix: non_empty(b.error_output_prefix()),
+                    size_mib: b
+                        .buffering_hints()
+                        .and_then(|h| h.size_in_mbs())
+                        .unwrap_or(aws_defaults::S3_BUFFER_MIB as i32)
+                        as u32,
+                    interval_secs: b
+                        .buffering_hints()
+                        .and_then(|h| h.interval_in_seconds())
+                        .unwrap_or(aws_defaults::S3_BUFFER_SECS as i32)
+                        as u32,
+                    compression: b.compression_format().as_str().to_owned(),
+                    kms_key: b
+                        .encryption_configuration()
+                        .and_then(|c| c.kms_encryption_config())
+                        .map(|k| k.awskms_key_arn().to_owned()),
+                }),
         };
         Ok(Some(CurrentDelivery {
             state,

@@ -605,6 +605,14 @@ pub fn diff_delivery(desired: &DeliveryState, current: Option<&DeliveryState>) -
             reason: reason.to_owned(),
         }];
     }
+    // "If backup is enabled, you can't update the delivery stream to disable it" (Firehose
+    // API, UpdateDestination: https://docs.aws.amazon.com/firehose/latest/APIReference/API_UpdateDestination.html).
+    if cur.backup.is_some() && desired.backup.is_none() {
+        return vec![Op::ReplaceDelivery {
+            desired: desired.clone(),
+            reason: "source record backup cannot be disabled".to_owned(),
+        }];
+    }
     if cur.source_stream != desired.source_stream {
         return vec![Op::ReplaceDelivery {
             desired: desired.clone(),
@@ -654,6 +662,25 @@ pub fn diff_delivery(desired: &DeliveryState, current: Option<&DeliveryState>) -
         "error logging",
         show(&cur.error_log_group),
         show(&desired.error_log_group),
+    );
+    let backup = |b: &Option<crate::desired::BackupState>| match b {
+        None => "none".to_owned(),
+        Some(b) => format!(
+            "s3://{}/{} ({} MiB or {} s, {}{})",
+            b.bucket,
+            b.prefix.as_deref().unwrap_or(""),
+            b.size_mib,
+            b.interval_secs,
+            b.compression,
+            b.kms_key
+                .as_ref()
+                .map_or(String::new(), |k| format!(", kms {k}"))
+        ),
+    };
+    note(
+        "source record backup",
+        backup(&cur.backup),
+        backup(&desired.backup),
     );
     if cur.processors != desired.processors {
         changed.push("processors".to_owned());
@@ -763,7 +790,37 @@ mod tests {
             error_log_group: None,
             kms_key: None,
             encryption: None,
+            backup: None,
         }
+    }
+
+    #[test]
+    fn backup_is_enabled_in_place_and_never_disabled() {
+        let plain = delivery(false, 5);
+        let mut backed = delivery(false, 5);
+        backed.backup = Some(crate::desired::BackupState {
+            bucket: "raw".into(),
+            prefix: Some("source/".into()),
+            error_prefix: None,
+            size_mib: 5,
+            interval_secs: 300,
+            compression: "GZIP".into(),
+            kms_key: None,
+        });
+        let ops = diff_delivery(&backed, Some(&plain));
+        let [Op::UpdateDelivery { changed, .. }] = &ops[..] else {
+            panic!("{ops:?}")
+        };
+        assert_eq!(
+            changed,
+            &["source record backup none -> s3://raw/source/ (5 MiB or 300 s, GZIP)".to_owned()]
+        );
+        let ops = diff_delivery(&plain, Some(&backed));
+        assert!(
+            matches!(&ops[..], [Op::ReplaceDelivery { reason, .. }] if reason == "source record backup cannot be disabled"),
+            "{ops:?}"
+        );
+        assert_eq!(diff_delivery(&backed, Some(&backed)), vec![]);
     }
 
     #[test]

@@ -228,6 +228,13 @@ pub(super) async fn run<P: Pipeline>(
         );
         return ExitCode::from(EXIT_UNDELIVERED);
     }
+    if report.not_backed_up() > 0 {
+        eprintln!(
+            "error: {} source records were not backed up: the store did not acknowledge their backup objects (see the errors above)",
+            report.not_backed_up()
+        );
+        return ExitCode::from(EXIT_UNDELIVERED);
+    }
     let failed: u64 = report.deliveries.iter().map(|d| d.failed).sum();
     if feed.rejected > 0 || (args.strict && (feed.not_of_type > 0 || failed > 0)) {
         return ExitCode::from(EXIT_INCOMPLETE);
@@ -387,6 +394,13 @@ async fn from_kinesis<P: Pipeline>(args: RunArgs, input: Input) -> ExitCode {
         eprintln!(
             "error: {} records were not delivered (see the errors above); checkpoints not moved: the next run reads them again",
             report.undelivered()
+        );
+        return ExitCode::from(EXIT_UNDELIVERED);
+    }
+    if report.not_backed_up() > 0 {
+        eprintln!(
+            "error: {} source records were not backed up (see the errors above); checkpoints not moved: the next run reads them again",
+            report.not_backed_up()
         );
         return ExitCode::from(EXIT_UNDELIVERED);
     }

@@ -77,14 +77,31 @@ pub(crate) const MIN_WRITE_BUDGET: u64 = 64 * 1024 * 1024;
 /// ([`LocalBuilder::write_deadline`](super::LocalBuilder::write_deadline)).
 pub const DEFAULT_WRITE_DEADLINE: Duration = Duration::from_secs(60);
 
+/// Which of a delivery's outputs an object belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Output {
+    /// The destination's objects.
+    Data,
+    /// Error documents of this error output type, under the error prefix.
+    Error(&'static str),
+    /// The source record backup (`s3_backup`).
+    Backup,
+}
+
 /// What a spawned object write reports back.
 struct Written {
     key: String,
     records: u64,
     bytes_in: u64,
     bytes_out: u64,
-    error_type: Option<&'static str>,
+    output: Output,
     result: Result<(), String>,
+}
+
+/// A delivery's source record backup: the s3 destination it writes to and where.
+pub(crate) struct Backup {
+    pub(crate) s3: &'static S3Spec,
+    pub(crate) sink: super::Sink,
 }
 
 pub(crate) struct DeliveryTask {
@@ -96,6 +113,8 @@ pub(crate) struct DeliveryTask {
     pub(crate) rx: super::inbox::InboxRx,
     pub(crate) clock: Clock,
     pub(crate) sink: super::Sink,
+    /// `s3_backup`: where the source records go as they were before the transform.
+    pub(crate) backup: Option<Backup>,
     pub(crate) ids: Ids,
     pub(crate) tz: Option<chrono_tz::Tz>,
     pub(crate) progress: Arc<AtomicU64>,
@@ -124,12 +143,16 @@ struct State {
     batch_deadline: Option<Instant>,
     buffers: HashMap<Vec<(&'static str, String)>, Buffer>,
     error_buffers: HashMap<&'static str, Buffer>,
+    /// The source records not yet written to the backup.
+    backup_buffer: Option<Buffer>,
     buffers_deadline: Option<Instant>,
     writes: JoinSet<Written>,
     /// Bytes (before compression) held by the writes in flight.
     writing_bytes: u64,
     /// The first reason an object was not stored, once one was not.
     undelivered_reason: Option<String>,
+    /// The first reason a backup object was not stored, once one was not.
+    backup_failed: Option<String>,
     /// Records of the message being handled that are not started yet (if the delivery
     /// stops on a bug, they are undelivered).
     unstarted: u64,
@@ -140,6 +163,10 @@ impl DeliveryTask {
         let report = DeliveryReport {
             name: self.spec.name.to_owned(),
             bucket: self.s3.bucket.to_owned(),
+            backup: self.backup.as_ref().map(|b| super::report::BackupReport {
+                bucket: b.s3.bucket.to_owned(),
+                ..Default::default()
+            }),
             ..DeliveryReport::default()
         };
         let key_readers = self
@@ -161,10 +188,12 @@ impl DeliveryTask {
             batch_deadline: None,
             buffers: HashMap::new(),
             error_buffers: HashMap::new(),
+            backup_buffer: None,
             buffers_deadline: None,
             writes: JoinSet::new(),
             writing_bytes: 0,
             undelivered_reason: None,
+            backup_failed: None,
             unstarted: 0,
         };
         // A panic here is a bug in kpipe (user code runs under catch_unwind record by
@@ -238,6 +267,9 @@ impl State {
         // Error documents still buffered are lost with the task: not failed, undelivered.
         let unwritten: u64 = self.error_buffers.values().map(|b| b.records).sum();
         self.report.failed = self.report.failed.saturating_sub(unwritten);
+        if let (Some(b), Some(report)) = (self.backup_buffer.take(), &mut self.report.backup) {
+            report.undelivered += b.records;
+        }
         self.report.received += self.unstarted;
         while let Ok((feed, _)) = self.task.rx.try_recv() {
             match feed {
@@ -304,6 +336,7 @@ impl State {
     async fn on_user_record(&mut self, r: SourceRecord) {
         self.task.progress.fetch_add(1, Ordering::Relaxed);
         self.report.received += 1;
+        self.back_up(&r);
         match &self.task.transform {
             Some((spec, _)) => {
                 if self.batch.is_empty() {
@@ -559,7 +592,7 @@ impl State {
         buffer.oldest_ms = buffer.oldest_ms.min(arrival_ms);
         if buffer.data.len() as u64 >= self.task.s3.buffer.size_bytes {
             let buffer = self.buffers.remove(&keys).expect("delivery: buffer exists");
-            self.flush(buffer, keys, None);
+            self.flush(buffer, keys, Output::Data);
         }
     }
 
@@ -677,42 +710,80 @@ impl State {
                 .error_buffers
                 .remove(error_type)
                 .expect("delivery: error buffer exists");
-            self.flush(buffer, Vec::new(), Some(error_type));
+            self.flush(buffer, Vec::new(), Output::Error(error_type));
+        }
+    }
+
+    /// Buffers a source record, as it came, for the backup (`s3_backup`), which is flushed on
+    /// its own size-or-interval hints. Firehose writes source records as they are, without a
+    /// delimiter.
+    fn back_up(&mut self, r: &SourceRecord) {
+        let Some(backup) = &self.task.backup else {
+            return;
+        };
+        let size = backup.s3.buffer.size_bytes;
+        let interval = u64::from(backup.s3.buffer.interval_secs);
+        if self.backup_buffer.is_none() {
+            let d = Instant::now() + Duration::from_secs(interval);
+            self.note_deadline(d);
+            self.backup_buffer = Some(Buffer::new(r.arrival_ms, d));
+        }
+        let buffer = self
+            .backup_buffer
+            .as_mut()
+            .expect("delivery: backup buffer was just ensured");
+        buffer.data.push(&r.data);
+        buffer.records += 1;
+        buffer.oldest_ms = buffer.oldest_ms.min(r.arrival_ms);
+        if buffer.data.len() as u64 >= size {
+            let buffer = self
+                .backup_buffer
+                .take()
+                .expect("delivery: backup buffer exists");
+            self.flush(buffer, Vec::new(), Output::Backup);
         }
     }
 
     /// Names the object and hands compression and the write to a task of their own, so the
     /// next records are processed meanwhile (the second core compresses).
-    fn flush(
-        &mut self,
-        buffer: Buffer,
-        keys: Vec<(&'static str, String)>,
-        error_type: Option<&'static str>,
-    ) {
-        let s3 = self.task.s3;
-        let time = naming::local_time(buffer.oldest_ms, self.task.tz);
+    fn flush(&mut self, buffer: Buffer, keys: Vec<(&'static str, String)>, output: Output) {
+        let (s3, sink) = match (&self.task.backup, output) {
+            (Some(b), Output::Backup) => (b.s3, &b.sink),
+            _ => (self.task.s3, &self.task.sink),
+        };
+        // The backup is a plain S3 destination: UTC times (it takes no time zone).
+        let tz = if output == Output::Backup {
+            None
+        } else {
+            self.task.tz
+        };
+        let time = naming::local_time(buffer.oldest_ms, tz);
+        let error_type = match output {
+            Output::Error(t) => Some(t),
+            _ => None,
+        };
         let cx = PrefixContext {
             time: &time,
             keys: &keys,
             error_type,
         };
-        let prefix = match error_type {
-            None => naming::object_prefix(s3, &cx, &mut self.task.ids),
-            Some(_) => naming::error_prefix(s3, &cx, &mut self.task.ids),
+        let prefix = match output {
+            Output::Data | Output::Backup => naming::object_prefix(s3, &cx, &mut self.task.ids),
+            Output::Error(_) => naming::error_prefix(s3, &cx, &mut self.task.ids),
         };
         // Error documents are written uncompressed, so they can be read as they are.
-        let (compression, ext) = match error_type {
-            None => (s3.compression, naming::extension(s3)),
-            Some(_) => (Compression::None, ""),
+        let (compression, ext) = match output {
+            Output::Data | Output::Backup => (s3.compression, naming::extension(s3)),
+            Output::Error(_) => (Compression::None, ""),
         };
         let uuid = self.task.ids.uuid();
         let name = naming::object_name(self.task.spec.name, DELIVERY_VERSION, &time, &uuid, ext);
-        let key = if self.task.sink.bucket_in_key {
+        let key = if sink.bucket_in_key {
             format!("{}/{prefix}{name}", s3.bucket)
         } else {
             format!("{prefix}{name}")
         };
-        let store = Arc::clone(&self.task.sink.store);
+        let store = Arc::clone(&sink.store);
         let records = buffer.records;
         let bytes_in = buffer.data.len() as u64;
         self.writing_bytes += bytes_in;
@@ -740,7 +811,7 @@ impl State {
                 records,
                 bytes_in,
                 bytes_out,
-                error_type,
+                output,
                 result,
             }
         });
@@ -759,8 +830,28 @@ impl State {
             }
         };
         self.writing_bytes = self.writing_bytes.saturating_sub(w.bytes_in);
-        match (&w.result, w.error_type) {
-            (Ok(()), None) => {
+        match (&w.result, w.output) {
+            (Ok(()), Output::Backup) => {
+                if let Some(b) = &mut self.report.backup {
+                    b.records += w.records;
+                    b.objects += 1;
+                    b.bytes_out += w.bytes_out;
+                }
+            }
+            (Err(e), Output::Backup) => {
+                // The records were delivered; their backup copy was not stored.
+                let reason = format!(
+                    "the backup of {} source records could not be written to {}: {e}",
+                    w.records, w.key
+                );
+                tracing::error!("{reason}");
+                if let Some(b) = &mut self.report.backup {
+                    b.undelivered += w.records;
+                }
+                self.backup_failed.get_or_insert_with(|| reason.clone());
+                self.report.errors.push(reason);
+            }
+            (Ok(()), Output::Data) => {
                 self.report.delivered += w.records;
                 self.report.destination.delivered += w.records;
                 self.report.destination.objects += 1;
@@ -769,11 +860,15 @@ impl State {
                 tracing::debug!(key = %w.key, records = w.records, "object written");
                 self.report.objects.push(w.key);
             }
-            (Ok(()), Some(_)) => {
+            (Ok(()), Output::Error(_)) => {
                 self.report.error_output.objects += 1;
                 self.report.error_objects.push(w.key);
             }
-            (Err(e), error_type) => {
+            (Err(e), output) => {
+                let error_type = match output {
+                    Output::Error(t) => Some(t),
+                    _ => None,
+                };
                 // Nothing is lost silently: the object's records are undelivered (not
                 // failed: failed records have an error document), with the reason.
                 let reason = match error_type {
@@ -805,11 +900,16 @@ impl State {
     /// A flush's answer: an error once any object this delivery made was not stored (then no
     /// checkpoint may pass what it read).
     fn flushed(&self) -> Result<(), String> {
-        match &self.undelivered_reason {
-            None => Ok(()),
-            Some(reason) => Err(format!(
+        match (&self.undelivered_reason, &self.backup_failed) {
+            (None, None) => Ok(()),
+            (Some(reason), _) => Err(format!(
                 "delivery {}: {} records undelivered ({reason})",
                 self.task.spec.name, self.report.undelivered
+            )),
+            (None, Some(reason)) => Err(format!(
+                "delivery {}: {} source records not backed up ({reason})",
+                self.task.spec.name,
+                self.report.backup.as_ref().map_or(0, |b| b.undelivered)
             )),
         }
     }
@@ -833,7 +933,18 @@ impl State {
                     .buffers
                     .remove(&k)
                     .expect("delivery: due buffer exists");
-                self.flush(b, k, None);
+                self.flush(b, k, Output::Data);
+            }
+            if self
+                .backup_buffer
+                .as_ref()
+                .is_some_and(|b| b.deadline <= now)
+            {
+                let b = self
+                    .backup_buffer
+                    .take()
+                    .expect("delivery: due backup exists");
+                self.flush(b, Vec::new(), Output::Backup);
             }
             let mut due: Vec<_> = self
                 .error_buffers
@@ -847,12 +958,13 @@ impl State {
                     .error_buffers
                     .remove(k)
                     .expect("delivery: due buffer exists");
-                self.flush(b, Vec::new(), Some(k));
+                self.flush(b, Vec::new(), Output::Error(k));
             }
             self.buffers_deadline = self
                 .buffers
                 .values()
                 .chain(self.error_buffers.values())
+                .chain(self.backup_buffer.as_ref())
                 .map(|b| b.deadline)
                 .min();
         }
@@ -865,14 +977,17 @@ impl State {
         let mut buffers: Vec<_> = std::mem::take(&mut self.buffers).into_iter().collect();
         buffers.sort_by(|a, b| a.0.cmp(&b.0));
         for (k, b) in buffers {
-            self.flush(b, k, None);
+            self.flush(b, k, Output::Data);
+        }
+        if let Some(b) = self.backup_buffer.take() {
+            self.flush(b, Vec::new(), Output::Backup);
         }
         let mut errors: Vec<_> = std::mem::take(&mut self.error_buffers)
             .into_iter()
             .collect();
         errors.sort_by_key(|e| e.0);
         for (k, b) in errors {
-            self.flush(b, Vec::new(), Some(k));
+            self.flush(b, Vec::new(), Output::Error(k));
         }
         self.buffers_deadline = None;
         while let Some(done) = self.writes.join_next().await {
@@ -1030,6 +1145,7 @@ mod tests {
                 bucket_in_key: true,
                 filesystem: false,
             },
+            backup: None,
             ids: Ids::Seeded(1),
             tz: None,
             progress: Arc::new(AtomicU64::new(0)),

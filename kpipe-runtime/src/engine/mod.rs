@@ -61,8 +61,8 @@ pub use self::clock::Clock;
 pub use self::compress::decompress;
 pub use self::delivery::{DEFAULT_WRITE_DEADLINE, LocalInvoker, MAX_ACTIVE_PARTITIONS};
 pub use self::report::{
-    ConsumerReport, DeliveryReport, DestinationReport, ErrorOutputReport, RunReport, StreamReport,
-    TransformReport,
+    BackupReport, ConsumerReport, DeliveryReport, DestinationReport, ErrorOutputReport, RunReport,
+    StreamReport, TransformReport,
 };
 pub use self::shard::{hash_key, sequence_number, shard_for, shard_id, shard_starts};
 pub use self::stream::{
@@ -411,6 +411,13 @@ impl<P: Pipeline> LocalBuilder<P> {
                 rx,
                 clock,
                 sink: sink_for(s3.bucket),
+                backup: d
+                    .backup
+                    .and_then(|id| spec.destination(id))
+                    .map(|b| delivery::Backup {
+                        s3: b,
+                        sink: sink_for(b.bucket),
+                    }),
                 ids: match self.seed {
                     Some(seed) => Ids::Seeded(seed.wrapping_add(i as u64)),
                     None => Ids::Random,

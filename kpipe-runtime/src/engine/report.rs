@@ -72,6 +72,22 @@ pub struct DestinationReport {
     pub bytes_out: u64,
 }
 
+/// A delivery's source record backup (`s3_backup`): a copy of every record as it was before
+/// the transform; not part of the delivery's own conservation.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct BackupReport {
+    /// The backup's bucket.
+    pub bucket: String,
+    /// Source records in backup objects the store acknowledged.
+    pub records: u64,
+    /// Source records whose backup object was not stored before the write deadline.
+    pub undelivered: u64,
+    /// Backup objects written.
+    pub objects: u64,
+    /// Bytes written, after compression.
+    pub bytes_out: u64,
+}
+
 /// Error output of a delivery (documents under the error prefix).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ErrorOutputReport {
@@ -168,6 +184,8 @@ pub struct DeliveryReport {
     pub destination: DestinationReport,
     /// The error output.
     pub error_output: ErrorOutputReport,
+    /// The source record backup, with `s3_backup`.
+    pub backup: Option<BackupReport>,
     /// Keys of the objects written (`bucket/key`), in the order they were written.
     pub objects: Vec<String>,
     /// Keys of the error objects written.
@@ -210,6 +228,16 @@ impl RunReport {
     /// reader of a real stream must not checkpoint past them.
     pub fn undelivered(&self) -> u64 {
         self.deliveries.iter().map(|d| d.undelivered).sum()
+    }
+
+    /// Source records whose `s3_backup` copy the store did not acknowledge (their records
+    /// may have been delivered).
+    pub fn not_backed_up(&self) -> u64 {
+        self.deliveries
+            .iter()
+            .filter_map(|d| d.backup.as_ref())
+            .map(|b| b.undelivered)
+            .sum()
     }
 
     /// The report as pretty-printed JSON.
@@ -301,6 +329,19 @@ impl fmt::Display for RunReport {
                     d.error_output.lost_in_write,
                     d.error_output.objects,
                     ""
+                )?;
+            }
+            if let Some(b) = &d.backup {
+                writeln!(
+                    f,
+                    "{:<34} {:>10} {:>10} {:>9} {:>9} {:>8} {:>12}",
+                    format!("  backup s3://{}", b.bucket),
+                    b.records + b.undelivered,
+                    b.records,
+                    "",
+                    b.undelivered,
+                    b.objects,
+                    human(b.bytes_out)
                 )?;
             }
             if d.undelivered > 0 {

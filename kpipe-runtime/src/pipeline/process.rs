@@ -138,6 +138,11 @@ pub trait Flows<To>: Sized {
         }
     }
 
+    /// Checks that a delivery's `s3_backup` destination takes the source's records (`Self`):
+    /// the backup gets them as they were before the transform.
+    #[doc(hidden)]
+    fn __kpipe_backup(_source: &Codec<Self>, _backup: S3Def<To>) {}
+
     /// Finishes a delivery whose records reach the destination as `Self`, into a destination
     /// of `To` records.
     #[doc(hidden)]
