@@ -109,6 +109,10 @@ mod shapes {
                 on_failure: sqs("watcher-failed"),
                 filter_criteria: [r#"{"data": {"site": [{"prefix": "os"}]}}"#],
             }
+            consumer per_window: plain -> crate::shapes::Counts {
+                starting_position: latest,
+                tumbling_window: 120s,
+            }
             consumer large_watcher: large -> crate::shapes::watch_large {
                 starting_position: at_timestamp("2026-12-01T00:00:00Z"),
                 on_failure: s3("acme-shapes-failed"),
@@ -117,6 +121,26 @@ mod shapes {
     }
 
     fn watch(_r: Reading) {}
+
+    /// Records per tumbling window.
+    #[derive(Default, serde::Serialize, serde::Deserialize)]
+    pub(crate) struct Counts {
+        n: u64,
+    }
+
+    impl kpipe_runtime::Aggregate for Counts {
+        type Record = Enriched;
+        type Error = String;
+
+        fn add(&mut self, _r: Enriched) -> Result<(), String> {
+            self.n += 1;
+            Ok(())
+        }
+
+        async fn close(self, _w: kpipe_runtime::Window) -> Result<(), String> {
+            Ok(())
+        }
+    }
     fn watch_large(_r: Reading) {}
 
     #[test]
@@ -181,6 +205,11 @@ mod shapes {
             watcher["FilterCriteria"]["Filters"][0]["Pattern"],
             r#"{"data": {"site": [{"prefix": "os"}]}}"#
         );
+        assert_eq!(
+            r["PerWindowEventSourceMapping"]["Properties"]["TumblingWindowInSeconds"],
+            120
+        );
+        assert!(watcher.get("TumblingWindowInSeconds").is_none());
         let role = serde_json::to_string(&r["WatcherFunctionRole"]).unwrap();
         assert!(
             role.contains("sqs:SendMessage") && role.contains("watcher-failed"),

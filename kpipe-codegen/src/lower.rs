@@ -75,6 +75,7 @@ const CONSUMER_KEYS: &[&str] = &[
     "parallelization",
     "on_failure",
     "filter_criteria",
+    "tumbling_window",
     "lambda",
 ];
 
@@ -715,6 +716,9 @@ fn consumer(
         maximum_record_age_secs,
         batch_window_secs,
         parallelization,
+        tumbling_window_secs: keys
+            .get("tumbling_window")
+            .and_then(|f| value::duration(d, f)),
         on_failure: keys.get("on_failure").and_then(|f| on_failure(d, f)),
         filters: keys
             .get("filter_criteria")

@@ -229,6 +229,8 @@ pub(crate) struct Consumer {
     pub(crate) maximum_record_age_secs: Option<Sp<u64>>,
     pub(crate) batch_window_secs: Sp<u64>,
     pub(crate) parallelization: Sp<u64>,
+    /// `tumbling_window: 60s`: the function path names an `Aggregate` type.
+    pub(crate) tumbling_window_secs: Option<Sp<u64>>,
     /// `on_failure: sqs("...")`: where discarded batches are recorded.
     pub(crate) on_failure: Option<Sp<OnFailure>>,
     /// `filter_criteria: ["{...}", ...]`: the event filtering patterns, as written.

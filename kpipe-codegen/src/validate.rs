@@ -379,6 +379,10 @@ fn check_consumer(d: &mut Diagnostics, c: &Consumer) {
     }
     in_range(d, &c.batch_window_secs, 0, 300, "batch window", "s", SOURCE);
     in_range(d, &c.parallelization, 1, 10, "parallelization", "", SOURCE);
+    if let Some(w) = &c.tumbling_window_secs {
+        // TumblingWindowInSeconds 0-900; 0 would be no window, so kpipe asks for 1s or more.
+        in_range(d, w, 1, 900, "tumbling_window", "s", SOURCE);
+    }
     if let Some(dest) = &c.on_failure {
         check_on_failure(d, dest);
     }

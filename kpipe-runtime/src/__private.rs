@@ -59,6 +59,38 @@ pub fn consumer<I>(
         spec,
         codec,
         function,
+        window: None,
+    }
+}
+
+/// A tumbling-window consumer's aggregate over a stream's records `I`: the generated code
+/// calls `<Aggregate as AggregateOf<I>>::__kpipe_windowed` at the user's type, so a type
+/// that is not an [`Aggregate`](crate::Aggregate) of the stream's records is reported there
+/// with this trait's message.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a tumbling-window aggregate of `{I}`, the records of this stream",
+    label = "expected a type implementing `kpipe_runtime::Aggregate<Record = {I}>`",
+    note = "a consumer with `tumbling_window` names its aggregate type: implement `Aggregate` with `type Record = {I}`; the type also needs `Default`, `Serialize` and `Deserialize`"
+)]
+pub trait AggregateOf<I>: Sized {
+    /// The consumer's handle.
+    fn __kpipe_windowed(spec: &'static spec::ConsumerSpec, codec: Codec<I>) -> ConsumerDef<I>;
+}
+
+#[diagnostic::do_not_recommend]
+impl<S: crate::Aggregate<Record = I>, I: 'static> AggregateOf<I> for S {
+    fn __kpipe_windowed(spec: &'static spec::ConsumerSpec, codec: Codec<I>) -> ConsumerDef<I> {
+        ConsumerDef {
+            spec,
+            codec,
+            function: Arc::new(move |_| {
+                crate::pipeline::Consumed::Ready(Err(format!(
+                    "consumer `{}` aggregates tumbling windows: its records go through its window",
+                    spec.id
+                )))
+            }),
+            window: Some(crate::pipeline::window::erase::<S, I>(spec.id, codec)),
+        }
     }
 }
 

@@ -167,6 +167,9 @@ fn event_source_mapping(c: &ConsumerSpec, state: &desired::MappingState) -> Valu
     if let Some(secs) = state.starting_position_timestamp {
         props["StartingPositionTimestamp"] = json!(secs);
     }
+    if let Some(secs) = state.tumbling_window_secs {
+        props["TumblingWindowInSeconds"] = json!(secs);
+    }
     if let Some(arn) = &state.on_failure {
         props["DestinationConfig"] =
             json!({ "OnFailure": { "Destination": desired::Sub::new(arn.as_str()).cfn() } });

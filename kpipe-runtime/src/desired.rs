@@ -642,6 +642,8 @@ pub struct MappingState {
     pub parallelization: u32,
     /// Partial batch responses (`ReportBatchItemFailures`) on.
     pub report_item_failures: bool,
+    /// Tumbling window in seconds (`None`: none, AWS's 0).
+    pub tumbling_window_secs: Option<u32>,
     /// The on-failure destination's ARN (with `${AWS::...}` references until resolved).
     pub on_failure: Option<String>,
     /// Event filtering patterns, in declaration order.
@@ -764,6 +766,7 @@ pub fn desired_mappings(p: &PipelineSpec) -> Vec<MappingState> {
             batch_window_secs: c.batch_window_secs,
             parallelization: c.parallelization,
             report_item_failures: true,
+            tumbling_window_secs: c.tumbling_window_secs,
             on_failure: c.on_failure.map(crate::spec::OnFailure::arn_template),
             filters: c.filters.iter().map(|f| (*f).to_owned()).collect(),
         })

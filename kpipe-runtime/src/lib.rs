@@ -29,7 +29,7 @@ pub mod spec;
 pub use crate::engine::{LocalBuilder, LocalEngine, RunReport};
 pub use crate::outcome::{IntoOutcome, Outcome};
 pub use crate::pipeline::{
-    AnyConsumer, AnyStream, Appended, Call, Codec, ConsumerDef, DeliveryDef, Pipeline, Processing,
-    Record, RecordProcessor, RecordResult, S3Def, StreamDef, TransformDef,
+    Aggregate, AnyConsumer, AnyStream, Appended, Call, Codec, ConsumerDef, DeliveryDef, Pipeline,
+    Processing, Record, RecordProcessor, RecordResult, S3Def, StreamDef, TransformDef, Window,
 };
 pub use crate::spec::PipelineSpec;

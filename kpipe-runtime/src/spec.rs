@@ -133,6 +133,9 @@ pub struct ConsumerSpec {
     pub batch_window_secs: u32,
     /// Batches processed concurrently per shard (1..=10, default 1).
     pub parallelization: u32,
+    /// Tumbling windows of this many seconds (`tumbling_window`): the function is an
+    /// [`Aggregate`](crate::Aggregate) of each shard's window; `None`: record by record.
+    pub tumbling_window_secs: Option<u32>,
     /// Where a record of each discarded batch is sent (`on_failure`), if anywhere.
     pub on_failure: Option<OnFailure>,
     /// Event filtering patterns (`filter_criteria`): a record reaches the function only when

@@ -34,6 +34,37 @@ async fn count_async(r: Reading) {
     SEEN.lock().unwrap().push(format!("async {}", r.sensor_id));
 }
 
+/// Readings per site, per tumbling window.
+#[derive(Default, Serialize, Deserialize)]
+struct SiteCounts {
+    counts: std::collections::BTreeMap<String, u64>,
+}
+
+/// The windows closed: start and end (ms), shard, counts.
+static CLOSED: Mutex<Vec<(i64, i64, String, String)>> = Mutex::new(Vec::new());
+
+impl kpipe_runtime::Aggregate for SiteCounts {
+    type Record = Reading;
+    type Error = String;
+
+    fn add(&mut self, r: Reading) -> Result<(), String> {
+        if r.celsius < -273.15 {
+            return Err(format!("implausible temperature {} °C", r.celsius));
+        }
+        *self.counts.entry(r.site).or_default() += 1;
+        Ok(())
+    }
+
+    async fn close(self, w: kpipe_runtime::Window) -> Result<(), String> {
+        let counts = serde_json::to_string(&self.counts).unwrap();
+        CLOSED
+            .lock()
+            .unwrap()
+            .push((w.start_ms, w.end_ms, w.shard_id, counts));
+        Ok(())
+    }
+}
+
 kpipe_runtime::pipeline! {
     pipeline Telemetry {
         stream readings: Reading { name: "sensor-readings", capacity: provisioned(shards: 2), partition_key: sensor_id }
@@ -44,6 +75,10 @@ kpipe_runtime::pipeline! {
             maximum_retries: 2,
         }
         consumer counter: readings -> crate::count_async { starting_position: latest }
+        consumer site_counts: readings -> crate::SiteCounts {
+            starting_position: latest,
+            tumbling_window: 300s,
+        }
     }
 }
 
@@ -94,7 +129,11 @@ fn the_spec_has_the_mapping_settings_and_aws_defaults() {
         (100, None, 0, 1)
     );
     assert_eq!(d.starting_position.aws_name(), "LATEST");
-    assert_eq!(Telemetry::consumers().len(), 2);
+    assert_eq!(Telemetry::consumers().len(), 3);
+    assert_eq!(
+        Telemetry::spec().consumers[2].tumbling_window_secs,
+        Some(300)
+    );
 }
 
 #[tokio::test]
@@ -199,4 +238,96 @@ fn unknown_consumers_are_errors() {
         ConsumerHandler::new::<Telemetry>("nope"),
         Err(LambdaError::UnknownConsumer(_))
     ));
+}
+
+/// A tumbling-window event as Lambda sends it: the records, the window, the state the last
+/// invocation returned.
+fn windowed(records: &[(&str, &str)], state: serde_json::Value, last: bool) -> KinesisStreamEvent {
+    let records: Vec<serde_json::Value> = records
+        .iter()
+        .map(|(seq, site)| {
+            let celsius = if *site == "bad" { -300.0 } else { 1.0 };
+            let data = format!(r#"{{"sensor_id":"s","site":"{site}","celsius":{celsius}}}"#);
+            serde_json::json!({
+                "eventID": format!("shardId-000000000003:{seq}"),
+                "kinesis": {
+                    "partitionKey": "k",
+                    "sequenceNumber": seq,
+                    "data": base64::engine::general_purpose::STANDARD.encode(data),
+                }
+            })
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({
+        "Records": records,
+        "window": { "start": "2026-12-01T10:00:00Z", "end": "2026-12-01T10:05:00Z" },
+        "state": state,
+        "shardId": "shardId-000000000003",
+        "eventSourceARN": "arn:aws:kinesis:us-west-2:123456789012:stream/sensor-readings",
+        "isFinalInvokeForWindow": last,
+        "isWindowTerminatedEarly": false,
+    }))
+    .unwrap()
+}
+
+/// The tumbling-window handler carries the aggregate from invocation to invocation as the
+/// returned `state`, stops at a failing record with the state from before it, and on the
+/// window's final invocation calls `close` with the window and returns an empty state.
+#[tokio::test]
+async fn a_tumbling_window_handler_returns_the_state_and_closes_the_window() {
+    let _guard = LOCK.lock().await;
+    let handler = ConsumerHandler::new::<Telemetry>("site_counts").unwrap();
+    assert!(handler.is_windowed());
+    let first = handler
+        .handle_window(windowed(
+            &[("1", "oslo"), ("2", "lima")],
+            serde_json::Value::Null,
+            false,
+        ))
+        .await
+        .unwrap();
+    assert!(first.batch_item_failures.is_empty());
+    assert_eq!(
+        first.state,
+        serde_json::json!({ "counts": { "lima": 1, "oslo": 1 } })
+    );
+
+    let second = handler
+        .handle_window(windowed(
+            &[("3", "oslo"), ("4", "bad"), ("5", "lima")],
+            first.state,
+            false,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(&second).unwrap(),
+        serde_json::json!({
+            "state": { "counts": { "lima": 1, "oslo": 2 } },
+            "batchItemFailures": [{ "itemIdentifier": "4" }]
+        })
+    );
+
+    let last = handler
+        .handle_window(windowed(&[], second.state, true))
+        .await
+        .unwrap();
+    assert_eq!(last.state, serde_json::json!({}));
+    let closed = CLOSED.lock().unwrap().clone();
+    assert_eq!(
+        closed,
+        [(
+            1_796_119_200_000,
+            1_796_119_500_000,
+            "shardId-000000000003".to_owned(),
+            r#"{"lima":1,"oslo":2}"#.to_owned()
+        )]
+    );
+    // A state that is not the aggregate's fails the invocation (Lambda retries it).
+    assert!(
+        handler
+            .handle_window(windowed(&[], serde_json::json!({ "counts": 7 }), false))
+            .await
+            .is_err()
+    );
 }

@@ -1810,3 +1810,178 @@ async fn s3_backup_keeps_every_source_record_before_the_transform() {
         );
     }
 }
+
+// ===== tumbling windows =====
+
+mod windows {
+    use super::Reading;
+    use kpipe_runtime::{Aggregate, Window};
+    use serde::{Deserialize, Serialize};
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    /// A closed window: its bounds, whether it ended early, and the counts.
+    pub(crate) type Closed = (i64, i64, bool, BTreeMap<String, u64>);
+    pub(crate) static CLOSED: Mutex<Vec<Closed>> = Mutex::new(Vec::new());
+    pub(crate) static HOARDED: Mutex<Vec<(bool, usize)>> = Mutex::new(Vec::new());
+
+    /// Readings per site; a reading below absolute zero fails.
+    #[derive(Default, Serialize, Deserialize)]
+    pub(crate) struct SiteCounts {
+        counts: BTreeMap<String, u64>,
+    }
+
+    impl Aggregate for SiteCounts {
+        type Record = Reading;
+        type Error = String;
+
+        fn add(&mut self, r: Reading) -> Result<(), String> {
+            if r.celsius < -273.15 {
+                return Err(format!("implausible {} °C", r.celsius));
+            }
+            *self.counts.entry(r.site).or_default() += 1;
+            Ok(())
+        }
+
+        async fn close(self, w: Window) -> Result<(), String> {
+            CLOSED
+                .lock()
+                .unwrap()
+                .push((w.start_ms, w.end_ms, w.terminated_early, self.counts));
+            Ok(())
+        }
+    }
+
+    /// Keeps every sensor id: its state grows with each record.
+    #[derive(Default, Serialize, Deserialize)]
+    pub(crate) struct Hoard {
+        ids: Vec<String>,
+    }
+
+    impl Aggregate for Hoard {
+        type Record = Reading;
+        type Error = String;
+
+        fn add(&mut self, r: Reading) -> Result<(), String> {
+            self.ids.push(r.sensor_id);
+            Ok(())
+        }
+
+        async fn close(self, w: Window) -> Result<(), String> {
+            HOARDED
+                .lock()
+                .unwrap()
+                .push((w.terminated_early, self.ids.len()));
+            Ok(())
+        }
+    }
+
+    kpipe_runtime::pipeline! {
+        pub(crate) pipeline Windowed {
+            stream readings: Reading { capacity: provisioned(shards: 1), partition_key: site }
+            consumer site_counts: readings -> crate::windows::SiteCounts {
+                starting_position: trim_horizon,
+                tumbling_window: 60s,
+                batch_size: 2,
+                bisect_on_error: true,
+                maximum_retries: 1,
+            }
+        }
+        pub(crate) pipeline Hoarding {
+            stream readings: Reading { capacity: provisioned(shards: 1), partition_key: site }
+            consumer hoard: readings -> crate::windows::Hoard {
+                starting_position: trim_horizon,
+                tumbling_window: 300s,
+                batch_size: 1,
+            }
+        }
+    }
+}
+
+/// `tumbling_window`: each window's records are aggregated across invocations (batches of 2,
+/// the state going between them as JSON), the window closes once the clock passes its end,
+/// a record that fails is retried with the state from before it and discarded after its
+/// retries, and the last window closes at shutdown.
+#[tokio::test(start_paused = true)]
+async fn a_tumbling_window_aggregates_across_batches_and_closes_at_its_end() {
+    use windows::{CLOSED, Windowed};
+    let engine = Windowed::local()
+        .store(Arc::new(InMemory::new()))
+        .start_time_ms(START_MS)
+        .start()
+        .unwrap();
+    let p = engine.producer(Windowed::readings()).unwrap();
+    let sites = ["oslo", "lima", "oslo", "oslo", "lima"];
+    let first: Vec<Reading> = sites
+        .iter()
+        .enumerate()
+        .map(|(i, site)| reading(&format!("a-{i}"), site, 1.0))
+        .collect();
+    p.put_batch(&first).await.unwrap();
+    engine.flush().await.unwrap();
+    assert!(
+        CLOSED.lock().unwrap().is_empty(),
+        "the window is still open"
+    );
+    // The clock passes the window's end: it closes with what its records added up to.
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    let closed = CLOSED.lock().unwrap().clone();
+    let expected: std::collections::BTreeMap<String, u64> =
+        [("lima".to_owned(), 2), ("oslo".to_owned(), 3)].into();
+    assert_eq!(closed, [(START_MS, START_MS + 60_000, false, expected)]);
+
+    // The next window: a record that keeps failing is isolated (bisect_on_error) and
+    // discarded after 1 retry; the records around it count once each.
+    let second = vec![
+        reading("b-0", "oslo", 1.0),
+        reading("b-1", "oslo", -300.0),
+        reading("b-2", "lima", 1.0),
+    ];
+    p.put_batch(&second).await.unwrap();
+    let report = engine.shutdown().await.unwrap();
+    let c = &report.consumers[0];
+    assert!(c.is_conserved(), "{report}");
+    assert_eq!(
+        (c.consumed, c.discarded, c.windows, c.windows_failed),
+        (7, 1, 2, 0),
+        "{report}"
+    );
+    let closed = CLOSED.lock().unwrap().clone();
+    assert_eq!(closed.len(), 2);
+    let (start, end, early, counts) = &closed[1];
+    assert_eq!(
+        (*start, *end, *early),
+        (START_MS + 60_000, START_MS + 120_000, false)
+    );
+    assert_eq!(
+        counts,
+        &[("lima".to_owned(), 1), ("oslo".to_owned(), 1)].into()
+    );
+    assert!(
+        report.to_string().contains("2 tumbling windows closed"),
+        "{report}"
+    );
+}
+
+/// A window whose state grows past Lambda's 1 MiB ends early, marked as such, and the next
+/// records start a new state.
+#[tokio::test(start_paused = true)]
+async fn a_window_whose_state_outgrows_1_mib_ends_early() {
+    use windows::{HOARDED, Hoarding};
+    let engine = Hoarding::local()
+        .store(Arc::new(InMemory::new()))
+        .start_time_ms(START_MS)
+        .start()
+        .unwrap();
+    let p = engine.producer(Hoarding::readings()).unwrap();
+    let big: Vec<Reading> = (0..4)
+        .map(|i| reading(&format!("{i}{}", "x".repeat(400 * 1024)), "oslo", 1.0))
+        .collect();
+    for r in &big {
+        p.put(r).await.unwrap().unwrap();
+    }
+    let report = engine.shutdown().await.unwrap();
+    assert_eq!(report.consumers[0].windows, 2, "{report}");
+    // Three ids of 400 KiB are over 1 MiB: that window ends early; the fourth starts anew.
+    assert_eq!(*HOARDED.lock().unwrap(), [(true, 3), (false, 1)]);
+}

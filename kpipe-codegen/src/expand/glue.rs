@@ -236,13 +236,16 @@ pub(super) fn stage_fns(p: &Pipeline, rt: &TokenStream) -> TokenStream {
                 // Spanned at the function, where rustc reports one that does not take the
                 // stream's records.
                 let ty = &p.streams[*s].record;
-                let erased = erase_at(rt, "ConsumeFn", quote!(#ty), f);
-                let call = quote! {
-                    #rt::__private::consumer(
-                        &<Self as #rt::__private::Pipeline>::SPEC.consumers[#i],
-                        Self::#stream().codec(),
-                        #erased,
-                    )
+                let spec = quote!(&<Self as #rt::__private::Pipeline>::SPEC.consumers[#i]);
+                let call = if c.tumbling_window_secs.is_some() {
+                    // The path names the aggregate type; rustc reports one that is not an
+                    // `Aggregate` of the stream's records at it.
+                    let aggregate = &f.path;
+                    let windowed = quote_spanned!(aggregate.span()=> <#aggregate as #rt::__private::AggregateOf<#ty>>::__kpipe_windowed);
+                    quote!(#windowed(#spec, Self::#stream().codec()))
+                } else {
+                    let erased = erase_at(rt, "ConsumeFn", quote!(#ty), f);
+                    quote!(#rt::__private::consumer(#spec, Self::#stream().codec(), #erased))
                 };
                 (quote!(#ty), call)
             }

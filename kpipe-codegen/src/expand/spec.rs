@@ -225,6 +225,13 @@ fn consumer(rt: &TokenStream, c: &Consumer) -> TokenStream {
         None => quote!(#rt::__private::Option::None),
     };
     let filters = c.filters.iter().map(|f| &f.value);
+    let tumbling = match &c.tumbling_window_secs {
+        Some(w) => {
+            let w = w.value as u32;
+            quote!(#rt::__private::Option::Some(#w))
+        }
+        None => quote!(#rt::__private::Option::None),
+    };
     let lambda = lambda(rt, &c.lambda);
     quote! {
         #rt::__private::spec::ConsumerSpec {
@@ -238,6 +245,7 @@ fn consumer(rt: &TokenStream, c: &Consumer) -> TokenStream {
             maximum_record_age_secs: #age,
             batch_window_secs: #window,
             parallelization: #parallelization,
+            tumbling_window_secs: #tumbling,
             on_failure: #on_failure,
             filters: &[#(#filters),*],
             lambda: #lambda,

@@ -706,6 +706,7 @@ impl<P: Pipeline> Aws<P> {
             .function_response_types(
                 aws_sdk_lambda::types::FunctionResponseType::ReportBatchItemFailures,
             )
+            .set_tumbling_window_in_seconds(m.tumbling_window_secs.map(|w| w as i32))
             .set_destination_config(m.on_failure.as_deref().map(destination_config))
             .set_filter_criteria((!m.filters.is_empty()).then(|| filter_criteria(&m.filters)))
             .enabled(true)
@@ -742,6 +743,7 @@ impl<P: Pipeline> Aws<P> {
                 aws_sdk_lambda::types::FunctionResponseType::ReportBatchItemFailures,
             )
             // An empty destination and an empty filter list remove them (UpdateEventSourceMapping).
+            .tumbling_window_in_seconds(m.tumbling_window_secs.map_or(0, |w| w as i32))
             .destination_config(destination_config(m.on_failure.as_deref().unwrap_or("")))
             .filter_criteria(filter_criteria(&m.filters))
             .send()

@@ -305,6 +305,10 @@ impl<P: Pipeline> Aws<P> {
             report_item_failures: m
                 .function_response_types()
                 .contains(&aws_sdk_lambda::types::FunctionResponseType::ReportBatchItemFailures),
+            tumbling_window_secs: m
+                .tumbling_window_in_seconds()
+                .filter(|w| *w > 0)
+                .map(|w| w as u32),
             on_failure: m
                 .destination_config()
                 .and_then(|c| c.on_failure())

@@ -516,6 +516,14 @@ pub fn diff_mapping(desired: &MappingState, current: Option<(&str, &MappingState
         desired.parallelization.to_string(),
     );
     note(
+        "tumbling window",
+        cur.tumbling_window_secs
+            .map_or("none".into(), |w| format!("{w}s")),
+        desired
+            .tumbling_window_secs
+            .map_or("none".into(), |w| format!("{w}s")),
+    );
+    note(
         "on-failure destination",
         cur.on_failure.clone().unwrap_or_else(|| "none".into()),
         desired.on_failure.clone().unwrap_or_else(|| "none".into()),
@@ -855,6 +863,7 @@ mod tests {
             batch_window_secs: 0,
             parallelization: 1,
             report_item_failures: true,
+            tumbling_window_secs: None,
             on_failure: None,
             filters: Vec::new(),
         }

@@ -30,6 +30,14 @@
 //! - With `on_failure`, each discarded batch leaves an invocation record at that destination
 //!   (see `on_failure.rs`).
 //!
+//! - With `tumbling_window`, each shard's records are grouped by arrival time into windows of
+//!   that length (aligned to the Unix epoch); a batch never spans two windows. The
+//!   aggregate's state goes from batch to batch as JSON, as Lambda passes it between
+//!   invocations, and the window is closed (the aggregate's `close`) once the engine's clock
+//!   passes its end, when a record of a later window arrives, or at shutdown. A state over
+//!   1 MiB ends its window early ("Using tumbling windows with Kinesis Data Streams",
+//!   <https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-windows.html>).
+//!
 //! Every record is accounted for: `received == consumed + filtered + discarded + blocked`.
 //! `batch_window` and `parallelization` only change latency and concurrency in AWS; locally
 //! the records that have arrived are batched and each shard is consumed in order.
@@ -114,6 +122,7 @@ impl ConsumerTask {
                 clock: self.clock,
                 filter: self.filter.clone(),
                 on_failure: self.on_failure.clone(),
+                open: None,
             };
             tasks.push(tokio::spawn(worker.run()));
         }
@@ -200,14 +209,33 @@ struct ShardConsumer {
     clock: Clock,
     filter: Option<Arc<quamina::Quamina<usize>>>,
     on_failure: Option<OnFailureSink>,
+    /// With `tumbling_window`: the window being aggregated, if any.
+    open: Option<OpenWindow>,
+}
+
+/// A tumbling window with records in it: its start and the state the last batch returned.
+struct OpenWindow {
+    start_ms: i64,
+    state: serde_json::Value,
 }
 
 impl ShardConsumer {
     async fn run(mut self) -> ConsumerReport {
         while !self.closed {
-            match self.rx.recv().await {
-                Some(sent) => self.take(sent),
-                None => self.closed = true,
+            // A window closes once the engine's clock passes its end.
+            let window_end = self
+                .open
+                .as_ref()
+                .zip(self.window_ms())
+                .map(|(o, w)| self.clock.instant_of(o.start_ms + w));
+            tokio::select! {
+                message = self.rx.recv() => match message {
+                    Some(sent) => self.take(sent),
+                    None => self.closed = true,
+                },
+                () = super::delivery::sleep_until(window_end), if window_end.is_some() => {
+                    self.close_window(false).await;
+                }
             }
             self.drain().await;
             // Everything that came before these flushes is consumed (or discarded).
@@ -215,7 +243,63 @@ impl ShardConsumer {
                 let _ = ack.send(Ok(()));
             }
         }
+        // Shutdown: the open window ends with the run.
+        self.close_window(false).await;
         self.report
+    }
+
+    /// The tumbling window's length in milliseconds, for a windowed consumer.
+    fn window_ms(&self) -> Option<i64> {
+        self.consumer.window()?;
+        self.spec
+            .tumbling_window_secs
+            .map(|w| i64::from(w.max(1)) * 1000)
+    }
+
+    /// Closes the open window: the aggregate's `close`, retried as a failed invocation is.
+    /// `early`: its state outgrew Lambda's limit.
+    async fn close_window(&mut self, early: bool) {
+        let consumer = self.consumer.clone();
+        let (Some(open), Some(w), Some(windowed)) =
+            (self.open.take(), self.window_ms(), consumer.window())
+        else {
+            return;
+        };
+        let window = crate::Window {
+            start_ms: open.start_ms,
+            end_ms: open.start_ms + w,
+            shard_id: format!("shardId-{:012}", self.shard),
+            terminated_early: early,
+        };
+        let mut retries = 0u32;
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            self.report.invocations += 1;
+            let closed = match windowed.resume(&open.state) {
+                Ok(state) => state.close(window.clone()).await,
+                Err(e) => Err(e),
+            };
+            let Err(e) = closed else {
+                self.report.windows += 1;
+                return;
+            };
+            if self.report.errors.len() < LISTED_ERRORS {
+                self.report.errors.push(format!(
+                    "shard {}, window {}..{}: closing failed: {e}",
+                    self.shard, window.start_ms, window.end_ms
+                ));
+            }
+            let unlimited = self.spec.maximum_retries.is_none();
+            if self.spec.maximum_retries.is_some_and(|max| retries >= max)
+                || (unlimited && !self.wait(backoff).await)
+            {
+                self.report.windows_failed += 1;
+                return;
+            }
+            retries += 1;
+            self.report.retries += 1;
+            backoff = (backoff * 2).min(Duration::from_secs(60));
+        }
     }
 
     fn take(&mut self, (feed, held): Sent) {
@@ -260,13 +344,76 @@ impl ShardConsumer {
         }
     }
 
-    async fn consume(&self, batch: &[SourceRecord]) -> Outcome {
+    async fn consume(&mut self, batch: &[SourceRecord]) -> Outcome {
+        if let Some(w) = self.window_ms() {
+            return self.consume_window(batch, w).await;
+        }
         for (i, r) in batch.iter().enumerate() {
             if let Err(e) = self.consumer.consume_kinesis_record(&r.data).await {
                 return Outcome::FailedAt(i, e);
             }
         }
         Outcome::Done
+    }
+
+    /// Adds a batch (all of one window) to its window's state, as one invocation of a
+    /// tumbling-window function: the state after the records before a failure is kept (the
+    /// handler returns it with the failing record in `batchItemFailures`, kpipe's choice,
+    /// docs/engine.md).
+    async fn consume_window(&mut self, batch: &[SourceRecord], w: i64) -> Outcome {
+        let consumer = self.consumer.clone();
+        let Some(windowed) = consumer.window() else {
+            return Outcome::Done;
+        };
+        let Some(first) = batch.first() else {
+            return Outcome::Done;
+        };
+        let start_ms = first.arrival_ms.div_euclid(w) * w;
+        if self.open.as_ref().is_some_and(|o| o.start_ms != start_ms) {
+            self.close_window(false).await;
+        }
+        let prior = self
+            .open
+            .as_ref()
+            .map_or(serde_json::Value::Null, |o| o.state.clone());
+        let mut state = match windowed.resume(&prior) {
+            Ok(state) => state,
+            Err(e) => return Outcome::FailedAt(0, e),
+        };
+        let mut failed = None;
+        'records: for (i, r) in batch.iter().enumerate() {
+            let added = match crate::kpl::user_records(&r.data) {
+                Some(subs) => subs.iter().try_for_each(|sub| {
+                    state
+                        .add(sub)
+                        .map_err(|e| format!("in a KPL aggregate: {e}"))
+                }),
+                None => state.add(&r.data),
+            };
+            if let Err(e) = added {
+                failed = Some((i, e));
+                break 'records;
+            }
+        }
+        match state.save() {
+            Ok(saved) => {
+                // The serialised size, as Lambda counts it against its limit.
+                let bytes = serde_json::to_vec(&saved).map_or(usize::MAX, |v| v.len());
+                let too_big = bytes > crate::pipeline::window::MAX_STATE_BYTES;
+                self.open = Some(OpenWindow {
+                    start_ms,
+                    state: saved,
+                });
+                if too_big {
+                    self.close_window(true).await;
+                }
+            }
+            Err(e) => return Outcome::FailedAt(0, e),
+        }
+        match failed {
+            Some((i, e)) => Outcome::FailedAt(i, e),
+            None => Outcome::Done,
+        }
     }
 
     /// Takes the first `n` records off the queue, giving their input budget back.
@@ -289,7 +436,17 @@ impl ShardConsumer {
                 backoff = Duration::from_secs(1);
                 continue;
             }
-            let n = size.min(self.queue.len());
+            let mut n = size.min(self.queue.len());
+            if let Some(w) = self.window_ms() {
+                // A batch holds records of one window only.
+                let start = self.queue[0].arrival_ms.div_euclid(w);
+                n = self
+                    .queue
+                    .iter()
+                    .take(n)
+                    .take_while(|r| r.arrival_ms.div_euclid(w) == start)
+                    .count();
+            }
             let batch: Vec<SourceRecord> = self.queue.iter().take(n).cloned().collect();
             self.report.invocations += 1;
             let (at, message) = match self.consume(&batch).await {

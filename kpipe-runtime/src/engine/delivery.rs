@@ -303,7 +303,7 @@ fn record_id(shard: u32, sequence: u64, subsequence: u32) -> String {
     id
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
+pub(crate) async fn sleep_until(deadline: Option<Instant>) {
     if let Some(d) = deadline {
         tokio::time::sleep_until(d).await;
     }

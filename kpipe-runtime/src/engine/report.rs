@@ -130,6 +130,11 @@ pub struct ConsumerReport {
     /// Invocation records the on-failure destination did not take (the batches are still
     /// counted in `discarded`; `errors` says why).
     pub on_failure_failed: u64,
+    /// With `tumbling_window`: windows closed (the aggregate's `close` succeeded).
+    pub windows: u64,
+    /// With `tumbling_window`: windows whose `close` failed after its retries (their
+    /// aggregate is lost; their records count as consumed).
+    pub windows_failed: u64,
     /// Batches passed to the function, retries included.
     pub invocations: u64,
     /// Retries of a failed batch.
@@ -150,6 +155,8 @@ impl ConsumerReport {
         self.filtered += other.filtered;
         self.discarded += other.discarded;
         self.on_failure_sent += other.on_failure_sent;
+        self.windows += other.windows;
+        self.windows_failed += other.windows_failed;
         self.on_failure_failed += other.on_failure_failed;
         self.expired += other.expired;
         self.before_start += other.before_start;
@@ -372,6 +379,18 @@ impl fmt::Display for RunReport {
                     f,
                     "  {} records blocked behind a record that keeps failing (unlimited retries)",
                     c.blocked
+                )?;
+            }
+            if c.windows + c.windows_failed > 0 {
+                writeln!(
+                    f,
+                    "  {} tumbling windows closed{}",
+                    c.windows,
+                    if c.windows_failed > 0 {
+                        format!(", {} FAILED to close", c.windows_failed)
+                    } else {
+                        String::new()
+                    }
                 )?;
             }
             if c.on_failure_sent + c.on_failure_failed > 0 {

@@ -14,6 +14,33 @@ pub struct KinesisStreamEvent {
     /// The records, in shard order.
     #[serde(rename = "Records", default)]
     pub records: Vec<KinesisStreamRecord>,
+    /// With a tumbling window: the window these records belong to.
+    #[serde(default)]
+    pub window: Option<aws_lambda_events::time_window::Window>,
+    /// With a tumbling window: the state the last invocation of this window returned.
+    #[serde(default)]
+    pub state: Option<serde_json::Value>,
+    /// With a tumbling window: the shard.
+    #[serde(rename = "shardId", default)]
+    pub shard_id: Option<String>,
+    /// With a tumbling window: the window has ended, this is its last invocation.
+    #[serde(rename = "isFinalInvokeForWindow", default)]
+    pub is_final_invoke_for_window: bool,
+    /// With a tumbling window: it ended early (its state outgrew 1 MB).
+    #[serde(rename = "isWindowTerminatedEarly", default)]
+    pub is_window_terminated_early: bool,
+}
+
+/// A tumbling-window function's answer: the window's state for the next invocation, and the
+/// first record that failed ("Using tumbling windows with Kinesis Data Streams",
+/// <https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-windows.html>).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct WindowResponse {
+    /// The aggregate as JSON.
+    pub state: serde_json::Value,
+    /// The record Lambda retries from, if one failed.
+    #[serde(rename = "batchItemFailures")]
+    pub batch_item_failures: Vec<KinesisBatchItemFailure>,
 }
 
 /// One record of a [`KinesisStreamEvent`].
@@ -62,6 +89,82 @@ impl ConsumerHandler {
             .find(|c| c.spec().id == consumer_id)
             .map(|consumer| ConsumerHandler { consumer })
             .ok_or_else(|| LambdaError::UnknownConsumer(consumer_id.to_owned()))
+    }
+
+    /// Whether this consumer aggregates tumbling windows (answer with
+    /// [`handle_window`](Self::handle_window)).
+    pub fn is_windowed(&self) -> bool {
+        self.consumer.window().is_some()
+    }
+
+    /// Answers one invocation of a tumbling-window consumer: resumes the window's state,
+    /// adds the records in order until one fails (named in `batchItemFailures`; the state
+    /// returned is the one before it), and on the window's final invocation closes it.
+    ///
+    /// # Errors
+    /// The consumer is not windowed, its state does not deserialise or serialise, or the
+    /// aggregate's `close` failed: the invocation fails and Lambda retries it.
+    pub async fn handle_window(
+        &self,
+        event: KinesisStreamEvent,
+    ) -> Result<WindowResponse, LambdaError> {
+        let id = self.consumer.spec().id;
+        let windowed = self.consumer.window().ok_or_else(|| {
+            LambdaError::Internal(format!("consumer `{id}` has no tumbling window"))
+        })?;
+        let prior = event.state.unwrap_or(serde_json::Value::Null);
+        let mut state = windowed.resume(&prior).map_err(LambdaError::Internal)?;
+        let mut response = WindowResponse::default();
+        let mut data = Vec::new();
+        for r in event.records {
+            data.clear();
+            let added = match base64::engine::general_purpose::STANDARD
+                .decode_vec(&r.kinesis.data, &mut data)
+            {
+                Ok(()) => match crate::kpl::user_records(&data) {
+                    Some(subs) => subs.iter().try_for_each(|sub| {
+                        state
+                            .add(sub)
+                            .map_err(|e| format!("in a KPL aggregate: {e}"))
+                    }),
+                    None => state.add(&data),
+                },
+                Err(e) => Err(format!("not valid base64: {e}")),
+            };
+            if let Err(message) = added {
+                eprintln!(
+                    "kpipe: consumer `{id}`: record {} failed: {message}; Lambda retries from it",
+                    r.kinesis.sequence_number
+                );
+                let mut failure = KinesisBatchItemFailure::default();
+                failure.item_identifier = Some(r.kinesis.sequence_number);
+                response.batch_item_failures.push(failure);
+                break;
+            }
+        }
+        response.state = state.save().map_err(LambdaError::Internal)?;
+        if event.is_final_invoke_for_window && response.batch_item_failures.is_empty() {
+            let window = crate::Window {
+                start_ms: event
+                    .window
+                    .as_ref()
+                    .map_or(0, |w| w.start.timestamp_millis()),
+                end_ms: event
+                    .window
+                    .as_ref()
+                    .map_or(0, |w| w.end.timestamp_millis()),
+                shard_id: event.shard_id.unwrap_or_default(),
+                terminated_early: event.is_window_terminated_early,
+            };
+            let state = windowed
+                .resume(&response.state)
+                .map_err(LambdaError::Internal)?;
+            state.close(window).await.map_err(|e| {
+                LambdaError::Internal(format!("consumer `{id}`: closing the window failed: {e}"))
+            })?;
+            response.state = serde_json::Value::Object(serde_json::Map::new());
+        }
+        Ok(response)
     }
 
     /// Answers one invocation: consumes the records in order and, at the first one that

@@ -34,7 +34,7 @@ mod firehose;
 mod response;
 
 pub use self::consumer::{
-    ConsumerHandler, KinesisStreamData, KinesisStreamEvent, KinesisStreamRecord,
+    ConsumerHandler, KinesisStreamData, KinesisStreamEvent, KinesisStreamRecord, WindowResponse,
 };
 pub use self::firehose::{FirehoseHandler, THREADS_VAR, TransformationEvent, TransformationRecord};
 
@@ -150,13 +150,28 @@ pub fn serve<P: Pipeline>(stage_id: &str) -> std::process::ExitCode {
                 return std::process::ExitCode::from(2);
             }
         };
-        let service = lambda_runtime::service_fn(
-            move |event: lambda_runtime::LambdaEvent<KinesisStreamEvent>| {
-                let handler = handler.clone();
-                async move { Ok::<_, lambda_runtime::Error>(handler.handle(event.payload).await) }
-            },
-        );
-        runtime.block_on(lambda_runtime::run(service))
+        if handler.is_windowed() {
+            let service = lambda_runtime::service_fn(
+                move |event: lambda_runtime::LambdaEvent<KinesisStreamEvent>| {
+                    let handler = handler.clone();
+                    async move {
+                        handler
+                            .handle_window(event.payload)
+                            .await
+                            .map_err(lambda_runtime::Error::from)
+                    }
+                },
+            );
+            runtime.block_on(lambda_runtime::run(service))
+        } else {
+            let service = lambda_runtime::service_fn(
+                move |event: lambda_runtime::LambdaEvent<KinesisStreamEvent>| {
+                    let handler = handler.clone();
+                    async move { Ok::<_, lambda_runtime::Error>(handler.handle(event.payload).await) }
+                },
+            );
+            runtime.block_on(lambda_runtime::run(service))
+        }
     } else {
         eprintln!("error: {}", LambdaError::UnknownStage(stage_id.to_owned()));
         return std::process::ExitCode::from(2);

@@ -116,6 +116,8 @@ pub struct ConsumerDef<I> {
     pub(crate) spec: &'static ConsumerSpec,
     pub(crate) codec: Codec<I>,
     pub(crate) function: DynConsumeFn<I>,
+    /// With `tumbling_window`: the aggregate, which takes the records instead of `function`.
+    pub(crate) window: Option<Arc<dyn super::window::Windowed>>,
 }
 
 impl<I> Clone for ConsumerDef<I> {
@@ -124,6 +126,7 @@ impl<I> Clone for ConsumerDef<I> {
             spec: self.spec,
             codec: self.codec,
             function: Arc::clone(&self.function),
+            window: self.window.clone(),
         }
     }
 }
@@ -155,6 +158,7 @@ pub struct AnyConsumer {
     spec: &'static ConsumerSpec,
     #[allow(clippy::type_complexity)]
     consume: Arc<dyn Fn(&[u8]) -> Consumed + Send + Sync>,
+    window: Option<Arc<dyn super::window::Windowed>>,
 }
 
 impl fmt::Debug for AnyConsumer {
@@ -169,6 +173,11 @@ impl AnyConsumer {
     /// The consumer's spec.
     pub fn spec(&self) -> &'static ConsumerSpec {
         self.spec
+    }
+
+    /// A tumbling-window consumer's aggregate (`None` for a record-by-record consumer).
+    pub fn window(&self) -> Option<&dyn super::window::Windowed> {
+        self.window.as_deref()
     }
 
     /// Runs one record's bytes through the consumer.
@@ -201,6 +210,7 @@ impl<I: 'static> From<ConsumerDef<I>> for AnyConsumer {
         let spec = def.spec;
         AnyConsumer {
             spec,
+            window: def.window.clone(),
             consume: Arc::new(move |data| {
                 let record = match def.codec.decode(data) {
                     Ok(r) => r,

@@ -19,11 +19,13 @@
 mod consumer;
 pub(crate) mod guard;
 pub(crate) mod process;
+pub mod window;
 
 pub use self::consumer::{
     AnyConsumer, ConsumeFn, Consumed, ConsumerDef, DynConsumeFn, IntoConsumed,
 };
 pub use self::process::{Appended, Flows, Linked, Processing, RecordProcessor, RecordResult};
+pub use self::window::{Aggregate, Window};
 
 use crate::outcome::{IntoOutcome, Outcome};
 use crate::spec::{DeliverySpec, PipelineSpec, S3Spec, StreamSpec, TransformSpec};

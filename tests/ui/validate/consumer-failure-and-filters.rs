@@ -29,6 +29,10 @@ kpipe_runtime::pipeline! {
             starting_position: latest,
             filter_criteria: [r#"{"data": {"site": [{"starts-with": "os"}]}}"#],
         }
+        consumer long_window: readings -> alert {
+            starting_position: latest,
+            tumbling_window: 20min,
+        }
         consumer too_many: readings -> alert {
             starting_position: latest,
             filter_criteria: [
