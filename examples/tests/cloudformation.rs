@@ -58,7 +58,7 @@ mod shapes {
     kpipe_runtime::pipeline! {
         /// Every shape a template can take.
         pub pipeline Shapes {
-            tags: { team: "data" },
+            tags: { team: "data", "cost-center": "4711" },
             stream secure: Reading {
                 capacity: on_demand,
                 partition_key: sensor_id,
@@ -158,6 +158,12 @@ mod shapes {
             "alias/aws/kinesis"
         );
         assert_eq!(r["PlainStream"]["Properties"]["ShardCount"], 3);
+        // Quoted tag keys hold what identifiers cannot.
+        let tags = serde_json::to_string(&r["PlainStream"]["Properties"]["Tags"]).unwrap();
+        assert!(
+            tags.contains(r#"{"Key":"cost-center","Value":"4711"}"#),
+            "{tags}"
+        );
         // Direct PUT deliveries are encrypted at rest: an AWS-owned key by default, or the
         // declared key; a stream-sourced one relies on its stream.
         let sse = |id: &str| &r[id]["Properties"]["DeliveryStreamEncryptionConfigurationInput"];

@@ -105,8 +105,22 @@ pub(crate) enum SigDef {
 /// `key: value` inside a block.
 #[derive(Debug)]
 pub(crate) struct FieldDef {
+    /// The key; for a quoted key, an ident spanned at the string.
     pub(crate) key: Ident,
+    /// `"cost-center": ...`: a quoted key, which only tags take (AWS tag keys may hold
+    /// characters an identifier cannot).
+    pub(crate) quoted: Option<syn::LitStr>,
     pub(crate) value: ValueDef,
+}
+
+impl FieldDef {
+    /// The key as written (a quoted key without its quotes).
+    pub(crate) fn key_text(&self) -> String {
+        match &self.quoted {
+            Some(q) => q.value(),
+            None => self.key.to_string(),
+        }
+    }
 }
 
 /// A value, kept as tokens until lowering knows what the key expects.

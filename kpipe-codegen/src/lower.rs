@@ -103,6 +103,17 @@ fn keyed<'a>(
 ) -> BTreeMap<String, &'a FieldDef> {
     let mut map: BTreeMap<String, &'a FieldDef> = BTreeMap::new();
     for f in fields {
+        if let Some(q) = &f.quoted {
+            d.error(
+                q.span(),
+                format!(
+                    "expected a setting name in {what}, found the string {:?}",
+                    q.value()
+                ),
+            )
+            .note("note: only tag keys may be quoted (`tags: { \"cost-center\": \"42\" }`)");
+            continue;
+        }
         let key = f.key.to_string();
         if !known.contains(&key.as_str()) {
             let e = d.error(f.key.span(), format!("unknown key `{key}` in {what}"));
@@ -921,6 +932,11 @@ fn s3(d: &mut Diagnostics, stage: &StageDef) -> S3 {
     let mut partition_keys: Vec<PartitionKey> = Vec::new();
     if let Some(f) = keys.get("partition_keys") {
         for kf in value::block(d, f).unwrap_or(&[]) {
+            if let Some(q) = &kf.quoted {
+                d.error(q.span(), "a partition key's name is an identifier, not a string")
+                    .note("note: the name is what `!{partitionKeyFromQuery:NAME}` and `!{partitionKeyFromLambda:NAME}` refer to");
+                continue;
+            }
             if let Some(first) = partition_keys.iter().find(|k| k.ident == kf.key) {
                 d.error(
                     kf.key.span(),

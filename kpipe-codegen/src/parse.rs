@@ -311,11 +311,14 @@ fn fields_recovering(input: ParseStream<'_>) -> (Vec<FieldDef>, Vec<syn::Error>)
         }
         // `capacity: on_demand retention: 48h`: the value stopped where a new `key:` starts.
         if starts_setting(input) {
-            let next = input
-                .fork()
-                .call(syn::ext::IdentExt::parse_any)
-                .map(|i: Ident| i.to_string())
-                .unwrap_or_default();
+            let fork = input.fork();
+            let next = match fork.parse::<syn::LitStr>() {
+                Ok(q) => format!("\"{}\"", q.value()),
+                Err(_) => fork
+                    .call(syn::ext::IdentExt::parse_any)
+                    .map(|i: Ident| i.to_string())
+                    .unwrap_or_default(),
+            };
             errors.push(input.error(format!("expected `,` before `{next}`")));
         } else {
             errors.push(input.error("expected `,` between settings"));
@@ -325,9 +328,11 @@ fn fields_recovering(input: ParseStream<'_>) -> (Vec<FieldDef>, Vec<syn::Error>)
     (out, errors)
 }
 
-/// Whether the input continues with `key:` (not `path::`).
+/// Whether the input continues with `key:` or `"key":` (not `path::`).
 fn starts_setting(input: ParseStream<'_>) -> bool {
-    input.peek(syn::Ident) && input.peek2(Token![:]) && !input.peek2(Token![::])
+    (input.peek(syn::Ident) || input.peek(syn::LitStr))
+        && input.peek2(Token![:])
+        && !input.peek2(Token![::])
 }
 
 /// Skips the rest of a broken setting, up to the next top-level comma.
@@ -340,7 +345,15 @@ fn skip_setting(input: ParseStream<'_>) {
 }
 
 fn field(input: ParseStream<'_>) -> syn::Result<FieldDef> {
-    let key: Ident = input.call(syn::ext::IdentExt::parse_any)?;
+    let quoted: Option<syn::LitStr> = if input.peek(syn::LitStr) {
+        Some(input.parse()?)
+    } else {
+        None
+    };
+    let key: Ident = match &quoted {
+        Some(q) => Ident::new("quoted_key", q.span()),
+        None => input.call(syn::ext::IdentExt::parse_any)?,
+    };
     input
         .parse::<Token![:]>()
         .map_err(|e| syn::Error::new(e.span(), format!("expected `:` after `{key}`")))?;
@@ -365,7 +378,7 @@ fn field(input: ParseStream<'_>) -> syn::Result<FieldDef> {
         }
         ValueDef::Tokens(tokens)
     };
-    Ok(FieldDef { key, value })
+    Ok(FieldDef { key, quoted, value })
 }
 
 #[cfg(test)]

@@ -1100,8 +1100,37 @@ fn check_tags(d: &mut Diagnostics, tags: &[Tag]) {
     for t in tags {
         // Only the `aws:` prefix is reserved, in any case, for keys and values ("Tag naming
         // limits and requirements",
-        // <https://docs.aws.amazon.com/tag-editor/latest/userguide/tagging.html>); a key here
-        // is an identifier and cannot hold `:`, so `aws_account` and `awsome` are fine.
+        // <https://docs.aws.amazon.com/tag-editor/latest/userguide/tagging.html>), so
+        // `aws_account` and `awsome` are fine. Keys and values hold letters, digits, spaces
+        // and `_ . : / = + - @`; a key is 1 to 128 characters.
+        const TAG_RULES: &str = "note: tag keys and values hold letters, digits, spaces and `_ . : / = + - @` (Tag naming limits and requirements: https://docs.aws.amazon.com/tag-editor/latest/userguide/tagging.html)";
+        let allowed = |c: char| c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c);
+        if t.key
+            .value
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case("aws:"))
+        {
+            d.error(
+                t.key.range,
+                "tag keys starting with `aws:` are reserved by AWS",
+            );
+        }
+        if t.key.value.is_empty() {
+            d.error(t.key.range, "a tag key cannot be empty");
+        } else if let Some(c) = t.key.value.chars().find(|c| !allowed(*c)) {
+            d.error(
+                t.key.range,
+                format!("tag key `{}` contains `{c}`", t.key.value),
+            )
+            .note(TAG_RULES);
+        }
+        if let Some(c) = t.value.value.chars().find(|c| !allowed(*c)) {
+            d.error(
+                t.value.range,
+                format!("tag value `{}` contains `{c}`", t.value.value),
+            )
+            .note(TAG_RULES);
+        }
         if t.value
             .value
             .get(..4)

@@ -359,7 +359,7 @@ pub(crate) fn tags(d: &mut Diagnostics, f: &FieldDef) -> Vec<Tag> {
     };
     let mut out: Vec<Tag> = Vec::new();
     for field in fields {
-        let key = Sp::new(field.key.to_string(), field.key.span());
+        let key = Sp::new(field.key_text(), field.key.span());
         if let Some(first) = out.iter().find(|t| t.key.value == key.value) {
             d.error(key.range, format!("duplicate tag `{}`", key.value))
                 .related(first.key.range, "first defined here");
