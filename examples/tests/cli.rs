@@ -799,7 +799,7 @@ fn produce_with_sequences(
     n: u64,
 ) -> std::collections::BTreeMap<String, String> {
     with_moto(endpoint, async |config| {
-        let producer = kpipe_runtime::aws::producer::KinesisProducer::new(
+        let producer = kpipe_runtime::kinesis::KinesisProducer::new(
             &config,
             kpipe_examples::telemetry::Telemetry::readings(),
         );
@@ -808,7 +808,7 @@ fn produce_with_sequences(
             .collect();
         let mut last = std::collections::BTreeMap::<String, String>::new();
         for o in producer.put_batch(&readings).await.unwrap() {
-            let kpipe_runtime::aws::producer::RecordOutcome::Put {
+            let kpipe_runtime::kinesis::RecordOutcome::Put {
                 shard_id,
                 sequence_number,
             } = o
@@ -919,7 +919,7 @@ fn a_drain_killed_midway_loses_nothing_and_counts_what_it_reads_again() {
 #[test]
 fn kinesis_to_transform_to_s3_end_to_end() {
     use kpipe_examples::telemetry::{Enriched, Reading, Telemetry, sample_reading};
-    use kpipe_runtime::aws::producer::{KinesisProducer, RecordOutcome};
+    use kpipe_runtime::kinesis::{KinesisProducer, RecordOutcome};
     let moto = MotoServer::start().expect("moto_server runs (scripts/test installs it)");
     let endpoint = moto.endpoint().to_owned();
     let applied = apply(&endpoint);

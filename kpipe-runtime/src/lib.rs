@@ -14,6 +14,8 @@ pub mod desired;
 pub mod engine;
 pub mod estimate;
 pub mod firehose;
+#[cfg(feature = "aws")]
+pub mod kinesis;
 pub mod kpl;
 #[cfg(feature = "lambda")]
 pub mod lambda;

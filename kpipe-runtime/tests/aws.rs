@@ -443,10 +443,8 @@ async fn an_unreachable_endpoint_is_one_clear_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_source_record_over_the_declared_limit_fails_alone_and_the_drain_goes_on() {
     use futures::StreamExt;
-    use kpipe_runtime::engine::kinesis::{
-        CheckpointStore, FileCheckpoints, KinesisReader, StartAt,
-    };
     use kpipe_runtime::engine::object_store::{ObjectStore, ObjectStoreExt, memory::InMemory};
+    use kpipe_runtime::kinesis::{CheckpointStore, FileCheckpoints, KinesisReader, StartAt};
     use std::sync::Arc;
 
     let moto = Moto::start();

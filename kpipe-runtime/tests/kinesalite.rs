@@ -5,11 +5,11 @@
 //! created with the SDK and the objects go to an in-memory store.
 
 use kpipe_runtime::aws::kinesalite::Kinesalite;
-use kpipe_runtime::aws::producer::{KinesisProducer, RecordOutcome};
-use kpipe_runtime::engine::kinesis::{
+use kpipe_runtime::engine::object_store::memory::InMemory;
+use kpipe_runtime::kinesis::{
     CheckpointStore, Checkpoints, FileCheckpoints, KinesisReader, StartAt,
 };
-use kpipe_runtime::engine::object_store::memory::InMemory;
+use kpipe_runtime::kinesis::{KinesisProducer, RecordOutcome};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 

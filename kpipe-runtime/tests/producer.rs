@@ -3,7 +3,7 @@
 //! `PutRecords` double that injects throttling (moto never throttles).
 
 use kpipe_runtime::aws::moto::MotoServer;
-use kpipe_runtime::aws::producer::{
+use kpipe_runtime::kinesis::{
     Entry, EntryResult, KinesisProducer, PutRecords, RecordOutcome, Retry,
 };
 use serde::{Deserialize, Serialize};

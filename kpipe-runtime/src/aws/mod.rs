@@ -37,7 +37,6 @@ mod iam;
 pub mod kinesalite;
 pub mod moto;
 pub mod plan;
-pub mod producer;
 mod prune;
 mod wait;
 

@@ -294,7 +294,7 @@ fn print_summary(feed: &FeedReport, report: &RunReport, out: &Path) {
 /// `run --source kinesis --drain`: the stream in Kinesis read to its current end into the
 /// local engine; checkpoints saved once every buffer is flushed (at least once).
 async fn from_kinesis<P: Pipeline>(args: RunArgs, input: Input) -> ExitCode {
-    use crate::engine::kinesis::{CheckpointStore, FileCheckpoints, KinesisReader, StartAt};
+    use crate::kinesis::{CheckpointStore, FileCheckpoints, KinesisReader, StartAt};
     let Input::Stream(stream) = input else {
         return usage(&"--source kinesis reads a stream; this input is a Direct PUT delivery");
     };

@@ -48,14 +48,12 @@ mod delivery;
 mod inbox;
 pub mod input;
 mod jq;
-#[cfg(feature = "aws")]
-pub mod kinesis;
 mod naming;
 mod on_failure;
 mod report;
 mod shard;
 mod staging;
-mod stream;
+pub(crate) mod stream;
 
 pub use self::clock::Clock;
 pub use self::compress::decompress;
@@ -724,7 +722,7 @@ impl<P: Pipeline> LocalEngine<P> {
     /// retries) holds this up until the record goes through.
     ///
     /// What a reader of a real stream calls before saving checkpoints
-    /// (the Kinesis reader of `engine::kinesis` does, periodically).
+    /// (the Kinesis reader of [`kinesis`](crate::kinesis) does, periodically).
     ///
     /// # Errors
     /// [`EngineError::Undelivered`] once any object of a delivery was not stored before the

@@ -9,7 +9,7 @@
 //! #     }
 //! # }
 //! # async fn run(batch: Vec<Reading>) -> Result<(), Box<dyn std::error::Error>> {
-//! use kpipe_runtime::aws::producer::{KinesisProducer, RecordOutcome};
+//! use kpipe_runtime::kinesis::{KinesisProducer, RecordOutcome};
 //!
 //! let config = aws_config::load_from_env().await;
 //! let producer = KinesisProducer::new(&config, Telemetry::readings());
