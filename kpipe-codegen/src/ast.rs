@@ -79,8 +79,8 @@ impl StageKind {
 #[derive(Debug)]
 pub(crate) struct StageDef {
     pub(crate) attrs: Vec<Attribute>,
-    pub(crate) kind: StageKind,
     pub(crate) name: Ident,
+    /// What follows `name:`, one variant per kind of stage.
     pub(crate) sig: SigDef,
     /// The `{ ... }` block; `None` for `delivery d: a -> b;`.
     pub(crate) body: Option<Vec<FieldDef>>,
@@ -89,17 +89,33 @@ pub(crate) struct StageDef {
     pub(crate) broken: bool,
 }
 
-/// What follows `name:` in a stage.
+impl StageDef {
+    /// The kind of stage, from its signature.
+    pub(crate) fn kind(&self) -> StageKind {
+        match self.sig {
+            SigDef::Stream(_) => StageKind::Stream,
+            SigDef::Transform(..) => StageKind::Transform,
+            SigDef::S3(_) => StageKind::S3,
+            SigDef::Delivery(_) => StageKind::Delivery,
+            SigDef::Consumer(..) => StageKind::Consumer,
+        }
+    }
+}
+
+/// What follows `name:` in a stage: one variant per kind, so each kind's lowering gets
+/// exactly its own parts.
 #[derive(Debug)]
 pub(crate) enum SigDef {
-    /// `stream x: T`, `s3 x: T`
-    Record(Box<Type>),
+    /// `stream x: T`
+    Stream(Box<Type>),
     /// `transform x: In -> Out`
-    Map(Box<Type>, Box<Type>),
+    Transform(Box<Type>, Box<Type>),
+    /// `s3 x: T`
+    S3(Box<Type>),
     /// `delivery x: a -> b -> c`
-    Route(Vec<Ident>),
-    /// `consumer x: stream -> crate::function`
-    Consume(Ident, Box<syn::ExprPath>),
+    Delivery(Vec<Ident>),
+    /// `consumer x: stream -> crate::function` (or an aggregate type)
+    Consumer(Ident, Box<syn::ExprPath>),
 }
 
 /// `key: value` inside a block.

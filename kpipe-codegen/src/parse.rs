@@ -201,11 +201,12 @@ fn chunk_item(input: ParseStream<'_>) -> syn::Result<Item> {
         )
     })?;
     let sig = match kind {
-        StageKind::Stream | StageKind::S3 => SigDef::Record(input.parse()?),
+        StageKind::Stream => SigDef::Stream(input.parse()?),
+        StageKind::S3 => SigDef::S3(input.parse()?),
         StageKind::Transform => {
             let from = input.parse()?;
             input.parse::<Token![->]>()?;
-            SigDef::Map(from, input.parse()?)
+            SigDef::Transform(from, input.parse()?)
         }
         StageKind::Delivery => {
             let mut route = vec![input.call(syn::ext::IdentExt::parse_any)?];
@@ -213,7 +214,7 @@ fn chunk_item(input: ParseStream<'_>) -> syn::Result<Item> {
                 input.parse::<Token![->]>()?;
                 route.push(input.call(syn::ext::IdentExt::parse_any)?);
             }
-            SigDef::Route(route)
+            SigDef::Delivery(route)
         }
         StageKind::Consumer => {
             let stream = input.call(syn::ext::IdentExt::parse_any)?;
@@ -229,7 +230,7 @@ fn chunk_item(input: ParseStream<'_>) -> syn::Result<Item> {
                     "expected the consumer's function as a path, like `crate::on_reading`",
                 )
             })?;
-            SigDef::Consume(stream, Box::new(function))
+            SigDef::Consumer(stream, Box::new(function))
         }
     };
     let mut errors = Vec::new();
@@ -243,7 +244,7 @@ fn chunk_item(input: ParseStream<'_>) -> syn::Result<Item> {
         if input.is_empty() {
             // The chunk ended without `;`: point at the end of the route.
             let last = match &sig {
-                SigDef::Route(route) => route.last().map_or(name.span(), |i| i.span()),
+                SigDef::Delivery(route) => route.last().map_or(name.span(), |i| i.span()),
                 _ => name.span(),
             };
             return Err(syn::Error::new(
@@ -270,7 +271,6 @@ fn chunk_item(input: ParseStream<'_>) -> syn::Result<Item> {
     Ok(Item::Stage(
         StageDef {
             attrs,
-            kind,
             name,
             sig,
             body,
