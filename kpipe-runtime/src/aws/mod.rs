@@ -34,7 +34,12 @@ mod describe;
 mod destroy;
 pub mod functions;
 mod iam;
+// Test harnesses, not part of the API (feature `test-support`).
+#[cfg(feature = "test-support")]
+#[doc(hidden)]
 pub mod kinesalite;
+#[cfg(feature = "test-support")]
+#[doc(hidden)]
 pub mod moto;
 pub mod plan;
 mod prune;
