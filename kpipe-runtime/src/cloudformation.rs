@@ -206,7 +206,7 @@ fn delivery(p: &PipelineSpec, d: &DeliverySpec, state: &desired::DeliveryState) 
         })
         .collect();
     let mut dest = json!({
-        "BucketARN": desired::Sub::new(format!("arn:${{AWS::Partition}}:s3:::{}", state.bucket)).cfn(),
+        "BucketARN": desired::Sub::new(crate::arn::Scope::TEMPLATE.bucket(&state.bucket)).cfn(),
         "RoleARN": role.clone(),
         "BufferingHints": {
             "SizeInMBs": state.size_mib,
@@ -245,7 +245,7 @@ fn delivery(p: &PipelineSpec, d: &DeliverySpec, state: &desired::DeliveryState) 
     if let Some(b) = &state.backup {
         dest["S3BackupMode"] = json!("Enabled");
         let mut backup = json!({
-            "BucketARN": desired::Sub::new(format!("arn:${{AWS::Partition}}:s3:::{}", b.bucket)).cfn(),
+            "BucketARN": desired::Sub::new(crate::arn::Scope::TEMPLATE.bucket(&b.bucket)).cfn(),
             "RoleARN": role.clone(),
             "BufferingHints": { "SizeInMBs": b.size_mib, "IntervalInSeconds": b.interval_secs },
             "CompressionFormat": b.compression,

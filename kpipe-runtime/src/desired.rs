@@ -87,55 +87,31 @@ pub struct Env {
     values: BTreeMap<String, String>,
 }
 
-/// The AWS partition of a region: `aws-cn` for China, `aws-us-gov` for GovCloud, `aws-iso`
-/// and `aws-iso-b` for the isolated regions, `aws` otherwise ("Amazon Resource Names",
-/// <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference-arns.html>).
-pub fn partition(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else if region.starts_with("us-isob-") {
-        "aws-iso-b"
-    } else if region.starts_with("us-iso-") {
-        "aws-iso"
-    } else {
-        "aws"
-    }
-}
+pub use crate::arn::partition;
 
 impl Env {
     /// The references of pipeline `p` deployed in `region` of `account`: the pseudo
     /// parameters and the ARNs of its streams, functions and roles.
     pub fn new(p: &PipelineSpec, region: &str, account: &str) -> Self {
-        let partition = partition(region);
+        let scope = crate::arn::Scope::new(region, account);
         let mut values = BTreeMap::new();
-        values.insert("AWS::Partition".to_owned(), partition.to_owned());
+        values.insert("AWS::Partition".to_owned(), scope.partition.to_owned());
         values.insert("AWS::Region".to_owned(), region.to_owned());
         values.insert("AWS::AccountId".to_owned(), account.to_owned());
         for s in p.streams {
             values.insert(
                 format!("{}.Arn", logical_id(s.id, "Stream")),
-                format!(
-                    "arn:{partition}:kinesis:{region}:{account}:stream/{}",
-                    s.name
-                ),
+                scope.stream(s.name),
             );
         }
         for (id, lambda) in functions(p) {
             values.insert(
                 format!("{}.Arn", logical_id(id, "Function")),
-                format!(
-                    "arn:{partition}:lambda:{region}:{account}:function:{}",
-                    lambda.name
-                ),
+                scope.function(lambda.name),
             );
         }
         for role in roles(p) {
-            values.insert(
-                format!("{}.Arn", role.logical_id),
-                format!("arn:{partition}:iam::{account}:role/{}", role.name),
-            );
+            values.insert(format!("{}.Arn", role.logical_id), scope.role(&role.name));
         }
         Env { values }
     }
@@ -358,7 +334,7 @@ pub fn roles(p: &PipelineSpec) -> Vec<Role> {
         let resources = buckets
             .iter()
             .flat_map(|b| {
-                let arn = format!("arn:${{AWS::Partition}}:s3:::{b}");
+                let arn = crate::arn::Scope::TEMPLATE.bucket(b);
                 [Sub::new(arn.clone()), Sub::new(format!("{arn}/*"))]
             })
             .collect();
@@ -404,10 +380,9 @@ pub fn roles(p: &PipelineSpec) -> Vec<Role> {
         }
         statements.push(Statement::allow(
             &["logs:PutLogEvents"],
-            vec![Sub::new(format!(
-                "arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:{}:log-stream:*",
-                error_log_group(d.name)
-            ))],
+            vec![Sub::new(
+                crate::arn::Scope::TEMPLATE.log_streams(&error_log_group(d.name)),
+            )],
         ));
         out.push(Role {
             logical_id: logical_id(d.id, "DeliveryRole"),
@@ -488,7 +463,7 @@ pub const ERROR_LOG_STREAM: &str = "DestinationDelivery";
 /// practices for Amazon S3",
 /// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/security-best-practices.html>).
 pub fn bucket_policy(bucket: &str) -> Vec<Statement> {
-    let arn = format!("arn:${{AWS::Partition}}:s3:::{bucket}");
+    let arn = crate::arn::Scope::TEMPLATE.bucket(bucket);
     vec![Statement {
         effect: "Deny",
         any_principal: true,
@@ -792,13 +767,5 @@ mod tests {
             Sub::new("${AWS::Region}").cfn(),
             json!({ "Fn::Sub": "${AWS::Region}" })
         );
-    }
-
-    #[test]
-    fn partitions_follow_regions() {
-        assert_eq!(partition("us-east-1"), "aws");
-        assert_eq!(partition("cn-northwest-1"), "aws-cn");
-        assert_eq!(partition("us-gov-west-1"), "aws-us-gov");
-        assert_eq!(partition("us-isob-east-1"), "aws-iso-b");
     }
 }

@@ -2,6 +2,7 @@
 
 #[doc(hidden)]
 pub mod __private;
+pub mod arn;
 #[cfg(any(feature = "cli", feature = "aws"))]
 pub mod artifacts;
 #[cfg(feature = "aws")]

@@ -186,14 +186,11 @@ impl OnFailure {
         if t.starts_with("arn:") {
             return t.to_owned();
         }
+        let scope = crate::arn::Scope::TEMPLATE;
         match self {
-            OnFailure::Sqs(_) => {
-                format!("arn:${{AWS::Partition}}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:{t}")
-            }
-            OnFailure::Sns(_) => {
-                format!("arn:${{AWS::Partition}}:sns:${{AWS::Region}}:${{AWS::AccountId}}:{t}")
-            }
-            OnFailure::S3(_) => format!("arn:${{AWS::Partition}}:s3:::{t}"),
+            OnFailure::Sqs(_) => scope.queue(t),
+            OnFailure::Sns(_) => scope.topic(t),
+            OnFailure::S3(_) => scope.bucket(t),
         }
     }
 }

@@ -54,11 +54,12 @@ impl<P: Pipeline> Aws<P> {
                 current.as_ref().map(|c| &c.state),
             ));
         }
-        let partition = env.value("AWS::Partition").unwrap_or("aws").to_owned();
-        let region = env.value("AWS::Region").unwrap_or_default().to_owned();
-        let account = env.value("AWS::AccountId").unwrap_or_default().to_owned();
-        let lambda_arn =
-            |_: &str, f: &str| format!("arn:{partition}:lambda:{region}:{account}:function:{f}");
+        let scope = crate::arn::Scope {
+            partition: env.value("AWS::Partition").unwrap_or("aws"),
+            region: env.value("AWS::Region").unwrap_or_default(),
+            account: env.value("AWS::AccountId").unwrap_or_default(),
+        };
+        let lambda_arn = |_: &str, f: &str| scope.function(f);
         for desired in plan::desired_deliveries(spec, &lambda_arn) {
             let current = self.current_delivery(&desired.name).await?;
             ops.extend(plan::diff_delivery(
@@ -804,7 +805,7 @@ impl<P: Pipeline> Aws<P> {
     ) -> Result<fh::ExtendedS3DestinationUpdate, ProvisionError> {
         Ok(fh::ExtendedS3DestinationUpdate::builder()
             .role_arn(role)
-            .bucket_arn(format!("arn:{partition}:s3:::{}", d.bucket))
+            .bucket_arn(crate::arn::bucket(partition, &d.bucket))
             .set_prefix(d.prefix.clone())
             .set_error_output_prefix(d.error_prefix.clone())
             .buffering_hints(
@@ -834,10 +835,9 @@ impl<P: Pipeline> Aws<P> {
         let role = self.delivery_role_arn(&d.name, env);
         let mut dest = fh::ExtendedS3DestinationConfiguration::builder()
             .role_arn(&role)
-            .bucket_arn(format!(
-                "arn:{}:s3:::{}",
+            .bucket_arn(crate::arn::bucket(
                 env.value("AWS::Partition").unwrap_or("aws"),
-                d.bucket
+                &d.bucket,
             ))
             .set_prefix(d.prefix.clone())
             .set_error_output_prefix(d.error_prefix.clone())
@@ -1120,7 +1120,7 @@ fn backup_configuration(
     };
     fh::S3DestinationConfiguration::builder()
         .role_arn(role)
-        .bucket_arn(format!("arn:{partition}:s3:::{}", b.bucket))
+        .bucket_arn(crate::arn::bucket(partition, &b.bucket))
         .set_prefix(b.prefix.clone())
         .set_error_output_prefix(b.error_prefix.clone())
         .buffering_hints(backup_buffering(b))
@@ -1149,7 +1149,7 @@ fn backup_update(
     Ok(Some(
         fh::S3DestinationUpdate::builder()
             .role_arn(role)
-            .bucket_arn(format!("arn:{partition}:s3:::{}", b.bucket))
+            .bucket_arn(crate::arn::bucket(partition, &b.bucket))
             .set_prefix(b.prefix.clone())
             .set_error_output_prefix(b.error_prefix.clone())
             .buffering_hints(backup_buffering(b))

@@ -456,14 +456,8 @@ impl<P: Pipeline> LocalBuilder<P> {
                         },
                     },
                     mapping_uuid: uuid::Uuid::new_v4().to_string(),
-                    function_arn: format!(
-                        "arn:aws:lambda:{region}:000000000000:function:{}",
-                        spec.lambda.name
-                    ),
-                    stream_arn: format!(
-                        "arn:aws:kinesis:{region}:000000000000:stream/{}",
-                        stream.spec.name
-                    ),
+                    function_arn: crate::arn::Scope::local(region).function(spec.lambda.name),
+                    stream_arn: crate::arn::Scope::local(region).stream(stream.spec.name),
                     write_deadline: self.write_deadline,
                 });
             let task = consumer::ConsumerTask {
