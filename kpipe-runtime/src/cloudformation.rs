@@ -187,7 +187,7 @@ fn event_source_mapping(c: &ConsumerSpec, state: &desired::MappingState) -> Valu
 
 /// A delivery stream, from the same desired state `plan` compares with (its references, such
 /// as the transform's function ARN, written as `Fn::Sub`).
-fn delivery(p: &PipelineSpec, d: &DeliverySpec, state: &desired::DeliveryState) -> Value {
+fn delivery(p: &PipelineSpec, d: &'static DeliverySpec, state: &desired::DeliveryState) -> Value {
     let role: Value = match d.role_arn {
         Some(arn) => json!(arn),
         None => json!({ "Fn::GetAtt": [logical_id(d.id, "DeliveryRole"), "Arn"] }),
@@ -291,9 +291,7 @@ fn delivery(p: &PipelineSpec, d: &DeliverySpec, state: &desired::DeliveryState) 
     }
     let mut resource =
         json!({ "Type": "AWS::KinesisFirehose::DeliveryStream", "Properties": props });
-    if p.destination(d.destination)
-        .is_some_and(|s3| s3.create_bucket)
-    {
+    if p.view(d).is_ok_and(|v| v.destination.create_bucket) {
         resource["DependsOn"] = json!([logical_id(d.destination, "Bucket")]);
     }
     resource

@@ -323,12 +323,12 @@ pub fn stream_read(p: &PipelineSpec, stream_id: &str) -> Vec<Statement> {
 /// one per function.
 pub fn roles(p: &PipelineSpec) -> Vec<Role> {
     let mut out = Vec::new();
-    for d in p.deliveries.iter().filter(|d| d.role_arn.is_none()) {
-        let Some(s3) = p.destination(d.destination) else {
+    for view in p.delivery_views() {
+        let (d, s3, backup) = (view.spec, view.destination, view.backup);
+        if d.role_arn.is_some() {
             continue;
-        };
+        }
         // The destination's bucket, and the backup's when there is one.
-        let backup = d.backup.and_then(|id| p.destination(id));
         let mut buckets = vec![s3.bucket];
         buckets.extend(backup.map(|b| b.bucket).filter(|b| *b != s3.bucket));
         let resources = buckets
@@ -649,12 +649,10 @@ pub fn desired_deliveries(
     p: &PipelineSpec,
     lambda_arn: &dyn Fn(&str, &str) -> String,
 ) -> Vec<DeliveryState> {
-    p.deliveries
-        .iter()
-        .map(|d| {
-            let s3 = p
-                .destination(d.destination)
-                .expect("plan: the spec names an existing destination");
+    p.delivery_views()
+        .into_iter()
+        .map(|view| {
+            let (d, s3) = (view.spec, view.destination);
             let processors = p
                 .processors(d)
                 .into_iter()
@@ -679,10 +677,7 @@ pub fn desired_deliveries(
                 .collect();
             DeliveryState {
                 name: d.name.to_owned(),
-                source_stream: match d.source {
-                    SourceSpec::Stream(id) => p.stream(id).map(|s| s.name.to_owned()),
-                    SourceSpec::Direct => None,
-                },
+                source_stream: view.source.map(|s| s.name.to_owned()),
                 bucket: s3.bucket.to_owned(),
                 prefix: s3.prefix.map(|p| p.raw.to_owned()),
                 error_prefix: s3.error_prefix.map(|p| p.raw.to_owned()),
@@ -702,18 +697,15 @@ pub fn desired_deliveries(
                     (SourceSpec::Direct, DeliveryEncryption::Kms(arn)) => Some(arn.to_owned()),
                     _ => None,
                 },
-                backup: d
-                    .backup
-                    .and_then(|id| p.destination(id))
-                    .map(|b| BackupState {
-                        bucket: b.bucket.to_owned(),
-                        prefix: b.prefix.map(|p| p.raw.to_owned()),
-                        error_prefix: b.error_prefix.map(|p| p.raw.to_owned()),
-                        size_mib: (b.buffer.size_bytes / (1024 * 1024)) as u32,
-                        interval_secs: b.buffer.interval_secs,
-                        compression: b.compression.firehose_name().to_owned(),
-                        kms_key: b.kms_key.map(str::to_owned),
-                    }),
+                backup: view.backup.map(|b| BackupState {
+                    bucket: b.bucket.to_owned(),
+                    prefix: b.prefix.map(|p| p.raw.to_owned()),
+                    error_prefix: b.error_prefix.map(|p| p.raw.to_owned()),
+                    size_mib: (b.buffer.size_bytes / (1024 * 1024)) as u32,
+                    interval_secs: b.buffer.interval_secs,
+                    compression: b.compression.firehose_name().to_owned(),
+                    kms_key: b.kms_key.map(str::to_owned),
+                }),
             }
         })
         .collect()

@@ -174,14 +174,14 @@ pub fn estimate(p: &PipelineSpec, load: Load, prices: Prices) -> Estimate {
         .collect();
     let bytes_per_sec = load.records_per_sec * load.record_bytes as f64;
     let deliveries = p
-        .deliveries
-        .iter()
-        .map(|d| {
-            let s3 = p.destination(d.destination).expect("estimate: the spec names an existing destination");
+        .delivery_views()
+        .into_iter()
+        .map(|view| {
+            let (d, s3) = (view.spec, view.destination);
             let partitions = if s3.dynamic_partitioning() { load.partitions.max(1) } else { 1 };
             let per_partition = bytes_per_sec / f64::from(partitions);
             let (every, object_bytes) = flush(s3.buffer.size_bytes, s3.buffer.interval_secs, per_partition);
-            let invocations_per_hour = d.transform.and_then(|id| p.transform(id)).map_or(0.0, |t| {
+            let invocations_per_hour = view.transform.map_or(0.0, |t| {
                 let (every, _) = flush(t.buffer.size_bytes, t.buffer.interval_secs, bytes_per_sec);
                 3600.0 / every
             });

@@ -448,7 +448,101 @@ impl PipelineSpec {
     pub fn consumer(&self, id: &str) -> Option<&'static ConsumerSpec> {
         self.consumers.iter().find(|s| s.id == id)
     }
+
+    /// A delivery with the stages it names looked up: the one place ids are resolved.
+    ///
+    /// # Errors
+    /// A name that is not a stage of this pipeline (a spec not written by `pipeline!`, which
+    /// checks every name).
+    pub fn view(&self, d: &'static DeliverySpec) -> Result<DeliveryView, SpecError> {
+        let missing = |kind: &str, id: &str| {
+            SpecError(format!(
+                "delivery `{}` names {kind} `{id}`, which the pipeline does not declare",
+                d.id
+            ))
+        };
+        let source = match d.source {
+            SourceSpec::Stream(id) => Some(self.stream(id).ok_or_else(|| missing("stream", id))?),
+            SourceSpec::Direct => None,
+        };
+        let transform = match d.transform {
+            Some(id) => Some(self.transform(id).ok_or_else(|| missing("transform", id))?),
+            None => None,
+        };
+        let destination = self
+            .destination(d.destination)
+            .ok_or_else(|| missing("s3 destination", d.destination))?;
+        let backup = match d.backup {
+            Some(id) => Some(
+                self.destination(id)
+                    .ok_or_else(|| missing("s3 destination", id))?,
+            ),
+            None => None,
+        };
+        Ok(DeliveryView {
+            spec: d,
+            source,
+            transform,
+            destination,
+            backup,
+        })
+    }
+
+    /// Every delivery as a [`DeliveryView`], in declaration order; those whose names do not
+    /// resolve are left out (see [`check`](Self::check)).
+    pub fn delivery_views(&self) -> Vec<DeliveryView> {
+        self.deliveries
+            .iter()
+            .filter_map(|d| self.view(d).ok())
+            .collect()
+    }
+
+    /// Whether every name the spec uses resolves.
+    ///
+    /// # Errors
+    /// The first that does not.
+    pub fn check(&self) -> Result<(), SpecError> {
+        for d in self.deliveries {
+            self.view(d)?;
+        }
+        for c in self.consumers {
+            if self.stream(c.stream).is_none() {
+                return Err(SpecError(format!(
+                    "consumer `{}` reads stream `{}`, which the pipeline does not declare",
+                    c.id, c.stream
+                )));
+            }
+        }
+        Ok(())
+    }
 }
+
+/// A delivery with the stages it names (see [`PipelineSpec::view`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeliveryView {
+    /// The delivery.
+    pub spec: &'static DeliverySpec,
+    /// The stream it reads; `None` for Direct PUT.
+    pub source: Option<&'static StreamSpec>,
+    /// Its transform, if any.
+    pub transform: Option<&'static TransformSpec>,
+    /// Its S3 destination.
+    pub destination: &'static S3Spec,
+    /// The destination of its source record backup, if any.
+    pub backup: Option<&'static S3Spec>,
+}
+
+/// A spec whose names do not resolve.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpecError(pub String);
+
+impl std::fmt::Display for SpecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SpecError {}
 
 impl Compression {
     /// Firehose's name of the format (`UNCOMPRESSED`, `GZIP`, `ZIP`, `Snappy`, `HADOOP_SNAPPY`).

@@ -1985,3 +1985,28 @@ async fn a_window_whose_state_outgrows_1_mib_ends_early() {
     // Three ids of 400 KiB are over 1 MiB: that window ends early; the fourth starts anew.
     assert_eq!(*HOARDED.lock().unwrap(), [(true, 3), (false, 1)]);
 }
+
+/// A spec's names are resolved once: every delivery's stages through `view`, and a spec that
+/// names a stage it does not declare (one not written by `pipeline!`) is a typed error,
+/// never a panic, and its unresolvable delivery is left out of the views.
+#[test]
+fn a_spec_whose_names_do_not_resolve_is_an_error() {
+    let spec = Telemetry::spec();
+    spec.check().unwrap();
+    let views = spec.delivery_views();
+    assert_eq!(views.len(), spec.deliveries.len());
+    assert_eq!(views[0].destination.bucket, "acme-telemetry");
+    assert_eq!(views[0].source.unwrap().name, "sensor-readings");
+    assert_eq!(views[0].transform.unwrap().id, "enrich");
+
+    let mut broken = spec.deliveries[0];
+    broken.destination = "nowhere";
+    let deliveries: &'static [kpipe_runtime::spec::DeliverySpec] = Box::leak(Box::new([broken]));
+    let bad = kpipe_runtime::spec::PipelineSpec {
+        deliveries,
+        ..*spec
+    };
+    let err = bad.check().unwrap_err();
+    assert!(err.to_string().contains("s3 destination `nowhere`"), "{err}");
+    assert!(bad.delivery_views().is_empty());
+}

@@ -149,6 +149,9 @@ impl<P: Pipeline> LocalBuilder<P> {
             return Err(EngineError::NoRuntime);
         }
         let spec = P::SPEC;
+        // Every name resolves, so the lookups below cannot miss.
+        spec.check()
+            .map_err(|e| EngineError::InvalidSpec(e.to_string()))?;
         let local_fs = self.store.is_none() && self.per_bucket.is_none();
         let shared: Arc<dyn ObjectStore> = match self.store {
             Some(s) => s,
@@ -201,9 +204,10 @@ impl<P: Pipeline> LocalBuilder<P> {
         let mut tasks = Vec::new();
         for (i, def) in P::deliveries().into_iter().enumerate() {
             let d = def.spec();
-            let s3 = spec
-                .destination(d.destination)
-                .expect("engine: the spec names an existing destination");
+            let view = spec
+                .view(d)
+                .map_err(|e| EngineError::InvalidSpec(e.to_string()))?;
+            let s3 = view.destination;
             let tz = match s3.time_zone {
                 Some(name) => Some(name.parse::<chrono_tz::Tz>().map_err(|_| {
                     EngineError::InvalidTimeZone {
@@ -213,24 +217,18 @@ impl<P: Pipeline> LocalBuilder<P> {
                 })?),
                 None => None,
             };
-            let transform = d.transform.map(|id| {
-                let t = spec
-                    .transform(id)
-                    .expect("engine: the spec names an existing transform");
+            let transform = view.transform.map(|t| {
                 let invoker = self
                     .invokers
                     .iter()
-                    .find(|(tid, _)| tid == id)
+                    .find(|(tid, _)| *tid == t.id)
                     .map(|(_, inv)| Arc::clone(inv))
                     .unwrap_or_else(|| Arc::new(LocalInvoker::new(Arc::clone(def.processor()))));
                 (t, invoker)
             });
-            let lambda_arn = transform.as_ref().map(|(t, _)| {
-                format!(
-                    "arn:aws:lambda:{region}:000000000000:function:{}",
-                    t.lambda.name
-                )
-            });
+            let lambda_arn = view
+                .transform
+                .map(|t| crate::arn::Scope::local(region).function(t.lambda.name));
             let (tx, rx) = inbox::inbox();
             match d.source {
                 SourceSpec::Stream(id) => streams[id].subscribe(tx),
@@ -247,13 +245,10 @@ impl<P: Pipeline> LocalBuilder<P> {
                 rx,
                 clock,
                 sink: sink_for(s3.bucket),
-                backup: d
-                    .backup
-                    .and_then(|id| spec.destination(id))
-                    .map(|b| delivery::Backup {
-                        s3: b,
-                        sink: sink_for(b.bucket),
-                    }),
+                backup: view.backup.map(|b| delivery::Backup {
+                    s3: b,
+                    sink: sink_for(b.bucket),
+                }),
                 ids: match self.seed {
                     Some(seed) => Ids::Seeded(seed.wrapping_add(i as u64)),
                     None => Ids::Random,

@@ -117,6 +117,8 @@ pub enum EngineError {
     Undelivered(String),
     /// `start` was called outside a tokio runtime.
     NoRuntime,
+    /// The spec names a stage it does not declare (a spec not written by `pipeline!`).
+    InvalidSpec(String),
     /// A consumer's `filter_criteria` pattern cannot be matched (a spec not written by the
     /// `pipeline!` macro, which checks them).
     InvalidFilter {
@@ -147,6 +149,7 @@ impl std::fmt::Display for EngineError {
             EngineError::NoRuntime => {
                 f.write_str("the local engine must be started inside a tokio runtime")
             }
+            EngineError::InvalidSpec(m) => write!(f, "invalid pipeline spec: {m}"),
             EngineError::InvalidFilter { consumer, message } => {
                 write!(f, "consumer `{consumer}`: {message}")
             }
