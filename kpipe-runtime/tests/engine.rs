@@ -2007,6 +2007,9 @@ fn a_spec_whose_names_do_not_resolve_is_an_error() {
         ..*spec
     };
     let err = bad.check().unwrap_err();
-    assert!(err.to_string().contains("s3 destination `nowhere`"), "{err}");
+    assert!(
+        err.to_string().contains("s3 destination `nowhere`"),
+        "{err}"
+    );
     assert!(bad.delivery_views().is_empty());
 }
