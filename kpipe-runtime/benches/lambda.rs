@@ -131,7 +131,7 @@ fn kpipe_typed(handler: &FirehoseHandler, rt: &tokio::runtime::Runtime, event: &
 fn bench(c: &mut Criterion) {
     let event = event_bytes(20_000);
     println!("event: {} records, {} bytes", 20_000, event.len());
-    let handler = FirehoseHandler::new::<Bench>("enrich").unwrap();
+    let handler = FirehoseHandler::new::<Bench, _, _>(Bench::enrich()).unwrap();
     println!("kpipe handler threads: {}", handler.threads());
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()

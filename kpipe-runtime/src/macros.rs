@@ -132,8 +132,7 @@ macro_rules! lambda_main {
     ($pipeline:ident, $stage:ident) => {
         fn main() -> ::std::process::ExitCode {
             // A typo in the transform's or consumer's name is a compile error here.
-            let _ = $pipeline::$stage;
-            $crate::lambda::serve::<$pipeline>(::core::stringify!($stage))
+            $crate::lambda::serve::<$pipeline, _, _>($pipeline::$stage())
         }
     };
 }

@@ -137,7 +137,7 @@ fn run(events: Vec<Event>, failures: u32) -> Result<(), TestCaseError> {
         let engine = P::local()
             .store(store.clone())
             .seed(3)
-            .invoker("t", invoker)
+            .invoker(P::t(), invoker)
             .start()
             .unwrap();
         let producer = engine.producer(P::input()).unwrap();

@@ -140,7 +140,7 @@ fn the_spec_has_the_mapping_settings_and_aws_defaults() {
 async fn a_batch_that_succeeds_reports_no_failures() {
     let _guard = LOCK.lock().await;
     seen();
-    let handler = ConsumerHandler::new::<Telemetry>("frost_alerts").unwrap();
+    let handler = ConsumerHandler::new::<Telemetry, _>(Telemetry::frost_alerts()).unwrap();
     let response = handler.handle(event("kinesis-event.json")).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(seen(), ["s-001", "s-002"]);
@@ -155,7 +155,7 @@ async fn a_batch_that_succeeds_reports_no_failures() {
 async fn the_first_failure_is_reported_and_the_rest_left_for_the_retry() {
     let _guard = LOCK.lock().await;
     seen();
-    let handler = ConsumerHandler::new::<Telemetry>("frost_alerts").unwrap();
+    let handler = ConsumerHandler::new::<Telemetry, _>(Telemetry::frost_alerts()).unwrap();
     let response = handler
         .handle(event("kinesis-event-with-failure.json"))
         .await;
@@ -190,7 +190,7 @@ fn one(seq: &str, data: &[u8]) -> KinesisStreamEvent {
 #[tokio::test]
 async fn bad_base64_other_types_and_panics_fail_their_record_only() {
     let _guard = LOCK.lock().await;
-    let handler = ConsumerHandler::new::<Telemetry>("frost_alerts").unwrap();
+    let handler = ConsumerHandler::new::<Telemetry, _>(Telemetry::frost_alerts()).unwrap();
     let mut bad_base64 = one("1", b"x");
     bad_base64.records[0].kinesis.data = "%%%".into();
     for (event, seq) in [
@@ -212,7 +212,7 @@ async fn bad_base64_other_types_and_panics_fail_their_record_only() {
 async fn kpl_aggregates_are_consumed_record_by_record() {
     let _guard = LOCK.lock().await;
     seen();
-    let handler = ConsumerHandler::new::<Telemetry>("counter").unwrap();
+    let handler = ConsumerHandler::new::<Telemetry, _>(Telemetry::counter()).unwrap();
     let records: Vec<(String, Vec<u8>)> = ["a", "b", "c"]
         .iter()
         .map(|id| {
@@ -232,10 +232,19 @@ async fn kpl_aggregates_are_consumed_record_by_record() {
     assert_eq!(seen(), ["async a", "async b", "async c"]);
 }
 
+kpipe_runtime::pipeline! {
+    /// A consumer of the same name in another pipeline.
+    pipeline Other {
+        stream readings: Reading { capacity: on_demand, partition_key: sensor_id }
+        consumer frost_alerts: readings -> crate::frost_alert { starting_position: latest }
+    }
+}
+
+/// Another pipeline's consumer, even one of the same name, is refused.
 #[test]
 fn unknown_consumers_are_errors() {
     assert!(matches!(
-        ConsumerHandler::new::<Telemetry>("nope"),
+        ConsumerHandler::new::<Telemetry, _>(Other::frost_alerts()),
         Err(LambdaError::UnknownConsumer(_))
     ));
 }
@@ -276,7 +285,7 @@ fn windowed(records: &[(&str, &str)], state: serde_json::Value, last: bool) -> K
 #[tokio::test]
 async fn a_tumbling_window_handler_returns_the_state_and_closes_the_window() {
     let _guard = LOCK.lock().await;
-    let handler = ConsumerHandler::new::<Telemetry>("site_counts").unwrap();
+    let handler = ConsumerHandler::new::<Telemetry, _>(Telemetry::site_counts()).unwrap();
     assert!(handler.is_windowed());
     let first = handler
         .handle_window(windowed(

@@ -649,7 +649,7 @@ async fn run_with(invoker: Arc<Flaky>) -> (kpipe_runtime::RunReport, Vec<(String
     let engine = Telemetry::local()
         .store(store.clone())
         .start_time_ms(START_MS)
-        .invoker("enrich", invoker)
+        .invoker(Telemetry::enrich(), invoker)
         .start()
         .unwrap();
     let p = engine.producer(Telemetry::readings()).unwrap();
@@ -2012,4 +2012,21 @@ fn a_spec_whose_names_do_not_resolve_is_an_error() {
         "{err}"
     );
     assert!(bad.delivery_views().is_empty());
+}
+
+/// An invoker is registered for a transform handle; a transform of another pipeline, even
+/// with the same name, is refused when the engine starts.
+#[tokio::test]
+async fn an_invoker_for_another_pipelines_transform_is_refused() {
+    let other = Arc::new(LocalInvoker::new(BackedUp::to_lake().processor().clone()));
+    let err = Telemetry::local()
+        .store(Arc::new(InMemory::new()))
+        .invoker(BackedUp::enrich(), other)
+        .start()
+        .map(|_| ())
+        .unwrap_err();
+    assert!(
+        matches!(&err, kpipe_runtime::engine::EngineError::UnknownStage(s) if s == "transform `enrich`"),
+        "{err}"
+    );
 }

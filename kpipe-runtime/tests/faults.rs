@@ -480,7 +480,7 @@ async fn an_invoker_that_panics_is_a_failed_invocation_and_retried() {
     });
     let engine = Touchy::local()
         .store(store.clone())
-        .invoker("touch", invoker)
+        .invoker(Touchy::touch(), invoker)
         .start()
         .unwrap();
     put_touchy(&engine).await;

@@ -52,6 +52,14 @@ kpipe_runtime::pipeline! {
         }
         delivery sensor_lake: readings -> enrich -> lake;
     }
+    /// The same transform name in another pipeline, and a transform no delivery uses.
+    pipeline Other {
+        stream readings: Reading { capacity: on_demand, partition_key: sensor_id }
+        transform enrich: Reading -> Enriched { function: crate::enrich }
+        transform unused: Reading -> Enriched { function: crate::enrich }
+        s3 lake: Enriched { bucket: "acme-other" }
+        delivery d: readings -> enrich -> lake;
+    }
 }
 
 fn event(path: &str) -> TransformationEvent {
@@ -73,7 +81,7 @@ fn results(r: &KinesisFirehoseResponse) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn kinesis_source_event_with_record_metadata() {
-    let handler = FirehoseHandler::new::<Telemetry>("enrich").unwrap();
+    let handler = FirehoseHandler::new::<Telemetry, _, _>(Telemetry::enrich()).unwrap();
     let response = handler.handle(event("firehose-kinesis-source.json")).await;
     let r = results(&response);
     assert_eq!(
@@ -110,7 +118,7 @@ async fn kinesis_source_event_with_record_metadata() {
 
 #[tokio::test]
 async fn direct_put_event_with_bad_records_fails_only_those() {
-    let handler = FirehoseHandler::new::<Telemetry>("enrich").unwrap();
+    let handler = FirehoseHandler::new::<Telemetry, _, _>(Telemetry::enrich()).unwrap();
     let response = handler.handle(event("firehose-direct-put.json")).await;
     assert_eq!(
         results(&response),
@@ -124,7 +132,7 @@ async fn direct_put_event_with_bad_records_fails_only_those() {
 
 #[tokio::test]
 async fn an_empty_batch_gets_an_empty_response() {
-    let handler = FirehoseHandler::new::<Telemetry>("enrich").unwrap();
+    let handler = FirehoseHandler::new::<Telemetry, _, _>(Telemetry::enrich()).unwrap();
     let response = handler.handle(TransformationEvent::default()).await;
     assert!(response.records.is_empty());
     assert_eq!(
@@ -148,7 +156,7 @@ async fn a_6_mb_batch_keeps_the_response_under_the_limit() {
         .collect();
     let ev: TransformationEvent =
         serde_json::from_value(serde_json::json!({ "records": records })).unwrap();
-    let handler = FirehoseHandler::new::<Telemetry>("enrich").unwrap();
+    let handler = FirehoseHandler::new::<Telemetry, _, _>(Telemetry::enrich()).unwrap();
     let response = handler.handle(ev).await;
     let body = serde_json::to_vec(&response).unwrap();
     assert!(body.len() <= MAX_RESPONSE_BYTES, "{} bytes", body.len());
@@ -193,9 +201,20 @@ fn records_json(padding: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// A handler is made from a transform handle: another pipeline's transform (even one of the
+/// same name) and a transform no delivery uses are refused.
 #[test]
 fn unknown_transforms_are_refused() {
-    assert!(FirehoseHandler::new::<Telemetry>("nope").is_err());
+    assert!(FirehoseHandler::new::<Telemetry, _, _>(Telemetry::enrich()).is_ok());
+    for refused in [
+        FirehoseHandler::new::<Telemetry, _, _>(Other::enrich()),
+        FirehoseHandler::new::<Other, _, _>(Other::unused()),
+    ] {
+        assert!(
+            matches!(refused, Err(kpipe_runtime::lambda::LambdaError::UnknownTransform(_))),
+            "{refused:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -260,7 +279,7 @@ async fn the_handler_and_the_local_engine_agree() {
         "records": records
     }))
     .unwrap();
-    let lambda = FirehoseHandler::new::<Telemetry>("enrich")
+    let lambda = FirehoseHandler::new::<Telemetry, _, _>(Telemetry::enrich())
         .unwrap()
         .handle(ev)
         .await;
@@ -327,7 +346,7 @@ async fn kpl_aggregates_are_deaggregated() {
         { "recordId": "agg-2", "approximateArrivalTimestamp": 0, "data": enc(&mixed) },
     ]}))
     .unwrap();
-    let response = FirehoseHandler::new::<Telemetry>("enrich")
+    let response = FirehoseHandler::new::<Telemetry, _, _>(Telemetry::enrich())
         .unwrap()
         .handle(ev)
         .await;
@@ -358,7 +377,7 @@ fn without_empty_metadata(mut v: serde_json::Value) -> serde_json::Value {
 
 #[tokio::test]
 async fn the_raw_json_path_answers_exactly_as_the_typed_one() {
-    let handler = FirehoseHandler::new::<Telemetry>("enrich").unwrap();
+    let handler = FirehoseHandler::new::<Telemetry, _, _>(Telemetry::enrich()).unwrap();
     for fixture in ["firehose-kinesis-source.json", "firehose-direct-put.json"] {
         let bytes = std::fs::read(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -398,7 +417,7 @@ async fn the_raw_json_path_answers_exactly_as_the_typed_one() {
 #[tokio::test]
 async fn deeply_nested_events_are_errors_not_stack_overflows() {
     let deep = format!("{}{}", "[".repeat(20_000), "]".repeat(20_000));
-    let handler = FirehoseHandler::new::<Telemetry>("enrich").unwrap();
+    let handler = FirehoseHandler::new::<Telemetry, _, _>(Telemetry::enrich()).unwrap();
     let arn = "arn:aws:firehose:us-west-2:1:deliverystream/sensor-lake";
     for event in [
         format!(r#"{{"x":{deep},"records":[]}}"#),
@@ -430,7 +449,7 @@ async fn deeply_nested_events_are_errors_not_stack_overflows() {
 /// response Lambda would refuse.
 #[tokio::test]
 async fn an_event_whose_smallest_answer_exceeds_6_mb_is_refused() {
-    let handler = FirehoseHandler::new::<Telemetry>("enrich").unwrap();
+    let handler = FirehoseHandler::new::<Telemetry, _, _>(Telemetry::enrich()).unwrap();
     let mut event = String::from(r#"{"records":["#);
     let mut n = 0;
     while event.len() < 6_000_000 {
@@ -513,7 +532,7 @@ mod never_panics {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("a runtime");
-        let handler = FirehoseHandler::new::<Telemetry>("enrich").expect("the transform");
+        let handler = FirehoseHandler::new::<Telemetry, _, _>(Telemetry::enrich()).expect("the transform");
         if let Ok(text) = rt.block_on(handler.handle_json(event)) {
             let v: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|e| TestCaseError::fail(format!("the response is not JSON: {e}")))?;

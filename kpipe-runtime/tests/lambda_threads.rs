@@ -157,7 +157,7 @@ fn results(response: &str) -> Vec<String> {
 async fn several_threads_answer_exactly_as_one() {
     // ~1.2 MB of records: several runs of at least 256 KiB each.
     let bytes = event(3_000, 250);
-    let one = FirehoseHandler::new::<Readings>("enrich")
+    let one = FirehoseHandler::new::<Readings, _, _>(Readings::enrich())
         .unwrap()
         .with_threads(1);
     let expected = one.handle_json(&bytes).await.unwrap();
@@ -180,7 +180,7 @@ async fn several_threads_answer_exactly_as_one() {
     assert!(seen > 1, "the transform ran on {seen} thread(s)");
 
     // An async transform: the same answers, awaited in order.
-    let later = FirehoseHandler::new::<ReadingsLater>("enrich_later").unwrap();
+    let later = FirehoseHandler::new::<ReadingsLater, _, _>(ReadingsLater::enrich_later()).unwrap();
     for threads in [1, 3] {
         let answer = later
             .clone()
@@ -196,7 +196,7 @@ async fn several_threads_answer_exactly_as_one() {
 async fn over_the_limit_several_threads_fail_the_same_records() {
     // ~7 MB of output: the records that do not fit are failed, the same ones on any thread count.
     let bytes = event(1_700, 3_000);
-    let one = FirehoseHandler::new::<Readings>("enrich")
+    let one = FirehoseHandler::new::<Readings, _, _>(Readings::enrich())
         .unwrap()
         .with_threads(1);
     let expected = one.handle_json(&bytes).await.unwrap();
@@ -214,7 +214,7 @@ async fn over_the_limit_several_threads_fail_the_same_records() {
             .unwrap();
         assert!(answer == expected, "{threads} threads answer differently");
     }
-    let later = FirehoseHandler::new::<ReadingsLater>("enrich_later")
+    let later = FirehoseHandler::new::<ReadingsLater, _, _>(ReadingsLater::enrich_later())
         .unwrap()
         .with_threads(3)
         .handle_json(&bytes)
@@ -226,15 +226,15 @@ async fn over_the_limit_several_threads_fail_the_same_records() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_current_thread_runtime_works_too() {
     let bytes = event(3_000, 250);
-    let one = FirehoseHandler::new::<Readings>("enrich")
+    let one = FirehoseHandler::new::<Readings, _, _>(Readings::enrich())
         .unwrap()
         .with_threads(1)
         .handle_json(&bytes)
         .await
         .unwrap();
     for handler in [
-        FirehoseHandler::new::<Readings>("enrich").unwrap(),
-        FirehoseHandler::new::<ReadingsLater>("enrich_later").unwrap(),
+        FirehoseHandler::new::<Readings, _, _>(Readings::enrich()).unwrap(),
+        FirehoseHandler::new::<ReadingsLater, _, _>(ReadingsLater::enrich_later()).unwrap(),
     ] {
         let answer = handler.with_threads(4).handle_json(&bytes).await.unwrap();
         assert!(answer == one);
@@ -273,7 +273,7 @@ async fn the_delivery_stream_named_after_the_records_picks_the_processor() {
     let plain = event(3_000, 250);
     for (stream, metadata) in [("to-lake", true), ("to-archive", false)] {
         let bytes = with_arn_last(&plain, stream);
-        let one = FirehoseHandler::new::<TwoDeliveries>("enrich")
+        let one = FirehoseHandler::new::<TwoDeliveries, _, _>(TwoDeliveries::enrich())
             .unwrap()
             .with_threads(1);
         let expected = one.handle_json(&bytes).await.unwrap();
@@ -291,7 +291,7 @@ async fn the_delivery_stream_named_after_the_records_picks_the_processor() {
     // A stream that does not use the transform: every record fails, on any thread count.
     let bytes = with_arn_last(&plain, "someone-else");
     for threads in [1, 4] {
-        let answer = FirehoseHandler::new::<TwoDeliveries>("enrich")
+        let answer = FirehoseHandler::new::<TwoDeliveries, _, _>(TwoDeliveries::enrich())
             .unwrap()
             .with_threads(threads)
             .handle_json(&bytes)
@@ -308,7 +308,7 @@ async fn a_bad_event_is_an_error_on_any_thread_count() {
     let mut bytes = event(3_000, 250);
     bytes.truncate(bytes.len() - 100);
     for threads in [1, 4] {
-        let handler = FirehoseHandler::new::<Readings>("enrich")
+        let handler = FirehoseHandler::new::<Readings, _, _>(Readings::enrich())
             .unwrap()
             .with_threads(threads);
         let err = handler.handle_json(&bytes).await.unwrap_err();
@@ -420,7 +420,7 @@ async fn any_event_is_read_as_serde_json_reads_it() {
         let text = random_event(&mut rng, stream);
         let parsed: kpipe_runtime::lambda::TransformationEvent =
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("case {case}: {e}"));
-        let handler = FirehoseHandler::new::<TwoDeliveries>("enrich").unwrap();
+        let handler = FirehoseHandler::new::<TwoDeliveries, _, _>(TwoDeliveries::enrich()).unwrap();
         let typed = serde_json::to_value(handler.handle(parsed).await).unwrap();
         let typed = without_empty_metadata(typed);
         for threads in [1, 3] {
@@ -506,7 +506,7 @@ async fn a_panic_in_a_key_or_an_encoder_fails_only_its_record_on_any_thread_coun
     .unwrap();
     let mut answers = Vec::new();
     for threads in [1, 3] {
-        let answer = FirehoseHandler::new::<FragileRecords>("pass_fragile")
+        let answer = FirehoseHandler::new::<FragileRecords, _, _>(FragileRecords::pass_fragile())
             .unwrap()
             .with_threads(threads)
             .handle_json(&bytes)

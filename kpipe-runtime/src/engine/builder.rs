@@ -32,7 +32,8 @@ pub struct LocalBuilder<P> {
     seed: Option<u64>,
     progress: bool,
     write_deadline: std::time::Duration,
-    invokers: Vec<(String, Arc<dyn Invoker>)>,
+    /// Invokers by transform, each with the transform's spec (to check it is this pipeline's).
+    invokers: Vec<(&'static crate::spec::TransformSpec, Arc<dyn Invoker>)>,
     _pipeline: PhantomData<P>,
 }
 
@@ -132,10 +133,16 @@ impl<P: Pipeline> LocalBuilder<P> {
         self
     }
 
-    /// Invoke this transform through `invoker` instead of calling it directly, to inject
-    /// failures (see [`LocalInvoker`] for the default).
-    pub fn invoker(mut self, transform_id: &str, invoker: Arc<dyn Invoker>) -> Self {
-        self.invokers.push((transform_id.to_owned(), invoker));
+    /// Invoke this transform (`Telemetry::enrich()`) through `invoker` instead of calling it
+    /// directly, to inject failures (see [`LocalInvoker`] for the default). A transform of
+    /// another pipeline makes [`start`](Self::start) fail with
+    /// [`EngineError::UnknownStage`].
+    pub fn invoker<I, O>(
+        mut self,
+        transform: crate::TransformDef<I, O>,
+        invoker: Arc<dyn Invoker>,
+    ) -> Self {
+        self.invokers.push((transform.spec, invoker));
         self
     }
 
@@ -152,6 +159,13 @@ impl<P: Pipeline> LocalBuilder<P> {
         // Every name resolves, so the lookups below cannot miss.
         spec.check()
             .map_err(|e| EngineError::InvalidSpec(e.to_string()))?;
+        if let Some((t, _)) = self
+            .invokers
+            .iter()
+            .find(|(t, _)| spec.transform(t.id) != Some(*t))
+        {
+            return Err(EngineError::UnknownStage(format!("transform `{}`", t.id)));
+        }
         let local_fs = self.store.is_none() && self.per_bucket.is_none();
         let shared: Arc<dyn ObjectStore> = match self.store {
             Some(s) => s,
@@ -221,7 +235,7 @@ impl<P: Pipeline> LocalBuilder<P> {
                 let invoker = self
                     .invokers
                     .iter()
-                    .find(|(tid, _)| *tid == t.id)
+                    .find(|(spec, _)| spec.id == t.id)
                     .map(|(_, inv)| Arc::clone(inv))
                     .unwrap_or_else(|| Arc::new(LocalInvoker::new(Arc::clone(def.processor()))));
                 (t, invoker)

@@ -79,16 +79,17 @@ pub struct ConsumerHandler {
 }
 
 impl ConsumerHandler {
-    /// The handler of pipeline `P`'s consumer `consumer_id`.
+    /// The handler of pipeline `P`'s consumer (`Telemetry::frost_alerts()`).
     ///
     /// # Errors
-    /// [`LambdaError::UnknownConsumer`] when the pipeline has no such consumer.
-    pub fn new<P: Pipeline>(consumer_id: &str) -> Result<Self, LambdaError> {
+    /// [`LambdaError::UnknownConsumer`] when the consumer is not `P`'s.
+    pub fn new<P: Pipeline, I>(consumer: crate::ConsumerDef<I>) -> Result<Self, LambdaError> {
+        let spec = consumer.spec();
         P::consumers()
             .into_iter()
-            .find(|c| c.spec().id == consumer_id)
+            .find(|c| c.spec() == spec)
             .map(|consumer| ConsumerHandler { consumer })
-            .ok_or_else(|| LambdaError::UnknownConsumer(consumer_id.to_owned()))
+            .ok_or_else(|| LambdaError::UnknownConsumer(spec.id.to_owned()))
     }
 
     /// Whether this consumer aggregates tumbling windows (answer with

@@ -9,7 +9,7 @@
 use super::LambdaError;
 use super::batch::{self, Feeder, Record, Route};
 use super::response::Style;
-use crate::pipeline::{Pipeline, RecordProcessor};
+use crate::pipeline::{Pipeline, RecordProcessor, TransformDef};
 use aws_lambda_events::firehose::{KinesisFirehoseResponse, KinesisFirehoseResponseRecord};
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -105,23 +105,25 @@ fn threads_from(var: Option<String>, memory_mb: Option<String>, cpus: usize) -> 
 }
 
 impl FirehoseHandler {
-    /// The handler of pipeline `P`'s transform `transform_id`. It uses as many threads per
-    /// invocation as [`KPIPE_LAMBDA_THREADS`](THREADS_VAR) says, else one per 1,769 MB of the
-    /// function's memory (Lambda's vCPU share), at most the CPUs it sees.
+    /// The handler of pipeline `P`'s transform (`Telemetry::enrich()`). It uses as many
+    /// threads per invocation as [`KPIPE_LAMBDA_THREADS`](THREADS_VAR) says, else one per
+    /// 1,769 MB of the function's memory (Lambda's vCPU share), at most the CPUs it sees.
     ///
     /// # Errors
-    /// [`LambdaError::UnknownTransform`] when no delivery uses that transform.
-    pub fn new<P: Pipeline>(transform_id: &str) -> Result<Self, LambdaError> {
+    /// [`LambdaError::UnknownTransform`] when the transform is not `P`'s, or no delivery uses
+    /// it.
+    pub fn new<P: Pipeline, I, O>(transform: TransformDef<I, O>) -> Result<Self, LambdaError> {
+        let id = transform.spec.id;
         let deliveries: Vec<_> = P::deliveries()
             .into_iter()
-            .filter(|d| d.spec().transform == Some(transform_id))
+            .filter(|d| d.spec().transform == Some(id))
             .map(|d| (d.spec().name, Arc::clone(d.processor())))
             .collect();
         let transform = P::SPEC
-            .transform(transform_id)
+            .transform(id)
+            .filter(|t| *t == transform.spec && !deliveries.is_empty())
             .map(|t| t.id)
-            .filter(|_| !deliveries.is_empty())
-            .ok_or_else(|| LambdaError::UnknownTransform(transform_id.to_owned()))?;
+            .ok_or_else(|| LambdaError::UnknownTransform(id.to_owned()))?;
         Ok(FirehoseHandler {
             transform,
             deliveries,

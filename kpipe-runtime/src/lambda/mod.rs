@@ -50,12 +50,10 @@ pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum LambdaError {
-    /// No delivery of the pipeline uses this transform.
+    /// The transform is not this pipeline's, or no delivery of the pipeline uses it.
     UnknownTransform(String),
-    /// The pipeline has no consumer of this name.
+    /// The consumer is not this pipeline's.
     UnknownConsumer(String),
-    /// The pipeline has neither a transform nor a consumer of this name.
-    UnknownStage(String),
     /// The invocation's payload is not the event the handler answers.
     InvalidEvent(String),
     /// The handler failed itself (a bug); the invocation fails, so Firehose sends the records
@@ -73,14 +71,12 @@ pub enum LambdaError {
 impl std::fmt::Display for LambdaError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            LambdaError::UnknownTransform(t) => {
-                write!(f, "no delivery of this pipeline uses transform `{t}`")
-            }
+            LambdaError::UnknownTransform(t) => write!(
+                f,
+                "transform `{t}` is not this pipeline's, or no delivery of it uses the transform"
+            ),
             LambdaError::UnknownConsumer(c) => {
-                write!(f, "this pipeline has no consumer `{c}`")
-            }
-            LambdaError::UnknownStage(s) => {
-                write!(f, "this pipeline has no transform or consumer `{s}`")
+                write!(f, "consumer `{c}` is not this pipeline's")
             }
             LambdaError::InvalidEvent(e) => write!(f, "not a Firehose transformation event: {e}"),
             LambdaError::Internal(e) => write!(f, "internal error in the kpipe handler: {e}"),
@@ -97,10 +93,31 @@ impl std::fmt::Display for LambdaError {
 
 impl std::error::Error for LambdaError {}
 
-/// Runs the handler of pipeline `P`'s transform or consumer `stage_id` under
-/// `lambda_runtime`: the body of a Lambda binary's `main` (see
-/// [`lambda_main!`](crate::lambda_main)).
-pub fn serve<P: Pipeline>(stage_id: &str) -> std::process::ExitCode {
+/// A stage a Lambda function serves: a transform or a consumer, from its handle
+/// (`Telemetry::enrich().into()`).
+#[derive(Clone, Debug)]
+pub enum Stage<I, O> {
+    /// A transform, which Firehose invokes.
+    Transform(crate::TransformDef<I, O>),
+    /// A consumer, which an event source mapping invokes.
+    Consumer(crate::ConsumerDef<I>),
+}
+
+impl<I, O> From<crate::TransformDef<I, O>> for Stage<I, O> {
+    fn from(t: crate::TransformDef<I, O>) -> Self {
+        Stage::Transform(t)
+    }
+}
+
+impl<I> From<crate::ConsumerDef<I>> for Stage<I, ()> {
+    fn from(c: crate::ConsumerDef<I>) -> Self {
+        Stage::Consumer(c)
+    }
+}
+
+/// Runs the handler of pipeline `P`'s transform or consumer under `lambda_runtime`: the body
+/// of a Lambda binary's `main` (see [`lambda_main!`](crate::lambda_main)).
+pub fn serve<P: Pipeline, I, O>(stage: impl Into<Stage<I, O>>) -> std::process::ExitCode {
     crate::logging::init(true);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -112,69 +129,73 @@ pub fn serve<P: Pipeline>(stage_id: &str) -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let served = if P::SPEC.transform(stage_id).is_some() {
-        let handler = match FirehoseHandler::new::<P>(stage_id) {
-            Ok(h) => h,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return std::process::ExitCode::from(2);
-            }
-        };
-        // The event's bytes go to `FirehoseHandler::handle_json` as they came (`RawBody`): no
-        // parse by lambda_runtime, no tree of the event or of the response.
-        let bodies = RawBodies::default();
-        let service = lambda_runtime::service_fn({
-            let bodies = bodies.clone();
-            move |event: lambda_runtime::LambdaEvent<()>| {
-                let (handler, body) = (handler.clone(), bodies.take(&event.context.request_id));
-                async move {
-                    let body = body.ok_or_else(|| {
-                        LambdaError::Internal("the invocation's body went missing".into())
-                    })?;
-                    let text = handler.handle_json(&body).await?;
-                    // Validates the JSON once more (1.2 ms for 6 MB); serde_json has no other
-                    // public way to send JSON text as it is.
-                    Ok::<_, lambda_runtime::Error>(serde_json::value::RawValue::from_string(text)?)
+    let served = match stage.into() {
+        Stage::Transform(transform) => {
+            let handler = match FirehoseHandler::new::<P, I, O>(transform) {
+                Ok(h) => h,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return std::process::ExitCode::from(2);
                 }
-            }
-        });
-        let runtime_api = lambda_runtime::Runtime::new(service)
-            .layer(lambda_runtime::layers::TracingLayer::new())
-            .layer(RawBody(bodies));
-        runtime.block_on(runtime_api.run())
-    } else if P::SPEC.consumer(stage_id).is_some() {
-        let handler = match ConsumerHandler::new::<P>(stage_id) {
-            Ok(h) => h,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return std::process::ExitCode::from(2);
-            }
-        };
-        if handler.is_windowed() {
-            let service = lambda_runtime::service_fn(
-                move |event: lambda_runtime::LambdaEvent<KinesisStreamEvent>| {
-                    let handler = handler.clone();
+            };
+            // The event's bytes go to `FirehoseHandler::handle_json` as they came (`RawBody`): no
+            // parse by lambda_runtime, no tree of the event or of the response.
+            let bodies = RawBodies::default();
+            let service = lambda_runtime::service_fn({
+                let bodies = bodies.clone();
+                move |event: lambda_runtime::LambdaEvent<()>| {
+                    let (handler, body) = (handler.clone(), bodies.take(&event.context.request_id));
                     async move {
-                        handler
-                            .handle_window(event.payload)
-                            .await
-                            .map_err(lambda_runtime::Error::from)
+                        let body = body.ok_or_else(|| {
+                            LambdaError::Internal("the invocation's body went missing".into())
+                        })?;
+                        let text = handler.handle_json(&body).await?;
+                        // Validates the JSON once more (1.2 ms for 6 MB); serde_json has no other
+                        // public way to send JSON text as it is.
+                        Ok::<_, lambda_runtime::Error>(serde_json::value::RawValue::from_string(
+                            text,
+                        )?)
                     }
-                },
-            );
-            runtime.block_on(lambda_runtime::run(service))
-        } else {
-            let service = lambda_runtime::service_fn(
-                move |event: lambda_runtime::LambdaEvent<KinesisStreamEvent>| {
-                    let handler = handler.clone();
-                    async move { Ok::<_, lambda_runtime::Error>(handler.handle(event.payload).await) }
-                },
-            );
-            runtime.block_on(lambda_runtime::run(service))
+                }
+            });
+            let runtime_api = lambda_runtime::Runtime::new(service)
+                .layer(lambda_runtime::layers::TracingLayer::new())
+                .layer(RawBody(bodies));
+            runtime.block_on(runtime_api.run())
         }
-    } else {
-        eprintln!("error: {}", LambdaError::UnknownStage(stage_id.to_owned()));
-        return std::process::ExitCode::from(2);
+        Stage::Consumer(consumer) => {
+            let handler = match ConsumerHandler::new::<P, I>(consumer) {
+                Ok(h) => h,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return std::process::ExitCode::from(2);
+                }
+            };
+            if handler.is_windowed() {
+                let service = lambda_runtime::service_fn(
+                    move |event: lambda_runtime::LambdaEvent<KinesisStreamEvent>| {
+                        let handler = handler.clone();
+                        async move {
+                            handler
+                                .handle_window(event.payload)
+                                .await
+                                .map_err(lambda_runtime::Error::from)
+                        }
+                    },
+                );
+                runtime.block_on(lambda_runtime::run(service))
+            } else {
+                let service = lambda_runtime::service_fn(
+                    move |event: lambda_runtime::LambdaEvent<KinesisStreamEvent>| {
+                        let handler = handler.clone();
+                        async move {
+                            Ok::<_, lambda_runtime::Error>(handler.handle(event.payload).await)
+                        }
+                    },
+                );
+                runtime.block_on(lambda_runtime::run(service))
+            }
+        }
     };
     match served {
         Ok(()) => std::process::ExitCode::SUCCESS,

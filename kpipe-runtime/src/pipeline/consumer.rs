@@ -176,7 +176,7 @@ impl AnyConsumer {
     }
 
     /// A tumbling-window consumer's aggregate (`None` for a record-by-record consumer).
-    pub fn window(&self) -> Option<&dyn super::window::Windowed> {
+    pub(crate) fn window(&self) -> Option<&dyn super::window::Windowed> {
         self.window.as_deref()
     }
 

@@ -93,7 +93,7 @@ pub trait Aggregate: Default + Serialize + DeserializeOwned + Send + 'static {
 }
 
 /// A window's state while records are added: the aggregate behind its record type.
-pub trait WindowState: Send {
+pub(crate) trait WindowState: Send {
     /// Adds one record's bytes (decoded into the record type).
     ///
     /// # Errors
@@ -111,7 +111,7 @@ pub trait WindowState: Send {
 }
 
 /// A tumbling-window consumer with its types erased.
-pub trait Windowed: Send + Sync {
+pub(crate) trait Windowed: Send + Sync {
     /// The state of a window from what the last invocation returned (`null` or `{}` for a
     /// new window).
     ///
