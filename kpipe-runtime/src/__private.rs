@@ -160,8 +160,7 @@ pub fn hash_key<V: Into<u128>>(value: V) -> u128 {
 pub fn no_transform<A>(source: Codec<A>) -> Linked<A, A> {
     Linked {
         source,
-        transform: None,
-        pass: Some(|a| a),
+        link: crate::pipeline::process::Link::Pass(|a| a),
     }
 }
 

@@ -133,8 +133,7 @@ pub trait Flows<To>: Sized {
         let f = transform.function;
         Linked {
             source,
-            transform: Some((transform.spec.id, Arc::new(move |a: Self| f(a.flow())))),
-            pass: None,
+            link: Link::Transform(transform.spec.id, Arc::new(move |a: Self| f(a.flow()))),
         }
     }
 
@@ -208,7 +207,13 @@ impl<A, C> fmt::Debug for Linked<A, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Linked")
             .field("source", &self.source)
-            .field("transform", &self.transform.as_ref().map(|t| t.0))
+            .field(
+                "transform",
+                &match &self.link {
+                    Link::Transform(id, _) => Some(*id),
+                    Link::Pass(_) => None,
+                },
+            )
             .finish()
     }
 }
@@ -218,9 +223,16 @@ impl<A, C> fmt::Debug for Linked<A, C> {
 #[doc(hidden)]
 pub struct Linked<A, C> {
     pub(crate) source: Codec<A>,
-    pub(crate) transform: Option<(&'static str, DynTransformFn<A, C>)>,
-    /// The identity `A -> C` of a delivery without a transform (`A == C` there).
-    pub(crate) pass: Option<fn(A) -> C>,
+    pub(crate) link: Link<A, C>,
+}
+
+/// How a delivery's source records become what its destination takes: through the
+/// transform, or unchanged. Exactly one of the two, by construction.
+pub(crate) enum Link<A, C> {
+    /// The transform (its id, for messages) and its function.
+    Transform(&'static str, DynTransformFn<A, C>),
+    /// A delivery without a transform: the identity `A -> C` (`A == C` there).
+    Pass(fn(A) -> C),
 }
 
 /// The destination side of a delivery: from the transform's output to delivered bytes.
@@ -338,7 +350,7 @@ where
     fn process_unguarded(&self, data: &[u8], buf: &mut Vec<u8>) -> Appended {
         let out = &self.output;
         // Without a transform and without partition keys the bytes pass through untouched.
-        if self.linked.transform.is_none() && out.keys.is_empty() {
+        if matches!(self.linked.link, Link::Pass(_)) && out.keys.is_empty() {
             buf.extend_from_slice(data);
             if out.newline {
                 buf.push(b'\n');
@@ -361,17 +373,15 @@ where
                 ));
             }
         };
-        let Some((id, function)) = &self.linked.transform else {
+        let (id, function) = match &self.linked.link {
+            Link::Transform(id, function) => (id, function),
             // Partition keys by query on an untransformed record: its bytes are kept.
-            let Some(pass) = self.linked.pass else {
-                return Appended::Failed(
-                    "kpipe: delivery without a transform has no identity link".into(),
-                );
-            };
-            return match out.finish_into((out.flow)(pass(input)), Some(data), buf) {
-                Ok(keys) => Appended::Ok(keys),
-                Err(m) => Appended::Failed(m),
-            };
+            Link::Pass(pass) => {
+                return match out.finish_into((out.flow)(pass(input)), Some(data), buf) {
+                    Ok(keys) => Appended::Ok(keys),
+                    Err(m) => Appended::Failed(m),
+                };
+            }
         };
         match guard(|| function(input)) {
             Err(m) => Appended::Failed(format!("transform `{id}` panicked: {m}")),
