@@ -33,6 +33,7 @@ pub use crate::engine::{LocalBuilder, LocalEngine, RunReport};
 pub use crate::outcome::{IntoOutcome, Outcome};
 pub use crate::pipeline::{
     Aggregate, AnyConsumer, AnyStream, Appended, Call, Codec, ConsumerDef, DeliveryDef, Pipeline,
-    Processing, Record, RecordProcessor, RecordResult, S3Def, StreamDef, TransformDef, Window,
+    Processing, Record, RecordProcessor, RecordResult, S3Def, Step, StreamDef, TransformDef,
+    Window,
 };
 pub use crate::spec::PipelineSpec;

@@ -211,7 +211,10 @@ fn unknown_transforms_are_refused() {
         FirehoseHandler::new::<Other, _, _>(Other::unused()),
     ] {
         assert!(
-            matches!(refused, Err(kpipe_runtime::lambda::LambdaError::UnknownTransform(_))),
+            matches!(
+                refused,
+                Err(kpipe_runtime::lambda::LambdaError::UnknownTransform(_))
+            ),
             "{refused:?}"
         );
     }
@@ -532,7 +535,8 @@ mod never_panics {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("a runtime");
-        let handler = FirehoseHandler::new::<Telemetry, _, _>(Telemetry::enrich()).expect("the transform");
+        let handler =
+            FirehoseHandler::new::<Telemetry, _, _>(Telemetry::enrich()).expect("the transform");
         if let Ok(text) = rt.block_on(handler.handle_json(event)) {
             let v: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|e| TestCaseError::fail(format!("the response is not JSON: {e}")))?;

@@ -14,8 +14,8 @@
 //! }
 //! ```
 
+use super::Codec;
 use super::guard::{CatchUnwind, guard};
-use super::{BoxFuture, Codec};
 use crate::spec::ConsumerSpec;
 use std::fmt::{self, Display};
 use std::future::Future;
@@ -44,32 +44,8 @@ impl<E: Display> IntoConsumed for Result<(), E> {
     }
 }
 
-/// The result of calling a consumer function: ready (sync) or a future (async).
-pub enum Consumed {
-    /// A synchronous function's result.
-    Ready(Result<(), String>),
-    /// An async function's pending result.
-    Pending(BoxFuture<Result<(), String>>),
-}
-
-impl fmt::Debug for Consumed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Consumed::Ready(r) => write!(f, "Consumed::Ready({r:?})"),
-            Consumed::Pending(_) => f.write_str("Consumed::Pending(..)"),
-        }
-    }
-}
-
-impl Consumed {
-    /// Waits for the result.
-    pub async fn result(self) -> Result<(), String> {
-        match self {
-            Consumed::Ready(r) => r,
-            Consumed::Pending(f) => f.await,
-        }
-    }
-}
+/// The result of calling a consumer function: now (sync) or a future of it (async).
+pub type Consumed = super::Step<Result<(), String>>;
 
 /// A type-erased consumer function.
 pub type DynConsumeFn<I> = Arc<dyn Fn(I) -> Consumed + Send + Sync>;

@@ -19,12 +19,14 @@
 mod consumer;
 pub(crate) mod guard;
 pub(crate) mod process;
+mod step;
 pub mod window;
 
 pub use self::consumer::{
     AnyConsumer, ConsumeFn, Consumed, ConsumerDef, DynConsumeFn, IntoConsumed,
 };
 pub use self::process::{Appended, Flows, Linked, Processing, RecordProcessor, RecordResult};
+pub use self::step::Step;
 pub use self::window::{Aggregate, Window};
 
 use crate::outcome::{IntoOutcome, Outcome};
@@ -269,34 +271,9 @@ impl<T: 'static> From<StreamDef<T>> for AnyStream {
 
 // ===== TransformDef =====
 
-/// The result of calling a transform: ready (sync function) or a future (async function).
-pub enum Call<O> {
-    /// A synchronous function's outcome.
-    Ready(Outcome<O>),
-    /// An async function's pending outcome.
-    Pending(BoxFuture<Outcome<O>>),
-}
-
-/// Shows a ready outcome with its value (`Ready(Ok(Enriched { .. }))`), so a test's failed
-/// `assert!` says what the function returned.
-impl<O: fmt::Debug> fmt::Debug for Call<O> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Call::Ready(o) => f.debug_tuple("Ready").field(o).finish(),
-            Call::Pending(_) => f.write_str("Pending(..)"),
-        }
-    }
-}
-
-impl<O> Call<O> {
-    /// Waits for the outcome.
-    pub async fn outcome(self) -> Outcome<O> {
-        match self {
-            Call::Ready(o) => o,
-            Call::Pending(f) => f.await,
-        }
-    }
-}
+/// The result of calling a transform: its outcome now (sync function) or a future of it
+/// (async function).
+pub type Call<O> = Step<Outcome<O>>;
 
 /// A type-erased transform function.
 pub type DynTransformFn<I, O> = Arc<dyn Fn(I) -> Call<O> + Send + Sync>;

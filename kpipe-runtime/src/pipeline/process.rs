@@ -30,32 +30,8 @@ pub enum RecordResult {
     Failed(String),
 }
 
-/// A record's processing: ready, or pending on an async transform.
-pub enum Processing {
-    /// Done synchronously.
-    Ready(RecordResult),
-    /// Waiting on an async transform.
-    Pending(BoxFuture<RecordResult>),
-}
-
-impl fmt::Debug for Processing {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Processing::Ready(r) => f.debug_tuple("Processing::Ready").field(r).finish(),
-            Processing::Pending(_) => f.write_str("Processing::Pending(..)"),
-        }
-    }
-}
-
-impl Processing {
-    /// Waits for the result.
-    pub async fn result(self) -> RecordResult {
-        match self {
-            Processing::Ready(r) => r,
-            Processing::Pending(f) => f.await,
-        }
-    }
-}
+/// A record's processing: its result now, or pending on an async transform.
+pub type Processing = super::Step<RecordResult>;
 
 /// What became of one record processed into a caller's buffer
 /// ([`RecordProcessor::process_into`]).
