@@ -33,7 +33,7 @@ pub(crate) struct Pipeline {
     pub(crate) tags: Vec<Tag>,
     pub(crate) streams: Vec<Stream>,
     pub(crate) transforms: Vec<Transform>,
-    pub(crate) sinks: Vec<S3>,
+    pub(crate) destinations: Vec<S3>,
     pub(crate) deliveries: Vec<Delivery>,
     pub(crate) consumers: Vec<Consumer>,
 }
@@ -176,7 +176,7 @@ pub(crate) struct Delivery {
     pub(crate) tags: Vec<Tag>,
     /// `encryption:` as written; `None` takes the default (see `lower::delivery`).
     pub(crate) encryption: Option<Sp<DeliveryEncryption>>,
-    /// `s3_backup: raw`: index into `Pipeline::sinks`, with the ident as written.
+    /// `s3_backup: raw`: index into `Pipeline::destinations`, with the ident as written.
     pub(crate) backup: Option<(usize, Ident)>,
     /// `None` when the route did not resolve (already reported).
     pub(crate) route: Option<Route>,
@@ -197,7 +197,7 @@ pub(crate) struct Route {
     pub(crate) source: Source,
     /// Index into `Pipeline::transforms`, with the ident as written in the route.
     pub(crate) transform: Option<(usize, Ident)>,
-    /// Index into `Pipeline::sinks`, with the ident as written in the route.
+    /// Index into `Pipeline::destinations`, with the ident as written in the route.
     pub(crate) destination: (usize, Ident),
 }
 

@@ -40,7 +40,7 @@ pub(crate) fn check(d: &mut Diagnostics, p: &Pipeline) {
         check_consumer_timeout(d, &c.lambda);
     }
     check_unique_function_names(d, p);
-    for s in &p.sinks {
+    for s in &p.destinations {
         check_bucket_name(d, &s.bucket);
         check_s3_buffer(d, &s.buffer);
         check_prefix_namespaces(d, s);
@@ -855,7 +855,7 @@ fn check_lambda_keys_have_a_transform(d: &mut Diagnostics, p: &Pipeline, del: &D
     if route.transform.is_some() {
         return;
     }
-    let sink = &p.sinks[route.destination.0];
+    let sink = &p.destinations[route.destination.0];
     if let Some(pk) = sink.partition_keys.iter().find(|k| !k.is_query()) {
         d.error(
             route.destination.1.span(),
@@ -963,7 +963,7 @@ fn check_backup(d: &mut Diagnostics, p: &Pipeline, del: &Delivery) {
         .note("help: declare another s3 destination (another bucket, or another prefix) for the source records");
         return;
     }
-    let backup = &p.sinks[*index];
+    let backup = &p.destinations[*index];
     let unsupported = |what: &str| {
         format!("s3 destination `{ident}` is a delivery's `s3_backup`, which takes no {what}")
     };

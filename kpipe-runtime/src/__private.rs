@@ -152,7 +152,7 @@ pub fn random_partition_key() -> String {
 }
 
 /// An explicit hash key from a closure's result.
-pub fn hash_key<V: Into<u128>>(value: V) -> u128 {
+pub fn explicit_hash_key<V: Into<u128>>(value: V) -> u128 {
     value.into()
 }
 

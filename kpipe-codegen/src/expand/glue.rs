@@ -126,7 +126,7 @@ pub(super) fn stage_fns(p: &Pipeline, rt: &TokenStream) -> TokenStream {
         let ehk = match &s.explicit_hash_key {
             Some(c) => {
                 let c = typed_closure(c, ty);
-                let call = quote_spanned!(c.span()=> #rt::__private::hash_key);
+                let call = quote_spanned!(c.span()=> #rt::__private::explicit_hash_key);
                 quote!(#rt::__private::Option::Some(|__kpipe_r: &#ty| #call((#c)(__kpipe_r))))
             }
             None => quote!(#rt::__private::Option::None),
@@ -175,7 +175,7 @@ pub(super) fn stage_fns(p: &Pipeline, rt: &TokenStream) -> TokenStream {
             }
         });
     }
-    for (i, s) in p.sinks.iter().enumerate() {
+    for (i, s) in p.destinations.iter().enumerate() {
         let (ident, ty) = (&s.ident, &s.record);
         let attrs = docs(
             &s.attrs,
@@ -280,7 +280,7 @@ fn delivery_body(
             // Direct PUT records have the type of the stage they enter.
             let ty = match &route.transform {
                 Some((t, _)) => &p.transforms[*t].input,
-                None => &p.sinks[route.destination.0].record,
+                None => &p.destinations[route.destination.0].record,
             };
             codec(rt, ty)
         }

@@ -366,7 +366,7 @@ pub(crate) fn pipeline_spec(rt: &TokenStream, p: &Pipeline) -> TokenStream {
     let tags = tags(rt, &p.tags);
     let streams = p.streams.iter().map(|s| stream(rt, s));
     let transforms = p.transforms.iter().map(|t| transform(rt, t));
-    let sinks = p.sinks.iter().map(|s| s3(rt, s));
+    let destinations = p.destinations.iter().map(|s| s3(rt, s));
     let deliveries = p.deliveries.iter().map(|d| delivery(rt, p, d));
     let consumers = p.consumers.iter().map(|c| consumer(rt, c));
     quote! {
@@ -377,7 +377,7 @@ pub(crate) fn pipeline_spec(rt: &TokenStream, p: &Pipeline) -> TokenStream {
             tags: #tags,
             streams: &[#(#streams),*],
             transforms: &[#(#transforms),*],
-            destinations: &[#(#sinks),*],
+            destinations: &[#(#destinations),*],
             deliveries: &[#(#deliveries),*],
             consumers: &[#(#consumers),*],
         }

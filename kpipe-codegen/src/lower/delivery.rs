@@ -121,11 +121,11 @@ fn s3_backup(
                 ident.span(),
                 format!("cannot find s3 destination `{ident}` in this pipeline"),
             );
-            let sinks = names
+            let destinations = names
                 .iter()
                 .filter(|(_, v)| v.0 == StageKind::S3)
                 .map(|(k, _)| k.as_str());
-            match did_you_mean(&ident.to_string(), sinks) {
+            match did_you_mean(&ident.to_string(), destinations) {
                 Some(s) => e.note(format!("help: did you mean `{s}`?")),
                 None => e.note(format!(
                     "help: declare it with `s3 {ident}: Record {{ bucket: \"...\" }}`"

@@ -159,7 +159,7 @@ pub(crate) fn pipeline(d: &mut Diagnostics, def: &PipelineDef) -> Pipeline {
         tags,
         streams: Vec::new(),
         transforms: Vec::new(),
-        sinks: Vec::new(),
+        destinations: Vec::new(),
         deliveries: Vec::new(),
         consumers: Vec::new(),
     };
@@ -195,8 +195,8 @@ pub(crate) fn pipeline(d: &mut Diagnostics, def: &PipelineDef) -> Pipeline {
                 p.transforms.len() - 1
             }
             SigDef::S3(ty) => {
-                p.sinks.push(s3(d, stage, ty));
-                p.sinks.len() - 1
+                p.destinations.push(s3(d, stage, ty));
+                p.destinations.len() - 1
             }
             SigDef::Delivery(route) => {
                 delivery_defs.push((stage, route));

@@ -4,7 +4,7 @@
 use super::clock::Clock;
 use super::delivery::{DeliveryTask, LocalInvoker};
 use super::naming::Ids;
-use super::stream::StreamState;
+use super::stream::LocalStream;
 use super::{
     DirectInput, EngineError, Failure, LocalEngine, Sink, consumer, delivery, inbox, on_failure,
     staging,
@@ -185,13 +185,13 @@ impl<P: Pipeline> LocalBuilder<P> {
         };
         let clock = self.start_ms.map_or_else(Clock::system, Clock::starting_at);
         let failure = Failure::default();
-        let streams: HashMap<&'static str, Arc<StreamState>> = spec
+        let streams: HashMap<&'static str, Arc<LocalStream>> = spec
             .streams
             .iter()
             .map(|s| {
                 (
                     s.id,
-                    Arc::new(StreamState::new(
+                    Arc::new(LocalStream::new(
                         s,
                         self.enforce_limits,
                         clock,

@@ -187,7 +187,7 @@ impl ConsumerTask {
 }
 
 /// What consuming one batch came to.
-enum Outcome {
+enum Consumption {
     /// Every record was consumed.
     Done,
     /// The record at this index failed with this message (those before it were consumed).
@@ -344,29 +344,29 @@ impl ShardConsumer {
         }
     }
 
-    async fn consume(&mut self, batch: &[SourceRecord]) -> Outcome {
+    async fn consume(&mut self, batch: &[SourceRecord]) -> Consumption {
         if let Some(w) = self.window_ms() {
             return self.consume_window(batch, w).await;
         }
         for (i, r) in batch.iter().enumerate() {
             if let Err(e) = self.consumer.consume_kinesis_record(&r.data).await {
-                return Outcome::FailedAt(i, e);
+                return Consumption::FailedAt(i, e);
             }
         }
-        Outcome::Done
+        Consumption::Done
     }
 
     /// Adds a batch (all of one window) to its window's state, as one invocation of a
     /// tumbling-window function: the state after the records before a failure is kept (the
     /// handler returns it with the failing record in `batchItemFailures`, kpipe's choice,
     /// docs/engine.md).
-    async fn consume_window(&mut self, batch: &[SourceRecord], w: i64) -> Outcome {
+    async fn consume_window(&mut self, batch: &[SourceRecord], w: i64) -> Consumption {
         let consumer = self.consumer.clone();
         let Some(windowed) = consumer.window() else {
-            return Outcome::Done;
+            return Consumption::Done;
         };
         let Some(first) = batch.first() else {
-            return Outcome::Done;
+            return Consumption::Done;
         };
         let start_ms = first.arrival_ms.div_euclid(w) * w;
         if self.open.as_ref().is_some_and(|o| o.start_ms != start_ms) {
@@ -378,7 +378,7 @@ impl ShardConsumer {
             .map_or(serde_json::Value::Null, |o| o.state.clone());
         let mut state = match windowed.resume(&prior) {
             Ok(state) => state,
-            Err(e) => return Outcome::FailedAt(0, e),
+            Err(e) => return Consumption::FailedAt(0, e),
         };
         let mut failed = None;
         'records: for (i, r) in batch.iter().enumerate() {
@@ -408,11 +408,11 @@ impl ShardConsumer {
                     self.close_window(true).await;
                 }
             }
-            Err(e) => return Outcome::FailedAt(0, e),
+            Err(e) => return Consumption::FailedAt(0, e),
         }
         match failed {
-            Some((i, e)) => Outcome::FailedAt(i, e),
-            None => Outcome::Done,
+            Some((i, e)) => Consumption::FailedAt(i, e),
+            None => Consumption::Done,
         }
     }
 
@@ -450,7 +450,7 @@ impl ShardConsumer {
             let batch: Vec<SourceRecord> = self.queue.iter().take(n).cloned().collect();
             self.report.invocations += 1;
             let (at, message) = match self.consume(&batch).await {
-                Outcome::Done => {
+                Consumption::Done => {
                     self.remove(n);
                     self.report.consumed += n as u64;
                     size = full;
@@ -458,7 +458,7 @@ impl ShardConsumer {
                     backoff = Duration::from_secs(1);
                     continue;
                 }
-                Outcome::FailedAt(at, message) => (at, message),
+                Consumption::FailedAt(at, message) => (at, message),
             };
             self.remove(at);
             self.report.consumed += at as u64;

@@ -33,7 +33,7 @@
 //! # Ok(()) }
 //! ```
 
-use super::stream::{MAX_BATCH_BYTES, MAX_BATCH_RECORDS, PutError, StreamState};
+use super::stream::{LocalStream, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, PutError};
 use super::{DirectProducer, EngineError, LocalEngine};
 use crate::pipeline::{AnyStream, DeliveryDef, Pipeline};
 use bytes::Bytes;
@@ -133,7 +133,7 @@ impl std::error::Error for FeedError {}
 
 enum Target {
     Stream {
-        state: Arc<StreamState>,
+        state: Arc<LocalStream>,
         stream: AnyStream,
     },
     Direct(DirectProducer),

@@ -73,7 +73,7 @@ pub use self::stream::{
 /// version (`kpipe_runtime::engine::object_store::memory::InMemory`).
 pub use ::object_store;
 
-use self::stream::{Feed, SourceRecord, StreamState};
+use self::stream::{Feed, LocalStream, SourceRecord};
 use crate::pipeline::{DeliveryDef, Pipeline, StreamDef};
 use bytes::Bytes;
 use object_store::ObjectStore;
@@ -259,7 +259,7 @@ impl DirectProducer {
 
 /// A running local engine; from [`LocalBuilder::start`].
 pub struct LocalEngine<P> {
-    streams: HashMap<&'static str, Arc<StreamState>>,
+    streams: HashMap<&'static str, Arc<LocalStream>>,
     directs: HashMap<&'static str, DirectInput>,
     tasks: Vec<JoinHandle<DeliveryReport>>,
     consumers: Vec<JoinHandle<ConsumerReport>>,
@@ -352,7 +352,7 @@ impl<P: Pipeline> LocalEngine<P> {
     pub(crate) fn stream_state(
         &self,
         spec: &'static crate::spec::StreamSpec,
-    ) -> Result<Arc<StreamState>, EngineError> {
+    ) -> Result<Arc<LocalStream>, EngineError> {
         self.streams
             .get(spec.id)
             .filter(|s| s.spec == spec)

@@ -109,7 +109,7 @@ struct ShardState {
     next_sequence: u64,
     window_start: Instant,
     window_records: u64,
-    /// Write capacity in bytes, refilled at [`SHARD_BYTES_PER_SEC`] up to [`StreamState::tank`].
+    /// Write capacity in bytes, refilled at [`SHARD_BYTES_PER_SEC`] up to [`LocalStream::tank`].
     tank_bytes: u64,
     tank_at: Instant,
 }
@@ -145,7 +145,7 @@ pub(crate) struct Rejected {
 /// The input channels of the deliveries and consumers reading a stream.
 type Subscribers = Arc<[Inbox]>;
 
-pub(crate) struct StreamState {
+pub(crate) struct LocalStream {
     pub(crate) spec: &'static StreamSpec,
     starts: Vec<u128>,
     shards: Vec<Mutex<ShardState>>,
@@ -165,7 +165,7 @@ pub(crate) struct StreamState {
 /// capacity (Kinesis Data Streams, Choose the data stream capacity mode: <https://docs.aws.amazon.com/streams/latest/dev/how-do-i-size-a-stream.html>), i.e. 4 shards' worth.
 const ON_DEMAND_SHARDS: usize = 4;
 
-impl StreamState {
+impl LocalStream {
     pub(crate) fn new(
         spec: &'static StreamSpec,
         enforce_limits: bool,
@@ -178,7 +178,7 @@ impl StreamState {
         };
         let now = Instant::now();
         let tank = tank_capacity(spec);
-        StreamState {
+        LocalStream {
             spec,
             tank,
             starts: shard::shard_starts(n),
@@ -453,7 +453,7 @@ pub(crate) async fn flushed(
 /// A typed producer for one stream, from [`LocalEngine::producer`](super::LocalEngine::producer).
 /// Cheap to clone; every clone writes to the same stream.
 pub struct Producer<T> {
-    pub(crate) stream: Arc<StreamState>,
+    pub(crate) stream: Arc<LocalStream>,
     pub(crate) def: StreamDef<T>,
 }
 

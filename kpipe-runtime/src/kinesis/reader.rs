@@ -155,7 +155,7 @@ pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(60);
 
 /// The state of one drain, shared by its shards.
 struct Reading<'a> {
-    state: &'a crate::engine::stream::StreamState,
+    state: &'a crate::engine::stream::LocalStream,
     store: &'a dyn CheckpointStore,
     earlier: &'a Checkpoints,
     progress: Checkpoints,
