@@ -64,7 +64,6 @@ pub use self::report::{
     BackupReport, ConsumerReport, DeliveryReport, DestinationReport, ErrorOutputReport, RunReport,
     StreamReport, TransformReport,
 };
-pub use self::shard::{hash_key, sequence_number, shard_for, shard_id, shard_starts};
 pub use self::stream::{
     EntryError, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, Producer, PutError, PutRecordOutput,
     PutRecordsOutput, SHARD_BYTES_PER_SEC, SHARD_RECORDS_PER_SEC,

@@ -8,13 +8,13 @@
 use md5::{Digest, Md5};
 
 /// The hash key of a partition key: MD5 of its UTF-8 bytes, big-endian.
-pub fn hash_key(partition_key: &str) -> u128 {
+pub(crate) fn hash_key(partition_key: &str) -> u128 {
     let digest = Md5::digest(partition_key.as_bytes());
     u128::from_be_bytes(digest.into())
 }
 
 /// The starting hash key of each of `n` equal shards: `floor(i * 2^128 / n)`.
-pub fn shard_starts(n: usize) -> Vec<u128> {
+pub(crate) fn shard_starts(n: usize) -> Vec<u128> {
     let n128 = n.max(1) as u128;
     let q = u128::MAX / n128;
     let r = u128::MAX % n128;
@@ -23,18 +23,18 @@ pub fn shard_starts(n: usize) -> Vec<u128> {
 }
 
 /// The index of the shard whose range contains `hash`.
-pub fn shard_for(starts: &[u128], hash: u128) -> usize {
+pub(crate) fn shard_for(starts: &[u128], hash: u128) -> usize {
     starts.partition_point(|s| *s <= hash).saturating_sub(1)
 }
 
 /// The shard id AWS gives the shard at `index` (`shardId-000000000000`).
-pub fn shard_id(index: usize) -> String {
+pub(crate) fn shard_id(index: usize) -> String {
     format!("shardId-{index:012}")
 }
 
 /// A sequence number: unique and increasing within a shard, opaque, 56 decimal digits like
 /// AWS's (Kinesis API, PutRecordsRequestEntry: <https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecordsRequestEntry.html>). Never parse it.
-pub fn sequence_number(shard: usize, n: u64) -> String {
+pub(crate) fn sequence_number(shard: usize, n: u64) -> String {
     format!("49{:03}{:051}", shard % 1000, n)
 }
 
