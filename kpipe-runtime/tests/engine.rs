@@ -1170,9 +1170,8 @@ async fn with_unlimited_retries_a_bad_record_blocks_its_shard_only() {
     let p = engine.producer(Stuck::readings()).unwrap();
     // Two sites land on the two shards ("oslo" on one, "lima" on the other).
     let (a, b) = ("oslo", "lima");
-    let shard_of = |out: kpipe_runtime::engine::PutRecordsOutput| {
-        out.records[0].as_ref().unwrap().shard_id()
-    };
+    let shard_of =
+        |out: kpipe_runtime::engine::PutRecordsOutput| out.records[0].as_ref().unwrap().shard_id();
     let bad_shard = shard_of(p.put_batch(&consumers::hundred(a)).await.unwrap());
     let good: Vec<Reading> = (0..100)
         .map(|i| reading(&format!("g-{i}"), b, 1.0))

@@ -46,6 +46,7 @@
 //! ```
 
 mod assets;
+mod help;
 mod run;
 mod tail;
 
@@ -54,12 +55,10 @@ use crate::aws::functions::CodeSource;
 #[cfg(feature = "aws")]
 use crate::aws::{Aws, ProvisionError};
 use crate::pipeline::{Pipeline, StreamDef};
-use crate::spec::{Capacity, PipelineSpec, SourceSpec};
 use bytes::Bytes;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::fmt::Write as _;
 use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -387,8 +386,8 @@ impl<P: Pipeline> App<P> {
     ) -> ExitCode {
         let command = Cli::command()
             .name(P::SPEC.name.to_lowercase())
-            .about(about(P::SPEC))
-            .after_help(stages(P::SPEC));
+            .about(help::about(P::SPEC))
+            .after_help(help::stages(P::SPEC));
         let cli = match command
             .try_get_matches_from(args)
             .and_then(|m| Cli::from_arg_matches(&m))
@@ -549,77 +548,6 @@ fn print_out(text: &str) -> ExitCode {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => fail(&format!("writing to standard output: {e}")),
     }
-}
-
-/// The first line of `--help`: the pipeline's doc comment, or its name.
-fn about(spec: &PipelineSpec) -> String {
-    if spec.doc.is_empty() {
-        format!("The {} pipeline (kpipe)", spec.name)
-    } else {
-        spec.doc.to_owned()
-    }
-}
-
-/// The stage table at the end of `--help`.
-fn stages(spec: &PipelineSpec) -> String {
-    let mut rows: Vec<(&str, &str, String)> = Vec::new();
-    for s in spec.streams {
-        let capacity = match s.capacity {
-            Capacity::Provisioned { shards: 1 } => "1 shard".to_owned(),
-            Capacity::Provisioned { shards } => format!("{shards} shards"),
-            Capacity::OnDemand => "on-demand".to_owned(),
-        };
-        rows.push((
-            "stream",
-            s.id,
-            format!("Kinesis `{}` of {} ({capacity})", s.name, s.record_type),
-        ));
-    }
-    for t in spec.transforms {
-        rows.push((
-            "transform",
-            t.id,
-            format!("{} -> {} by {}", t.input_type, t.output_type, t.function),
-        ));
-    }
-    for d in spec.destinations {
-        let prefix = d.prefix.map_or("", |p| p.raw);
-        rows.push((
-            "s3",
-            d.id,
-            format!("s3://{}/{prefix} ({})", d.bucket, d.record_type),
-        ));
-    }
-    for d in spec.deliveries {
-        let source = match d.source {
-            SourceSpec::Stream(id) => id,
-            SourceSpec::Direct => "direct",
-        };
-        let route = match d.transform {
-            Some(t) => format!("{source} -> {t} -> {}", d.destination),
-            None => format!("{source} -> {}", d.destination),
-        };
-        rows.push(("delivery", d.id, format!("Firehose `{}`: {route}", d.name)));
-    }
-    for c in spec.consumers {
-        rows.push((
-            "consumer",
-            c.id,
-            format!(
-                "{} -> {} (Lambda `{}`, {})",
-                c.stream,
-                c.function,
-                c.lambda.name,
-                c.starting_position.aws_name()
-            ),
-        ));
-    }
-    let width = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
-    let mut out = format!("Stages of {}:\n", spec.name);
-    for (kind, id, what) in rows {
-        let _ = writeln!(out, "  {kind:<9}  {id:<width$}  {what}");
-    }
-    out
 }
 
 #[cfg(test)]

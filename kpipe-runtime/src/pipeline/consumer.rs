@@ -134,6 +134,7 @@ pub struct AnyConsumer {
     spec: &'static ConsumerSpec,
     #[allow(clippy::type_complexity)]
     consume: Arc<dyn Fn(&[u8]) -> Consumed + Send + Sync>,
+    #[cfg_attr(not(any(feature = "engine", feature = "lambda")), allow(dead_code))]
     window: Option<Arc<dyn super::window::Windowed>>,
 }
 
@@ -151,7 +152,9 @@ impl AnyConsumer {
         self.spec
     }
 
-    /// A tumbling-window consumer's aggregate (`None` for a record-by-record consumer).
+    /// A tumbling-window consumer's aggregate (`None` for a record-by-record consumer); read
+    /// by the engine and the Lambda handler.
+    #[cfg(any(feature = "engine", feature = "lambda"))]
     pub(crate) fn window(&self) -> Option<&dyn super::window::Windowed> {
         self.window.as_deref()
     }

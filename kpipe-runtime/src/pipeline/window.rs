@@ -35,6 +35,10 @@
 //! }
 //! ```
 
+// The erased state is read by the engine and the Lambda handler; without either it is only
+// built.
+#![cfg_attr(not(any(feature = "engine", feature = "lambda")), allow(dead_code))]
+
 use super::guard::{CatchUnwind, guard};
 use super::{BoxFuture, Codec};
 use serde::Serialize;
