@@ -6,19 +6,19 @@ use syn::{Attribute, Type, Visibility};
 
 /// The whole input of one macro call or one `.kpipe` file.
 #[derive(Debug)]
-pub(crate) struct FileDef {
-    pub(crate) pipelines: Vec<PipelineDef>,
+pub(crate) struct FileAst {
+    pub(crate) pipelines: Vec<PipelineAst>,
 }
 
 /// `#[doc] pub pipeline Name { settings and stages }`
 #[derive(Debug)]
-pub(crate) struct PipelineDef {
+pub(crate) struct PipelineAst {
     pub(crate) attrs: Vec<Attribute>,
     pub(crate) vis: Visibility,
     pub(crate) name: Ident,
     /// `key: value` settings of the pipeline itself (`region`, `tags`).
-    pub(crate) fields: Vec<FieldDef>,
-    pub(crate) stages: Vec<StageDef>,
+    pub(crate) fields: Vec<FieldAst>,
+    pub(crate) stages: Vec<StageAst>,
 }
 
 /// The kinds of stage.
@@ -77,27 +77,27 @@ impl StageKind {
 /// `s3 lake: Enriched { ... }`, `delivery d: readings -> enrich -> lake;`,
 /// `consumer alerts: readings -> crate::alert { ... }`
 #[derive(Debug)]
-pub(crate) struct StageDef {
+pub(crate) struct StageAst {
     pub(crate) attrs: Vec<Attribute>,
     pub(crate) name: Ident,
     /// What follows `name:`, one variant per kind of stage.
-    pub(crate) sig: SigDef,
+    pub(crate) sig: SigAst,
     /// The `{ ... }` block; `None` for `delivery d: a -> b;`.
-    pub(crate) body: Option<Vec<FieldDef>>,
+    pub(crate) body: Option<Vec<FieldAst>>,
     /// The block had syntax errors (already reported): a required key may be among the
     /// settings that did not parse, so it is not also reported missing.
     pub(crate) broken: bool,
 }
 
-impl StageDef {
+impl StageAst {
     /// The kind of stage, from its signature.
     pub(crate) fn kind(&self) -> StageKind {
         match self.sig {
-            SigDef::Stream(_) => StageKind::Stream,
-            SigDef::Transform(..) => StageKind::Transform,
-            SigDef::S3(_) => StageKind::S3,
-            SigDef::Delivery(_) => StageKind::Delivery,
-            SigDef::Consumer(..) => StageKind::Consumer,
+            SigAst::Stream(_) => StageKind::Stream,
+            SigAst::Transform(..) => StageKind::Transform,
+            SigAst::S3(_) => StageKind::S3,
+            SigAst::Delivery(_) => StageKind::Delivery,
+            SigAst::Consumer(..) => StageKind::Consumer,
         }
     }
 }
@@ -105,7 +105,7 @@ impl StageDef {
 /// What follows `name:` in a stage: one variant per kind, so each kind's lowering gets
 /// exactly its own parts.
 #[derive(Debug)]
-pub(crate) enum SigDef {
+pub(crate) enum SigAst {
     /// `stream x: T`
     Stream(Box<Type>),
     /// `transform x: In -> Out`
@@ -120,16 +120,16 @@ pub(crate) enum SigDef {
 
 /// `key: value` inside a block.
 #[derive(Debug)]
-pub(crate) struct FieldDef {
+pub(crate) struct FieldAst {
     /// The key; for a quoted key, an ident spanned at the string.
     pub(crate) key: Ident,
     /// `"cost-center": ...`: a quoted key, which only tags take (AWS tag keys may hold
     /// characters an identifier cannot).
     pub(crate) quoted: Option<syn::LitStr>,
-    pub(crate) value: ValueDef,
+    pub(crate) value: ValueAst,
 }
 
-impl FieldDef {
+impl FieldAst {
     /// The key as written (a quoted key without its quotes).
     pub(crate) fn key_text(&self) -> String {
         match &self.quoted {
@@ -141,7 +141,7 @@ impl FieldDef {
 
 /// A value, kept as tokens until lowering knows what the key expects.
 #[derive(Debug)]
-pub(crate) enum ValueDef {
+pub(crate) enum ValueAst {
     /// Tokens up to the next top-level comma (literals, `24h`, `provisioned(shards: 2)`,
     /// `1MiB or 60s`, `.site`, paths).
     Tokens(TokenStream),
@@ -149,5 +149,5 @@ pub(crate) enum ValueDef {
     /// inside its types do not end it.
     Closure(Box<syn::Expr>),
     /// `{ key: value, ... }` (tags, partition keys).
-    Block(proc_macro2::Span, Vec<FieldDef>),
+    Block(proc_macro2::Span, Vec<FieldAst>),
 }

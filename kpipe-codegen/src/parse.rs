@@ -5,7 +5,7 @@
 //! stage). Each chunk is then parsed on its own, so one half-typed stage does not stop the
 //! stages after it from being parsed, expanded and type-checked.
 
-use crate::ast::{FieldDef, FileDef, PipelineDef, SigDef, StageDef, StageKind, ValueDef};
+use crate::ast::{FieldAst, FileAst, PipelineAst, SigAst, StageAst, StageKind, ValueAst};
 use crate::diagnostic::{Diagnostics, did_you_mean};
 use proc_macro2::{Delimiter, Ident, Spacing, TokenStream, TokenTree};
 use syn::parse::{ParseStream, Parser};
@@ -14,7 +14,7 @@ use syn::{Attribute, Token, Visibility};
 const STAGE_KEYWORDS: [&str; 5] = ["stream", "transform", "s3", "delivery", "consumer"];
 
 /// Parses every pipeline of one input. Syntax errors go to `diags`; what parsed is returned.
-pub(crate) fn file(diags: &mut Diagnostics, input: TokenStream) -> FileDef {
+pub(crate) fn file(diags: &mut Diagnostics, input: TokenStream) -> FileAst {
     let mut pipelines = Vec::new();
     let parser = |stream: ParseStream<'_>| {
         let mut headers = Vec::new();
@@ -27,7 +27,7 @@ pub(crate) fn file(diags: &mut Diagnostics, input: TokenStream) -> FileDef {
         Ok(headers) => {
             for (attrs, vis, name, body) in headers {
                 let (fields, stages) = body_chunks(diags, body);
-                pipelines.push(PipelineDef {
+                pipelines.push(PipelineAst {
                     attrs,
                     vis,
                     name,
@@ -38,7 +38,7 @@ pub(crate) fn file(diags: &mut Diagnostics, input: TokenStream) -> FileDef {
         }
         Err(err) => diags.syn(err),
     }
-    FileDef { pipelines }
+    FileAst { pipelines }
 }
 
 type Header = (Vec<Attribute>, Visibility, Ident, TokenStream);
@@ -119,7 +119,7 @@ fn split_chunks(body: TokenStream) -> Vec<Vec<TokenTree>> {
     chunks
 }
 
-fn body_chunks(diags: &mut Diagnostics, body: TokenStream) -> (Vec<FieldDef>, Vec<StageDef>) {
+fn body_chunks(diags: &mut Diagnostics, body: TokenStream) -> (Vec<FieldAst>, Vec<StageAst>) {
     let mut fields = Vec::new();
     let mut stages = Vec::new();
     for chunk in split_chunks(body) {
@@ -147,8 +147,8 @@ fn body_chunks(diags: &mut Diagnostics, body: TokenStream) -> (Vec<FieldDef>, Ve
 
 enum Item {
     /// A stage, with the syntax errors found (and recovered from) in its settings.
-    Stage(StageDef, Vec<syn::Error>),
-    Field(FieldDef),
+    Stage(StageAst, Vec<syn::Error>),
+    Field(FieldAst),
 }
 
 fn chunk_item(input: ParseStream<'_>) -> syn::Result<Item> {
@@ -201,12 +201,12 @@ fn chunk_item(input: ParseStream<'_>) -> syn::Result<Item> {
         )
     })?;
     let sig = match kind {
-        StageKind::Stream => SigDef::Stream(input.parse()?),
-        StageKind::S3 => SigDef::S3(input.parse()?),
+        StageKind::Stream => SigAst::Stream(input.parse()?),
+        StageKind::S3 => SigAst::S3(input.parse()?),
         StageKind::Transform => {
             let from = input.parse()?;
             input.parse::<Token![->]>()?;
-            SigDef::Transform(from, input.parse()?)
+            SigAst::Transform(from, input.parse()?)
         }
         StageKind::Delivery => {
             let mut route = vec![input.call(syn::ext::IdentExt::parse_any)?];
@@ -214,7 +214,7 @@ fn chunk_item(input: ParseStream<'_>) -> syn::Result<Item> {
                 input.parse::<Token![->]>()?;
                 route.push(input.call(syn::ext::IdentExt::parse_any)?);
             }
-            SigDef::Delivery(route)
+            SigAst::Delivery(route)
         }
         StageKind::Consumer => {
             let stream = input.call(syn::ext::IdentExt::parse_any)?;
@@ -230,7 +230,7 @@ fn chunk_item(input: ParseStream<'_>) -> syn::Result<Item> {
                     "expected the consumer's function as a path, like `crate::on_reading`",
                 )
             })?;
-            SigDef::Consumer(stream, Box::new(function))
+            SigAst::Consumer(stream, Box::new(function))
         }
     };
     let mut errors = Vec::new();
@@ -244,7 +244,7 @@ fn chunk_item(input: ParseStream<'_>) -> syn::Result<Item> {
         if input.is_empty() {
             // The chunk ended without `;`: point at the end of the route.
             let last = match &sig {
-                SigDef::Delivery(route) => route.last().map_or(name.span(), |i| i.span()),
+                SigAst::Delivery(route) => route.last().map_or(name.span(), |i| i.span()),
                 _ => name.span(),
             };
             return Err(syn::Error::new(
@@ -269,7 +269,7 @@ fn chunk_item(input: ParseStream<'_>) -> syn::Result<Item> {
         return Err(input.error("unexpected tokens after the stage"));
     }
     Ok(Item::Stage(
-        StageDef {
+        StageAst {
             attrs,
             name,
             sig,
@@ -281,7 +281,7 @@ fn chunk_item(input: ParseStream<'_>) -> syn::Result<Item> {
 }
 
 /// `key: value, key: value, ...` (the inside of a block); the first syntax error.
-pub(crate) fn fields(input: ParseStream<'_>) -> syn::Result<Vec<FieldDef>> {
+pub(crate) fn fields(input: ParseStream<'_>) -> syn::Result<Vec<FieldAst>> {
     let (fields, errors) = fields_recovering(input);
     match errors.into_iter().next() {
         Some(e) => Err(e),
@@ -291,7 +291,7 @@ pub(crate) fn fields(input: ParseStream<'_>) -> syn::Result<Vec<FieldDef>> {
 
 /// `key: value, ...`, recovering after a syntax error at the next setting: every setting
 /// that parses is kept, with every error.
-fn fields_recovering(input: ParseStream<'_>) -> (Vec<FieldDef>, Vec<syn::Error>) {
+fn fields_recovering(input: ParseStream<'_>) -> (Vec<FieldAst>, Vec<syn::Error>) {
     let mut out = Vec::new();
     let mut errors = Vec::new();
     while !input.is_empty() {
@@ -344,7 +344,7 @@ fn skip_setting(input: ParseStream<'_>) {
     }
 }
 
-fn field(input: ParseStream<'_>) -> syn::Result<FieldDef> {
+fn field(input: ParseStream<'_>) -> syn::Result<FieldAst> {
     let quoted: Option<syn::LitStr> = if input.peek(syn::LitStr) {
         Some(input.parse()?)
     } else {
@@ -358,11 +358,11 @@ fn field(input: ParseStream<'_>) -> syn::Result<FieldDef> {
         .parse::<Token![:]>()
         .map_err(|e| syn::Error::new(e.span(), format!("expected `:` after `{key}`")))?;
     let value = if input.peek(Token![|]) || input.peek(Token![||]) || input.peek(Token![move]) {
-        ValueDef::Closure(Box::new(input.parse()?))
+        ValueAst::Closure(Box::new(input.parse()?))
     } else if input.peek(syn::token::Brace) {
         let content;
         let brace = syn::braced!(content in input);
-        ValueDef::Block(brace.span.join(), fields(&content)?)
+        ValueAst::Block(brace.span.join(), fields(&content)?)
     } else {
         let mut tokens = TokenStream::new();
         while !input.is_empty() && !input.peek(Token![,]) {
@@ -376,9 +376,9 @@ fn field(input: ParseStream<'_>) -> syn::Result<FieldDef> {
         if tokens.is_empty() {
             return Err(input.error(format!("expected a value for `{key}`")));
         }
-        ValueDef::Tokens(tokens)
+        ValueAst::Tokens(tokens)
     };
-    Ok(FieldDef { key, quoted, value })
+    Ok(FieldAst { key, quoted, value })
 }
 
 #[cfg(test)]
@@ -435,6 +435,6 @@ mod tests {
         assert!(d.is_empty());
         let body = f.pipelines[0].stages[0].body.as_ref().unwrap();
         assert_eq!(body.len(), 2);
-        assert!(matches!(body[0].value, ValueDef::Closure(_)));
+        assert!(matches!(body[0].value, ValueAst::Closure(_)));
     }
 }

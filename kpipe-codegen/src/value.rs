@@ -2,7 +2,7 @@
 //! (`24h`, `60s`, `1MiB`, `0.2MB`). Each reader reports a precise error and returns
 //! `None`, so the caller falls back to the default and keeps going.
 
-use crate::ast::{FieldDef, ValueDef};
+use crate::ast::{FieldAst, ValueAst};
 use crate::diagnostic::{Diagnostics, Range};
 use crate::model::{KeyExpr, Sp, Tag};
 use proc_macro2::{Ident, TokenStream, TokenTree};
@@ -12,14 +12,14 @@ use syn::Lit;
 pub(crate) const KIB: u64 = 1024;
 pub(crate) const MIB: u64 = 1024 * 1024;
 
-fn tokens<'a>(d: &mut Diagnostics, f: &'a FieldDef, expected: &str) -> Option<&'a TokenStream> {
+fn tokens<'a>(d: &mut Diagnostics, f: &'a FieldAst, expected: &str) -> Option<&'a TokenStream> {
     match &f.value {
-        ValueDef::Tokens(t) => Some(t),
-        ValueDef::Closure(c) => {
+        ValueAst::Tokens(t) => Some(t),
+        ValueAst::Closure(c) => {
             d.error_spanned(c, format!("expected {expected}, found a closure"));
             None
         }
-        ValueDef::Block(span, _) => {
+        ValueAst::Block(span, _) => {
             d.error(
                 *span,
                 format!("expected {expected}, found a `{{ ... }}` block"),
@@ -29,7 +29,7 @@ fn tokens<'a>(d: &mut Diagnostics, f: &'a FieldDef, expected: &str) -> Option<&'
     }
 }
 
-fn literal(d: &mut Diagnostics, f: &FieldDef, expected: &str) -> Option<Lit> {
+fn literal(d: &mut Diagnostics, f: &FieldAst, expected: &str) -> Option<Lit> {
     let t = tokens(d, f, expected)?;
     match syn::parse2::<Lit>(t.clone()) {
         Ok(lit) => Some(lit),
@@ -41,7 +41,7 @@ fn literal(d: &mut Diagnostics, f: &FieldDef, expected: &str) -> Option<Lit> {
 }
 
 /// `"text"`
-pub(crate) fn string(d: &mut Diagnostics, f: &FieldDef) -> Option<Sp<String>> {
+pub(crate) fn string(d: &mut Diagnostics, f: &FieldAst) -> Option<Sp<String>> {
     match literal(d, f, "a string literal")? {
         Lit::Str(s) => Some(Sp::new(s.value(), s.span())),
         other => {
@@ -52,7 +52,7 @@ pub(crate) fn string(d: &mut Diagnostics, f: &FieldDef) -> Option<Sp<String>> {
 }
 
 /// `true` / `false`
-pub(crate) fn boolean(d: &mut Diagnostics, f: &FieldDef) -> Option<bool> {
+pub(crate) fn boolean(d: &mut Diagnostics, f: &FieldAst) -> Option<bool> {
     match literal(d, f, "`true` or `false`")? {
         Lit::Bool(b) => Some(b.value),
         other => {
@@ -66,7 +66,7 @@ pub(crate) fn boolean(d: &mut Diagnostics, f: &FieldDef) -> Option<bool> {
 }
 
 /// A plain integer without a unit.
-pub(crate) fn integer(d: &mut Diagnostics, f: &FieldDef) -> Option<Sp<u64>> {
+pub(crate) fn integer(d: &mut Diagnostics, f: &FieldAst) -> Option<Sp<u64>> {
     match literal(d, f, "a non-negative integer")? {
         Lit::Int(i) if i.suffix().is_empty() => match i.base10_parse::<u64>() {
             Ok(v) => Some(Sp::new(v, i.span())),
@@ -177,7 +177,7 @@ fn amount(d: &mut Diagnostics, lit: &Lit, key: &Ident) -> Option<Amount> {
 }
 
 /// A duration with a unit, in seconds.
-pub(crate) fn duration(d: &mut Diagnostics, f: &FieldDef) -> Option<Sp<u64>> {
+pub(crate) fn duration(d: &mut Diagnostics, f: &FieldAst) -> Option<Sp<u64>> {
     let lit = literal(d, f, "a duration like `60s` or `24h`")?;
     match amount(d, &lit, &f.key)? {
         Amount::Seconds(s) => Some(s),
@@ -193,7 +193,7 @@ pub(crate) fn duration(d: &mut Diagnostics, f: &FieldDef) -> Option<Sp<u64>> {
 }
 
 /// A size with a unit, in bytes.
-pub(crate) fn size(d: &mut Diagnostics, f: &FieldDef) -> Option<Sp<u64>> {
+pub(crate) fn size(d: &mut Diagnostics, f: &FieldAst) -> Option<Sp<u64>> {
     let lit = literal(d, f, "a size like `512MiB`")?;
     match amount(d, &lit, &f.key)? {
         Amount::Bytes(b) => Some(b),
@@ -210,7 +210,7 @@ pub(crate) fn size(d: &mut Diagnostics, f: &FieldDef) -> Option<Sp<u64>> {
 
 /// `SIZE or DURATION` (either order), or just one of them: whichever is reached first
 /// triggers a flush. Returns (bytes, seconds).
-pub(crate) fn buffer(d: &mut Diagnostics, f: &FieldDef) -> (Option<Sp<u64>>, Option<Sp<u64>>) {
+pub(crate) fn buffer(d: &mut Diagnostics, f: &FieldAst) -> (Option<Sp<u64>>, Option<Sp<u64>>) {
     let Some(t) = tokens(d, f, "a buffer like `5MiB or 300s`") else {
         return (None, None);
     };
@@ -259,7 +259,7 @@ pub(crate) fn buffer(d: &mut Diagnostics, f: &FieldDef) -> (Option<Sp<u64>>, Opt
 }
 
 /// One identifier out of `choices`.
-pub(crate) fn word(d: &mut Diagnostics, f: &FieldDef, choices: &[&str]) -> Option<Sp<String>> {
+pub(crate) fn word(d: &mut Diagnostics, f: &FieldAst, choices: &[&str]) -> Option<Sp<String>> {
     let list = choices
         .iter()
         .map(|c| format!("`{c}`"))
@@ -285,11 +285,11 @@ pub(crate) fn word(d: &mut Diagnostics, f: &FieldDef, choices: &[&str]) -> Optio
 /// A field path (`sensor_id`, `.site`, `.meta.site`), a closure, or `random` (if allowed).
 pub(crate) fn key_expr(
     d: &mut Diagnostics,
-    f: &FieldDef,
+    f: &FieldAst,
     allow_random: bool,
 ) -> Option<Sp<KeyExpr>> {
     let t = match &f.value {
-        ValueDef::Closure(c) => {
+        ValueAst::Closure(c) => {
             return Some(Sp::new(KeyExpr::Closure(c.clone()), Range::of(c)));
         }
         _ => tokens(d, f, "a field like `.site` or a closure")?,
@@ -338,14 +338,14 @@ pub(crate) fn key_expr(
 }
 
 /// `{ key: value, ... }`
-pub(crate) fn block<'a>(d: &mut Diagnostics, f: &'a FieldDef) -> Option<&'a [FieldDef]> {
+pub(crate) fn block<'a>(d: &mut Diagnostics, f: &'a FieldAst) -> Option<&'a [FieldAst]> {
     match &f.value {
-        ValueDef::Block(_, fields) => Some(fields),
-        ValueDef::Tokens(t) => {
+        ValueAst::Block(_, fields) => Some(fields),
+        ValueAst::Tokens(t) => {
             d.error_spanned(t, format!("expected `{{ ... }}` for `{}`", f.key));
             None
         }
-        ValueDef::Closure(c) => {
+        ValueAst::Closure(c) => {
             d.error_spanned(c, format!("expected `{{ ... }}` for `{}`", f.key));
             None
         }
@@ -353,7 +353,7 @@ pub(crate) fn block<'a>(d: &mut Diagnostics, f: &'a FieldDef) -> Option<&'a [Fie
 }
 
 /// `tags: { team: "data", "cost-center": ... }` as `key: "value"` pairs.
-pub(crate) fn tags(d: &mut Diagnostics, f: &FieldDef) -> Vec<Tag> {
+pub(crate) fn tags(d: &mut Diagnostics, f: &FieldAst) -> Vec<Tag> {
     let Some(fields) = block(d, f) else {
         return Vec::new();
     };

@@ -6,7 +6,7 @@ use super::{
     DEFAULT_CONSUMER_BATCH_SIZE, DEFAULT_CONSUMER_BATCH_WINDOW_SECS,
     DEFAULT_CONSUMER_PARALLELIZATION, body, keyed, missing,
 };
-use crate::ast::{FieldDef, StageDef, StageKind, ValueDef};
+use crate::ast::{FieldAst, StageAst, StageKind, ValueAst};
 use crate::diagnostic::{Diagnostics, did_you_mean};
 use crate::model::*;
 use crate::value;
@@ -30,7 +30,7 @@ const CONSUMER_KEYS: &[&str] = &[
 pub(super) fn consumer(
     d: &mut Diagnostics,
     pipeline: &Ident,
-    stage: &StageDef,
+    stage: &StageAst,
     stream_ident: &Ident,
     function: &syn::ExprPath,
     names: &BTreeMap<String, (StageKind, usize, Ident)>,
@@ -92,14 +92,14 @@ pub(super) fn consumer(
     };
     let maximum_retries = match keys.get("maximum_retries") {
         Some(f) => match &f.value {
-            ValueDef::Tokens(t) if t.to_string() == "unlimited" => None,
+            ValueAst::Tokens(t) if t.to_string() == "unlimited" => None,
             _ => value::integer(d, f),
         },
         None => None,
     };
     let maximum_record_age_secs = match keys.get("maximum_record_age") {
         Some(f) => match &f.value {
-            ValueDef::Tokens(t) if t.to_string() == "unlimited" => None,
+            ValueAst::Tokens(t) if t.to_string() == "unlimited" => None,
             _ => value::duration(d, f),
         },
         None => None,
@@ -145,10 +145,10 @@ pub(super) fn consumer(
 // `sqs("queue")` | `sns("topic")` | `s3("bucket")`, each also taking an ARN ("Retain discarded
 // batch records for a Kinesis Data Streams event source in Lambda",
 // https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html).
-fn on_failure(d: &mut Diagnostics, f: &FieldDef) -> Option<Sp<OnFailure>> {
+fn on_failure(d: &mut Diagnostics, f: &FieldAst) -> Option<Sp<OnFailure>> {
     let expected =
         "expected `sqs(\"queue\")`, `sns(\"topic\")` or `s3(\"bucket\")` for `on_failure`";
-    let ValueDef::Tokens(t) = &f.value else {
+    let ValueAst::Tokens(t) = &f.value else {
         d.error(f.key.span(), expected);
         return None;
     };
@@ -185,9 +185,9 @@ fn on_failure(d: &mut Diagnostics, f: &FieldDef) -> Option<Sp<OnFailure>> {
 }
 
 // `["{\"data\": {...}}", ...]`: Lambda event filtering patterns, as strings.
-fn filter_criteria(d: &mut Diagnostics, f: &FieldDef) -> Vec<Sp<String>> {
+fn filter_criteria(d: &mut Diagnostics, f: &FieldAst) -> Vec<Sp<String>> {
     let expected = "expected a list of filter patterns: `filter_criteria: [r#\"{\"data\": {\"kind\": [\"alert\"]}}\"#]`";
-    let ValueDef::Tokens(t) = &f.value else {
+    let ValueAst::Tokens(t) = &f.value else {
         d.error(f.key.span(), expected);
         return Vec::new();
     };
@@ -213,16 +213,16 @@ fn filter_criteria(d: &mut Diagnostics, f: &FieldDef) -> Vec<Sp<String>> {
     }
 }
 
-fn at_timestamp_call(f: &FieldDef) -> bool {
-    matches!(&f.value, ValueDef::Tokens(t)
+fn at_timestamp_call(f: &FieldAst) -> bool {
+    matches!(&f.value, ValueAst::Tokens(t)
         if t.clone().into_iter().next().is_some_and(|tt| tt.to_string() == "at_timestamp"))
 }
 
 // `at_timestamp("2026-12-01T00:00:00Z")`: an instant in UTC, to the second (Lambda's
 // StartingPositionTimestamp, "Lambda parameters for Kinesis event source mappings",
 // https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-parameters.html).
-fn at_timestamp(d: &mut Diagnostics, f: &FieldDef) -> Option<i64> {
-    let ValueDef::Tokens(t) = &f.value else {
+fn at_timestamp(d: &mut Diagnostics, f: &FieldAst) -> Option<i64> {
+    let ValueAst::Tokens(t) = &f.value else {
         return None;
     };
     let tts: Vec<proc_macro2::TokenTree> = t.clone().into_iter().collect();

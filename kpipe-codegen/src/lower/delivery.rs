@@ -1,7 +1,7 @@
 //! `delivery NAME: source -> [transform ->] destination { ... }`: a Firehose delivery stream.
 
 use super::{body, default_name, keyed};
-use crate::ast::{FieldDef, StageDef, StageKind, ValueDef};
+use crate::ast::{FieldAst, StageAst, StageKind, ValueAst};
 use crate::diagnostic::{Diagnostics, Range, did_you_mean};
 use crate::model::*;
 use crate::value;
@@ -12,10 +12,10 @@ const DELIVERY_KEYS: &[&str] = &["name", "role_arn", "tags", "encryption", "s3_b
 
 // `none` | `aws_owned` | `kms("arn:aws:kms:...")` (Firehose's DeliveryStreamEncryptionConfiguration
 // takes a key ARN, not an alias).
-fn delivery_encryption(d: &mut Diagnostics, f: &FieldDef) -> Option<Sp<DeliveryEncryption>> {
+fn delivery_encryption(d: &mut Diagnostics, f: &FieldAst) -> Option<Sp<DeliveryEncryption>> {
     let expected =
         "expected `none`, `aws_owned` or `kms(\"arn:aws:kms:...\")` for a delivery's `encryption`";
-    let ValueDef::Tokens(t) = &f.value else {
+    let ValueAst::Tokens(t) = &f.value else {
         d.error(f.key.span(), expected);
         return None;
     };
@@ -52,7 +52,7 @@ fn delivery_encryption(d: &mut Diagnostics, f: &FieldDef) -> Option<Sp<DeliveryE
 
 pub(super) fn delivery(
     d: &mut Diagnostics,
-    stage: &StageDef,
+    stage: &StageAst,
     route: &[Ident],
     names: &BTreeMap<String, (StageKind, usize, Ident)>,
 ) -> Delivery {
@@ -83,11 +83,11 @@ pub(super) fn delivery(
 // were before the transform (Firehose's S3BackupMode Enabled).
 fn s3_backup(
     d: &mut Diagnostics,
-    f: &FieldDef,
+    f: &FieldAst,
     names: &BTreeMap<String, (StageKind, usize, Ident)>,
 ) -> Option<(usize, Ident)> {
     let ident = match &f.value {
-        ValueDef::Tokens(t) => syn::parse2::<Ident>(t.clone()).map_err(|_| t.clone()),
+        ValueAst::Tokens(t) => syn::parse2::<Ident>(t.clone()).map_err(|_| t.clone()),
         _ => Err(quote::quote!()),
     };
     let ident = match ident {

@@ -5,9 +5,9 @@
 //! This file holds the pipeline itself, AWS's defaults and the key reader every stage uses;
 //! each kind of stage is lowered in a file of its own (`stream.rs`, `transform.rs`, `s3.rs`,
 //! `delivery.rs`, `consumer.rs`), with the list of its keys. The parser gives each kind its
-//! own signature ([`SigDef`]), so each lowering gets exactly its parts.
+//! own signature ([`SigAst`]), so each lowering gets exactly its parts.
 
-use crate::ast::{FieldDef, PipelineDef, SigDef, StageDef, StageKind};
+use crate::ast::{FieldAst, PipelineAst, SigAst, StageAst, StageKind};
 use crate::diagnostic::{Diagnostics, did_you_mean};
 use crate::model::*;
 use crate::value::{self, MIB};
@@ -74,11 +74,11 @@ pub(crate) const RESERVED_STAGE_NAMES: &[&str] = &[
 /// duplicates (with "first defined here"). The first occurrence wins.
 fn keyed<'a>(
     d: &mut Diagnostics,
-    fields: &'a [FieldDef],
+    fields: &'a [FieldAst],
     known: &[&str],
     what: &str,
-) -> BTreeMap<String, &'a FieldDef> {
-    let mut map: BTreeMap<String, &'a FieldDef> = BTreeMap::new();
+) -> BTreeMap<String, &'a FieldAst> {
+    let mut map: BTreeMap<String, &'a FieldAst> = BTreeMap::new();
     for f in fields {
         if let Some(q) = &f.quoted {
             d.error(
@@ -142,7 +142,7 @@ fn default_name(ident: &Ident) -> Sp<String> {
 }
 
 /// Lowers one pipeline.
-pub(crate) fn pipeline(d: &mut Diagnostics, def: &PipelineDef) -> Pipeline {
+pub(crate) fn pipeline(d: &mut Diagnostics, def: &PipelineAst) -> Pipeline {
     let what = format!("pipeline `{}`", def.name);
     let keys = keyed(d, &def.fields, PIPELINE_KEYS, &what);
     let region = keys.get("region").and_then(|f| value::string(d, f));
@@ -185,24 +185,24 @@ pub(crate) fn pipeline(d: &mut Diagnostics, def: &PipelineDef) -> Pipeline {
         }
         // Deliveries and consumers refer to other stages: lowered once every name is known.
         let index = match &stage.sig {
-            SigDef::Stream(ty) => {
+            SigAst::Stream(ty) => {
                 p.streams.push(stream(d, stage, ty));
                 p.streams.len() - 1
             }
-            SigDef::Transform(input, output) => {
+            SigAst::Transform(input, output) => {
                 p.transforms
                     .push(transform(d, &def.name, stage, input, output));
                 p.transforms.len() - 1
             }
-            SigDef::S3(ty) => {
+            SigAst::S3(ty) => {
                 p.destinations.push(s3(d, stage, ty));
                 p.destinations.len() - 1
             }
-            SigDef::Delivery(route) => {
+            SigAst::Delivery(route) => {
                 delivery_defs.push((stage, route));
                 delivery_defs.len() - 1
             }
-            SigDef::Consumer(source, function) => {
+            SigAst::Consumer(source, function) => {
                 consumer_defs.push((stage, source, function));
                 consumer_defs.len() - 1
             }
@@ -220,12 +220,12 @@ pub(crate) fn pipeline(d: &mut Diagnostics, def: &PipelineDef) -> Pipeline {
     p
 }
 
-fn body(stage: &StageDef) -> &[FieldDef] {
+fn body(stage: &StageAst) -> &[FieldAst] {
     stage.body.as_deref().unwrap_or(&[])
 }
 
 /// `help` is the whole help line, e.g. "add `bucket: \"my-bucket\"`".
-fn missing(d: &mut Diagnostics, stage: &StageDef, key: &str, help: &str) {
+fn missing(d: &mut Diagnostics, stage: &StageAst, key: &str, help: &str) {
     // A misspelt key (`bukcet`) already got "unknown key ... did you mean `bucket`?": one
     // mistake, one error.
     let misspelt = body(stage).iter().any(|f| {

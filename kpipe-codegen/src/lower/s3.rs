@@ -1,7 +1,7 @@
 //! `s3 NAME: Record { ... }`: an S3 destination.
 
 use super::{DEFAULT_S3_BUFFER_BYTES, DEFAULT_S3_BUFFER_SECS, body, keyed, missing};
-use crate::ast::{FieldDef, StageDef, ValueDef};
+use crate::ast::{FieldAst, StageAst, ValueAst};
 use crate::diagnostic::Diagnostics;
 use crate::model::*;
 use crate::value;
@@ -22,7 +22,7 @@ const S3_KEYS: &[&str] = &[
     "encryption",
 ];
 
-fn prefix(d: &mut Diagnostics, f: &FieldDef) -> Option<Sp<Prefix>> {
+fn prefix(d: &mut Diagnostics, f: &FieldAst) -> Option<Sp<Prefix>> {
     let s = value::string(d, f)?;
     let (prefix, errors) = Prefix::parse(&s.value);
     for e in errors {
@@ -31,7 +31,7 @@ fn prefix(d: &mut Diagnostics, f: &FieldDef) -> Option<Sp<Prefix>> {
     Some(Sp::new(prefix, s.range))
 }
 
-pub(super) fn s3(d: &mut Diagnostics, stage: &StageDef, record: &syn::Type) -> S3 {
+pub(super) fn s3(d: &mut Diagnostics, stage: &StageAst, record: &syn::Type) -> S3 {
     let what = format!("s3 destination `{}`", stage.name);
     let keys = keyed(d, body(stage), S3_KEYS, &what);
     let bucket = match keys.get("bucket").and_then(|f| value::string(d, f)) {
@@ -113,9 +113,9 @@ pub(super) fn s3(d: &mut Diagnostics, stage: &StageDef, record: &syn::Type) -> S
 
 // `s3_managed` (SSE-S3, S3's default) | `kms("arn:aws:kms:...:key/...")` (SSE-KMS; Firehose's
 // KMSEncryptionConfig takes the key's ARN).
-fn s3_encryption(d: &mut Diagnostics, f: &FieldDef) -> Option<Sp<String>> {
+fn s3_encryption(d: &mut Diagnostics, f: &FieldAst) -> Option<Sp<String>> {
     let expected = "expected `s3_managed` or `kms(\"arn:aws:kms:...:key/...\")` for an s3 destination's `encryption`";
-    let ValueDef::Tokens(t) = &f.value else {
+    let ValueAst::Tokens(t) = &f.value else {
         d.error(f.key.span(), expected);
         return None;
     };

@@ -4,7 +4,7 @@ use super::{
     AWS_MANAGED_KINESIS_KEY, DEFAULT_MAX_RECORD_KIB, DEFAULT_RETENTION_HOURS, body, default_name,
     keyed, missing,
 };
-use crate::ast::{FieldDef, StageDef, ValueDef};
+use crate::ast::{FieldAst, StageAst, ValueAst};
 use crate::diagnostic::{Diagnostics, Range, did_you_mean};
 use crate::model::*;
 use crate::value;
@@ -21,7 +21,7 @@ const STREAM_KEYS: &[&str] = &[
     "tags",
 ];
 
-pub(super) fn stream(d: &mut Diagnostics, stage: &StageDef, record: &syn::Type) -> Stream {
+pub(super) fn stream(d: &mut Diagnostics, stage: &StageAst, record: &syn::Type) -> Stream {
     let what = format!("stream `{}`", stage.name);
     let keys = keyed(d, body(stage), STREAM_KEYS, &what);
     let name = keys
@@ -64,7 +64,7 @@ pub(super) fn stream(d: &mut Diagnostics, stage: &StageDef, record: &syn::Type) 
         }
     };
     let explicit_hash_key = keys.get("explicit_hash_key").and_then(|f| match &f.value {
-        ValueDef::Closure(c) => Some(c.clone()),
+        ValueAst::Closure(c) => Some(c.clone()),
         _ => {
             d.error(f.key.span(), "`explicit_hash_key` takes a closure returning a `u128`, like `|r: &Record| r.hash`");
             None
@@ -109,8 +109,8 @@ pub(super) fn stream(d: &mut Diagnostics, stage: &StageDef, record: &syn::Type) 
 }
 
 // `on_demand` | `provisioned(shards: N)`
-fn capacity(d: &mut Diagnostics, f: &FieldDef) -> Option<Sp<Capacity>> {
-    let ValueDef::Tokens(t) = &f.value else {
+fn capacity(d: &mut Diagnostics, f: &FieldAst) -> Option<Sp<Capacity>> {
+    let ValueAst::Tokens(t) = &f.value else {
         d.error(
             f.key.span(),
             "expected `on_demand` or `provisioned(shards: N)`",
@@ -171,8 +171,8 @@ fn capacity(d: &mut Diagnostics, f: &FieldDef) -> Option<Sp<Capacity>> {
 }
 
 // `none` | `kms` | `kms("key id, alias or ARN")`
-fn encryption(d: &mut Diagnostics, f: &FieldDef) -> Option<Sp<String>> {
-    let ValueDef::Tokens(t) = &f.value else {
+fn encryption(d: &mut Diagnostics, f: &FieldAst) -> Option<Sp<String>> {
+    let ValueAst::Tokens(t) = &f.value else {
         d.error(f.key.span(), "expected `none`, `kms` or `kms(\"key\")`");
         return None;
     };

@@ -5,7 +5,7 @@ use super::{
     DEFAULT_LAMBDA_MEMORY_MIB, DEFAULT_LAMBDA_TIMEOUT_SECS, DEFAULT_PROCESSOR_BUFFER_BYTES,
     DEFAULT_PROCESSOR_BUFFER_SECS, DEFAULT_RETRIES, body, kebab, keyed, missing,
 };
-use crate::ast::{FieldDef, StageDef, ValueDef};
+use crate::ast::{FieldAst, StageAst, ValueAst};
 use crate::diagnostic::Diagnostics;
 use crate::model::*;
 use crate::value::{self, MIB};
@@ -18,7 +18,7 @@ const LAMBDA_KEYS: &[&str] = &["name", "memory", "timeout", "architecture", "bin
 pub(super) fn transform(
     d: &mut Diagnostics,
     pipeline: &Ident,
-    stage: &StageDef,
+    stage: &StageAst,
     input: &syn::Type,
     output: &syn::Type,
 ) -> Transform {
@@ -27,8 +27,8 @@ pub(super) fn transform(
     let (input, output) = (input.clone(), output.clone());
     let function = match keys.get("function") {
         Some(f) => match &f.value {
-            ValueDef::Closure(c) => Some(c.clone()),
-            ValueDef::Tokens(t) => match syn::parse2::<syn::ExprPath>(t.clone()) {
+            ValueAst::Closure(c) => Some(c.clone()),
+            ValueAst::Tokens(t) => match syn::parse2::<syn::ExprPath>(t.clone()) {
                 Ok(p) => Some(Box::new(syn::Expr::Path(p))),
                 Err(_) => {
                     d.error_spanned(
@@ -38,7 +38,7 @@ pub(super) fn transform(
                     None
                 }
             },
-            ValueDef::Block(span, _) => {
+            ValueAst::Block(span, _) => {
                 d.error(
                     *span,
                     "expected a function path like `crate::enrich`, or a closure",
@@ -81,8 +81,8 @@ pub(super) fn transform(
 pub(super) fn lambda(
     d: &mut Diagnostics,
     pipeline: &Ident,
-    stage: &StageDef,
-    field: Option<&FieldDef>,
+    stage: &StageAst,
+    field: Option<&FieldAst>,
     what: &str,
 ) -> Lambda {
     let lambda_fields = field.and_then(|f| value::block(d, f)).unwrap_or(&[]);
