@@ -3,6 +3,10 @@
 //! parse the reading, convert Celsius to Fahrenheit, encode, base64-encode, serialise the
 //! response). Target: at most 1.1x. Results go to BENCHMARKS.md; the Python blueprint's time on
 //! the same event comes from `scripts/bench-python-blueprint.py`.
+//!
+//! Then the generated Kinesis consumer handler against a hand-written one on aws_lambda_events'
+//! `KinesisEvent`, on a 10,000-record Kinesis event (parse the event, base64-decode, parse the
+//! reading, call the function, serialise the partial batch response). Target: at most 1.0x.
 
 // criterion_group! generates an undocumented `pub fn benches`.
 #![allow(missing_docs)]
@@ -35,6 +39,19 @@ struct Enriched {
     note: String,
 }
 
+/// The consumer: counts freezing readings (a side effect the optimiser cannot drop).
+fn freezing(r: Reading) -> Result<(), String> {
+    if r.celsius < -273.15 {
+        return Err(format!("implausible {} °C", r.celsius));
+    }
+    if r.celsius < 0.5 {
+        FREEZING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+static FREEZING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 fn enrich(r: Reading) -> Outcome<Enriched> {
     Outcome::Ok(Enriched {
         sensor_id: r.sensor_id,
@@ -51,7 +68,70 @@ kpipe_runtime::pipeline! {
         transform enrich: Reading -> Enriched { function: crate::enrich }
         s3 lake: Enriched { bucket: "bench-lake" }
         delivery d: readings -> enrich -> lake;
+        consumer freeze: readings -> crate::freezing { starting_position: latest }
     }
+}
+
+/// A Kinesis event of `records` readings, as an event source mapping sends it.
+fn kinesis_event_bytes(records: usize) -> Vec<u8> {
+    let recs: Vec<serde_json::Value> = (0..records)
+        .map(|i| {
+            let r = Reading {
+                sensor_id: format!("sensor-{:05}", i % 5000),
+                site: ["berlin", "oslo", "lisbon"][i % 3].into(),
+                celsius: (i % 400) as f64 / 10.0,
+                at_ms: 1_795_766_400_000 + i as u64,
+                note: "calibrated 2026-10-01 by the field team; housing ok".into(),
+            };
+            let seq = format!("4959033827149025660855969253836157109592157598913658{i:04}");
+            serde_json::json!({
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": r.sensor_id,
+                    "sequenceNumber": seq,
+                    "data": base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&r).unwrap()),
+                    "approximateArrivalTimestamp": 1_795_766_400.123,
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": format!("shardId-000000000000:{seq}"),
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::123456789012:role/bench",
+                "awsRegion": "us-west-2",
+                "eventSourceARN": "arn:aws:kinesis:us-west-2:123456789012:stream/readings",
+            })
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({ "Records": recs })).unwrap()
+}
+
+/// The consumer baseline: aws_lambda_events' `KinesisEvent` (which base64-decodes `data`),
+/// each reading parsed and consumed, the partial batch response serialised.
+fn hand_written_consumer(event: &[u8]) -> Vec<u8> {
+    let event: aws_lambda_events::kinesis::KinesisEvent = serde_json::from_slice(event).unwrap();
+    let mut response = aws_lambda_events::streams::KinesisEventResponse::default();
+    for r in event.records {
+        let ok = serde_json::from_slice::<Reading>(&r.kinesis.data.0)
+            .map_err(|e| e.to_string())
+            .and_then(freezing);
+        if ok.is_err() {
+            let mut failure = aws_lambda_events::streams::KinesisBatchItemFailure::default();
+            failure.item_identifier = Some(r.kinesis.sequence_number);
+            response.batch_item_failures.push(failure);
+            break;
+        }
+    }
+    serde_json::to_vec(&response).unwrap()
+}
+
+/// The generated consumer handler, bytes in and out as lambda_runtime gives them.
+fn kpipe_consumer(
+    handler: &kpipe_runtime::lambda::ConsumerHandler,
+    rt: &tokio::runtime::Runtime,
+    event: &[u8],
+) -> Vec<u8> {
+    let event: kpipe_runtime::lambda::KinesisStreamEvent = serde_json::from_slice(event).unwrap();
+    serde_json::to_vec(&rt.block_on(handler.handle(event))).unwrap()
 }
 
 /// The event, as the bytes Lambda hands the runtime.
@@ -197,5 +277,36 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+fn bench_consumer(c: &mut Criterion) {
+    let event = kinesis_event_bytes(10_000);
+    println!("kinesis event: {} records, {} bytes", 10_000, event.len());
+    let handler =
+        kpipe_runtime::lambda::ConsumerHandler::new::<Bench, _>(Bench::freeze()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    // The same answer: every record consumed, the same freezing readings counted.
+    FREEZING.store(0, std::sync::atomic::Ordering::Relaxed);
+    let a = hand_written_consumer(&event);
+    let by_hand = FREEZING.swap(0, std::sync::atomic::Ordering::Relaxed);
+    let b = kpipe_consumer(&handler, &rt, &event);
+    assert_eq!(by_hand, FREEZING.swap(0, std::sync::atomic::Ordering::Relaxed));
+    assert!(by_hand > 0);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&a).unwrap(),
+        serde_json::from_slice::<serde_json::Value>(&b).unwrap()
+    );
+    let mut g = c.benchmark_group("kinesis_consumer");
+    g.sample_size(20);
+    g.throughput(Throughput::Bytes(event.len() as u64));
+    g.bench_function("hand_written_aws_lambda_events", |b| {
+        b.iter(|| hand_written_consumer(&event))
+    });
+    g.bench_function("kpipe_generated", |b| {
+        b.iter(|| kpipe_consumer(&handler, &rt, &event))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_consumer);
 criterion_main!(benches);
