@@ -144,12 +144,47 @@ pub(crate) struct S3 {
     pub(crate) error_prefix: Option<Sp<Prefix>>,
     pub(crate) buffer: Buffer,
     pub(crate) compression: Compression,
+    /// Where `compression` was declared, if it was.
+    pub(crate) compression_range: Option<Range>,
     pub(crate) file_extension: Option<Sp<String>>,
     pub(crate) time_zone: Option<Sp<String>>,
     pub(crate) partition_keys: Vec<PartitionKey>,
     pub(crate) newline: bool,
     /// SSE-KMS with this key ARN; `None` is SSE-S3 (S3's default).
     pub(crate) kms_key: Option<Sp<String>>,
+    /// `format: parquet` / `orc`: record format conversion; `None` is JSON lines.
+    pub(crate) conversion: Option<Conversion>,
+}
+
+/// Record format conversion of an S3 destination (`format:` and `table:`).
+#[derive(Debug)]
+pub(crate) struct Conversion {
+    /// The `format:` value, for errors about the conversion as a whole.
+    pub(crate) range: Range,
+    pub(crate) format: ColumnarFormat,
+    /// `table: { database: ... }`; `None` is the pipeline's name in snake case.
+    pub(crate) database: Option<Sp<String>>,
+    /// `table: { name: ... }`; `None` is the destination's identifier.
+    pub(crate) table: Option<Sp<String>>,
+    /// `table: { create: false }` uses an existing table as it is.
+    pub(crate) create: bool,
+    /// `table: { timestamps: [observed_at, meta.sent_at] }`.
+    pub(crate) timestamps: Vec<Sp<String>>,
+}
+
+#[derive(Debug)]
+pub(crate) enum ColumnarFormat {
+    Parquet {
+        compression: &'static str,
+        block_size: Sp<u64>,
+        page_size: Sp<u64>,
+        writer_version: &'static str,
+    },
+    Orc {
+        compression: &'static str,
+        stripe_size: Sp<u64>,
+        block_size: Sp<u64>,
+    },
 }
 
 impl S3 {

@@ -54,6 +54,11 @@ pub(crate) fn check(d: &mut Diagnostics, p: &Pipeline) {
         if let Some(tz) = &s.time_zone {
             check_time_zone(d, tz);
         }
+        if let Some(c) = &s.conversion {
+            check_conversion_buffer(d, s);
+            check_conversion_compression(d, s);
+            check_glue_names(d, c);
+        }
     }
     for (i, del) in p.deliveries.iter().enumerate() {
         check_delivery_name(d, &del.name);
@@ -985,6 +990,14 @@ fn check_backup(d: &mut Diagnostics, p: &Pipeline, del: &Delivery) {
             .related(tz.range, "declared here")
             .note(PAGE);
     }
+    if let Some(c) = &backup.conversion {
+        d.error(
+            ident.span(),
+            unsupported("`format` (the source records are kept as they came)"),
+        )
+        .related(c.range, "declared here")
+        .note(PAGE);
+    }
     if backup.buffer.seconds.value == 0 {
         d.error(ident.span(), unsupported("zero buffering (`buffer: 0s`)"))
             .related(backup.buffer.seconds.range, "declared here")
@@ -1146,6 +1159,71 @@ fn check_tags(d: &mut Diagnostics, tags: &[Tag]) {
         }
         if t.value.value.chars().count() > 256 {
             d.error(t.value.range, "tag values are at most 256 characters");
+        }
+    }
+}
+
+const CONVERSION_PAGE: &str = "Amazon Data Firehose, Convert input data format: https://docs.aws.amazon.com/firehose/latest/dev/record-format-conversion.html";
+
+// Format conversion needs a buffer of at least 64 MiB (and then 128 MiB is the default)
+// (Amazon Data Firehose, Convert input data format: https://docs.aws.amazon.com/firehose/latest/dev/record-format-conversion.html).
+//
+//     format: parquet, buffer: 5MiB or 60s,
+//                              ^^^^ a Parquet or ORC destination buffers at least 64MiB
+fn check_conversion_buffer(d: &mut Diagnostics, s: &S3) {
+    let b = &s.buffer.bytes;
+    if b.value < crate::lower::MIN_CONVERSION_BUFFER_BYTES && b.value.is_multiple_of(MIB) {
+        d.error(
+            b.range,
+            format!(
+                "a Parquet or ORC destination buffers at least 64MiB, found {}MiB",
+                b.value / MIB
+            ),
+        )
+        .note(format!("note: with record format conversion SizeInMBs is 64-128 ({CONVERSION_PAGE})"))
+        .note("help: leave `buffer`'s size out for the default of 128MiB, or write `buffer: 64MiB or 300s`");
+    }
+}
+
+// The destination's own compression stays UNCOMPRESSED with format conversion: the serializer
+// compresses (Amazon Data Firehose, Convert input data format: https://docs.aws.amazon.com/firehose/latest/dev/record-format-conversion.html).
+//
+//     format: parquet, compression: gzip,
+//                                   ^^^^ a Parquet or ORC destination takes no `compression` ...
+fn check_conversion_compression(d: &mut Diagnostics, s: &S3) {
+    if s.compression == Compression::None {
+        return;
+    }
+    if let Some(range) = s.compression_range {
+        d.error(
+            range,
+            "a Parquet or ORC destination takes no `compression`: the serializer compresses",
+        )
+        .note(format!("note: with record format conversion CompressionFormat must be UNCOMPRESSED ({CONVERSION_PAGE})"))
+        .note("help: remove it, and choose the codec in the format: `format: parquet(compression: gzip)`");
+    }
+}
+
+// Glue database and table names that Athena can query: lowercase letters, digits and `_`,
+// at most 255 characters (Amazon Athena, Name databases, tables, and columns:
+// https://docs.aws.amazon.com/athena/latest/ug/tables-databases-columns-names.html).
+//
+//     table: { database: "Sensor-Lake" },
+//                        ^^^^^^^^^^^^^ Glue database name `Sensor-Lake` ...
+fn check_glue_names(d: &mut Diagnostics, c: &Conversion) {
+    for (what, name) in [("database", &c.database), ("table", &c.table)] {
+        let Some(name) = name else { continue };
+        let v = &name.value;
+        let ok = !v.is_empty()
+            && v.len() <= 255
+            && v.chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_');
+        if !ok {
+            d.error(
+                name.range,
+                format!("Glue {what} name `{v}` must be 1-255 lowercase letters, digits and `_`"),
+            )
+            .note("note: Amazon Athena, Name databases, tables, and columns: https://docs.aws.amazon.com/athena/latest/ug/tables-databases-columns-names.html");
         }
     }
 }

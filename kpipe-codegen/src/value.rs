@@ -337,6 +337,29 @@ pub(crate) fn key_expr(
     Some(Sp::new(KeyExpr::Field(path), range))
 }
 
+/// `[ ... ]`: the bracketed group (its items are the caller's to read), or `expected` as the
+/// error.
+pub(crate) fn bracketed(
+    d: &mut Diagnostics,
+    f: &FieldAst,
+    expected: &str,
+) -> Option<proc_macro2::Group> {
+    let ValueAst::Tokens(t) = &f.value else {
+        d.error(f.key.span(), expected);
+        return None;
+    };
+    let tts: Vec<TokenTree> = t.clone().into_iter().collect();
+    let [TokenTree::Group(g)] = tts.as_slice() else {
+        d.error_spanned(t, expected);
+        return None;
+    };
+    if g.delimiter() != proc_macro2::Delimiter::Bracket {
+        d.error(g.span(), expected);
+        return None;
+    }
+    Some(g.clone())
+}
+
 /// `{ key: value, ... }`
 pub(crate) fn block<'a>(d: &mut Diagnostics, f: &'a FieldAst) -> Option<&'a [FieldAst]> {
     match &f.value {

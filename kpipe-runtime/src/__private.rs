@@ -237,3 +237,33 @@ pub fn cli_main<P: Pipeline>() -> ::std::process::ExitCode {
     );
     ::std::process::ExitCode::from(2)
 }
+
+/// `format: parquet`/`orc`: the destination record type's columns (see [`crate::schema`]).
+#[cfg(feature = "parquet")]
+pub fn schema_of<T: Record>(
+    timestamps: &[&str],
+) -> Result<crate::schema::Schema, crate::schema::SchemaError> {
+    crate::schema::trace::<T>(timestamps)
+}
+
+/// Implemented by nothing: a `format: parquet` or `format: orc` destination without
+/// kpipe-runtime's `parquet` feature is this one error.
+#[cfg(not(feature = "parquet"))]
+#[diagnostic::on_unimplemented(
+    message = "`format: parquet` and `format: orc` need kpipe-runtime's `parquet` feature",
+    label = "the record type of a Parquet or ORC destination",
+    note = "enable it: kpipe-runtime = {{ version = \"...\", features = [\"parquet\"] }}"
+)]
+pub trait ParquetFeatureEnabled {}
+
+/// Without the `parquet` feature no type satisfies the bound, so the compiler names the
+/// feature at the destination that needs it.
+#[cfg(not(feature = "parquet"))]
+pub fn schema_of<T: ParquetFeatureEnabled>(
+    _: &[&str],
+) -> Result<crate::schema::Schema, crate::schema::SchemaError> {
+    Err(crate::schema::SchemaError::Type {
+        record: ::std::any::type_name::<T>().to_owned(),
+        reason: "kpipe-runtime was built without its `parquet` feature".to_owned(),
+    })
+}

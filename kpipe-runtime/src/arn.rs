@@ -73,6 +73,31 @@ impl<'a> Scope<'a> {
         )
     }
 
+    /// The account's AWS Glue Data Catalog (AWS Glue, Specifying AWS Glue resource ARNs:
+    /// <https://docs.aws.amazon.com/glue/latest/dg/glue-specifying-resource-arns.html>).
+    pub fn glue_catalog(&self) -> String {
+        format!(
+            "arn:{}:glue:{}:{}:catalog",
+            self.partition, self.region, self.account
+        )
+    }
+
+    /// A Glue database.
+    pub fn glue_database(&self, database: &str) -> String {
+        format!(
+            "arn:{}:glue:{}:{}:database/{database}",
+            self.partition, self.region, self.account
+        )
+    }
+
+    /// A Glue table.
+    pub fn glue_table(&self, database: &str, table: &str) -> String {
+        format!(
+            "arn:{}:glue:{}:{}:table/{database}/{table}",
+            self.partition, self.region, self.account
+        )
+    }
+
     /// An IAM role (IAM is global: no region).
     pub fn role(&self, name: &str) -> String {
         format!("arn:{}:iam::{}:role/{name}", self.partition, self.account)

@@ -219,6 +219,67 @@ impl ErrorDocument {
     }
 }
 
+/// A `format-conversion-failed` error document: a record Firehose could not convert to
+/// Parquet or ORC ("Handling errors for data format conversion",
+/// <https://docs.aws.amazon.com/firehose/latest/dev/record-format-conversion-error-handling.html>).
+/// The sequence numbers are those of a Kinesis source record; the local engine does not
+/// carry them to the S3 stage and leaves them out (docs/engine.md).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversionErrorDocument {
+    /// Conversion attempts made.
+    pub attempts_made: u32,
+    /// When Firehose received the record (epoch ms).
+    pub arrival_timestamp: i64,
+    /// The error code ([`FORMAT_CONVERSION_CODE`]).
+    pub last_error_code: String,
+    /// Why the record did not convert.
+    pub last_error_message: String,
+    /// When Firehose stopped trying (epoch ms).
+    pub attempt_ending_timestamp: i64,
+    /// The record, base64.
+    pub raw_data: String,
+    /// The Kinesis sequence number of the source record, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sequence_number: Option<String>,
+    /// The KPL sub-sequence number of the source record, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub_sequence_number: Option<u64>,
+    /// The Glue table the record was converted against.
+    pub data_catalog_table: DataCatalogTable,
+}
+
+/// The Glue table of a [`ConversionErrorDocument`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DataCatalogTable {
+    /// The catalog's id (the account).
+    pub catalog_id: String,
+    /// The database.
+    pub database_name: String,
+    /// The table.
+    pub table_name: String,
+    /// The region.
+    pub region: String,
+    /// The table version (`LATEST`, as Firehose's schema configuration reads it).
+    pub version_id: String,
+    /// The catalog's ARN.
+    pub catalog_arn: String,
+}
+
+impl ConversionErrorDocument {
+    /// The document as one JSON line (with the trailing newline).
+    pub fn to_line(&self) -> Vec<u8> {
+        let mut line = serde_json::to_vec(self).expect("error documents serialise");
+        line.push(b'\n');
+        line
+    }
+}
+
+/// The error code kpipe writes for a record that does not match the Glue table's columns
+/// (AWS does not list the codes; docs/engine.md).
+pub const FORMAT_CONVERSION_CODE: &str = "DataFormatConversion.MalformedData";
+
 /// The error code of a record the transform answered `ProcessingFailed` for.
 pub const PROCESSING_FAILED_CODE: &str = "Lambda.ProcessingFailedStatus";
 

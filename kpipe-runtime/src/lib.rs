@@ -26,6 +26,7 @@ mod logging;
 mod macros;
 pub mod outcome;
 pub mod pipeline;
+pub mod schema;
 pub mod spec;
 
 #[cfg(feature = "engine")]

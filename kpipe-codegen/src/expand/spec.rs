@@ -2,8 +2,8 @@
 
 use crate::model::*;
 use crate::prefix::{DatePart, Part, Prefix};
-use proc_macro2::TokenStream;
-use quote::{ToTokens, quote};
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::Attribute;
 
 /// Doc comment lines (`#[doc = "..."]`), trimmed and joined.
@@ -253,7 +253,83 @@ fn consumer(rt: &TokenStream, c: &Consumer) -> TokenStream {
     }
 }
 
-fn s3(rt: &TokenStream, s: &S3) -> TokenStream {
+/// `SensorLake` -> `sensor_lake`: the default Glue database of a pipeline.
+fn snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, ch) in name.chars().enumerate() {
+        if ch.is_ascii_uppercase() && i > 0 && !out.ends_with('_') {
+            out.push('_');
+        }
+        out.push(ch.to_ascii_lowercase());
+    }
+    out
+}
+
+fn conversion(rt: &TokenStream, p: &Pipeline, s: &S3, c: &Conversion) -> TokenStream {
+    let spec = quote!(#rt::__private::spec);
+    let format = match &c.format {
+        ColumnarFormat::Parquet {
+            compression,
+            block_size,
+            page_size,
+            writer_version,
+        } => {
+            let compression = Ident::new(compression, Span::call_site());
+            let version = Ident::new(writer_version, Span::call_site());
+            let (block, page) = (block_size.value, page_size.value);
+            quote!(#spec::ColumnarFormat::Parquet {
+                compression: #spec::ParquetCompression::#compression,
+                block_size_bytes: #block,
+                page_size_bytes: #page,
+                writer_version: #spec::ParquetWriterVersion::#version,
+            })
+        }
+        ColumnarFormat::Orc {
+            compression,
+            stripe_size,
+            block_size,
+        } => {
+            let compression = Ident::new(compression, Span::call_site());
+            let (stripe, block) = (stripe_size.value, block_size.value);
+            quote!(#spec::ColumnarFormat::Orc {
+                compression: #spec::OrcCompression::#compression,
+                stripe_size_bytes: #stripe,
+                block_size_bytes: #block,
+            })
+        }
+    };
+    let database = c
+        .database
+        .as_ref()
+        .map_or_else(|| snake_case(&p.ident.to_string()), |d| d.value.clone());
+    let table = c
+        .table
+        .as_ref()
+        .map_or_else(|| s.ident.to_string().to_lowercase(), |t| t.value.clone());
+    let create = c.create;
+    let timestamps = c.timestamps.iter().map(|t| &t.value);
+    // Spanned at `format:`, where a missing `parquet` feature is reported.
+    let ty = &s.record;
+    let schema_of = quote_spanned!(c.range.start()=> #rt::__private::schema_of::<#ty>);
+    quote! {
+        #rt::__private::Option::Some(#spec::ConversionSpec {
+            format: #format,
+            table: #spec::GlueTableSpec {
+                database: #database,
+                name: #table,
+                create: #create,
+                timestamps: &[#(#timestamps),*],
+            },
+            schema: #rt::schema::RecordSchema(#schema_of),
+        })
+    }
+}
+
+fn s3(rt: &TokenStream, p: &Pipeline, s: &S3) -> TokenStream {
+    let conversion = match &s.conversion {
+        Some(c) => conversion(rt, p, s, c),
+        None => quote!(#rt::__private::Option::None),
+    };
     let id = s.ident.to_string();
     let record_type = tokens_text(&s.record);
     let bucket = &s.bucket.value;
@@ -298,6 +374,7 @@ fn s3(rt: &TokenStream, s: &S3) -> TokenStream {
             partition_keys: &[#(#keys),*],
             newline: #newline,
             kms_key: #kms,
+            conversion: #conversion,
         }
     }
 }
@@ -366,7 +443,7 @@ pub(crate) fn pipeline_spec(rt: &TokenStream, p: &Pipeline) -> TokenStream {
     let tags = tags(rt, &p.tags);
     let streams = p.streams.iter().map(|s| stream(rt, s));
     let transforms = p.transforms.iter().map(|t| transform(rt, t));
-    let destinations = p.destinations.iter().map(|s| s3(rt, s));
+    let destinations = p.destinations.iter().map(|s| s3(rt, p, s));
     let deliveries = p.deliveries.iter().map(|d| delivery(rt, p, d));
     let consumers = p.consumers.iter().map(|c| consumer(rt, c));
     quote! {

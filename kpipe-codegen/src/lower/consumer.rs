@@ -187,19 +187,9 @@ fn on_failure(d: &mut Diagnostics, f: &FieldAst) -> Option<Sp<OnFailure>> {
 // `["{\"data\": {...}}", ...]`: Lambda event filtering patterns, as strings.
 fn filter_criteria(d: &mut Diagnostics, f: &FieldAst) -> Vec<Sp<String>> {
     let expected = "expected a list of filter patterns: `filter_criteria: [r#\"{\"data\": {\"kind\": [\"alert\"]}}\"#]`";
-    let ValueAst::Tokens(t) = &f.value else {
-        d.error(f.key.span(), expected);
+    let Some(g) = value::bracketed(d, f, expected) else {
         return Vec::new();
     };
-    let tts: Vec<proc_macro2::TokenTree> = t.clone().into_iter().collect();
-    let [proc_macro2::TokenTree::Group(g)] = tts.as_slice() else {
-        d.error_spanned(t, expected);
-        return Vec::new();
-    };
-    if g.delimiter() != proc_macro2::Delimiter::Bracket {
-        d.error(g.span(), expected);
-        return Vec::new();
-    }
     let parser = syn::punctuated::Punctuated::<syn::LitStr, syn::Token![,]>::parse_terminated;
     match syn::parse::Parser::parse2(parser, g.stream()) {
         Ok(list) => list

@@ -35,6 +35,10 @@ pub(crate) const DEFAULT_MAX_RECORD_KIB: u64 = 1024;
 /// S3 buffering hints default 5 MiB / 300 s (Amazon Data Firehose, Configure buffering hints: <https://docs.aws.amazon.com/firehose/latest/dev/buffering-hints.html>).
 pub(crate) const DEFAULT_S3_BUFFER_BYTES: u64 = 5 * MIB;
 pub(crate) const DEFAULT_S3_BUFFER_SECS: u64 = 300;
+/// With record format conversion the S3 buffer is at least 64 MiB and 128 MiB by default
+/// (Amazon Data Firehose, Convert input data format: <https://docs.aws.amazon.com/firehose/latest/dev/record-format-conversion.html>).
+pub(crate) const DEFAULT_CONVERSION_BUFFER_BYTES: u64 = 128 * MIB;
+pub(crate) const MIN_CONVERSION_BUFFER_BYTES: u64 = 64 * MIB;
 /// Lambda processor defaults 1 MB / 60 s, 3 retries (Amazon Data Firehose, Transform source data: <https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html>).
 pub(crate) const DEFAULT_PROCESSOR_BUFFER_BYTES: u64 = MIB;
 pub(crate) const DEFAULT_PROCESSOR_BUFFER_SECS: u64 = 60;

@@ -243,6 +243,13 @@ impl<P: Pipeline> LocalBuilder<P> {
             let lambda_arn = view
                 .transform
                 .map(|t| crate::arn::Scope::local(region).function(t.lambda.name));
+            let conversion = match s3.conversion {
+                Some(c) => Some((
+                    Arc::new(columnar_converter(s3, &c, &def)?),
+                    super::columnar::catalog_table(&c, region),
+                )),
+                None => None,
+            };
             let (tx, rx) = inbox::inbox();
             match d.source {
                 SourceSpec::Stream(id) => streams[id].subscribe(tx),
@@ -263,6 +270,7 @@ impl<P: Pipeline> LocalBuilder<P> {
                     s3: b,
                     sink: sink_for(b.bucket),
                 }),
+                conversion,
                 ids: match self.seed {
                     Some(seed) => Ids::Seeded(seed.wrapping_add(i as u64)),
                     None => Ids::Random,
@@ -354,4 +362,28 @@ impl<P: Pipeline> LocalBuilder<P> {
             _pipeline: PhantomData,
         })
     }
+}
+
+/// The converter of a `format: parquet` destination: the columns derived from its record
+/// type, or why there are none.
+#[cfg(feature = "parquet")]
+fn columnar_converter(
+    s3: &'static crate::spec::S3Spec,
+    c: &crate::spec::ConversionSpec,
+    def: &crate::pipeline::DeliveryDef,
+) -> Result<super::columnar::Converter, EngineError> {
+    super::columnar::Converter::new(s3, c, def.push_row).map_err(EngineError::Conversion)
+}
+
+/// Without the `parquet` feature `pipeline!` output never declares a conversion.
+#[cfg(not(feature = "parquet"))]
+fn columnar_converter(
+    s3: &'static crate::spec::S3Spec,
+    _: &crate::spec::ConversionSpec,
+    _: &crate::pipeline::DeliveryDef,
+) -> Result<super::columnar::Converter, EngineError> {
+    Err(EngineError::Conversion(format!(
+        "destination `{}` converts to Parquet or ORC, which needs kpipe-runtime's `parquet` feature",
+        s3.id
+    )))
 }

@@ -36,6 +36,12 @@ impl Chunks {
     pub(crate) fn len(&self) -> usize {
         self.len
     }
+
+    /// The chunks, in order; a pushed slice is never split across two.
+    #[cfg(feature = "parquet")]
+    pub(crate) fn chunks(&self) -> &[Vec<u8>] {
+        &self.chunks
+    }
 }
 
 /// Compresses one object's bytes into the payload to write. `entry_name` names the file

@@ -43,6 +43,7 @@
 
 mod builder;
 mod clock;
+mod columnar;
 mod compress;
 mod consumer;
 mod delivery;
@@ -126,6 +127,9 @@ pub enum EngineError {
         /// What is wrong.
         message: String,
     },
+    /// A `format: parquet` destination cannot convert: its record type has no Glue columns
+    /// (the field is named), or its format is not written locally.
+    Conversion(String),
 }
 
 impl std::fmt::Display for EngineError {
@@ -152,6 +156,7 @@ impl std::fmt::Display for EngineError {
             EngineError::InvalidFilter { consumer, message } => {
                 write!(f, "consumer `{consumer}`: {message}")
             }
+            EngineError::Conversion(m) => f.write_str(m),
         }
     }
 }

@@ -197,6 +197,9 @@ pub(crate) fn extension(s3: &S3Spec) -> &'static str {
     if let Some(ext) = s3.file_extension {
         return ext;
     }
+    if let Some(c) = &s3.conversion {
+        return c.format.extension();
+    }
     match s3.compression {
         Compression::None => "",
         Compression::Gzip => ".gz",

@@ -76,6 +76,9 @@ pub struct Codec<T> {
     pub(crate) type_name: &'static str,
     pub(crate) decode: fn(&[u8]) -> Result<T, serde_json::Error>,
     pub(crate) encode_into: fn(&T, &mut Vec<u8>) -> Result<(), serde_json::Error>,
+    /// Decodes one record and appends it as a row (`format: parquet`).
+    #[cfg(feature = "parquet")]
+    pub(crate) push_row: crate::schema::PushRow,
 }
 
 impl<T> Clone for Codec<T> {
@@ -100,6 +103,8 @@ impl<T: Record> Codec<T> {
             type_name,
             decode: decode_json,
             encode_into: encode_json,
+            #[cfg(feature = "parquet")]
+            push_row: crate::schema::push_row::<T>,
         }
     }
 }
@@ -422,6 +427,10 @@ impl<T> S3Def<T> {
 pub struct DeliveryDef {
     pub(crate) spec: &'static DeliverySpec,
     pub(crate) processor: Arc<dyn RecordProcessor>,
+    /// The destination record type's row writer (`format: parquet`).
+    #[cfg(feature = "parquet")]
+    #[cfg_attr(not(feature = "engine"), allow(dead_code))]
+    pub(crate) push_row: crate::schema::PushRow,
 }
 
 impl fmt::Debug for DeliveryDef {

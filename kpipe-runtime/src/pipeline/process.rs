@@ -147,6 +147,8 @@ pub trait Flows<To>: Sized {
             .collect();
         DeliveryDef {
             spec,
+            #[cfg(feature = "parquet")]
+            push_row: destination.codec.push_row,
             processor: Arc::new(Processor {
                 linked,
                 output: Arc::new(Output {

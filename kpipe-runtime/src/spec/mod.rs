@@ -284,6 +284,141 @@ pub struct S3Spec {
     /// SSE-KMS of delivered objects with this key ARN (Firehose's KMSEncryptionConfig, and
     /// the default encryption of a bucket kpipe creates); `None` is SSE-S3, S3's default.
     pub kms_key: Option<&'static str>,
+    /// Record format conversion to Parquet or ORC (`format: parquet`), if declared; `None`
+    /// writes the records as JSON lines.
+    pub conversion: Option<ConversionSpec>,
+}
+
+/// Record format conversion of an S3 destination: Firehose's DataFormatConversionConfiguration
+/// (OpenX JSON SerDe in, Parquet or ORC SerDe out, the schema from an AWS Glue table).
+/// "Convert input data format in Amazon Data Firehose":
+/// <https://docs.aws.amazon.com/firehose/latest/dev/record-format-conversion.html>.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct ConversionSpec {
+    /// The columnar format and its serializer's settings.
+    pub format: ColumnarFormat,
+    /// The Glue table that holds the schema.
+    pub table: GlueTableSpec,
+    /// The record type's columns, derived from the type (see [`crate::schema`]).
+    pub schema: crate::schema::RecordSchema,
+}
+
+impl ConversionSpec {
+    /// The record type's columns: the type traced, with the declared timestamps.
+    ///
+    /// # Errors
+    /// A field that cannot be a Glue column, named by its path.
+    pub fn columns(&self) -> Result<crate::schema::Schema, crate::schema::SchemaError> {
+        self.schema.derive(self.table.timestamps)
+    }
+}
+
+/// The output format of a conversion, with the serializer's settings as Firehose takes them
+/// (Firehose API, ParquetSerDe: <https://docs.aws.amazon.com/firehose/latest/APIReference/API_ParquetSerDe.html>;
+/// OrcSerDe: <https://docs.aws.amazon.com/firehose/latest/APIReference/API_OrcSerDe.html>).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnarFormat {
+    /// Apache Parquet.
+    Parquet {
+        /// Compression of data pages (default Snappy).
+        compression: ParquetCompression,
+        /// HDFS block size in bytes (default 256 MiB, at least 64 MiB).
+        block_size_bytes: u64,
+        /// Page size in bytes (default 1 MiB, at least 64 KiB).
+        page_size_bytes: u64,
+        /// Parquet writer version (default V1).
+        writer_version: ParquetWriterVersion,
+    },
+    /// Apache ORC.
+    Orc {
+        /// Compression of stripes (default Snappy).
+        compression: OrcCompression,
+        /// Stripe size in bytes (default 64 MiB, at least 8 MiB).
+        stripe_size_bytes: u64,
+        /// HDFS block size in bytes (default 256 MiB, at least 64 MiB).
+        block_size_bytes: u64,
+    },
+}
+
+impl ColumnarFormat {
+    /// The file extension Firehose gives converted objects (`.parquet`, `.orc`).
+    pub fn extension(self) -> &'static str {
+        match self {
+            ColumnarFormat::Parquet { .. } => ".parquet",
+            ColumnarFormat::Orc { .. } => ".orc",
+        }
+    }
+}
+
+/// Parquet compression (Firehose's ParquetCompression).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParquetCompression {
+    /// `SNAPPY` (the default).
+    Snappy,
+    /// `GZIP`.
+    Gzip,
+    /// `UNCOMPRESSED`.
+    Uncompressed,
+}
+
+impl ParquetCompression {
+    /// Firehose's name.
+    pub fn firehose_name(self) -> &'static str {
+        match self {
+            ParquetCompression::Snappy => "SNAPPY",
+            ParquetCompression::Gzip => "GZIP",
+            ParquetCompression::Uncompressed => "UNCOMPRESSED",
+        }
+    }
+}
+
+/// Parquet writer version (Firehose's ParquetWriterVersion).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParquetWriterVersion {
+    /// `V1` (the default).
+    V1,
+    /// `V2`.
+    V2,
+}
+
+/// ORC compression (Firehose's OrcCompression).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrcCompression {
+    /// `SNAPPY` (the default).
+    Snappy,
+    /// `ZLIB`.
+    Zlib,
+    /// `NONE`.
+    None,
+}
+
+impl OrcCompression {
+    /// Firehose's name.
+    pub fn firehose_name(self) -> &'static str {
+        match self {
+            OrcCompression::Snappy => "SNAPPY",
+            OrcCompression::Zlib => "ZLIB",
+            OrcCompression::None => "NONE",
+        }
+    }
+}
+
+/// The AWS Glue table a conversion reads its schema from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct GlueTableSpec {
+    /// The Glue database (default: the pipeline's name in snake case).
+    pub database: &'static str,
+    /// The table (default: the destination's identifier).
+    pub name: &'static str,
+    /// Whether kpipe creates (and owns) the database and table from the record type;
+    /// `false` uses an existing table as it is.
+    pub create: bool,
+    /// Field paths (`observed_at`, `meta.sent_at`) whose column is a `timestamp`.
+    pub timestamps: &'static [&'static str],
 }
 
 impl S3Spec {

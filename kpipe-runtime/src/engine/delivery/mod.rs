@@ -39,6 +39,7 @@ pub const MAX_ACTIVE_PARTITIONS: usize = 500;
 /// The error output types kpipe writes (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: <https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html>).
 const PROCESSING_FAILED: &str = "processing-failed";
 const ACTIVE_PARTITION_EXCEEDED: &str = "activePartitionExceeded";
+const FORMAT_CONVERSION_FAILED: &str = "format-conversion-failed";
 
 /// The error code of a record whose partition key values make an object key that cannot be
 /// stored (kpipe's choice, see [`naming::check_key`]).
@@ -49,6 +50,8 @@ const DELIVERY_VERSION: u32 = 1;
 
 struct Buffer {
     data: Chunks,
+    /// Each record's length, when the destination converts (records are parsed one by one).
+    lens: Vec<u32>,
     records: u64,
     oldest_ms: i64,
     deadline: Instant,
@@ -58,6 +61,7 @@ impl Buffer {
     fn new(oldest_ms: i64, deadline: Instant) -> Self {
         Buffer {
             data: Chunks::default(),
+            lens: Vec::new(),
             records: 0,
             oldest_ms,
             deadline,
@@ -94,6 +98,10 @@ struct Written {
     bytes_out: u64,
     output: Output,
     result: Result<(), String>,
+    /// Records of a converting destination that did not convert (`format-conversion-failed`).
+    unconverted: Vec<(Vec<u8>, String)>,
+    /// When the object's oldest record arrived (for their error documents).
+    oldest_ms: i64,
 }
 
 /// A delivery's source record backup: the s3 destination it writes to and where.
@@ -113,6 +121,11 @@ pub(crate) struct DeliveryTask {
     pub(crate) sink: super::Sink,
     /// `s3_backup`: where the source records go as they were before the transform.
     pub(crate) backup: Option<Backup>,
+    /// `format: parquet`: the converter, and the Glue table error documents name.
+    pub(crate) conversion: Option<(
+        Arc<super::columnar::Converter>,
+        crate::firehose::DataCatalogTable,
+    )>,
     pub(crate) ids: Ids,
     pub(crate) tz: Option<chrono_tz::Tz>,
     pub(crate) progress: Arc<AtomicU64>,
@@ -398,7 +411,7 @@ impl State {
             self.task.clock.now_ms(),
             None,
         );
-        self.write_error(PROCESSING_FAILED, doc, r.arrival_ms);
+        self.write_error(PROCESSING_FAILED, doc.to_line(), r.arrival_ms);
     }
 
     async fn on_deadline(&mut self) {
@@ -469,16 +482,20 @@ impl State {
         if let Some(b) = self.backup_buffer.take() {
             self.flush(b, Vec::new(), Output::Backup);
         }
-        let mut errors: Vec<_> = std::mem::take(&mut self.error_buffers)
-            .into_iter()
-            .collect();
-        errors.sort_by_key(|e| e.0);
-        for (k, b) in errors {
-            self.flush(b, Vec::new(), Output::Error(k));
-        }
-        self.buffers_deadline = None;
-        while let Some(done) = self.writes.join_next().await {
-            self.on_written(done);
+        // Twice: converting the last objects can make `format-conversion-failed` documents,
+        // whose own writes make nothing more.
+        for _ in 0..2 {
+            let mut errors: Vec<_> = std::mem::take(&mut self.error_buffers)
+                .into_iter()
+                .collect();
+            errors.sort_by_key(|e| e.0);
+            for (k, b) in errors {
+                self.flush(b, Vec::new(), Output::Error(k));
+            }
+            self.buffers_deadline = None;
+            while let Some(done) = self.writes.join_next().await {
+                self.on_written(done);
+            }
         }
     }
 
@@ -575,6 +592,7 @@ mod tests {
                 filesystem: false,
             },
             backup: None,
+            conversion: None,
             ids: Ids::Seeded(1),
             tz: None,
             progress: Arc::new(AtomicU64::new(0)),

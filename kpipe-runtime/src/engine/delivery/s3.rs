@@ -3,15 +3,17 @@
 //! Firehose does and written with retries until the write deadline.
 
 use super::{
-    ACTIVE_PARTITION_EXCEEDED, Buffer, DELIVERY_VERSION, INVALID_OBJECT_KEY, KeyReader,
-    MAX_ACTIVE_PARTITIONS, Output, PROCESSING_FAILED, State, Written,
+    ACTIVE_PARTITION_EXCEEDED, Buffer, DELIVERY_VERSION, FORMAT_CONVERSION_FAILED,
+    INVALID_OBJECT_KEY, KeyReader, MAX_ACTIVE_PARTITIONS, Output, PROCESSING_FAILED, State,
+    Written,
 };
 use crate::engine::compress::compress;
 use crate::engine::naming::{self, Ids, PrefixContext};
 use crate::engine::stream::SourceRecord;
-use crate::firehose::ErrorDocument;
+use crate::firehose::{ConversionErrorDocument, ErrorDocument, FORMAT_CONVERSION_CODE};
 use crate::pipeline::guard::CatchUnwind;
 use crate::spec::Compression;
+use base64::Engine as _;
 use object_store::ObjectStoreExt;
 use object_store::path::Path as StorePath;
 use std::sync::Arc;
@@ -93,7 +95,17 @@ impl State {
             .buffers
             .get_mut(&keys)
             .expect("delivery: buffer was just ensured");
-        buffer.data.push(&data);
+        if self.task.conversion.is_some() {
+            // Converted records are parsed one by one: no delimiter, and each one's length.
+            let record = match data.as_slice() {
+                [record @ .., b'\n'] if self.task.s3.newline => record,
+                _ => &data,
+            };
+            buffer.data.push(record);
+            buffer.lens.push(record.len() as u32);
+        } else {
+            buffer.data.push(&data);
+        }
         buffer.records += 1;
         buffer.oldest_ms = buffer.oldest_ms.min(arrival_ms);
         if buffer.data.len() as u64 >= self.task.s3.buffer.size_bytes {
@@ -117,7 +129,33 @@ impl State {
         let record = self.record_of(data);
         let now = self.task.clock.now_ms();
         let doc = ErrorDocument::new(record, arrival_ms, 1, code, reason, now, None);
-        self.write_error(error_type, doc, arrival_ms);
+        self.write_error(error_type, doc.to_line(), arrival_ms);
+    }
+
+    /// Records of a converting destination that did not convert: each gets a
+    /// `format-conversion-failed` document ("Handling errors for data format conversion",
+    /// <https://docs.aws.amazon.com/firehose/latest/dev/record-format-conversion-error-handling.html>).
+    fn fail_conversion(&mut self, unconverted: Vec<(Vec<u8>, String)>, arrival_ms: i64) {
+        let Some((_, table)) = &self.task.conversion else {
+            return;
+        };
+        let table = table.clone();
+        for (record, reason) in unconverted {
+            self.report.failed += 1;
+            self.report.destination.failed += 1;
+            let doc = ConversionErrorDocument {
+                attempts_made: 1,
+                arrival_timestamp: arrival_ms,
+                last_error_code: FORMAT_CONVERSION_CODE.to_owned(),
+                last_error_message: reason,
+                attempt_ending_timestamp: self.task.clock.now_ms(),
+                raw_data: base64::engine::general_purpose::STANDARD.encode(&record),
+                sequence_number: None,
+                sub_sequence_number: None,
+                data_catalog_table: table.clone(),
+            };
+            self.write_error(FORMAT_CONVERSION_FAILED, doc.to_line(), arrival_ms);
+        }
     }
 
     /// A delivered record without the newline kpipe appends.
@@ -196,12 +234,7 @@ impl State {
         naming::check_key(&format!("{prefix}{name}"), self.task.sink.filesystem)
     }
 
-    pub(super) fn write_error(
-        &mut self,
-        error_type: &'static str,
-        doc: ErrorDocument,
-        arrival_ms: i64,
-    ) {
+    pub(super) fn write_error(&mut self, error_type: &'static str, line: Vec<u8>, arrival_ms: i64) {
         self.report.error_output.records += 1;
         if !self.error_buffers.contains_key(error_type) {
             let d = self.buffer_deadline();
@@ -213,7 +246,7 @@ impl State {
             .error_buffers
             .get_mut(error_type)
             .expect("delivery: error buffer was just ensured");
-        buffer.data.push(&doc.to_line());
+        buffer.data.push(&line);
         buffer.records += 1;
         buffer.oldest_ms = buffer.oldest_ms.min(arrival_ms);
         if buffer.data.len() as u64 >= self.task.s3.buffer.size_bytes {
@@ -292,6 +325,10 @@ impl State {
             Output::Data | Output::Backup => (s3.compression, naming::extension(s3)),
             Output::Error(_) => (Compression::None, ""),
         };
+        let converter = match output {
+            Output::Data => self.task.conversion.as_ref().map(|(c, _)| Arc::clone(c)),
+            _ => None,
+        };
         let uuid = self.task.ids.uuid();
         let name = naming::object_name(self.task.spec.name, DELIVERY_VERSION, &time, &uuid, ext);
         let key = if sink.bucket_in_key {
@@ -300,17 +337,36 @@ impl State {
             format!("{prefix}{name}")
         };
         let store = Arc::clone(&sink.store);
-        let records = buffer.records;
+        let mut records = buffer.records;
+        let oldest_ms = buffer.oldest_ms;
         let bytes_in = buffer.data.len() as u64;
         self.writing_bytes += bytes_in;
         let deadline = Instant::now() + self.task.write_deadline;
         self.writes.spawn(async move {
             let entry = name.clone();
-            let packed =
-                tokio::task::spawn_blocking(move || compress(buffer.data, compression, &entry))
-                    .await;
+            let mut unconverted = Vec::new();
+            let packed = tokio::task::spawn_blocking(move || match converter {
+                Some(c) => c
+                    .convert(buffer.data, &buffer.lens)
+                    .map(|c| (c.body, c.rows, c.failures))
+                    .map_err(std::io::Error::other),
+                None => compress(buffer.data, compression, &entry)
+                    .map(|b| (Some(b), records, Vec::new())),
+            })
+            .await;
+            let packed = match packed {
+                Ok(Ok((body, rows, failures))) => {
+                    records = rows;
+                    unconverted = failures;
+                    Ok(Ok(body))
+                }
+                Ok(Err(e)) => Ok(Err(e)),
+                Err(e) => Err(e),
+            };
             let (bytes_out, result) = match packed {
-                Ok(Ok(body)) => {
+                // Every record failed conversion: no object.
+                Ok(Ok(None)) => (0, Ok(())),
+                Ok(Ok(Some(body))) => {
                     let bytes_out = body.content_length() as u64;
                     // The key as it is, never percent-encoded (`Path::from` would encode
                     // `#`, `~` and non-ASCII, which Firehose writes as they are).
@@ -329,12 +385,14 @@ impl State {
                 bytes_out,
                 output,
                 result,
+                unconverted,
+                oldest_ms,
             }
         });
     }
 
     pub(super) fn on_written(&mut self, done: Result<Written, tokio::task::JoinError>) {
-        let w = match done {
+        let mut w = match done {
             Ok(w) => w,
             Err(e) => {
                 // The write task cannot panic (the store is called under catch_unwind); if it
@@ -346,7 +404,13 @@ impl State {
             }
         };
         self.writing_bytes = self.writing_bytes.saturating_sub(w.bytes_in);
+        let unconverted = std::mem::take(&mut w.unconverted);
+        if !unconverted.is_empty() {
+            self.fail_conversion(unconverted, w.oldest_ms);
+        }
         match (&w.result, w.output) {
+            // A buffer none of whose records converted makes no object.
+            (Ok(()), Output::Data) if w.records == 0 => {}
             (Ok(()), Output::Backup) => {
                 if let Some(b) = &mut self.report.backup {
                     b.records += w.records;

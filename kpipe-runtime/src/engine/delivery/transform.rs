@@ -126,7 +126,7 @@ impl State {
             now,
             self.task.lambda_arn.clone(),
         );
-        self.write_error(PROCESSING_FAILED, doc, rec.arrival_ms);
+        self.write_error(PROCESSING_FAILED, doc.to_line(), rec.arrival_ms);
     }
 }
 

@@ -1,0 +1,205 @@
+//! Record format conversion (`format: parquet`): one buffer's JSON records become one Parquet
+//! object, as Firehose's OpenX JSON SerDe and Parquet SerDe do ("Convert input data format in
+//! Amazon Data Firehose",
+//! <https://docs.aws.amazon.com/firehose/latest/dev/record-format-conversion.html>).
+//!
+//! A record converts when it decodes as the destination's record type and each value fits
+//! its column; one that does not becomes a `format-conversion-failed` error document and the
+//! rest of the object is written. Rows are written in row groups of at most
+//! 64 Ki, so converting a buffer holds one row group of columns beside the
+//! buffer and the file it makes, whatever the buffer's size.
+
+use crate::engine::compress::Chunks;
+use crate::firehose::DataCatalogTable;
+use crate::spec::ConversionSpec;
+
+/// One buffer converted.
+pub(crate) struct Converted {
+    /// The object's bytes; `None` when no record converted (no object is written).
+    pub(crate) body: Option<object_store::PutPayload>,
+    /// Records in the object.
+    pub(crate) rows: u64,
+    /// Records that did not convert, with why.
+    pub(crate) failures: Vec<(Vec<u8>, String)>,
+}
+
+/// The Glue table of a destination, as its error documents name it.
+pub(crate) fn catalog_table(c: &ConversionSpec, region: &str) -> DataCatalogTable {
+    let scope = crate::arn::Scope::local(region);
+    DataCatalogTable {
+        catalog_id: scope.account.to_owned(),
+        database_name: c.table.database.to_owned(),
+        table_name: c.table.name.to_owned(),
+        region: region.to_owned(),
+        version_id: "LATEST".to_owned(),
+        catalog_arn: scope.glue_catalog(),
+    }
+}
+
+#[cfg(feature = "parquet")]
+pub(crate) use self::parquet_writer::Converter;
+
+#[cfg(feature = "parquet")]
+mod parquet_writer {
+    use super::{Chunks, ConversionSpec, Converted};
+    use crate::schema::{PushRow, RowError};
+    use crate::spec::S3Spec;
+    use crate::spec::{ColumnarFormat, ParquetCompression, ParquetWriterVersion};
+    use arrow_schema::{FieldRef, Schema as ArrowSchema};
+    use parquet::arrow::ArrowWriter;
+    use parquet::basic::{Compression, GzipLevel};
+    use parquet::file::properties::{WriterProperties, WriterVersion};
+    use std::sync::Arc;
+
+    /// Rows per Parquet row group: bounds the memory one conversion holds in Arrow columns.
+    pub(crate) const ROW_GROUP_ROWS: usize = 64 * 1024;
+
+    /// Converts a destination's buffers to Parquet objects.
+    pub(crate) struct Converter {
+        fields: Vec<FieldRef>,
+        schema: Arc<ArrowSchema>,
+        props: WriterProperties,
+        push_row: PushRow,
+    }
+
+    impl Converter {
+        /// The converter of `s3`'s declared conversion.
+        ///
+        /// # Errors
+        /// The record type has no Glue columns, or the format is one the local engine does
+        /// not write.
+        pub(crate) fn new(
+            s3: &S3Spec,
+            conversion: &ConversionSpec,
+            push_row: PushRow,
+        ) -> Result<Self, String> {
+            let columns = conversion
+                .columns()
+                .map_err(|e| format!("destination `{}`: {e}", s3.id))?;
+            let ColumnarFormat::Parquet {
+                compression,
+                page_size_bytes,
+                writer_version,
+                ..
+            } = conversion.format
+            else {
+                return Err(format!(
+                    "destination `{}`: the local engine writes Parquet but not ORC (no ORC writer on this engine's Arrow version; docs/engine.md)",
+                    s3.id
+                ));
+            };
+            let fields = crate::schema::arrow_fields(&columns);
+            let schema = Arc::new(ArrowSchema::new(fields.clone()));
+            let props = WriterProperties::builder()
+                .set_compression(match compression {
+                    ParquetCompression::Snappy => Compression::SNAPPY,
+                    ParquetCompression::Gzip => Compression::GZIP(GzipLevel::default()),
+                    ParquetCompression::Uncompressed => Compression::UNCOMPRESSED,
+                })
+                .set_data_page_size_limit(page_size_bytes as usize)
+                .set_writer_version(match writer_version {
+                    ParquetWriterVersion::V1 => WriterVersion::PARQUET_1_0,
+                    ParquetWriterVersion::V2 => WriterVersion::PARQUET_2_0,
+                })
+                .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+                .build();
+            Ok(Converter {
+                fields,
+                schema,
+                props,
+                push_row,
+            })
+        }
+
+        /// Converts one buffer: `lens` are its records' lengths, in order.
+        pub(crate) fn convert(&self, data: Chunks, lens: &[u32]) -> Result<Converted, String> {
+            let mut failures = Vec::new();
+            let mut writer = ArrowWriter::try_new(
+                Vec::with_capacity(data.len() / 4),
+                Arc::clone(&self.schema),
+                Some(self.props.clone()),
+            )
+            .map_err(|e| e.to_string())?;
+            let mut builder = self.builder()?;
+            // The records of the row group being built, to build it again without one whose
+            // value did not fit after part of it was appended.
+            let mut group: Vec<&[u8]> = Vec::with_capacity(ROW_GROUP_ROWS.min(lens.len()));
+            let mut rows = 0u64;
+            for record in records(&data, lens) {
+                match (self.push_row)(record, &mut builder) {
+                    Ok(()) => group.push(record),
+                    Err(RowError::Decode(reason)) => failures.push((record.to_vec(), reason)),
+                    Err(RowError::Push(reason)) => {
+                        failures.push((record.to_vec(), reason));
+                        builder = self.builder()?;
+                        for r in &group {
+                            (self.push_row)(r, &mut builder).map_err(|e| format!("{e:?}"))?;
+                        }
+                    }
+                }
+                if group.len() == ROW_GROUP_ROWS {
+                    rows += self.write_group(&mut writer, &mut builder)?;
+                    group.clear();
+                }
+            }
+            if !group.is_empty() {
+                rows += self.write_group(&mut writer, &mut builder)?;
+            }
+            let bytes = writer.into_inner().map_err(|e| e.to_string())?;
+            Ok(Converted {
+                body: (rows > 0).then(|| object_store::PutPayload::from(bytes)),
+                rows,
+                failures,
+            })
+        }
+
+        fn builder(&self) -> Result<serde_arrow::ArrayBuilder, String> {
+            serde_arrow::ArrayBuilder::from_arrow(&self.fields).map_err(|e| e.to_string())
+        }
+
+        fn write_group(
+            &self,
+            writer: &mut ArrowWriter<Vec<u8>>,
+            builder: &mut serde_arrow::ArrayBuilder,
+        ) -> Result<u64, String> {
+            let batch = builder.to_record_batch().map_err(|e| e.to_string())?;
+            // serde_arrow's batch has the same fields; the writer's schema carries the time
+            // zone and nullability exactly as declared.
+            let batch = arrow_array::RecordBatch::try_new(
+                Arc::clone(&self.schema),
+                batch.columns().to_vec(),
+            )
+            .map_err(|e| e.to_string())?;
+            writer.write(&batch).map_err(|e| e.to_string())?;
+            writer.flush().map_err(|e| e.to_string())?;
+            Ok(batch.num_rows() as u64)
+        }
+    }
+
+    /// The buffer's records: a record is never split across chunks.
+    fn records<'a>(data: &'a Chunks, lens: &'a [u32]) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let mut chunks = data.chunks().iter();
+        let mut current: &[u8] = &[];
+        lens.iter().filter_map(move |&len| {
+            let len = len as usize;
+            while current.len() < len {
+                current = chunks.next()?;
+            }
+            let (record, rest) = current.split_at(len);
+            current = rest;
+            Some(record)
+        })
+    }
+}
+
+/// Without the `parquet` feature no destination converts (`pipeline!` refuses `format:
+/// parquet` then), so there is never a converter.
+#[cfg(not(feature = "parquet"))]
+pub(crate) enum Converter {}
+
+#[cfg(not(feature = "parquet"))]
+impl Converter {
+    pub(crate) fn convert(&self, _: Chunks, _: &[u32]) -> Result<Converted, String> {
+        match *self {}
+    }
+}
