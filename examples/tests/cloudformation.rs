@@ -321,3 +321,91 @@ mod shapes {
         assert_eq!(deny["Condition"]["Bool"]["aws:SecureTransport"], "false");
     }
 }
+
+mod lake {
+    use kpipe_examples::telemetry::Enriched;
+
+    kpipe_runtime::pipeline! {
+        /// ORC beside the example's Parquet, and a table that exists already.
+        pub pipeline Orc {
+            stream readings: Enriched { capacity: on_demand, partition_key: sensor_id }
+            s3 orc: Enriched {
+                bucket: "acme-orc",
+                format: orc(compression: zlib, stripe_size: 32MiB),
+                buffer: 64MiB or 60s,
+            }
+            s3 shared: Enriched {
+                bucket: "acme-shared",
+                format: parquet,
+                table: { database: "warehouse", name: "enriched", create: false },
+            }
+            delivery to_orc: readings -> orc;
+            delivery to_shared: readings -> shared;
+        }
+    }
+
+    #[test]
+    fn the_parquet_lake_template_is_clean_and_names_its_table() {
+        let template = kpipe_examples::lake::Lake::cloudformation();
+        let findings = super::cfn_lint("lake", &template);
+        assert!(
+            findings.is_empty(),
+            "{findings}\n{}",
+            serde_json::to_string_pretty(&template).unwrap()
+        );
+        let r = &template["Resources"];
+        let table = &r["TelemetryReadingsGlueTable"]["Properties"];
+        assert_eq!(table["DatabaseName"]["Ref"], "TelemetryGlueDatabase");
+        let sd = &table["TableInput"]["StorageDescriptor"];
+        assert_eq!(
+            sd["Columns"],
+            serde_json::json!([
+                { "Name": "sensor_id", "Type": "string" },
+                { "Name": "site", "Type": "string" },
+                { "Name": "fahrenheit", "Type": "double" },
+                { "Name": "at_ms", "Type": "timestamp" },
+            ])
+        );
+        assert_eq!(sd["Location"], "s3://acme-lake/readings/");
+        let dest = &r["ToLakeDeliveryStream"]["Properties"]["ExtendedS3DestinationConfiguration"];
+        let conv = &dest["DataFormatConversionConfiguration"];
+        assert_eq!(conv["SchemaConfiguration"]["TableName"], "readings");
+        assert_eq!(conv["SchemaConfiguration"]["DatabaseName"], "telemetry");
+        assert_eq!(
+            conv["OutputFormatConfiguration"]["Serializer"]["ParquetSerDe"]["Compression"],
+            "SNAPPY"
+        );
+        assert_eq!(dest["CompressionFormat"], "UNCOMPRESSED");
+        // The delivery role reads exactly that table's schema.
+        let role = serde_json::to_string(&r["ToLakeDeliveryRole"]).unwrap();
+        for needle in [
+            "glue:GetTable",
+            "glue:GetTableVersions",
+            ":catalog",
+            ":database/telemetry",
+            ":table/telemetry/readings",
+        ] {
+            assert!(role.contains(needle), "{needle} in {role}");
+        }
+    }
+
+    #[test]
+    fn orc_and_existing_tables_are_clean() {
+        let template = Orc::cloudformation();
+        let findings = super::cfn_lint("orc", &template);
+        assert!(
+            findings.is_empty(),
+            "{findings}\n{}",
+            serde_json::to_string_pretty(&template).unwrap()
+        );
+        let r = &template["Resources"];
+        let orc = &r["ToOrcDeliveryStream"]["Properties"]["ExtendedS3DestinationConfiguration"]["DataFormatConversionConfiguration"]
+            ["OutputFormatConfiguration"]["Serializer"]["OrcSerDe"];
+        assert_eq!(orc["Compression"], "ZLIB");
+        assert_eq!(orc["StripeSizeBytes"], 32 * 1024 * 1024);
+        assert!(r["OrcOrcGlueTable"].is_object());
+        // An existing table is read, not created.
+        assert!(r.get("WarehouseEnrichedGlueTable").is_none());
+        assert!(r.get("WarehouseGlueDatabase").is_none());
+    }
+}

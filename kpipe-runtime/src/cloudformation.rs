@@ -262,6 +262,9 @@ fn delivery(p: &PipelineSpec, d: &'static DeliverySpec, state: &desired::Deliver
         }
         dest["S3BackupConfiguration"] = backup;
     }
+    if let Some(c) = &state.conversion {
+        dest["DataFormatConversionConfiguration"] = conversion(c, &role);
+    }
     let mut props = json!({
         "DeliveryStreamName": state.name,
         "ExtendedS3DestinationConfiguration": dest,
@@ -291,10 +294,118 @@ fn delivery(p: &PipelineSpec, d: &'static DeliverySpec, state: &desired::Deliver
     }
     let mut resource =
         json!({ "Type": "AWS::KinesisFirehose::DeliveryStream", "Properties": props });
-    if p.view(d).is_ok_and(|v| v.destination.create_bucket) {
-        resource["DependsOn"] = json!([logical_id(d.destination, "Bucket")]);
+    let mut depends = Vec::new();
+    if let Ok(v) = p.view(d) {
+        if v.destination.create_bucket {
+            depends.push(logical_id(d.destination, "Bucket"));
+        }
+        if let Some(c) = v.destination.conversion.filter(|c| c.table.create) {
+            depends.push(table_id(c.table.database, c.table.name));
+        }
+    }
+    if !depends.is_empty() {
+        resource["DependsOn"] = json!(depends);
     }
     resource
+}
+
+/// A delivery stream's DataFormatConversionConfiguration: OpenX JSON SerDe in, the Parquet or
+/// ORC SerDe out, the schema from the Glue table's latest version (Firehose API,
+/// DataFormatConversionConfiguration:
+/// <https://docs.aws.amazon.com/firehose/latest/APIReference/API_DataFormatConversionConfiguration.html>).
+fn conversion(c: &desired::ConversionState, role: &Value) -> Value {
+    let serializer = match &c.serde {
+        desired::SerdeState::Parquet {
+            compression,
+            block_size_bytes,
+            page_size_bytes,
+            writer_version,
+        } => json!({ "ParquetSerDe": {
+            "Compression": compression,
+            "BlockSizeBytes": block_size_bytes,
+            "PageSizeBytes": page_size_bytes,
+            "WriterVersion": writer_version,
+        }}),
+        desired::SerdeState::Orc {
+            compression,
+            stripe_size_bytes,
+            block_size_bytes,
+        } => json!({ "OrcSerDe": {
+            "Compression": compression,
+            "StripeSizeBytes": stripe_size_bytes,
+            "BlockSizeBytes": block_size_bytes,
+        }}),
+    };
+    json!({
+        "Enabled": true,
+        "InputFormatConfiguration": { "Deserializer": { "OpenXJsonSerDe": {} } },
+        "OutputFormatConfiguration": { "Serializer": serializer },
+        "SchemaConfiguration": {
+            "CatalogId": { "Ref": "AWS::AccountId" },
+            "DatabaseName": c.database,
+            "TableName": c.table,
+            "Region": { "Ref": "AWS::Region" },
+            "RoleARN": role,
+            "VersionId": "LATEST",
+        },
+    })
+}
+
+/// The logical id of a Glue table kpipe creates.
+fn table_id(database: &str, table: &str) -> String {
+    logical_id(&format!("{database}_{table}"), "GlueTable")
+}
+
+/// The Glue database and table resources of the tables kpipe creates (`AWS::Glue::Database`,
+/// `AWS::Glue::Table`), with the table's columns from the record type. The table carries the
+/// pipeline's owner tag as a table parameter (Glue tables take no CloudFormation tags).
+fn glue(p: &PipelineSpec, resources: &mut serde_json::Map<String, Value>) {
+    // `check()` has derived every schema already; a spec that was not checked gets no table.
+    let tables = desired::desired_tables(p).unwrap_or_default();
+    for t in &tables {
+        let db = logical_id(&t.database, "GlueDatabase");
+        resources.entry(db.clone()).or_insert_with(|| {
+            json!({
+                "Type": "AWS::Glue::Database",
+                "Properties": {
+                    "CatalogId": { "Ref": "AWS::AccountId" },
+                    "DatabaseInput": {
+                        "Name": t.database,
+                        "Description": format!("kpipe: tables of pipeline {}", p.name),
+                    },
+                }
+            })
+        });
+        let (input, output, serde) = t.storage();
+        let columns: Vec<Value> = t
+            .columns
+            .iter()
+            .map(|(name, ty)| json!({ "Name": name, "Type": ty }))
+            .collect();
+        resources.insert(
+            table_id(&t.database, &t.name),
+            json!({
+                "Type": "AWS::Glue::Table",
+                "Properties": {
+                    "CatalogId": { "Ref": "AWS::AccountId" },
+                    "DatabaseName": { "Ref": db },
+                    "TableInput": {
+                        "Name": t.name,
+                        "Description": format!("kpipe: {} records of pipeline {}", t.format, p.name),
+                        "TableType": "EXTERNAL_TABLE",
+                        "Parameters": { "classification": t.format, desired::OWNER_TAG: p.name },
+                        "StorageDescriptor": {
+                            "Columns": columns,
+                            "Location": t.location,
+                            "InputFormat": input,
+                            "OutputFormat": output,
+                            "SerdeInfo": { "SerializationLibrary": serde },
+                        },
+                    },
+                }
+            }),
+        );
+    }
 }
 
 /// The whole template, as JSON.
@@ -373,6 +484,7 @@ pub fn template_with_code(
             event_source_mapping(c, &mappings[i]),
         );
     }
+    glue(p, &mut resources);
     // The transform's function as a reference: `Fn::Sub` of its ARN (and so a dependency).
     let deliveries =
         desired::desired_deliveries(p, &|t, _| format!("${{{}.Arn}}", logical_id(t, "Function")));

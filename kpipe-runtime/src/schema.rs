@@ -33,6 +33,10 @@ use std::fmt;
 pub struct Schema {
     /// Top-level columns.
     pub columns: Vec<Column>,
+    /// The top-level `timestamp` columns whose field is an integer (milliseconds since the
+    /// epoch), not an RFC 3339 string: the writer reads them as integers.
+    #[serde(skip)]
+    pub(crate) integer_timestamps: Vec<String>,
 }
 
 #[cfg(feature = "parquet")]
@@ -242,8 +246,13 @@ mod trace {
             ),
         })?;
         let mut columns = Vec::with_capacity(fields.len());
+        let mut integer_timestamps = Vec::new();
         for f in &fields {
-            columns.push(column(&record, "", f, timestamps)?);
+            let c = column(&record, "", f, timestamps)?;
+            if c.ty == ColumnType::Timestamp && f.data_type().is_integer() {
+                integer_timestamps.push(c.name.clone());
+            }
+            columns.push(c);
         }
         for ts in timestamps {
             if !has_path(&columns, ts) {
@@ -255,7 +264,10 @@ mod trace {
                 });
             }
         }
-        Ok(Schema { columns })
+        Ok(Schema {
+            columns,
+            integer_timestamps,
+        })
     }
 
     fn first_line(s: &str) -> &str {
@@ -286,7 +298,15 @@ mod trace {
             format!("{parent}.{}", f.name())
         };
         let ty = if timestamps.contains(&path.as_str()) {
+            let nested = !parent.is_empty();
             match f.data_type() {
+                dt if nested && dt.is_integer() => {
+                    return Err(SchemaError::Field {
+                        record: record.to_owned(),
+                        path,
+                        reason: "a timestamp inside a struct is an RFC 3339 string; only a top-level field may hold milliseconds since the epoch".to_owned(),
+                    });
+                }
                 DataType::Int8
                 | DataType::Int16
                 | DataType::Int32

@@ -206,6 +206,9 @@ impl<P: Pipeline> Aws<P> {
                     fh::KeyType::CustomerManagedCmk => e.key_arn().map(str::to_owned),
                     _ => Some(crate::desired::AWS_OWNED_CMK.to_owned()),
                 }),
+            conversion: ext
+                .and_then(|e| e.data_format_conversion_configuration())
+                .and_then(conversion_state),
             backup: ext
                 .filter(|e| e.s3_backup_mode() == Some(&fh::S3BackupMode::Enabled))
                 .and_then(|e| e.s3_backup_description())
@@ -393,4 +396,38 @@ impl<P: Pipeline> Aws<P> {
             )),
         }
     }
+}
+
+/// A delivery stream's conversion as Firehose describes it; settings it leaves out read as
+/// the serializers' documented defaults (Firehose API, ParquetSerDe and OrcSerDe).
+fn conversion_state(
+    c: &fh::DataFormatConversionConfiguration,
+) -> Option<crate::desired::ConversionState> {
+    use crate::desired::SerdeState;
+    const MIB: i32 = 1024 * 1024;
+    if !c.enabled().unwrap_or(true) {
+        return None;
+    }
+    let schema = c.schema_configuration()?;
+    let serializer = c.output_format_configuration()?.serializer()?;
+    let serde = if let Some(p) = serializer.parquet_ser_de() {
+        SerdeState::Parquet {
+            compression: p.compression().map_or("SNAPPY", |c| c.as_str()).to_owned(),
+            block_size_bytes: p.block_size_bytes().unwrap_or(256 * MIB),
+            page_size_bytes: p.page_size_bytes().unwrap_or(MIB),
+            writer_version: p.writer_version().map_or("V1", |v| v.as_str()).to_owned(),
+        }
+    } else {
+        let o = serializer.orc_ser_de()?;
+        SerdeState::Orc {
+            compression: o.compression().map_or("SNAPPY", |c| c.as_str()).to_owned(),
+            stripe_size_bytes: o.stripe_size_bytes().unwrap_or(64 * MIB),
+            block_size_bytes: o.block_size_bytes().unwrap_or(256 * MIB),
+        }
+    };
+    Some(crate::desired::ConversionState {
+        database: schema.database_name().unwrap_or_default().to_owned(),
+        table: schema.table_name().unwrap_or_default().to_owned(),
+        serde,
+    })
 }

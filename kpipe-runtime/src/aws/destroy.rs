@@ -12,8 +12,8 @@ use crate::pipeline::Pipeline;
 use std::collections::HashMap;
 
 impl<P: Pipeline> Aws<P> {
-    /// Deletes the event source mappings, the delivery streams, the functions, the streams and
-    /// the roles kpipe created for the pipeline. Resources already gone are skipped; buckets
+    /// Deletes the event source mappings, the delivery streams, the Glue tables, the
+    /// functions, the streams and the roles kpipe created for the pipeline. Resources already gone are skipped; buckets
     /// are kept (kpipe never deletes data in S3).
     ///
     /// # Errors
@@ -37,6 +37,20 @@ impl<P: Pipeline> Aws<P> {
                 && !ours(&self.delivery_tags(d.name).await?)
             {
                 foreign.push(format!("firehose delivery stream {}", d.name));
+            }
+        }
+        let tables: Vec<(&str, &str)> = spec
+            .destinations
+            .iter()
+            .filter_map(|s| s.conversion)
+            .filter(|c| c.table.create)
+            .map(|c| (c.table.database, c.table.name))
+            .collect();
+        for (db, name) in &tables {
+            if let Some(owner) = self.table_owner(db, name).await?
+                && owner.as_deref() != Some(spec.name)
+            {
+                foreign.push(format!("glue table {db}.{name}"));
             }
         }
         for (_, lambda) in crate::desired::functions(spec) {
@@ -77,6 +91,16 @@ impl<P: Pipeline> Aws<P> {
                 report
                     .actions
                     .push(format!("deleted firehose delivery stream {}", d.name));
+            }
+        }
+        // The tables only describe the objects; the objects stay in S3. Their database may
+        // hold other tables and is kept.
+        for (db, name) in &tables {
+            if self.table_owner(db, name).await?.is_some() {
+                self.delete_table(db, name).await?;
+                report
+                    .actions
+                    .push(format!("deleted glue table {db}.{name}"));
             }
         }
         for (_, lambda) in crate::desired::functions(spec) {

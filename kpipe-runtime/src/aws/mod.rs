@@ -27,8 +27,8 @@
 //! ([`Aws::with_max_attempts`]).
 
 mod apply;
-// The SDK's credentials for object_store's S3 backend: only with the engine.
-#[cfg(feature = "engine")]
+// The SDK's credentials for object_store's S3 backend: only for the command line's `run --to s3`.
+#[cfg(feature = "cli")]
 pub(crate) mod credentials;
 mod describe;
 mod destroy;
@@ -102,6 +102,9 @@ pub enum ProvisionError {
         /// The resources.
         resources: Vec<String>,
     },
+    /// The declaration cannot be provisioned as it is: a Parquet or ORC destination's record
+    /// type has a field no Glue column holds.
+    InvalidSpec(String),
 }
 
 impl fmt::Display for ProvisionError {
@@ -135,6 +138,7 @@ impl fmt::Display for ProvisionError {
                 if resources.len() == 1 { "s" } else { "" },
                 if resources.len() == 1 { "was" } else { "were" },
             ),
+            ProvisionError::InvalidSpec(m) => f.write_str(m),
         }
     }
 }
@@ -190,6 +194,7 @@ pub struct Aws<P> {
     sts: aws_sdk_sts::Client,
     lambda: aws_sdk_lambda::Client,
     logs: aws_sdk_cloudwatchlogs::Client,
+    glue: aws_sdk_glue::Client,
     region: String,
     poll: std::time::Duration,
     artifacts: Artifacts,
@@ -235,6 +240,7 @@ impl<P: Pipeline> Aws<P> {
             sts: aws_sdk_sts::Client::new(&config),
             lambda: aws_sdk_lambda::Client::new(&config),
             logs: aws_sdk_cloudwatchlogs::Client::new(&config),
+            glue: aws_sdk_glue::Client::new(&config),
             region: config
                 .region()
                 .map_or_else(|| "us-east-1".to_owned(), |r| r.to_string()),

@@ -400,6 +400,11 @@ impl<P: Pipeline> App<P> {
     }
 
     fn dispatch(self, command: Command) -> ExitCode {
+        // A record type without Glue columns (`format: parquet`) stops every command, naming
+        // the field, before anything is built or called.
+        if let Err(e) = P::SPEC.check() {
+            return fail(&e);
+        }
         match command {
             Command::Spec => print_out(&P::SPEC.to_json()),
             Command::Estimate {

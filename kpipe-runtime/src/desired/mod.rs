@@ -33,6 +33,7 @@ use crate::spec::{
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::fmt;
 
 mod policy;
 
@@ -256,6 +257,174 @@ pub struct DeliveryState {
     pub encryption: Option<String>,
     /// The source record backup (`s3_backup`, S3BackupMode Enabled), if any.
     pub backup: Option<BackupState>,
+    /// Record format conversion (`format: parquet`), if any.
+    pub conversion: Option<ConversionState>,
+}
+
+/// A delivery stream's record format conversion (DataFormatConversionConfiguration): OpenX
+/// JSON SerDe in, the Parquet or ORC SerDe out, the schema from a Glue table
+/// ("Convert input data format in Amazon Data Firehose",
+/// <https://docs.aws.amazon.com/firehose/latest/dev/record-format-conversion.html>).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ConversionState {
+    /// The Glue database.
+    pub database: String,
+    /// The Glue table.
+    pub table: String,
+    /// The output serializer and its settings.
+    pub serde: SerdeState,
+}
+
+/// The output serializer of a conversion, with Firehose's names for its values.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SerdeState {
+    /// ParquetSerDe.
+    Parquet {
+        /// `SNAPPY`, `GZIP` or `UNCOMPRESSED`.
+        compression: String,
+        /// HDFS block size in bytes.
+        block_size_bytes: i32,
+        /// Page size in bytes.
+        page_size_bytes: i32,
+        /// `V1` or `V2`.
+        writer_version: String,
+    },
+    /// OrcSerDe.
+    Orc {
+        /// `SNAPPY`, `ZLIB` or `NONE`.
+        compression: String,
+        /// Stripe size in bytes.
+        stripe_size_bytes: i32,
+        /// HDFS block size in bytes.
+        block_size_bytes: i32,
+    },
+}
+
+impl fmt::Display for ConversionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.serde {
+            SerdeState::Parquet { compression, .. } => write!(f, "parquet ({compression})"),
+            SerdeState::Orc { compression, .. } => write!(f, "orc ({compression})"),
+        }?;
+        write!(f, " against glue table {}.{}", self.database, self.table)
+    }
+}
+
+/// A Glue table kpipe creates for a converting destination: its columns come from the record
+/// type, and it is stored as the format the delivery stream writes, under the destination's
+/// bucket and prefix.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TableState {
+    /// The database.
+    pub database: String,
+    /// The table.
+    pub name: String,
+    /// `(name, Hive type)` in field order.
+    pub columns: Vec<(String, String)>,
+    /// `s3://bucket/prefix/`: where the objects are (the prefix up to its first expression).
+    pub location: String,
+    /// `parquet` or `orc`.
+    pub format: String,
+}
+
+impl TableState {
+    /// The table's storage: input and output formats and SerDe of Hive's Parquet or ORC
+    /// classes, as Athena reads them.
+    pub fn storage(&self) -> (&'static str, &'static str, &'static str) {
+        match self.format.as_str() {
+            "orc" => (
+                "org.apache.hadoop.hive.ql.io.orc.OrcInputFormat",
+                "org.apache.hadoop.hive.ql.io.orc.OrcOutputFormat",
+                "org.apache.hadoop.hive.ql.io.orc.OrcSerde",
+            ),
+            _ => (
+                "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+                "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+                "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+            ),
+        }
+    }
+}
+
+/// The Glue tables kpipe creates: one per converting destination with `create: true` (the
+/// default). A destination may share a table with another, so each appears once.
+///
+/// # Errors
+/// A record type with a field no Glue column holds, named by its path.
+pub fn desired_tables(p: &PipelineSpec) -> Result<Vec<TableState>, crate::schema::SchemaError> {
+    let mut tables: Vec<TableState> = Vec::new();
+    for s3 in p.destinations {
+        let Some(c) = &s3.conversion else { continue };
+        if !c.table.create
+            || tables
+                .iter()
+                .any(|t| t.database == c.table.database && t.name == c.table.name)
+        {
+            continue;
+        }
+        let schema = c.columns()?;
+        // The folder the prefix's literal start names (`readings/` of
+        // `readings/site=!{...}/`): the table's objects are all under it.
+        let prefix = s3
+            .prefix
+            .map(|p| {
+                let literal = p.raw.split("!{").next().unwrap_or_default();
+                literal[..literal.rfind('/').map_or(0, |i| i + 1)].to_owned()
+            })
+            .unwrap_or_default();
+        tables.push(TableState {
+            database: c.table.database.to_owned(),
+            name: c.table.name.to_owned(),
+            columns: schema
+                .columns
+                .iter()
+                .map(|c| (c.name.clone(), c.ty.to_string()))
+                .collect(),
+            location: format!("s3://{}/{prefix}", s3.bucket),
+            format: match c.format {
+                crate::spec::ColumnarFormat::Parquet { .. } => "parquet",
+                crate::spec::ColumnarFormat::Orc { .. } => "orc",
+            }
+            .to_owned(),
+        });
+    }
+    Ok(tables)
+}
+
+fn conversion_state(c: &crate::spec::ConversionSpec) -> ConversionState {
+    use crate::spec::{ColumnarFormat, ParquetWriterVersion};
+    let bytes = |b: u64| i32::try_from(b).unwrap_or(i32::MAX);
+    ConversionState {
+        database: c.table.database.to_owned(),
+        table: c.table.name.to_owned(),
+        serde: match c.format {
+            ColumnarFormat::Parquet {
+                compression,
+                block_size_bytes,
+                page_size_bytes,
+                writer_version,
+            } => SerdeState::Parquet {
+                compression: compression.firehose_name().to_owned(),
+                block_size_bytes: bytes(block_size_bytes),
+                page_size_bytes: bytes(page_size_bytes),
+                writer_version: match writer_version {
+                    ParquetWriterVersion::V1 => "V1",
+                    ParquetWriterVersion::V2 => "V2",
+                }
+                .to_owned(),
+            },
+            ColumnarFormat::Orc {
+                compression,
+                stripe_size_bytes,
+                block_size_bytes,
+            } => SerdeState::Orc {
+                compression: compression.firehose_name().to_owned(),
+                stripe_size_bytes: bytes(stripe_size_bytes),
+                block_size_bytes: bytes(block_size_bytes),
+            },
+        },
+    }
 }
 
 /// A delivery stream's source record backup: a plain S3 destination (Firehose's
@@ -398,6 +567,7 @@ pub fn desired_deliveries(
                     compression: b.compression.firehose_name().to_owned(),
                     kms_key: b.kms_key.map(str::to_owned),
                 }),
+                conversion: s3.conversion.as_ref().map(conversion_state),
             }
         })
         .collect()

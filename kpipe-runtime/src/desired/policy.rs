@@ -222,6 +222,25 @@ pub fn roles(p: &PipelineSpec) -> Vec<Role> {
                 vec![Sub::new(format!("${{{}.Arn}}", logical_id(t, "Function")))],
             ));
         }
+        if let Some(c) = &s3.conversion {
+            // The conversion reads the table's schema: exactly that table, its database and
+            // the catalog ("Controlling access with Amazon Data Firehose", grant Firehose
+            // access to AWS Glue for data format conversion:
+            // https://docs.aws.amazon.com/firehose/latest/dev/controlling-access.html).
+            let scope = crate::arn::Scope::TEMPLATE;
+            statements.push(Statement::allow(
+                &[
+                    "glue:GetTable",
+                    "glue:GetTableVersion",
+                    "glue:GetTableVersions",
+                ],
+                vec![
+                    Sub::new(scope.glue_catalog()),
+                    Sub::new(scope.glue_database(c.table.database)),
+                    Sub::new(scope.glue_table(c.table.database, c.table.name)),
+                ],
+            ));
+        }
         statements.push(Statement::allow(
             &["logs:PutLogEvents"],
             vec![Sub::new(

@@ -45,7 +45,8 @@ mod parquet_writer {
     use crate::schema::{PushRow, RowError};
     use crate::spec::S3Spec;
     use crate::spec::{ColumnarFormat, ParquetCompression, ParquetWriterVersion};
-    use arrow_schema::{FieldRef, Schema as ArrowSchema};
+    use arrow_array::{Array, Int64Array, TimestampMillisecondArray};
+    use arrow_schema::{DataType, Field, FieldRef, Schema as ArrowSchema};
     use parquet::arrow::ArrowWriter;
     use parquet::basic::{Compression, GzipLevel};
     use parquet::file::properties::{WriterProperties, WriterVersion};
@@ -56,8 +57,12 @@ mod parquet_writer {
 
     /// Converts a destination's buffers to Parquet objects.
     pub(crate) struct Converter {
+        /// What records are appended as: a timestamp held in an integer field is an Int64.
         fields: Vec<FieldRef>,
+        /// What the file holds.
         schema: Arc<ArrowSchema>,
+        /// The columns read as integers and written as timestamps.
+        integer_timestamps: Vec<usize>,
         props: WriterProperties,
         push_row: PushRow,
     }
@@ -88,8 +93,15 @@ mod parquet_writer {
                     s3.id
                 ));
             };
-            let fields = crate::schema::arrow_fields(&columns);
-            let schema = Arc::new(ArrowSchema::new(fields.clone()));
+            let schema = Arc::new(columns.to_arrow());
+            let mut fields = crate::schema::arrow_fields(&columns);
+            let mut integer_timestamps = Vec::new();
+            for (i, f) in fields.iter_mut().enumerate() {
+                if columns.integer_timestamps.contains(f.name()) {
+                    *f = Arc::new(Field::new(f.name(), DataType::Int64, true));
+                    integer_timestamps.push(i);
+                }
+            }
             let props = WriterProperties::builder()
                 .set_compression(match compression {
                     ParquetCompression::Snappy => Compression::SNAPPY,
@@ -106,6 +118,7 @@ mod parquet_writer {
             Ok(Converter {
                 fields,
                 schema,
+                integer_timestamps,
                 props,
                 push_row,
             })
@@ -163,13 +176,21 @@ mod parquet_writer {
             builder: &mut serde_arrow::ArrayBuilder,
         ) -> Result<u64, String> {
             let batch = builder.to_record_batch().map_err(|e| e.to_string())?;
-            // serde_arrow's batch has the same fields; the writer's schema carries the time
-            // zone and nullability exactly as declared.
-            let batch = arrow_array::RecordBatch::try_new(
-                Arc::clone(&self.schema),
-                batch.columns().to_vec(),
-            )
-            .map_err(|e| e.to_string())?;
+            // serde_arrow's batch has the same fields but for timestamps held in integers,
+            // which become timestamps of the same milliseconds here.
+            let mut columns = batch.columns().to_vec();
+            for &i in &self.integer_timestamps {
+                let ints = columns[i]
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .ok_or("an integer timestamp column is not Int64")?;
+                columns[i] = Arc::new(
+                    TimestampMillisecondArray::new(ints.values().clone(), ints.nulls().cloned())
+                        .with_timezone("UTC"),
+                );
+            }
+            let batch = arrow_array::RecordBatch::try_new(Arc::clone(&self.schema), columns)
+                .map_err(|e| e.to_string())?;
             writer.write(&batch).map_err(|e| e.to_string())?;
             writer.flush().map_err(|e| e.to_string())?;
             Ok(batch.num_rows() as u64)

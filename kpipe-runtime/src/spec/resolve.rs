@@ -52,13 +52,20 @@ impl PipelineSpec {
             .collect()
     }
 
-    /// Whether every name the spec uses resolves.
+    /// Whether every name the spec uses resolves, and every Parquet or ORC destination's
+    /// record type has Glue columns.
     ///
     /// # Errors
     /// The first that does not.
     pub fn check(&self) -> Result<(), SpecError> {
         for d in self.deliveries {
             self.view(d)?;
+        }
+        for s3 in self.destinations {
+            if let Some(c) = &s3.conversion {
+                c.columns()
+                    .map_err(|e| SpecError(format!("s3 destination `{}`: {e}", s3.id)))?;
+            }
         }
         for c in self.consumers {
             if self.stream(c.stream).is_none() {

@@ -113,7 +113,83 @@ impl<P: Pipeline> Aws<P> {
             .set_encryption_configuration(encryption_configuration(d)?)
             .set_s3_backup_mode(d.backup.as_ref().map(|_| fh::S3BackupMode::Enabled))
             .set_s3_backup_update(backup_update(d, role, partition)?)
+            // Off unless declared: an update turns a conversion no longer declared off.
+            .data_format_conversion_configuration(
+                self.conversion_configuration(d, role)?.unwrap_or_else(|| {
+                    fh::DataFormatConversionConfiguration::builder()
+                        .enabled(false)
+                        .build()
+                }),
+            )
             .build())
+    }
+
+    /// The delivery stream's DataFormatConversionConfiguration: OpenX JSON SerDe in, the
+    /// Parquet or ORC SerDe out, the schema from the Glue table's latest version in this
+    /// account and region (Firehose API, DataFormatConversionConfiguration:
+    /// <https://docs.aws.amazon.com/firehose/latest/APIReference/API_DataFormatConversionConfiguration.html>).
+    pub(super) fn conversion_configuration(
+        &self,
+        d: &DeliveryState,
+        role: &str,
+    ) -> Result<Option<fh::DataFormatConversionConfiguration>, ProvisionError> {
+        let Some(c) = &d.conversion else {
+            return Ok(None);
+        };
+        let serializer = match &c.serde {
+            crate::desired::SerdeState::Parquet {
+                compression,
+                block_size_bytes,
+                page_size_bytes,
+                writer_version,
+            } => fh::Serializer::builder().parquet_ser_de(
+                fh::ParquetSerDe::builder()
+                    .compression(fh::ParquetCompression::from(compression.as_str()))
+                    .block_size_bytes(*block_size_bytes)
+                    .page_size_bytes(*page_size_bytes)
+                    .writer_version(fh::ParquetWriterVersion::from(writer_version.as_str()))
+                    .build(),
+            ),
+            crate::desired::SerdeState::Orc {
+                compression,
+                stripe_size_bytes,
+                block_size_bytes,
+            } => fh::Serializer::builder().orc_ser_de(
+                fh::OrcSerDe::builder()
+                    .compression(fh::OrcCompression::from(compression.as_str()))
+                    .stripe_size_bytes(*stripe_size_bytes)
+                    .block_size_bytes(*block_size_bytes)
+                    .build(),
+            ),
+        };
+        Ok(Some(
+            fh::DataFormatConversionConfiguration::builder()
+                .enabled(true)
+                .input_format_configuration(
+                    fh::InputFormatConfiguration::builder()
+                        .deserializer(
+                            fh::Deserializer::builder()
+                                .open_x_json_ser_de(fh::OpenXJsonSerDe::builder().build())
+                                .build(),
+                        )
+                        .build(),
+                )
+                .output_format_configuration(
+                    fh::OutputFormatConfiguration::builder()
+                        .serializer(serializer.build())
+                        .build(),
+                )
+                .schema_configuration(
+                    fh::SchemaConfiguration::builder()
+                        .database_name(&c.database)
+                        .table_name(&c.table)
+                        .region(&self.region)
+                        .role_arn(role)
+                        .version_id("LATEST")
+                        .build(),
+                )
+                .build(),
+        ))
     }
 
     pub(crate) async fn create_delivery(
@@ -149,7 +225,8 @@ impl<P: Pipeline> Aws<P> {
                 d,
                 &role,
                 env.value("AWS::Partition").unwrap_or("aws"),
-            )?);
+            )?)
+            .set_data_format_conversion_configuration(self.conversion_configuration(d, &role)?);
         if d.dynamic_partitioning {
             dest = dest.dynamic_partitioning_configuration(
                 fh::DynamicPartitioningConfiguration::builder()

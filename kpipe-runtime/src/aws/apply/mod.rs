@@ -15,6 +15,7 @@ mod deliveries;
 mod mappings;
 mod resources;
 mod streams;
+mod tables;
 
 impl<P: Pipeline> Aws<P> {
     /// Reads the current state and returns what `apply` would do. Functions' code is built
@@ -45,6 +46,13 @@ impl<P: Pipeline> Aws<P> {
                 role: r.name,
                 purpose: r.description.trim_start_matches("kpipe: ").to_owned(),
             });
+        }
+        // Glue tables before the delivery streams that read their schema.
+        let tables =
+            plan::desired_tables(spec).map_err(|e| ProvisionError::InvalidSpec(e.to_string()))?;
+        for desired in tables {
+            let current = self.current_table(&desired.database, &desired.name).await?;
+            ops.extend(plan::diff_table(&desired, current.as_ref()));
         }
         for desired in Box::pin(self.desired_functions(env)).await? {
             let current = Box::pin(self.current_function(&desired)).await?;
@@ -110,6 +118,10 @@ impl<P: Pipeline> Aws<P> {
                     Op::ReplaceDelivery { desired, reason } => {
                         Some(format!("delivery stream {} ({reason})", desired.name))
                     }
+                    Op::ReplaceTable { desired, reason } => Some(format!(
+                        "glue table {}.{} ({reason})",
+                        desired.database, desired.name
+                    )),
                     _ => None,
                 })
                 .collect();
@@ -184,6 +196,13 @@ impl<P: Pipeline> Aws<P> {
                     desired.name,
                     changed.join(", ")
                 ));
+            }
+            Op::CreateTable(t) => Box::pin(self.run_create_table(t, report)).await?,
+            Op::UpdateTable { desired, changed } => {
+                Box::pin(self.run_update_table(desired, changed, report)).await?
+            }
+            Op::ReplaceTable { desired, .. } => {
+                Box::pin(self.run_replace_table(desired, report)).await?
             }
             Op::CreateStream(s) => {
                 let mode = ks::StreamModeDetails::builder()

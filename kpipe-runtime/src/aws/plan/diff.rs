@@ -1,7 +1,7 @@
 //! The diffs: the operations that take one resource from its current state to the desired
 //! one, or `ReplaceDelivery` with the reason when AWS cannot change it in place.
 
-use super::{DeliveryState, FunctionState, MappingState, Op, StreamState};
+use super::{DeliveryState, FunctionState, MappingState, Op, StreamState, TableState};
 
 /// What must happen to one function: created with its code, its code uploaded when the zip
 /// (or the architecture) differs, its configuration updated when that differs. An unchanged
@@ -185,6 +185,68 @@ pub fn diff_stream(desired: &StreamState, current: Option<&StreamState>) -> Vec<
     ops
 }
 
+/// A Glue table: columns added or removed, and a column widened (`int` to `bigint`, `float`
+/// to `double`) change it in place; any other change of a column's type replaces it, because
+/// the Parquet or ORC files already written under it would not read as the new type (AWS Glue,
+/// UpdateTable: <https://docs.aws.amazon.com/glue/latest/webapi/API_UpdateTable.html>; Amazon
+/// Athena, Handle schema updates: <https://docs.aws.amazon.com/athena/latest/ug/handling-schema-updates-chapter.html>).
+pub fn diff_table(desired: &TableState, current: Option<&TableState>) -> Vec<Op> {
+    let Some(cur) = current else {
+        return vec![Op::CreateTable(desired.clone())];
+    };
+    let mut changed = Vec::new();
+    let mut incompatible = Vec::new();
+    for (name, ty) in &desired.columns {
+        match cur.columns.iter().find(|(n, _)| n == name) {
+            None => changed.push(format!("+ column {name} {ty}")),
+            Some((_, was)) if was == ty => {}
+            Some((_, was)) if widens(was, ty) => {
+                changed.push(format!("~ column {name} {was} -> {ty}"))
+            }
+            Some((_, was)) => incompatible.push(format!("column {name} {was} -> {ty}")),
+        }
+    }
+    for (name, ty) in &cur.columns {
+        if !desired.columns.iter().any(|(n, _)| n == name) {
+            changed.push(format!("- column {name} {ty}"));
+        }
+    }
+    if !incompatible.is_empty() {
+        return vec![Op::ReplaceTable {
+            desired: desired.clone(),
+            reason: incompatible.join(", "),
+        }];
+    }
+    let names = |t: &TableState| t.columns.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    if changed.is_empty() && names(cur) != names(desired) {
+        changed.push("column order".to_owned());
+    }
+    if cur.location != desired.location {
+        changed.push(format!("location {} -> {}", cur.location, desired.location));
+    }
+    if cur.format != desired.format {
+        changed.push(format!("format {} -> {}", cur.format, desired.format));
+    }
+    if changed.is_empty() {
+        Vec::new()
+    } else {
+        vec![Op::UpdateTable {
+            desired: desired.clone(),
+            changed,
+        }]
+    }
+}
+
+/// Whether Hive reads a column of type `from` as `to`.
+fn widens(from: &str, to: &str) -> bool {
+    const INTEGERS: [&str; 4] = ["tinyint", "smallint", "int", "bigint"];
+    let rank = |t: &str| INTEGERS.iter().position(|i| *i == t);
+    match (rank(from), rank(to)) {
+        (Some(a), Some(b)) => a < b,
+        _ => (from, to) == ("float", "double"),
+    }
+}
+
 /// What must happen to one delivery stream.
 pub fn diff_delivery(desired: &DeliveryState, current: Option<&DeliveryState>) -> Vec<Op> {
     let Some(cur) = current else {
@@ -280,6 +342,16 @@ pub fn diff_delivery(desired: &DeliveryState, current: Option<&DeliveryState>) -
         backup(&cur.backup),
         backup(&desired.backup),
     );
+    let conversion = |c: &Option<crate::desired::ConversionState>| {
+        c.as_ref().map_or("none".to_owned(), |c| format!("{c}"))
+    };
+    if cur.conversion != desired.conversion {
+        changed.push(format!(
+            "format conversion {} -> {}",
+            conversion(&cur.conversion),
+            conversion(&desired.conversion)
+        ));
+    }
     if cur.processors != desired.processors {
         changed.push("processors".to_owned());
     }
@@ -390,7 +462,47 @@ mod tests {
             kms_key: None,
             encryption: None,
             backup: None,
+            conversion: None,
         }
+    }
+
+    fn table(columns: &[(&str, &str)]) -> TableState {
+        TableState {
+            database: "telemetry".into(),
+            name: "lake".into(),
+            columns: columns
+                .iter()
+                .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
+                .collect(),
+            location: "s3://acme-lake/".into(),
+            format: "parquet".into(),
+        }
+    }
+
+    #[test]
+    fn table_columns_change_in_place_unless_a_type_changes_incompatibly() {
+        let was = table(&[("site", "string"), ("count", "int"), ("gone", "double")]);
+        assert_eq!(diff_table(&was, None), vec![Op::CreateTable(was.clone())]);
+        assert!(diff_table(&was, Some(&was)).is_empty());
+        let wider = table(&[("site", "string"), ("count", "bigint"), ("new", "boolean")]);
+        let [Op::UpdateTable { changed, .. }] = &diff_table(&wider, Some(&was))[..] else {
+            panic!("an update in place");
+        };
+        assert_eq!(
+            changed,
+            &[
+                "~ column count int -> bigint",
+                "+ column new boolean",
+                "- column gone double"
+            ]
+        );
+        let narrower = table(&[("site", "int"), ("count", "int"), ("gone", "double")]);
+        let ops = diff_table(&narrower, Some(&was));
+        let [Op::ReplaceTable { reason, .. }] = &ops[..] else {
+            panic!("a replacement: {ops:?}");
+        };
+        assert_eq!(reason, "column site string -> int");
+        assert!(ops[0].is_replacement());
     }
 
     #[test]

@@ -6,14 +6,17 @@
 //! the operations, one function per kind of resource.
 
 pub use crate::desired::{
-    DeliveryState, MappingState, StreamState, desired_deliveries, desired_mappings, desired_streams,
+    DeliveryState, MappingState, StreamState, TableState, desired_deliveries, desired_mappings,
+    desired_streams, desired_tables,
 };
 use serde::Serialize;
 use std::fmt;
 
 mod diff;
 
-pub use self::diff::{diff_delivery, diff_function, diff_mapping, diff_stream, shard_steps};
+pub use self::diff::{
+    diff_delivery, diff_function, diff_mapping, diff_stream, diff_table, shard_steps,
+};
 
 /// A Lambda function as kpipe wants it or as AWS describes it: its configuration, and its
 /// code by the SHA-256 of its zip (what `GetFunction` reports as `CodeSha256`).
@@ -117,6 +120,24 @@ pub enum Op {
         /// What differs, for the rendering.
         changed: Vec<String>,
     },
+    /// Create a Glue table (and its database when there is none) for a converting
+    /// destination.
+    CreateTable(TableState),
+    /// Change a Glue table in place: columns added or removed, or widened, and its storage.
+    UpdateTable {
+        /// The target.
+        desired: TableState,
+        /// What differs (one entry per column), for the rendering.
+        changed: Vec<String>,
+    },
+    /// Delete and recreate a Glue table: a column's type changed in a way existing files
+    /// cannot be read as (the objects in S3 stay).
+    ReplaceTable {
+        /// The target.
+        desired: TableState,
+        /// The columns whose type changed.
+        reason: String,
+    },
     /// Create a stream.
     CreateStream(StreamState),
     /// Change a provisioned stream's shard count, in steps AWS accepts (each at most 2x and
@@ -205,7 +226,7 @@ pub enum Op {
 impl Op {
     /// True for operations that destroy a resource.
     pub fn is_replacement(&self) -> bool {
-        matches!(self, Op::ReplaceDelivery { .. })
+        matches!(self, Op::ReplaceDelivery { .. } | Op::ReplaceTable { .. })
     }
 }
 
@@ -238,6 +259,27 @@ impl fmt::Display for Op {
                 "  ~ lambda function {}: {}",
                 desired.name,
                 changed.join(", ")
+            ),
+            Op::CreateTable(t) => write!(
+                f,
+                "  + glue table {}.{} ({}, {} columns, {})",
+                t.database,
+                t.name,
+                t.format,
+                t.columns.len(),
+                t.location
+            ),
+            Op::UpdateTable { desired, changed } => write!(
+                f,
+                "  ~ glue table {}.{}: {}",
+                desired.database,
+                desired.name,
+                changed.join(", ")
+            ),
+            Op::ReplaceTable { desired, reason } => write!(
+                f,
+                "-/+ glue table {}.{} (replace: {reason})",
+                desired.database, desired.name
             ),
             Op::CreateStream(s) => write!(
                 f,
@@ -388,6 +430,7 @@ impl fmt::Display for Plan {
             count(|o| matches!(
                 o,
                 Op::CreateBucket { .. }
+                    | Op::CreateTable(_)
                     | Op::CreateFunction(_)
                     | Op::CreateStream(_)
                     | Op::CreateDelivery(_)
@@ -402,6 +445,7 @@ impl fmt::Display for Plan {
                     | Op::SetEncryption { .. }
                     | Op::SetDeliveryEncryption { .. }
                     | Op::UpdateDelivery { .. }
+                    | Op::UpdateTable { .. }
                     | Op::UpdateMapping { .. }
                     | Op::UpdateFunctionCode { .. }
                     | Op::UpdateFunctionConfig { .. }
