@@ -290,3 +290,63 @@ fn a_type_without_columns_names_its_field() {
     let err = kpipe_runtime::__private::schema_of::<Vec<u32>>(&[]).unwrap_err();
     assert!(err.to_string().contains("is a struct"), "{err}");
 }
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Tick {
+    n: u32,
+    id: String,
+}
+
+kpipe_runtime::pipeline! {
+    pipeline Ticks {
+        stream ticks: Tick { capacity: provisioned(shards: 1), partition_key: id }
+        s3 out: Tick { bucket: "acme-ticks", format: parquet(compression: uncompressed) }
+        delivery d: ticks -> out;
+    }
+}
+
+/// More records than a row group: full groups are built while records keep coming, and a
+/// record that does not convert in one of them is left out of that group alone.
+#[tokio::test(start_paused = true)]
+async fn buffers_larger_than_a_row_group_keep_every_record_in_order() {
+    const N: u32 = 150_000;
+    let store = Arc::new(InMemory::new());
+    let engine = Ticks::local().store(store.clone()).start().unwrap();
+    let p = engine.producer(Ticks::ticks()).unwrap();
+    let mut batch = Vec::new();
+    for n in 0..N {
+        if n == 70_000 {
+            // In the second row group: `n` does not fit a u32.
+            let bad = br#"{"n":-1,"id":"t"}"#.to_vec();
+            p.put_batch_bytes([("t".to_owned(), bytes::Bytes::from(bad))])
+                .await
+                .unwrap();
+        }
+        batch.push(Tick {
+            n,
+            id: "t".to_owned(),
+        });
+        if batch.len() == 500 {
+            p.put_batch(&batch).await.unwrap();
+            batch.clear();
+        }
+    }
+    let report = engine.shutdown().await.unwrap();
+    let d = &report.deliveries[0];
+    assert!(d.is_conserved(), "{report}");
+    assert_eq!((d.delivered, d.failed), (u64::from(N), 1), "{report}");
+    let objects = objects(&store).await;
+    let (_, body) = objects
+        .iter()
+        .find(|(k, _)| k.ends_with(".parquet"))
+        .expect("one Parquet object");
+    let reader =
+        ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(body.clone())).unwrap();
+    assert_eq!(reader.metadata().num_row_groups(), 3);
+    let mut seen = Vec::new();
+    for batch in reader.build().unwrap() {
+        let ticks: Vec<Tick> = serde_arrow::from_record_batch(&batch.unwrap()).unwrap();
+        seen.extend(ticks.into_iter().map(|t| t.n));
+    }
+    assert_eq!(seen, (0..N).collect::<Vec<_>>());
+}

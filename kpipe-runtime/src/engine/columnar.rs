@@ -5,9 +5,12 @@
 //!
 //! A record converts when it decodes as the destination's record type and each value fits
 //! its column; one that does not becomes a `format-conversion-failed` error document and the
-//! rest of the object is written. Rows are written in row groups of at most
-//! 64 Ki, so converting a buffer holds one row group of columns beside the
-//! buffer and the file it makes, whatever the buffer's size.
+//! rest of the object is written.
+//!
+//! Rows go in row groups of at most [`ROW_GROUP_ROWS`]. A buffer hands each full group's
+//! records to a blocking task as soon as it has them ([`Converter::build`]), so decoding runs
+//! on the other core while records keep arriving and a group's JSON is freed once it is
+//! columns; the flush builds the last group and encodes them all ([`Converter::finish`]).
 
 use crate::engine::compress::Chunks;
 use crate::firehose::DataCatalogTable;
@@ -36,24 +39,33 @@ pub(crate) fn catalog_table(c: &ConversionSpec, region: &str) -> DataCatalogTabl
     }
 }
 
+/// Rows per Parquet row group: a buffer hands its records over in groups of this many.
+pub(crate) const ROW_GROUP_ROWS: usize = 64 * 1024;
+
+/// A row group being built from a buffer's records.
+pub(crate) type Group = tokio::task::JoinHandle<Result<Built, String>>;
+
 #[cfg(feature = "parquet")]
-pub(crate) use self::parquet_writer::Converter;
+pub(crate) use self::parquet_writer::{Built, Converter};
 
 #[cfg(feature = "parquet")]
 mod parquet_writer {
-    use super::{Chunks, ConversionSpec, Converted};
+    use super::{Chunks, ConversionSpec, Converted, Group, ROW_GROUP_ROWS};
     use crate::schema::{PushRow, RowError};
     use crate::spec::S3Spec;
     use crate::spec::{ColumnarFormat, ParquetCompression, ParquetWriterVersion};
-    use arrow_array::{Array, Int64Array, TimestampMillisecondArray};
+    use arrow_array::{Array, Int64Array, RecordBatch, TimestampMillisecondArray};
     use arrow_schema::{DataType, Field, FieldRef, Schema as ArrowSchema};
     use parquet::arrow::ArrowWriter;
     use parquet::basic::{Compression, GzipLevel};
     use parquet::file::properties::{WriterProperties, WriterVersion};
     use std::sync::Arc;
 
-    /// Rows per Parquet row group: bounds the memory one conversion holds in Arrow columns.
-    pub(crate) const ROW_GROUP_ROWS: usize = 64 * 1024;
+    /// A built row group: its rows, and the records that did not convert with why.
+    pub(crate) struct Built {
+        batch: RecordBatch,
+        failures: Vec<(Vec<u8>, String)>,
+    }
 
     /// Converts a destination's buffers to Parquet objects.
     pub(crate) struct Converter {
@@ -124,21 +136,72 @@ mod parquet_writer {
             })
         }
 
-        /// Converts one buffer: `lens` are its records' lengths, in order.
-        pub(crate) fn convert(&self, data: Chunks, lens: &[u32]) -> Result<Converted, String> {
-            let mut failures = Vec::new();
+        /// Builds one row group from records (`lens` are their lengths, in order), on a
+        /// blocking thread.
+        pub(crate) fn build(&self, data: Chunks, lens: Vec<u32>) -> Result<Built, String> {
+            let records: Vec<&[u8]> = records(&data, &lens).collect();
+            self.build_group(&records)
+        }
+
+        /// Finishes a buffer's object: waits for its groups, builds the last one from the
+        /// records not handed over yet, and encodes them in order.
+        pub(crate) async fn finish(
+            self: std::sync::Arc<Self>,
+            groups: Vec<Group>,
+            tail: Chunks,
+            tail_lens: Vec<u32>,
+        ) -> Result<Converted, String> {
+            let mut built = Vec::with_capacity(groups.len() + 1);
+            for g in groups {
+                built.push(
+                    g.await
+                        .map_err(|e| format!("building a row group failed: {e}"))??,
+                );
+            }
+            tokio::task::spawn_blocking(move || {
+                if !tail_lens.is_empty() {
+                    built.push(self.build(tail, tail_lens)?);
+                }
+                self.encode(built)
+            })
+            .await
+            .map_err(|e| format!("encoding the object failed: {e}"))?
+        }
+
+        fn encode(&self, built: Vec<Built>) -> Result<Converted, String> {
+            let bytes: usize = built.iter().map(|b| b.batch.get_array_memory_size()).sum();
             let mut writer = ArrowWriter::try_new(
-                Vec::with_capacity(data.len() / 4),
+                Vec::with_capacity(bytes / 4),
                 Arc::clone(&self.schema),
                 Some(self.props.clone()),
             )
             .map_err(|e| e.to_string())?;
-            let mut builder = self.builder()?;
-            // The records of the row group being built, to build it again without one whose
-            // value did not fit after part of it was appended.
-            let mut group: Vec<&[u8]> = Vec::with_capacity(ROW_GROUP_ROWS.min(lens.len()));
+            let mut failures = Vec::new();
             let mut rows = 0u64;
-            for record in records(&data, lens) {
+            for b in built {
+                failures.extend(b.failures);
+                if b.batch.num_rows() > 0 {
+                    writer.write(&b.batch).map_err(|e| e.to_string())?;
+                    writer.flush().map_err(|e| e.to_string())?;
+                    rows += b.batch.num_rows() as u64;
+                }
+            }
+            let bytes = writer.into_inner().map_err(|e| e.to_string())?;
+            Ok(Converted {
+                body: (rows > 0).then(|| object_store::PutPayload::from(bytes)),
+                rows,
+                failures,
+            })
+        }
+
+        /// One row group: the records that convert, and those that do not with why.
+        fn build_group(&self, records: &[&[u8]]) -> Result<Built, String> {
+            let mut builder = self.builder()?;
+            let mut failures = Vec::new();
+            // The records appended so far, to build the group again without one whose value
+            // did not fit after part of it was appended.
+            let mut group: Vec<&[u8]> = Vec::with_capacity(records.len());
+            for &record in records {
                 match (self.push_row)(record, &mut builder) {
                     Ok(()) => group.push(record),
                     Err(RowError::Decode(reason)) => failures.push((record.to_vec(), reason)),
@@ -150,18 +213,9 @@ mod parquet_writer {
                         }
                     }
                 }
-                if group.len() == ROW_GROUP_ROWS {
-                    rows += self.write_group(&mut writer, &mut builder)?;
-                    group.clear();
-                }
             }
-            if !group.is_empty() {
-                rows += self.write_group(&mut writer, &mut builder)?;
-            }
-            let bytes = writer.into_inner().map_err(|e| e.to_string())?;
-            Ok(Converted {
-                body: (rows > 0).then(|| object_store::PutPayload::from(bytes)),
-                rows,
+            Ok(Built {
+                batch: self.batch(&mut builder)?,
                 failures,
             })
         }
@@ -170,11 +224,8 @@ mod parquet_writer {
             serde_arrow::ArrayBuilder::from_arrow(&self.fields).map_err(|e| e.to_string())
         }
 
-        fn write_group(
-            &self,
-            writer: &mut ArrowWriter<Vec<u8>>,
-            builder: &mut serde_arrow::ArrayBuilder,
-        ) -> Result<u64, String> {
+        /// The builder's rows as a batch of the file's schema.
+        fn batch(&self, builder: &mut serde_arrow::ArrayBuilder) -> Result<RecordBatch, String> {
             let batch = builder.to_record_batch().map_err(|e| e.to_string())?;
             // serde_arrow's batch has the same fields but for timestamps held in integers,
             // which become timestamps of the same milliseconds here.
@@ -189,11 +240,7 @@ mod parquet_writer {
                         .with_timezone("UTC"),
                 );
             }
-            let batch = arrow_array::RecordBatch::try_new(Arc::clone(&self.schema), columns)
-                .map_err(|e| e.to_string())?;
-            writer.write(&batch).map_err(|e| e.to_string())?;
-            writer.flush().map_err(|e| e.to_string())?;
-            Ok(batch.num_rows() as u64)
+            RecordBatch::try_new(Arc::clone(&self.schema), columns).map_err(|e| e.to_string())
         }
     }
 
@@ -214,13 +261,26 @@ mod parquet_writer {
 }
 
 /// Without the `parquet` feature no destination converts (`pipeline!` refuses `format:
-/// parquet` then), so there is never a converter.
+/// parquet` then), so there is never a converter or a row group.
 #[cfg(not(feature = "parquet"))]
 pub(crate) enum Converter {}
 
+/// See [`Converter`].
+#[cfg(not(feature = "parquet"))]
+pub(crate) enum Built {}
+
 #[cfg(not(feature = "parquet"))]
 impl Converter {
-    pub(crate) fn convert(&self, _: Chunks, _: &[u32]) -> Result<Converted, String> {
+    pub(crate) fn build(&self, _: Chunks, _: Vec<u32>) -> Result<Built, String> {
+        match *self {}
+    }
+
+    pub(crate) async fn finish(
+        self: std::sync::Arc<Self>,
+        _: Vec<Group>,
+        _: Chunks,
+        _: Vec<u32>,
+    ) -> Result<Converted, String> {
         match *self {}
     }
 }

@@ -52,16 +52,27 @@ struct Buffer {
     data: Chunks,
     /// Each record's length, when the destination converts (records are parsed one by one).
     lens: Vec<u32>,
+    /// Row groups handed to blocking tasks as they filled (`format: parquet`).
+    groups: Vec<super::columnar::Group>,
+    /// The bytes of the records in `groups`.
+    handed_off: u64,
     records: u64,
     oldest_ms: i64,
     deadline: Instant,
 }
 
 impl Buffer {
+    /// The bytes buffered, as the size hint counts them (JSON, before conversion).
+    fn bytes(&self) -> u64 {
+        self.data.len() as u64 + self.handed_off
+    }
+
     fn new(oldest_ms: i64, deadline: Instant) -> Self {
         Buffer {
             data: Chunks::default(),
             lens: Vec::new(),
+            groups: Vec::new(),
+            handed_off: 0,
             records: 0,
             oldest_ms,
             deadline,

@@ -95,7 +95,7 @@ impl State {
             .buffers
             .get_mut(&keys)
             .expect("delivery: buffer was just ensured");
-        if self.task.conversion.is_some() {
+        if let Some((converter, _)) = &self.task.conversion {
             // Converted records are parsed one by one: no delimiter, and each one's length.
             let record = match data.as_slice() {
                 [record @ .., b'\n'] if self.task.s3.newline => record,
@@ -103,12 +103,22 @@ impl State {
             };
             buffer.data.push(record);
             buffer.lens.push(record.len() as u32);
+            if buffer.lens.len() == super::super::columnar::ROW_GROUP_ROWS {
+                // A full row group is built on a blocking thread while records keep coming.
+                let data = std::mem::take(&mut buffer.data);
+                let lens = std::mem::take(&mut buffer.lens);
+                buffer.handed_off += data.len() as u64;
+                let converter = Arc::clone(converter);
+                buffer.groups.push(tokio::task::spawn_blocking(move || {
+                    converter.build(data, lens)
+                }));
+            }
         } else {
             buffer.data.push(&data);
         }
         buffer.records += 1;
         buffer.oldest_ms = buffer.oldest_ms.min(arrival_ms);
-        if buffer.data.len() as u64 >= self.task.s3.buffer.size_bytes {
+        if buffer.bytes() >= self.task.s3.buffer.size_bytes {
             let buffer = self.buffers.remove(&keys).expect("delivery: buffer exists");
             self.flush(buffer, keys, Output::Data);
         }
@@ -339,21 +349,26 @@ impl State {
         let store = Arc::clone(&sink.store);
         let mut records = buffer.records;
         let oldest_ms = buffer.oldest_ms;
-        let bytes_in = buffer.data.len() as u64;
+        let bytes_in = buffer.bytes();
         self.writing_bytes += bytes_in;
         let deadline = Instant::now() + self.task.write_deadline;
         self.writes.spawn(async move {
             let entry = name.clone();
             let mut unconverted = Vec::new();
-            let packed = tokio::task::spawn_blocking(move || match converter {
-                Some(c) => c
-                    .convert(buffer.data, &buffer.lens)
+            let packed = match converter {
+                Some(c) => Ok(c
+                    .finish(buffer.groups, buffer.data, buffer.lens)
+                    .await
                     .map(|c| (c.body, c.rows, c.failures))
-                    .map_err(std::io::Error::other),
-                None => compress(buffer.data, compression, &entry)
-                    .map(|b| (Some(b), records, Vec::new())),
-            })
-            .await;
+                    .map_err(std::io::Error::other)),
+                None => {
+                    tokio::task::spawn_blocking(move || {
+                        compress(buffer.data, compression, &entry)
+                            .map(|b| (Some(b), records, Vec::new()))
+                    })
+                    .await
+                }
+            };
             let packed = match packed {
                 Ok(Ok((body, rows, failures))) => {
                     records = rows;
