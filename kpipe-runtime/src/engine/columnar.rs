@@ -75,8 +75,16 @@ mod parquet_writer {
         schema: Arc<ArrowSchema>,
         /// The columns read as integers and written as timestamps.
         integer_timestamps: Vec<usize>,
-        props: WriterProperties,
+        output: Output,
         push_row: PushRow,
+    }
+
+    /// The file format and its writer's settings.
+    enum Output {
+        Parquet(Box<WriterProperties>),
+        /// ORC (feature `orc`): the codec and the stripe size.
+        #[cfg(feature = "orc")]
+        Orc(Option<orc_rust::compression::CompressionType>, usize),
     }
 
     impl Converter {
@@ -93,18 +101,6 @@ mod parquet_writer {
             let columns = conversion
                 .columns()
                 .map_err(|e| format!("destination `{}`: {e}", s3.id))?;
-            let ColumnarFormat::Parquet {
-                compression,
-                page_size_bytes,
-                writer_version,
-                ..
-            } = conversion.format
-            else {
-                return Err(format!(
-                    "destination `{}`: the local engine writes Parquet but not ORC (no ORC writer on this engine's Arrow version; docs/engine.md)",
-                    s3.id
-                ));
-            };
             let schema = Arc::new(columns.to_arrow());
             let mut fields = crate::schema::arrow_fields(&columns);
             let mut integer_timestamps = Vec::new();
@@ -114,24 +110,12 @@ mod parquet_writer {
                     integer_timestamps.push(i);
                 }
             }
-            let props = WriterProperties::builder()
-                .set_compression(match compression {
-                    ParquetCompression::Snappy => Compression::SNAPPY,
-                    ParquetCompression::Gzip => Compression::GZIP(GzipLevel::default()),
-                    ParquetCompression::Uncompressed => Compression::UNCOMPRESSED,
-                })
-                .set_data_page_size_limit(page_size_bytes as usize)
-                .set_writer_version(match writer_version {
-                    ParquetWriterVersion::V1 => WriterVersion::PARQUET_1_0,
-                    ParquetWriterVersion::V2 => WriterVersion::PARQUET_2_0,
-                })
-                .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-                .build();
+            let output = output(s3, conversion, &columns)?;
             Ok(Converter {
                 fields,
                 schema,
                 integer_timestamps,
-                props,
+                output,
                 push_row,
             })
         }
@@ -169,24 +153,49 @@ mod parquet_writer {
         }
 
         fn encode(&self, built: Vec<Built>) -> Result<Converted, String> {
-            let bytes: usize = built.iter().map(|b| b.batch.get_array_memory_size()).sum();
-            let mut writer = ArrowWriter::try_new(
-                Vec::with_capacity(bytes / 4),
-                Arc::clone(&self.schema),
-                Some(self.props.clone()),
-            )
-            .map_err(|e| e.to_string())?;
+            let capacity: usize = built.iter().map(|b| b.batch.get_array_memory_size()).sum();
             let mut failures = Vec::new();
-            let mut rows = 0u64;
+            let mut batches = Vec::with_capacity(built.len());
             for b in built {
                 failures.extend(b.failures);
                 if b.batch.num_rows() > 0 {
-                    writer.write(&b.batch).map_err(|e| e.to_string())?;
-                    writer.flush().map_err(|e| e.to_string())?;
-                    rows += b.batch.num_rows() as u64;
+                    batches.push(b.batch);
                 }
             }
-            let bytes = writer.into_inner().map_err(|e| e.to_string())?;
+            let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+            let bytes = match &self.output {
+                Output::Parquet(props) => {
+                    let mut writer = ArrowWriter::try_new(
+                        Vec::with_capacity(capacity / 4),
+                        Arc::clone(&self.schema),
+                        Some(WriterProperties::clone(props)),
+                    )
+                    .map_err(|e| e.to_string())?;
+                    for batch in &batches {
+                        writer.write(batch).map_err(|e| e.to_string())?;
+                        writer.flush().map_err(|e| e.to_string())?;
+                    }
+                    writer.into_inner().map_err(|e| e.to_string())?
+                }
+                #[cfg(feature = "orc")]
+                Output::Orc(compression, stripe) => {
+                    let mut out = Vec::with_capacity(capacity / 4);
+                    let mut builder = orc_rust::arrow_writer::ArrowWriterBuilder::new(
+                        &mut out,
+                        Arc::clone(&self.schema),
+                    )
+                    .with_stripe_byte_size(*stripe);
+                    if let Some(c) = compression {
+                        builder = builder.with_compression(*c);
+                    }
+                    let mut writer = builder.try_build().map_err(|e| e.to_string())?;
+                    for batch in &batches {
+                        writer.write(batch).map_err(|e| e.to_string())?;
+                    }
+                    writer.close().map_err(|e| e.to_string())?;
+                    out
+                }
+            };
             Ok(Converted {
                 body: (rows > 0).then(|| object_store::PutPayload::from(bytes)),
                 rows,
@@ -241,6 +250,73 @@ mod parquet_writer {
                 );
             }
             RecordBatch::try_new(Arc::clone(&self.schema), columns).map_err(|e| e.to_string())
+        }
+    }
+
+    /// The writer's settings of the declared format.
+    fn output(
+        s3: &S3Spec,
+        conversion: &ConversionSpec,
+        columns: &crate::schema::Schema,
+    ) -> Result<Output, String> {
+        match conversion.format {
+            ColumnarFormat::Parquet {
+                compression,
+                page_size_bytes,
+                writer_version,
+                ..
+            } => Ok(Output::Parquet(Box::new(
+                WriterProperties::builder()
+                    .set_compression(match compression {
+                        ParquetCompression::Snappy => Compression::SNAPPY,
+                        ParquetCompression::Gzip => Compression::GZIP(GzipLevel::default()),
+                        ParquetCompression::Uncompressed => Compression::UNCOMPRESSED,
+                    })
+                    .set_data_page_size_limit(page_size_bytes as usize)
+                    .set_writer_version(match writer_version {
+                        ParquetWriterVersion::V1 => WriterVersion::PARQUET_1_0,
+                        ParquetWriterVersion::V2 => WriterVersion::PARQUET_2_0,
+                    })
+                    .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+                    .build(),
+            ))),
+            #[cfg(feature = "orc")]
+            ColumnarFormat::Orc {
+                compression,
+                stripe_size_bytes,
+                ..
+            } => {
+                use crate::schema::ColumnType;
+                use orc_rust::compression::CompressionType;
+                // orc-rust writes primitive columns only.
+                if let Some(c) = columns.columns.iter().find(|c| {
+                    matches!(
+                        c.ty,
+                        ColumnType::Array(_) | ColumnType::Map(..) | ColumnType::Struct(_)
+                    )
+                }) {
+                    return Err(format!(
+                        "destination `{}`: the local engine writes ORC for records of flat columns (orc-rust writes no nested types), and column `{}` is {}; use `format: parquet` locally, or flatten the record",
+                        s3.id, c.name, c.ty
+                    ));
+                }
+                Ok(Output::Orc(
+                    match compression {
+                        crate::spec::OrcCompression::Snappy => Some(CompressionType::Snappy),
+                        crate::spec::OrcCompression::Zlib => Some(CompressionType::Zlib),
+                        crate::spec::OrcCompression::None => None,
+                    },
+                    stripe_size_bytes as usize,
+                ))
+            }
+            #[cfg(not(feature = "orc"))]
+            ColumnarFormat::Orc { .. } => {
+                let _ = columns;
+                Err(format!(
+                    "destination `{}`: writing ORC locally needs kpipe-runtime's `orc` feature (it is provisioned in AWS either way)",
+                    s3.id
+                ))
+            }
         }
     }
 
