@@ -350,3 +350,42 @@ async fn buffers_larger_than_a_row_group_keep_every_record_in_order() {
     }
     assert_eq!(seen, (0..N).collect::<Vec<_>>());
 }
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+enum Shape {
+    Circle(f64),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Drawing {
+    id: String,
+    shape: Shape,
+}
+
+kpipe_runtime::pipeline! {
+    pipeline Drawings {
+        stream drawings: Drawing { capacity: on_demand, partition_key: id }
+        s3 out: Drawing { bucket: "acme-drawings", format: parquet }
+        delivery d: drawings -> out;
+    }
+}
+
+/// A type without Glue columns stops `check` (what synth, plan and apply run first) and the
+/// engine's start, naming the field.
+#[test]
+fn a_type_without_columns_stops_check_and_the_engine() {
+    let err = Drawings::spec().check().unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("s3 destination `out`: field `shape` of `Drawing` cannot be a Glue column"),
+        "{err}"
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let err = rt
+        .block_on(async { Drawings::local().store(Arc::new(InMemory::new())).start() })
+        .unwrap_err();
+    assert!(err.to_string().contains("field `shape`"), "{err}");
+}
