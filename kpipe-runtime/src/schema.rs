@@ -150,8 +150,8 @@ impl fmt::Display for SchemaError {
 impl std::error::Error for SchemaError {}
 
 /// How a destination's record type becomes columns: a function `pipeline!` instantiates for
-/// the type, called with the declared timestamp fields. It serialises as the columns it
-/// derives, and two compare equal when they derive the same columns.
+/// the type, called with the declared timestamp fields. Two compare equal when they derive
+/// the same columns.
 #[derive(Clone, Copy)]
 pub struct RecordSchema(#[doc(hidden)] pub fn(&[&str]) -> Result<Schema, SchemaError>);
 
@@ -178,15 +178,6 @@ impl PartialEq for RecordSchema {
 }
 
 impl Eq for RecordSchema {}
-
-impl Serialize for RecordSchema {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.derive(&[]) {
-            Ok(schema) => schema.columns.serialize(s),
-            Err(e) => s.collect_str(&e),
-        }
-    }
-}
 
 #[cfg(feature = "parquet")]
 pub(crate) use self::trace::{arrow_fields, trace};

@@ -121,6 +121,13 @@ fn the_columns_come_from_the_type() {
         .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
         .collect();
     assert_eq!(cols, expected);
+    // The spec's JSON (`spec` command) shows the columns as the table has them.
+    let json: serde_json::Value = serde_json::from_str(&Lake::SPEC.to_json()).unwrap();
+    let cols = &json["destinations"][0]["conversion"]["columns"];
+    assert_eq!(
+        cols[9],
+        serde_json::json!({ "name": "observed_at", "type": "timestamp" })
+    );
     // The default file extension and buffer of a Parquet destination.
     let s3 = &Lake::SPEC.destinations[0];
     assert_eq!(s3.buffer.size_bytes, 128 * 1024 * 1024);

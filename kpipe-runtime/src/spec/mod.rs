@@ -293,7 +293,9 @@ pub struct S3Spec {
 /// (OpenX JSON SerDe in, Parquet or ORC SerDe out, the schema from an AWS Glue table).
 /// "Convert input data format in Amazon Data Firehose":
 /// <https://docs.aws.amazon.com/firehose/latest/dev/record-format-conversion.html>.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+///
+/// It serialises with the derived `columns` (the timestamps applied) in place of `schema`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConversionSpec {
     /// The columnar format and its serializer's settings.
     pub format: ColumnarFormat,
@@ -301,6 +303,20 @@ pub struct ConversionSpec {
     pub table: GlueTableSpec,
     /// The record type's columns, derived from the type (see [`crate::schema`]).
     pub schema: crate::schema::RecordSchema,
+}
+
+impl Serialize for ConversionSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut out = s.serialize_struct("ConversionSpec", 3)?;
+        out.serialize_field("format", &self.format)?;
+        out.serialize_field("table", &self.table)?;
+        match self.columns() {
+            Ok(schema) => out.serialize_field("columns", &schema.columns)?,
+            Err(e) => out.serialize_field("columns", &e.to_string())?,
+        }
+        out.end()
+    }
 }
 
 impl ConversionSpec {
