@@ -233,7 +233,7 @@ mod trace {
         let fields = Vec::<FieldRef>::from_type::<T>(options).map_err(|e| SchemaError::Type {
             record: record.clone(),
             reason: format!(
-                "{}; the record type of a Parquet or ORC destination is a struct, one JSON object per record",
+                "{}; kpipe reads the columns from the type's `Deserialize`, so the record type of a Parquet or ORC destination is a struct of typed fields (one JSON object per record), without `#[serde(flatten)]` or `serde_json::Value`",
                 first_line(&e.to_string())
             ),
         })?;

@@ -296,6 +296,19 @@ fn a_type_without_columns_names_its_field() {
     );
     let err = kpipe_runtime::__private::schema_of::<Vec<u32>>(&[]).unwrap_err();
     assert!(err.to_string().contains("is a struct"), "{err}");
+    #[derive(Serialize, Deserialize)]
+    struct Flattened {
+        id: String,
+        #[serde(flatten)]
+        probe: Probe,
+    }
+    let err = kpipe_runtime::__private::schema_of::<Flattened>(&[]).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("`Flattened` has no Glue columns: ")
+            && err.to_string().contains("without `#[serde(flatten)]`"),
+        "{err}"
+    );
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
