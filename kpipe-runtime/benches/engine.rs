@@ -1,7 +1,8 @@
 //! The local engine end to end against a minimal hand-written loop doing the same work, in
 //! the same run: decode JSON readings of ~200 bytes, call a light transform, encode, buffer,
-//! compress (gzip, or none), write the object. Target: the engine within 1.25x of the loop.
-//! Results go to BENCHMARKS.md.
+//! compress (gzip, or none), write the object. The producer puts with PutRecords calls of 500
+//! (`engine`) or one PutRecord per record (`engine_put_record`). Target: the engine at or
+//! below the loop's time, on two worker threads. Results go to BENCHMARKS.md.
 
 // criterion_group! generates an undocumented `pub fn benches`.
 #![allow(missing_docs)]
@@ -116,21 +117,44 @@ async fn write(store: &InMemory, buffer: &mut Vec<u8>, gzip: bool, n: &mut usize
     buffer.clear();
 }
 
+/// How the producer puts the records.
+#[derive(Clone, Copy)]
+enum Puts {
+    /// One PutRecord call per record.
+    One,
+    /// PutRecords calls of 500 entries, the most Kinesis takes.
+    Batches,
+}
+
 async fn engine<P: kpipe_runtime::Pipeline>(
     inputs: &[(String, bytes::Bytes)],
     stream: kpipe_runtime::StreamDef<Reading>,
+    puts: Puts,
 ) {
     let engine = kpipe_runtime::LocalBuilder::<P>::new()
         .store(Arc::new(InMemory::new()))
         .start()
         .unwrap();
     let producer = engine.producer(stream).unwrap();
-    for (key, bytes) in inputs {
-        producer
-            .put_bytes(key, bytes.clone())
-            .await
-            .unwrap()
-            .unwrap();
+    match puts {
+        Puts::One => {
+            for (key, bytes) in inputs {
+                producer
+                    .put_bytes(key, bytes.clone())
+                    .await
+                    .unwrap()
+                    .unwrap();
+            }
+        }
+        Puts::Batches => {
+            for batch in inputs.chunks(500) {
+                let out = producer
+                    .put_batch_bytes(batch.iter().cloned())
+                    .await
+                    .unwrap();
+                assert_eq!(out.failed_record_count, 0);
+            }
+        }
     }
     let report = engine.shutdown().await.unwrap();
     assert_eq!(report.deliveries[0].delivered, RECORDS as u64);
@@ -155,15 +179,17 @@ fn bench(c: &mut Criterion) {
                 hand_loop(&inputs, gzip, &store).await;
             })
         });
-        g.bench_with_input(BenchmarkId::new("engine", name), &gzip, |b, &gzip| {
-            b.to_async(&rt).iter(|| async {
-                if gzip {
-                    engine::<Gzip>(&inputs, Gzip::readings()).await;
-                } else {
-                    engine::<Plain>(&inputs, Plain::readings()).await;
-                }
-            })
-        });
+        for (puts, label) in [(Puts::Batches, "engine"), (Puts::One, "engine_put_record")] {
+            g.bench_with_input(BenchmarkId::new(label, name), &gzip, |b, &gzip| {
+                b.to_async(&rt).iter(|| async {
+                    if gzip {
+                        engine::<Gzip>(&inputs, Gzip::readings(), puts).await;
+                    } else {
+                        engine::<Plain>(&inputs, Plain::readings(), puts).await;
+                    }
+                })
+            });
+        }
     }
     g.finish();
 }

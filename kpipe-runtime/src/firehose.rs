@@ -14,6 +14,7 @@ use base64::Engine as _;
 use serde::Serialize;
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 
 /// One record of an invocation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,6 +103,15 @@ pub type InvokeFuture<'a> = std::pin::Pin<
 pub trait Invoker: Send + Sync {
     /// One invocation.
     fn invoke<'a>(&'a self, records: &'a [BatchRecord]) -> InvokeFuture<'a>;
+
+    /// The record processor this invoker runs in-process, if that is all it does
+    /// (the local engine's `LocalInvoker`): the engine then runs batches through it
+    /// directly, on as many threads as pay off, with no record ids to make and check (such an
+    /// invocation answers every record exactly once, in order, by construction). `None` (the
+    /// default) sends every batch through [`Invoker::invoke`].
+    fn in_process(&self) -> Option<&Arc<dyn RecordProcessor>> {
+        None
+    }
 }
 
 /// Runs a batch through a record processor: one result per record, in order. This is the

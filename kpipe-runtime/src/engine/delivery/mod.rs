@@ -14,7 +14,7 @@ use super::jq::Query;
 use super::naming::Ids;
 use super::report::{DeliveryReport, TransformReport};
 use super::stream::{Feed, SourceRecord};
-use crate::firehose::{BatchRecord, ErrorDocument, Invoker};
+use crate::firehose::{ErrorDocument, Invoker};
 use crate::pipeline::guard::CatchUnwind;
 use crate::pipeline::{RecordProcessor, RecordResult};
 use crate::spec::{DeliverySpec, KeySource, S3Spec, TransformSpec};
@@ -160,7 +160,8 @@ struct State {
     key_readers: Vec<KeyReader>,
     report: DeliveryReport,
     tr: TransformReport,
-    batch: Vec<BatchRecord>,
+    /// The records waiting for the transform's next invocation.
+    batch: Vec<SourceRecord>,
     batch_bytes: usize,
     batch_deadline: Option<Instant>,
     buffers: HashMap<Vec<(&'static str, String)>, Buffer>,
@@ -369,12 +370,7 @@ impl State {
                         Some(arrived + Duration::from_secs(u64::from(spec.buffer.interval_secs)));
                 }
                 self.batch_bytes += r.data.len();
-                self.batch.push(BatchRecord {
-                    // Firehose derives record ids from the source record; so does kpipe (lineage).
-                    record_id: record_id(r.shard, r.sequence, r.subsequence),
-                    arrival_ms: r.arrival_ms,
-                    data: r.data.clone(),
-                });
+                self.batch.push(r);
                 if self.batch_bytes as u64 >= spec.buffer.size_bytes {
                     self.invoke().await;
                 }
@@ -386,7 +382,7 @@ impl State {
                         data,
                         partition_keys,
                     } => {
-                        self.deliver_record(data, partition_keys, r.arrival_ms);
+                        self.deliver_record(&data, partition_keys, r.arrival_ms);
                     }
                     RecordResult::Dropped => self.report.dropped += 1,
                     RecordResult::Failed(message) => {

@@ -41,22 +41,16 @@ impl State {
 
     pub(super) fn deliver_record(
         &mut self,
-        data: Vec<u8>,
+        data: &[u8],
         lambda_keys: Vec<(&'static str, String)>,
         arrival_ms: i64,
     ) {
         self.report.destination.received += 1;
-        let keys = match self.partition_keys(&data, lambda_keys) {
+        let keys = match self.partition_keys(data, lambda_keys) {
             Ok(keys) => keys,
             Err(reason) => {
                 let code = "DynamicPartitioning.MetadataExtractionFailed";
-                return self.fail_in_destination(
-                    &data,
-                    arrival_ms,
-                    code,
-                    reason,
-                    PROCESSING_FAILED,
-                );
+                return self.fail_in_destination(data, arrival_ms, code, reason, PROCESSING_FAILED);
             }
         };
         if !self.buffers.contains_key(&keys) {
@@ -64,13 +58,7 @@ impl State {
                 && let Err(reason) = self.check_partition(&keys, arrival_ms)
             {
                 let code = INVALID_OBJECT_KEY;
-                return self.fail_in_destination(
-                    &data,
-                    arrival_ms,
-                    code,
-                    reason,
-                    PROCESSING_FAILED,
-                );
+                return self.fail_in_destination(data, arrival_ms, code, reason, PROCESSING_FAILED);
             }
             if self.task.s3.dynamic_partitioning() && self.buffers.len() >= MAX_ACTIVE_PARTITIONS {
                 // Records beyond the active partition limit go to the error prefix as
@@ -79,7 +67,7 @@ impl State {
                 let code = "DynamicPartitioning.ActivePartitionsLimitExceeded";
                 let reason = format!("more than {MAX_ACTIVE_PARTITIONS} active partitions");
                 return self.fail_in_destination(
-                    &data,
+                    data,
                     arrival_ms,
                     code,
                     reason,
@@ -97,9 +85,9 @@ impl State {
             .expect("delivery: buffer was just ensured");
         if let Some((converter, _)) = &self.task.conversion {
             // Converted records are parsed one by one: no delimiter, and each one's length.
-            let record = match data.as_slice() {
+            let record = match data {
                 [record @ .., b'\n'] if self.task.s3.newline => record,
-                _ => &data,
+                _ => data,
             };
             buffer.data.push(record);
             buffer.lens.push(record.len() as u32);
@@ -114,7 +102,7 @@ impl State {
                 }));
             }
         } else {
-            buffer.data.push(&data);
+            buffer.data.push(data);
         }
         buffer.records += 1;
         buffer.oldest_ms = buffer.oldest_ms.min(arrival_ms);

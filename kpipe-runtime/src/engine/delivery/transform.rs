@@ -2,9 +2,10 @@
 //! invocations with retries, and the invoker that runs the delivery's own processor.
 
 use super::{PROCESSING_FAILED, State};
+use crate::engine::stream::SourceRecord;
 use crate::firehose::{self, BatchRecord, ErrorDocument, Invoker};
 use crate::pipeline::guard::CatchUnwind;
-use crate::pipeline::{RecordProcessor, RecordResult};
+use crate::pipeline::{Appended, RecordProcessor, RecordResult};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -22,6 +23,19 @@ impl State {
             return;
         };
         self.tr.received += batch.len() as u64;
+        if let Some(processor) = invoker.in_process() {
+            self.tr.invocations += 1;
+            return self.run_in_process(processor, batch).await;
+        }
+        // Firehose derives record ids from the source record; so does kpipe (lineage).
+        let batch: Vec<BatchRecord> = batch
+            .into_iter()
+            .map(|r| BatchRecord {
+                record_id: super::record_id(r.shard, r.sequence, r.subsequence),
+                arrival_ms: r.arrival_ms,
+                data: r.data,
+            })
+            .collect();
         let mut attempts = 0u32;
         let outcome = loop {
             attempts += 1;
@@ -66,31 +80,15 @@ impl State {
                         .collect();
                     batch.iter().map(|b| by_id.remove(&b.record_id)).collect()
                 };
-                for (rec, result) in batch.into_iter().zip(results) {
+                for (rec, result) in batch.iter().zip(results) {
                     match result {
-                        Some(RecordResult::Ok {
-                            data,
-                            partition_keys,
-                        }) => {
-                            self.tr.ok += 1;
-                            self.deliver_record(data, partition_keys, rec.arrival_ms);
-                        }
-                        Some(RecordResult::Dropped) => {
-                            self.tr.dropped += 1;
-                            self.report.dropped += 1;
-                        }
-                        Some(RecordResult::Failed(message)) => {
-                            self.fail_transform(
-                                &rec,
-                                attempts,
-                                firehose::PROCESSING_FAILED_CODE,
-                                message,
-                                now,
-                            );
+                        Some(result) => {
+                            self.on_result(result, &rec.data, rec.arrival_ms, attempts, now)
                         }
                         // validate_response guarantees every id is answered.
                         None => self.fail_transform(
-                            &rec,
+                            &rec.data,
+                            rec.arrival_ms,
                             attempts,
                             "Lambda.MissingRecordId",
                             "no result".into(),
@@ -101,15 +99,95 @@ impl State {
             }
             Err(e) => {
                 for rec in &batch {
-                    self.fail_transform(rec, attempts, e.code(), e.to_string(), now);
+                    self.fail_transform(
+                        &rec.data,
+                        rec.arrival_ms,
+                        attempts,
+                        e.code(),
+                        e.to_string(),
+                        now,
+                    );
                 }
+            }
+        }
+    }
+
+    /// A batch through an in-process transform ([`Invoker::in_process`]): the records are
+    /// processed on as many threads as pay off, each part into one buffer, then delivered in
+    /// order from those buffers. What each record becomes is what one invocation of
+    /// [`LocalInvoker`] makes of it.
+    async fn run_in_process(
+        &mut self,
+        processor: &Arc<dyn RecordProcessor>,
+        batch: Vec<SourceRecord>,
+    ) {
+        let parts = process_in_parts(processor, &batch);
+        let now = self.task.clock.now_ms();
+        let mut records = batch.iter();
+        for part in parts {
+            let mut start = 0;
+            for answer in part.answers {
+                let rec = records.next().expect("transform: one answer per record");
+                match answer {
+                    Answer::Ok { end, keys } => {
+                        self.tr.ok += 1;
+                        self.deliver_record(&part.out[start..end], keys, rec.arrival_ms);
+                        start = end;
+                    }
+                    Answer::Dropped => {
+                        self.on_result(RecordResult::Dropped, &rec.data, rec.arrival_ms, 1, now)
+                    }
+                    Answer::Failed(m) => {
+                        self.on_result(RecordResult::Failed(m), &rec.data, rec.arrival_ms, 1, now)
+                    }
+                    Answer::Pending(future) => {
+                        // An async transform: awaited here, in order, like the invocation would.
+                        let result = future.await;
+                        self.on_result(result, &rec.data, rec.arrival_ms, 1, now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// What an invocation answered for one record.
+    fn on_result(
+        &mut self,
+        result: RecordResult,
+        data: &[u8],
+        arrival_ms: i64,
+        attempts: u32,
+        now: i64,
+    ) {
+        match result {
+            RecordResult::Ok {
+                data,
+                partition_keys,
+            } => {
+                self.tr.ok += 1;
+                self.deliver_record(&data, partition_keys, arrival_ms);
+            }
+            RecordResult::Dropped => {
+                self.tr.dropped += 1;
+                self.report.dropped += 1;
+            }
+            RecordResult::Failed(message) => {
+                self.fail_transform(
+                    data,
+                    arrival_ms,
+                    attempts,
+                    firehose::PROCESSING_FAILED_CODE,
+                    message,
+                    now,
+                );
             }
         }
     }
 
     pub(super) fn fail_transform(
         &mut self,
-        rec: &BatchRecord,
+        data: &[u8],
+        arrival_ms: i64,
         attempts: u32,
         code: &str,
         message: String,
@@ -118,16 +196,88 @@ impl State {
         self.tr.failed += 1;
         self.report.failed += 1;
         let doc = ErrorDocument::new(
-            &rec.data,
-            rec.arrival_ms,
+            data,
+            arrival_ms,
             attempts,
             code,
             message,
             now,
             self.task.lambda_arn.clone(),
         );
-        self.write_error(PROCESSING_FAILED, doc.to_line(), rec.arrival_ms);
+        self.write_error(PROCESSING_FAILED, doc.to_line(), arrival_ms);
     }
+}
+
+/// Source bytes per thread below which another thread costs more than it saves.
+const MIN_BYTES_PER_THREAD: usize = 256 * 1024;
+
+/// What became of one record of a part ([`process_in_parts`]).
+enum Answer {
+    /// Its output ends at `end` in the part's buffer (and starts where the previous `Ok`
+    /// output ended).
+    Ok {
+        end: usize,
+        keys: Vec<(&'static str, String)>,
+    },
+    Dropped,
+    Failed(String),
+    /// Waiting on an async transform.
+    Pending(crate::pipeline::BoxFuture<RecordResult>),
+}
+
+/// Consecutive records processed on one thread: their outputs back to back in one buffer.
+struct Part {
+    out: Vec<u8>,
+    answers: Vec<Answer>,
+}
+
+fn process_part(processor: &dyn RecordProcessor, records: &[SourceRecord]) -> Part {
+    let bytes: usize = records.iter().map(|r| r.data.len()).sum();
+    // Outputs are usually about as large as their inputs: one allocation, rarely regrown.
+    let mut out = Vec::with_capacity(bytes + bytes / 8);
+    let answers = records
+        .iter()
+        .map(|r| match processor.process_into(&r.data, &mut out) {
+            Appended::Ok(keys) => Answer::Ok {
+                end: out.len(),
+                keys,
+            },
+            Appended::Dropped => Answer::Dropped,
+            Appended::Failed(m) => Answer::Failed(m),
+            Appended::Pending(future) => Answer::Pending(future),
+        })
+        .collect();
+    Part { out, answers }
+}
+
+/// Processes `records` in consecutive parts, one per thread that pays off (the machine's
+/// cores, at least [`MIN_BYTES_PER_THREAD`] each), the first on this thread.
+fn process_in_parts(processor: &Arc<dyn RecordProcessor>, records: &[SourceRecord]) -> Vec<Part> {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let bytes: usize = records.iter().map(|r| r.data.len()).sum();
+    let threads = cores.min(bytes / MIN_BYTES_PER_THREAD).max(1);
+    if threads == 1 {
+        return vec![process_part(&**processor, records)];
+    }
+    let per = records.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let others: Vec<_> = records[per..]
+            .chunks(per)
+            .map(|part| scope.spawn(move || process_part(&**processor, part)))
+            .collect();
+        let mut parts = vec![process_part(&**processor, &records[..per])];
+        for other in others {
+            // User code runs under catch_unwind; a panic here is kpipe's, and stops the
+            // delivery as any other bug does.
+            parts.push(
+                other
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            );
+        }
+        parts
+    })
 }
 
 /// The invoker that runs a delivery's own record processor: the transform as the generated
@@ -152,5 +302,76 @@ impl std::fmt::Debug for LocalInvoker {
 impl Invoker for LocalInvoker {
     fn invoke<'a>(&'a self, records: &'a [BatchRecord]) -> firehose::InvokeFuture<'a> {
         Box::pin(async move { Ok(firehose::invoke_batch(&*self.processor, records).await) })
+    }
+
+    fn in_process(&self) -> Option<&Arc<dyn RecordProcessor>> {
+        Some(&self.processor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Upper-cases a record, drops `drop…` and fails `fail…`.
+    struct Shout;
+
+    impl RecordProcessor for Shout {
+        fn process_into(&self, data: &[u8], out: &mut Vec<u8>) -> Appended {
+            if data.starts_with(b"drop") {
+                return Appended::Dropped;
+            }
+            if data.starts_with(b"fail") {
+                return Appended::Failed(String::from_utf8_lossy(data).into_owned());
+            }
+            out.extend(data.iter().map(u8::to_ascii_uppercase));
+            Appended::Ok(vec![("n", data.len().to_string())])
+        }
+    }
+
+    #[test]
+    fn parts_answer_every_record_in_order_as_one_thread_does() {
+        // 1.5 MiB: more than one thread's worth on a machine with two cores or more.
+        let records: Vec<SourceRecord> = (0..24_000u64)
+            .map(|i| {
+                let text = match i % 7 {
+                    3 => format!("drop record {i:060}"),
+                    5 => format!("fail record {i:060}"),
+                    _ => format!("keep record {i:060}"),
+                };
+                SourceRecord {
+                    data: bytes::Bytes::from(text),
+                    arrival_ms: 0,
+                    shard: 0,
+                    sequence: i,
+                    subsequence: 0,
+                }
+            })
+            .collect();
+        let processor: Arc<dyn RecordProcessor> = Arc::new(Shout);
+        let parts = process_in_parts(&processor, &records);
+        if std::thread::available_parallelism().is_ok_and(|n| n.get() > 1) {
+            assert!(parts.len() > 1, "split across threads");
+        }
+        let mut records = records.iter();
+        for part in &parts {
+            let mut start = 0;
+            for answer in &part.answers {
+                let r = records.next().expect("no more answers than records");
+                let text = std::str::from_utf8(&r.data).unwrap();
+                match answer {
+                    Answer::Ok { end, keys } => {
+                        assert_eq!(&part.out[start..*end], text.to_uppercase().as_bytes());
+                        assert_eq!(keys, &[("n", text.len().to_string())]);
+                        start = *end;
+                    }
+                    Answer::Dropped => assert!(text.starts_with("drop")),
+                    Answer::Failed(m) => assert_eq!(m, text),
+                    Answer::Pending(_) => panic!("nothing here is async"),
+                }
+            }
+            assert_eq!(start, part.out.len());
+        }
+        assert!(records.next().is_none(), "every record answered");
     }
 }
