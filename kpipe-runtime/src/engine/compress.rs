@@ -66,16 +66,7 @@ pub(crate) fn compress(
         Compression::None => {
             return Ok(chunks.into_iter().map(bytes::Bytes::from).collect());
         }
-        Compression::Gzip => {
-            let mut enc = flate2::write::GzEncoder::new(
-                Vec::with_capacity(data.len / 4),
-                flate2::Compression::default(),
-            );
-            for c in &chunks {
-                enc.write_all(c)?;
-            }
-            enc.finish()?
-        }
+        Compression::Gzip => return gzip(chunks, data.len),
         Compression::Zip => {
             let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
             let options = zip::write::SimpleFileOptions::default()
@@ -111,6 +102,101 @@ pub(crate) fn compress(
         }
     };
     Ok(body.into())
+}
+
+/// Objects smaller than this are gzip-compressed on one thread.
+const PARALLEL_GZIP_MIN: usize = 4 * CHUNK;
+
+/// The machine's cores (at least 1).
+pub(crate) fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Gzip: one member (GZIP file format, RFC 1952: <https://www.rfc-editor.org/rfc/rfc1952>),
+/// as Firehose writes it. A large object on a machine with more than one core is compressed
+/// in consecutive groups of chunks, one per core, the way pigz does it: each group is a raw
+/// deflate stream flushed to a byte boundary and left open, the last one finished, so back to
+/// back they are one deflate stream (RFC 1951: <https://www.rfc-editor.org/rfc/rfc1951>);
+/// the checksum is the groups' CRC-32s combined. Any gzip reader reads it as the one member
+/// it is; it is a few bytes per group larger than one thread's output.
+fn gzip(chunks: Vec<Vec<u8>>, len: usize) -> std::io::Result<object_store::PutPayload> {
+    let threads = cores().min(len / PARALLEL_GZIP_MIN).max(1);
+    if threads == 1 {
+        let mut enc = flate2::write::GzEncoder::new(
+            Vec::with_capacity(len / 4),
+            flate2::Compression::default(),
+        );
+        for c in &chunks {
+            enc.write_all(c)?;
+        }
+        return Ok(enc.finish()?.into());
+    }
+    // Consecutive chunks of about len / threads bytes per group.
+    let mut groups: Vec<&[Vec<u8>]> = Vec::with_capacity(threads);
+    let (mut start, mut bytes) = (0, 0);
+    for (i, c) in chunks.iter().enumerate() {
+        bytes += c.len();
+        if bytes >= len * (groups.len() + 1) / threads && groups.len() + 1 < threads {
+            groups.push(&chunks[start..=i]);
+            start = i + 1;
+        }
+    }
+    groups.push(&chunks[start..]);
+    let last = groups.len() - 1;
+    let deflated: Vec<std::io::Result<(Vec<u8>, flate2::Crc)>> = std::thread::scope(|scope| {
+        let others: Vec<_> = groups[1..]
+            .iter()
+            .enumerate()
+            .map(|(i, group)| scope.spawn(move || deflate(group, i + 1 == last)))
+            .collect();
+        let mut all = vec![deflate(groups[0], last == 0)];
+        for other in others {
+            all.push(
+                other
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            );
+        }
+        all
+    });
+    // The header flate2's GzEncoder writes at the default level: no flags, no time, OS unknown.
+    let mut parts = vec![bytes::Bytes::from_static(&[
+        0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255,
+    ])];
+    let mut crc = flate2::Crc::new();
+    for group in deflated {
+        let (body, group_crc) = group?;
+        crc.combine(&group_crc);
+        parts.push(bytes::Bytes::from(body));
+    }
+    let mut trailer = Vec::with_capacity(8);
+    trailer.extend_from_slice(&crc.sum().to_le_bytes());
+    // ISIZE: the input's length modulo 2^32.
+    trailer.extend_from_slice(&(len as u32).to_le_bytes());
+    parts.push(bytes::Bytes::from(trailer));
+    Ok(parts.into_iter().collect())
+}
+
+/// One group of [`gzip`]: raw deflate, finished if `last`, else flushed to a byte boundary
+/// and left open; and its CRC-32.
+fn deflate(chunks: &[Vec<u8>], last: bool) -> std::io::Result<(Vec<u8>, flate2::Crc)> {
+    let bytes: usize = chunks.iter().map(Vec::len).sum();
+    let mut enc = flate2::write::DeflateEncoder::new(
+        Vec::with_capacity(bytes / 4),
+        flate2::Compression::default(),
+    );
+    let mut crc = flate2::Crc::new();
+    for c in chunks {
+        enc.write_all(c)?;
+        crc.update(c);
+    }
+    let body = if last {
+        enc.finish()?
+    } else {
+        enc.flush_finish()?
+    };
+    Ok((body, crc))
 }
 
 /// Reverses the engine's compression of an object (tests and tools use it to read objects back).
@@ -191,5 +277,38 @@ mod tests {
         assert_eq!(&one(Compression::Gzip)[..2], &[0x1f, 0x8b]);
         assert_eq!(&one(Compression::Snappy)[..4], &[0xff, 0x06, 0x00, 0x00]);
         assert_eq!(&one(Compression::Zip)[..2], b"PK");
+    }
+
+    #[test]
+    fn a_large_object_is_one_gzip_member_whichever_the_threads() {
+        // About 10 MB of records in 1 MiB chunks: more than one group on a machine with two cores.
+        let mut chunks = Chunks::default();
+        let mut data = Vec::new();
+        for i in 0..250_000u32 {
+            let line = format!(
+                "{{\"n\":{i},\"note\":\"reading {}\"}}\n",
+                i.wrapping_mul(2_654_435_761)
+            );
+            chunks.push(line.as_bytes());
+            data.extend_from_slice(line.as_bytes());
+        }
+        assert!(data.len() > 2 * PARALLEL_GZIP_MIN, "{}", data.len());
+        let packed = flatten(compress(chunks, Compression::Gzip, "o").unwrap());
+        // A single-member reader reads it all: it is one member, not several back to back.
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&packed[..]), &mut out)
+            .unwrap();
+        assert_eq!(out, data);
+        // And it is what one thread writes but for the group boundaries: within 1% in size.
+        let mut one = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        one.write_all(&data).unwrap();
+        let one = one.finish().unwrap();
+        assert_eq!(packed[..10], one[..10], "the same header");
+        assert!(
+            packed.len() <= one.len() + one.len() / 100,
+            "{} vs {}",
+            packed.len(),
+            one.len()
+        );
     }
 }
