@@ -33,6 +33,15 @@ impl Chunks {
         self.len += data.len();
     }
 
+    /// Appends a whole buffer, as a chunk of its own when it is large (no copy).
+    pub(crate) fn push_owned(&mut self, data: Vec<u8>) {
+        if data.len() < CHUNK / 4 {
+            return self.push(&data);
+        }
+        self.len += data.len();
+        self.chunks.push(data);
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.len
     }

@@ -112,6 +112,35 @@ impl State {
         }
     }
 
+    /// Whether `bytes` more fit in the destination's one buffer (no partitions) without
+    /// reaching its size, so that delivering them record by record would flush nothing.
+    pub(super) fn fits_whole(&self, bytes: usize) -> bool {
+        let held = self.buffers.get(&Vec::new()).map_or(0, Buffer::bytes);
+        held + (bytes as u64) < self.task.s3.buffer.size_bytes
+    }
+
+    /// The outputs of `records` records back to back (the oldest arrived at `oldest_ms`) into
+    /// the destination's one buffer, which they fit in ([`State::fits_whole`]): what
+    /// [`State::deliver_record`] does for each, at once.
+    pub(super) fn deliver_whole(&mut self, outputs: Vec<u8>, records: u64, oldest_ms: i64) {
+        if records == 0 {
+            return;
+        }
+        self.report.destination.received += records;
+        if !self.buffers.contains_key(&Vec::new()) {
+            let d = self.buffer_deadline();
+            self.note_deadline(d);
+            self.buffers.insert(Vec::new(), Buffer::new(oldest_ms, d));
+        }
+        let buffer = self
+            .buffers
+            .get_mut(&Vec::new())
+            .expect("delivery: buffer was just ensured");
+        buffer.data.push_owned(outputs);
+        buffer.records += records;
+        buffer.oldest_ms = buffer.oldest_ms.min(oldest_ms);
+    }
+
     /// A record that reached the S3 stage but cannot be delivered: an error document (with
     /// the record as the destination got it, without kpipe's delimiter) under `error_type`.
     pub(super) fn fail_in_destination(

@@ -123,8 +123,39 @@ impl State {
     ) {
         let parts = process_in_parts(processor, &batch);
         let now = self.task.clock.now_ms();
+        // Without partitions or conversion every output goes to the one buffer: a part whose
+        // outputs fit in it goes there whole, its buffer becoming the object's next chunk.
+        let one_buffer = self.task.s3.partition_keys.is_empty() && self.task.conversion.is_none();
         let mut records = batch.iter();
         for part in parts {
+            if one_buffer && !part.pending && self.fits_whole(part.out.len()) {
+                let (mut delivered, mut oldest_ms) = (0u64, i64::MAX);
+                for answer in part.answers {
+                    let rec = records.next().expect("transform: one answer per record");
+                    match answer {
+                        Answer::Ok { .. } => {
+                            delivered += 1;
+                            oldest_ms = oldest_ms.min(rec.arrival_ms);
+                        }
+                        Answer::Dropped => {
+                            self.on_result(RecordResult::Dropped, &rec.data, rec.arrival_ms, 1, now)
+                        }
+                        Answer::Failed(m) => self.on_result(
+                            RecordResult::Failed(m),
+                            &rec.data,
+                            rec.arrival_ms,
+                            1,
+                            now,
+                        ),
+                        Answer::Pending(_) => {
+                            unreachable!("a part with pending answers goes record by record")
+                        }
+                    }
+                }
+                self.tr.ok += delivered;
+                self.deliver_whole(part.out, delivered, oldest_ms);
+                continue;
+            }
             let mut start = 0;
             for answer in part.answers {
                 let rec = records.next().expect("transform: one answer per record");
@@ -229,12 +260,15 @@ enum Answer {
 struct Part {
     out: Vec<u8>,
     answers: Vec<Answer>,
+    /// Some answer is [`Answer::Pending`].
+    pending: bool,
 }
 
 fn process_part(processor: &dyn RecordProcessor, records: &[SourceRecord]) -> Part {
     let bytes: usize = records.iter().map(|r| r.data.len()).sum();
     // Outputs are usually about as large as their inputs: one allocation, rarely regrown.
     let mut out = Vec::with_capacity(bytes + bytes / 8);
+    let mut pending = false;
     let answers = records
         .iter()
         .map(|r| match processor.process_into(&r.data, &mut out) {
@@ -244,10 +278,17 @@ fn process_part(processor: &dyn RecordProcessor, records: &[SourceRecord]) -> Pa
             },
             Appended::Dropped => Answer::Dropped,
             Appended::Failed(m) => Answer::Failed(m),
-            Appended::Pending(future) => Answer::Pending(future),
+            Appended::Pending(future) => {
+                pending = true;
+                Answer::Pending(future)
+            }
         })
         .collect();
-    Part { out, answers }
+    Part {
+        out,
+        answers,
+        pending,
+    }
 }
 
 /// Processes `records` in consecutive parts, one per thread that pays off (the machine's
