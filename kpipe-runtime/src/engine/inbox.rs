@@ -109,26 +109,14 @@ mod tests {
     fn records(n: usize, size: usize) -> Feed {
         Feed::Records(
             (0..n)
-                .map(|i| SourceRecord {
-                    data: Bytes::from(vec![0u8; size]),
-                    arrival_ms: 0,
-                    shard: 0,
-                    sequence: i as u64,
-                    subsequence: 0,
-                })
+                .map(|i| SourceRecord::new(Bytes::from(vec![0u8; size]), 0, 0, i as u64))
                 .collect(),
         )
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_full_budget_makes_senders_wait_until_the_reader_is_done() {
-        let one = cost(&SourceRecord {
-            data: Bytes::from(vec![0u8; 1000]),
-            arrival_ms: 0,
-            shard: 0,
-            sequence: 0,
-            subsequence: 0,
-        });
+        let one = cost(&SourceRecord::new(Bytes::from(vec![0u8; 1000]), 0, 0, 0));
         let (tx, mut rx) = with_budget(16, 3 * one);
         tx.send(records(2, 1000)).await.unwrap();
         tx.send(records(1, 1000)).await.unwrap();

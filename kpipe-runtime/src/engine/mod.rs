@@ -239,13 +239,7 @@ impl DirectProducer {
             .clone()
             .ok_or(PutError::Closed)?;
         let sequence = self.input.counter.fetch_add(1, Ordering::Relaxed) + 1;
-        let record = SourceRecord {
-            data,
-            arrival_ms: self.input.clock.now_ms(),
-            shard: 0,
-            sequence,
-            subsequence: 0,
-        };
+        let record = SourceRecord::new(data, self.input.clock.now_ms(), 0, sequence);
         tx.send(Feed::Records(vec![record]))
             .await
             .map_err(|_| put_error(&self.input.failure))

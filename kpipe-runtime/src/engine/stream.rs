@@ -103,6 +103,24 @@ pub(crate) struct SourceRecord {
     pub(crate) sequence: u64,
     /// The user record's place in a KPL aggregate (0 for ordinary records).
     pub(crate) subsequence: u32,
+    /// The data starts as a KPL aggregate does: it may be one (checked in full where it is
+    /// de-aggregated). Known from where the record was put, so a delivery does not read the
+    /// bytes of every record for it.
+    pub(crate) aggregate: bool,
+}
+
+impl SourceRecord {
+    /// A record as put: `sequence` in `shard`.
+    pub(crate) fn new(data: Bytes, arrival_ms: i64, shard: u32, sequence: u64) -> SourceRecord {
+        SourceRecord {
+            aggregate: data.starts_with(&crate::kpl::MAGIC),
+            data,
+            arrival_ms,
+            shard,
+            sequence,
+            subsequence: 0,
+        }
+    }
 }
 
 struct ShardState {
@@ -387,13 +405,7 @@ impl LocalStream {
             self.records.fetch_add(1, Ordering::Relaxed);
             self.bytes.fetch_add(size, Ordering::Relaxed);
             self.per_shard[shard].fetch_add(1, Ordering::Relaxed);
-            accepted.push(SourceRecord {
-                data,
-                arrival_ms,
-                shard: shard as u32,
-                sequence,
-                subsequence: 0,
-            });
+            accepted.push(SourceRecord::new(data, arrival_ms, shard as u32, sequence));
             results.push(Ok(PutRecordOutput { shard, sequence }));
         }
         if !accepted.is_empty() {

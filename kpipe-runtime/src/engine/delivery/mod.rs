@@ -342,11 +342,14 @@ impl State {
 
     async fn on_record(&mut self, r: SourceRecord) {
         // Firehose de-aggregates KPL records before the transform (Firehose API, CreateDeliveryStream: https://docs.aws.amazon.com/firehose/latest/APIReference/API_CreateDeliveryStream.html; KPL aggregation format: https://github.com/awslabs/amazon-kinesis-producer/blob/master/aggregation-format.md).
-        if let Some(subs) = crate::kpl::user_records(&r.data) {
+        if r.aggregate
+            && let Some(subs) = crate::kpl::user_records(&r.data)
+        {
             for (sub, data) in subs.into_iter().enumerate() {
                 let record = SourceRecord {
                     data: data.into(),
                     subsequence: sub as u32,
+                    aggregate: false,
                     ..r.clone()
                 };
                 Box::pin(self.on_user_record(record)).await;
@@ -560,12 +563,8 @@ mod tests {
         Feed::Records(
             data.iter()
                 .enumerate()
-                .map(|(i, d)| SourceRecord {
-                    data: bytes::Bytes::from_static(d.as_bytes()),
-                    arrival_ms: 0,
-                    shard: 0,
-                    sequence: i as u64 + 1,
-                    subsequence: 0,
+                .map(|(i, d)| {
+                    SourceRecord::new(bytes::Bytes::from_static(d.as_bytes()), 0, 0, i as u64 + 1)
                 })
                 .collect(),
         )

@@ -13,7 +13,9 @@ impl State {
     /// Invokes the transform with the current batch, retrying a failed invocation
     /// `retries` times (Amazon Data Firehose, Handle failure in data transformation: <https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-failure-handling.html>).
     pub(super) async fn invoke(&mut self) {
-        let batch = std::mem::take(&mut self.batch);
+        // The next batch is likely as long as this one: room for it at once, no regrowth.
+        let capacity = self.batch.len();
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(capacity));
         self.batch_bytes = 0;
         self.batch_deadline = None;
         if batch.is_empty() {
@@ -380,13 +382,7 @@ mod tests {
                     5 => format!("fail record {i:060}"),
                     _ => format!("keep record {i:060}"),
                 };
-                SourceRecord {
-                    data: bytes::Bytes::from(text),
-                    arrival_ms: 0,
-                    shard: 0,
-                    sequence: i,
-                    subsequence: 0,
-                }
+                SourceRecord::new(bytes::Bytes::from(text), 0, 0, i)
             })
             .collect();
         let processor: Arc<dyn RecordProcessor> = Arc::new(Shout);
