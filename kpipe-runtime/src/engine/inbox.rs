@@ -10,7 +10,8 @@
 
 use super::stream::{Feed, SourceRecord};
 use std::sync::Arc;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc};
 
 /// Bytes of records a reader's input holds before sending waits: 64 MiB per delivery or
 /// consumer (documented in docs/engine.md, "Memory").
@@ -89,10 +90,21 @@ impl Inbox {
             Held::default()
         } else {
             let n = bytes.min(INPUT_BUDGET).min(u32::MAX as usize) as u32;
-            // Closed at shutdown: from then on nothing waits for the budget.
-            Held(Arc::clone(&self.budget).acquire_many_owned(n).await.ok())
+            // Without waiting when the budget has room (the usual case, and cheaper than
+            // polling a future); closed at shutdown: from then on nothing waits for it.
+            match Arc::clone(&self.budget).try_acquire_many_owned(n) {
+                Ok(permit) => Held(Some(permit)),
+                Err(TryAcquireError::Closed) => Held(None),
+                Err(TryAcquireError::NoPermits) => {
+                    Held(Arc::clone(&self.budget).acquire_many_owned(n).await.ok())
+                }
+            }
         };
-        self.tx.send((feed, held)).await.map_err(|e| e.0.0)
+        match self.tx.try_send((feed, held)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(sent)) => self.tx.send(sent).await.map_err(|e| e.0.0),
+            Err(TrySendError::Closed(sent)) => Err(sent.0),
+        }
     }
 
     /// Stops making senders wait for the budget (shutdown).

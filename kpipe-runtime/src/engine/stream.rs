@@ -325,8 +325,84 @@ impl LocalStream {
     ) -> Result<Result<PutRecordOutput, EntryError>, PutError> {
         let shard = self.route(partition_key, explicit, data.len())?;
         let size = (data.len() + partition_key.len()) as u64;
-        let mut out = self.append(vec![(shard, size, data)]).await?;
-        Ok(out.pop().expect("stream: one entry in, one result out"))
+        // One record, one shard: `append` without its bookkeeping for many.
+        let Some(senders) = self.senders() else {
+            return Err(PutError::Closed);
+        };
+        let mut state = self.shards[shard].lock().await;
+        let arrival_ms = self.clock.now_ms();
+        let sequence = match self.admit(&mut state, shard, size, self.now()) {
+            Ok(sequence) => sequence,
+            Err(e) => return Ok(Err(e)),
+        };
+        let record = SourceRecord::new(data, arrival_ms, shard as u32, sequence);
+        // Sent while the shard is locked, so every delivery sees it in order.
+        self.send(&senders, vec![record]).await?;
+        drop(state);
+        Ok(Ok(PutRecordOutput { shard, sequence }))
+    }
+
+    /// The time shard limits are counted in, when they are enforced.
+    fn now(&self) -> Option<Instant> {
+        self.enforce_limits.then(Instant::now)
+    }
+
+    /// Takes one record of `size` bytes into `shard` (whose state is `state`, locked): its
+    /// sequence number, or the shard's write limit refusing it (limits only count with
+    /// `now`, when enforced).
+    fn admit(
+        &self,
+        state: &mut ShardState,
+        shard: usize,
+        size: u64,
+        now: Option<Instant>,
+    ) -> Result<u64, EntryError> {
+        if let Some(now) = now {
+            if now.duration_since(state.window_start) >= Duration::from_secs(1) {
+                state.window_start = now;
+                state.window_records = 0;
+            }
+            let refill = now.duration_since(state.tank_at).as_micros() as u64 * SHARD_BYTES_PER_SEC
+                / 1_000_000;
+            if refill > 0 {
+                state.tank_bytes = (state.tank_bytes + refill).min(self.tank);
+                state.tank_at = now;
+            }
+            if state.window_records + 1 > SHARD_RECORDS_PER_SEC || state.tank_bytes < size {
+                self.throttled.fetch_add(1, Ordering::Relaxed);
+                return Err(EntryError::ProvisionedThroughputExceeded {
+                    shard_id: shard::shard_id(shard),
+                });
+            }
+            state.window_records += 1;
+            state.tank_bytes -= size;
+        }
+        let sequence = state.next_sequence;
+        state.next_sequence += 1;
+        self.records.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(size, Ordering::Relaxed);
+        self.per_shard[shard].fetch_add(1, Ordering::Relaxed);
+        Ok(sequence)
+    }
+
+    /// Hands accepted records to every reader of the stream (the caller holds their shards'
+    /// locks, so every reader sees each shard in order).
+    async fn send(
+        &self,
+        senders: &Subscribers,
+        accepted: Vec<SourceRecord>,
+    ) -> Result<(), PutError> {
+        if let Some((last, rest)) = senders.split_last() {
+            for tx in rest {
+                tx.send(Feed::Records(accepted.clone()))
+                    .await
+                    .map_err(|_| self.send_error())?;
+            }
+            last.send(Feed::Records(accepted))
+                .await
+                .map_err(|_| self.send_error())?;
+        }
+        Ok(())
     }
 
     pub(crate) async fn put_records(
@@ -370,7 +446,7 @@ impl LocalStream {
         for &i in &involved {
             guards.push(self.shards[i].lock().await);
         }
-        let now = Instant::now();
+        let now = self.now();
         let arrival_ms = self.clock.now_ms();
         let mut accepted = Vec::with_capacity(entries.len());
         let mut results = Vec::with_capacity(entries.len());
@@ -378,48 +454,17 @@ impl LocalStream {
             let state = &mut guards[involved
                 .binary_search(&shard)
                 .expect("stream: shard was locked")];
-            if self.enforce_limits {
-                if now.duration_since(state.window_start) >= Duration::from_secs(1) {
-                    state.window_start = now;
-                    state.window_records = 0;
+            match self.admit(state, shard, size, now) {
+                Ok(sequence) => {
+                    accepted.push(SourceRecord::new(data, arrival_ms, shard as u32, sequence));
+                    results.push(Ok(PutRecordOutput { shard, sequence }));
                 }
-                let refill = now.duration_since(state.tank_at).as_micros() as u64
-                    * SHARD_BYTES_PER_SEC
-                    / 1_000_000;
-                if refill > 0 {
-                    state.tank_bytes = (state.tank_bytes + refill).min(self.tank);
-                    state.tank_at = now;
-                }
-                if state.window_records + 1 > SHARD_RECORDS_PER_SEC || state.tank_bytes < size {
-                    self.throttled.fetch_add(1, Ordering::Relaxed);
-                    results.push(Err(EntryError::ProvisionedThroughputExceeded {
-                        shard_id: shard::shard_id(shard),
-                    }));
-                    continue;
-                }
-                state.window_records += 1;
-                state.tank_bytes -= size;
+                Err(e) => results.push(Err(e)),
             }
-            let sequence = state.next_sequence;
-            state.next_sequence += 1;
-            self.records.fetch_add(1, Ordering::Relaxed);
-            self.bytes.fetch_add(size, Ordering::Relaxed);
-            self.per_shard[shard].fetch_add(1, Ordering::Relaxed);
-            accepted.push(SourceRecord::new(data, arrival_ms, shard as u32, sequence));
-            results.push(Ok(PutRecordOutput { shard, sequence }));
         }
         if !accepted.is_empty() {
             // Sent while the shards are locked, so every delivery sees them in order.
-            if let Some((last, rest)) = senders.split_last() {
-                for tx in rest {
-                    tx.send(Feed::Records(accepted.clone()))
-                        .await
-                        .map_err(|_| self.send_error())?;
-                }
-                last.send(Feed::Records(accepted))
-                    .await
-                    .map_err(|_| self.send_error())?;
-            }
+            self.send(&senders, accepted).await?;
         }
         drop(guards);
         Ok(results)
