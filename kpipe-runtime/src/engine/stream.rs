@@ -417,11 +417,26 @@ impl LocalStream {
             return Err(PutError::RequestTooLarge(total));
         }
         // Like AWS, an invalid entry fails the whole request before anything is written.
-        let mut routed = Vec::with_capacity(entries.len());
-        for (key, explicit, data) in entries {
-            let shard = self.route(&key, explicit, data.len())?;
-            routed.push((shard, (key.len() + data.len()) as u64, data));
+        for (key, _, data) in &entries {
+            self.check_entry(key, data.len())?;
         }
+        let mut hashes = shard::hash_keys(
+            entries
+                .iter()
+                .filter(|(_, explicit, _)| explicit.is_none())
+                .map(|(key, _, _)| key.as_str()),
+        )
+        .into_iter();
+        let routed = entries
+            .into_iter()
+            .map(|(key, explicit, data)| {
+                let hash = explicit
+                    .or_else(|| hashes.next())
+                    .expect("stream: a hash per key");
+                let size = (key.len() + data.len()) as u64;
+                (shard::shard_for(&self.starts, hash), size, data)
+            })
+            .collect();
         let records = self.append(routed).await?;
         Ok(PutRecordsOutput {
             failed_record_count: records.iter().filter(|r| r.is_err()).count(),
