@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// The runtime API's side: every request the binary makes, on whichever connection it comes
 /// (the runtime's HTTP client may open a new one at any time), with a handle to answer it.
 struct Api {
-    requests: std::sync::mpsc::Receiver<(String, Vec<u8>, std::net::TcpStream)>,
+    requests: std::sync::mpsc::Receiver<Request>,
 }
 
 impl Api {
@@ -23,8 +23,9 @@ impl Api {
                 std::thread::spawn(move || {
                     let writer = stream.try_clone().unwrap();
                     let mut reader = BufReader::new(stream);
-                    while let Some((line, body)) = read_request(&mut reader) {
-                        if tx.send((line, body, writer.try_clone().unwrap())).is_err() {
+                    while let Some((line, headers, body)) = read_request(&mut reader) {
+                        let request = (line, body, writer.try_clone().unwrap(), headers);
+                        if tx.send(request).is_err() {
                             break;
                         }
                     }
@@ -35,10 +36,7 @@ impl Api {
     }
 
     /// The next request, within 60 s; `None` at once if the binary has exited.
-    fn next(
-        &self,
-        child: &mut std::process::Child,
-    ) -> Option<(String, Vec<u8>, std::net::TcpStream)> {
+    fn next(&self, child: &mut std::process::Child) -> Option<Request> {
         let give_up = std::time::Instant::now() + Duration::from_secs(60);
         while std::time::Instant::now() < give_up {
             match self.requests.recv_timeout(Duration::from_millis(100)) {
@@ -51,13 +49,20 @@ impl Api {
     }
 }
 
-/// Reads one HTTP request: (request line, body).
-fn read_request(reader: &mut BufReader<std::net::TcpStream>) -> Option<(String, Vec<u8>)> {
+/// A request the binary made: its request line, body, the connection to answer on, and its
+/// headers (`name: value`, names in lower case).
+type Request = (String, Vec<u8>, std::net::TcpStream, Vec<String>);
+
+/// Reads one HTTP request: (request line, headers, body).
+fn read_request(
+    reader: &mut BufReader<std::net::TcpStream>,
+) -> Option<(String, Vec<String>, Vec<u8>)> {
     let mut line = String::new();
     if reader.read_line(&mut line).ok()? == 0 {
         return None;
     }
     let mut length = 0;
+    let mut headers = Vec::new();
     loop {
         let mut header = String::new();
         reader.read_line(&mut header).ok()?;
@@ -65,15 +70,16 @@ fn read_request(reader: &mut BufReader<std::net::TcpStream>) -> Option<(String, 
         if h.is_empty() {
             break;
         }
-        if let Some((name, value)) = h.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse().ok()?;
+        if let Some((name, value)) = h.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().ok()?;
+            }
+            headers.push(format!("{}: {}", name.to_ascii_lowercase(), value.trim()));
         }
     }
     let mut body = vec![0; length];
     reader.read_exact(&mut body).ok()?;
-    Some((line.trim_end().to_owned(), body))
+    Some((line.trim_end().to_owned(), headers, body))
 }
 
 #[test]
@@ -136,7 +142,7 @@ fn the_binary_answers_firehose_invocations_one_after_another() {
         + 60_000;
     let api = Api::serve(listener);
 
-    let (next, _, mut writer) = api
+    let (next, _, mut writer, _) = api
         .next(&mut child)
         .expect("the binary asks for an invocation");
     assert!(
@@ -150,12 +156,14 @@ fn the_binary_answers_firehose_invocations_one_after_another() {
     )
     .unwrap();
 
-    let (post, body, mut writer) = api.next(&mut child).expect("the binary posts a response");
+    let (post, body, mut writer, _) = api.next(&mut child).expect("the binary posts a response");
     write!(writer, "HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n").unwrap();
     // The next invocations on the same connection: a 1.5 MB event (read on two threads, as
-    // the function's 4,000 MB buy them), then one that is not JSON.
+    // the function's 4,000 MB buy them), then one that is not JSON. Both come with an
+    // invocation id, which the answer must echo (AWS Lambda, Using the Lambda runtime API for
+    // custom runtimes: https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html).
     let mut invoke = |request_id: &str, event: &str| {
-        let (next, _, mut writer) = api
+        let (next, _, mut writer, _) = api
             .next(&mut child)
             .expect("the binary asks for an invocation");
         assert!(
@@ -164,12 +172,14 @@ fn the_binary_answers_firehose_invocations_one_after_another() {
         );
         write!(
             writer,
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nlambda-runtime-aws-request-id: {request_id}\r\nlambda-runtime-deadline-ms: {deadline}\r\nlambda-runtime-invoked-function-arn: arn:aws:lambda:us-west-2:123456789012:function:telemetry-enrich\r\ncontent-length: {}\r\n\r\n{event}",
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nlambda-runtime-aws-request-id: {request_id}\r\nlambda-runtime-invocation-id: inv-{request_id}\r\nlambda-runtime-deadline-ms: {deadline}\r\nlambda-runtime-invoked-function-arn: arn:aws:lambda:us-west-2:123456789012:function:telemetry-enrich\r\ncontent-length: {}\r\n\r\n{event}",
             event.len()
         )
         .unwrap();
-        let (line, body, mut writer) = api.next(&mut child).expect("the binary answers");
+        let (line, body, mut writer, headers) = api.next(&mut child).expect("the binary answers");
         write!(writer, "HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n").unwrap();
+        let echoed = format!("lambda-runtime-invocation-id: inv-{request_id}");
+        assert!(headers.contains(&echoed), "{echoed} in {headers:?}");
         (line, body)
     };
     let big_records: Vec<serde_json::Value> = (0..6_000)
