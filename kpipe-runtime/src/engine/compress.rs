@@ -33,10 +33,15 @@ impl Chunks {
         self.len += data.len();
     }
 
-    /// Appends a whole buffer, as a chunk of its own when it is large (no copy).
-    pub(crate) fn push_owned(&mut self, data: Vec<u8>) {
+    /// Appends a whole buffer, as a chunk of its own when it is large (no copy). Room it
+    /// holds beyond a quarter of its length is given back, so what a buffer holds stays close
+    /// to the bytes it counts.
+    pub(crate) fn push_owned(&mut self, mut data: Vec<u8>) {
         if data.len() < CHUNK / 4 {
             return self.push(&data);
+        }
+        if data.capacity() - data.len() > data.len() / 4 {
+            data.shrink_to_fit();
         }
         self.len += data.len();
         self.chunks.push(data);
