@@ -163,7 +163,7 @@ impl ConsumerTask {
                     // leave the shard's queue. A shard task ends only after its sender is
                     // dropped.
                     let share = held.split_off(records.iter().map(inbox::cost).sum());
-                    let _ = tx.send((Feed::Records(records), share));
+                    let _ = tx.send((Feed::Records(records.into()), share));
                 }
             }
         }
@@ -304,7 +304,8 @@ impl ShardConsumer {
 
     fn take(&mut self, (feed, held): Sent) {
         match feed {
-            Feed::Records(mut records) => {
+            Feed::Records(records) => {
+                let mut records = records.into_vec();
                 let mut held = held;
                 if let crate::spec::StartingPosition::AtTimestamp(secs) =
                     self.spec.starting_position

@@ -240,7 +240,7 @@ impl DirectProducer {
             .ok_or(PutError::Closed)?;
         let sequence = self.input.counter.fetch_add(1, Ordering::Relaxed) + 1;
         let record = SourceRecord::new(data, self.input.clock.now_ms(), 0, sequence);
-        tx.send(Feed::Records(vec![record]))
+        tx.send(Feed::Records(smallvec::smallvec![record]))
             .await
             .map_err(|_| put_error(&self.input.failure))
     }

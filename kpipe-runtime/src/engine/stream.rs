@@ -136,7 +136,7 @@ struct ShardState {
 #[derive(Debug)]
 pub(crate) enum Feed {
     /// The records of one put call, in shard order.
-    Records(Vec<SourceRecord>),
+    Records(Records),
     /// Records read from a real stream that break the stream's declared limits: each reader
     /// fails them into its error output (deliveries) or discards them (consumers), with the
     /// reason, and goes on.
@@ -148,6 +148,10 @@ pub(crate) enum Feed {
     /// stored (and so no checkpoint may pass it).
     Flush(oneshot::Sender<Result<(), String>>),
 }
+
+/// The records of one message: one record (a PutRecord) needs no allocation of its own (slow
+/// to make when the thread that frees it is another one, as it always is here).
+pub(crate) type Records = smallvec::SmallVec<[SourceRecord; 1]>;
 
 /// A source record the stream refused (see [`Feed::Rejected`]).
 #[derive(Debug)]
@@ -337,7 +341,7 @@ impl LocalStream {
         };
         let record = SourceRecord::new(data, arrival_ms, shard as u32, sequence);
         // Sent while the shard is locked, so every delivery sees it in order.
-        self.send(&senders, vec![record]).await?;
+        self.send(&senders, smallvec::smallvec![record]).await?;
         drop(state);
         Ok(Ok(PutRecordOutput { shard, sequence }))
     }
@@ -387,11 +391,7 @@ impl LocalStream {
 
     /// Hands accepted records to every reader of the stream (the caller holds their shards'
     /// locks, so every reader sees each shard in order).
-    async fn send(
-        &self,
-        senders: &Subscribers,
-        accepted: Vec<SourceRecord>,
-    ) -> Result<(), PutError> {
+    async fn send(&self, senders: &Subscribers, accepted: Records) -> Result<(), PutError> {
         if let Some((last, rest)) = senders.split_last() {
             for tx in rest {
                 tx.send(Feed::Records(accepted.clone()))
@@ -479,7 +479,7 @@ impl LocalStream {
         }
         if !accepted.is_empty() {
             // Sent while the shards are locked, so every delivery sees them in order.
-            self.send(&senders, accepted).await?;
+            self.send(&senders, Records::from_vec(accepted)).await?;
         }
         drop(guards);
         Ok(results)
