@@ -6,8 +6,10 @@
 //! response that misses or repeats a `recordId` fails the whole invocation, which is retried;
 //! records that still fail become error documents under the error prefix.
 //!
-//! The local engine and the generated Lambda handler both go through [`invoke_batch`], so
-//! local behaviour and AWS behaviour cannot drift apart.
+//! The local engine and the generated Lambda handler run every record through the same
+//! [`RecordProcessor`] (the engine's in-process invoker directly, on every core; a batch for
+//! any other invoker through [`invoke_batch`]; the handler record by record as it reads the
+//! event), so local behaviour and AWS behaviour cannot drift apart.
 
 use crate::pipeline::{RecordProcessor, RecordResult};
 use base64::Engine as _;

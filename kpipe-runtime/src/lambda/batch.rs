@@ -321,8 +321,8 @@ impl<'a> Chunk<'a> {
             self.input.clear();
             self.output.clear();
             // Decode base64 per record: a bad record fails alone. Each record goes through
-            // the same processor as in the local engine (`firehose::invoke_batch` does
-            // exactly this per record).
+            // the same processor as in the local engine (`process_into`, as the engine's
+            // in-process transform calls it).
             let data = &self.records[i].data;
             let appended = match base64_simd::STANDARD.decode_append(&**data, &mut self.input) {
                 Ok(()) => match crate::kpl::user_records(&self.input) {
