@@ -128,6 +128,22 @@ kpipe_runtime::pipeline! {
 /// 2026-11-27T08:00:00Z
 const START_MS: i64 = 1_795_766_400_000;
 
+kpipe_runtime::pipeline! {
+    pipeline Multicore {
+        stream readings: Reading { capacity: provisioned(shards: 2), partition_key: sensor_id }
+        transform enrich: Reading -> Enriched { function: crate::enrich, buffer: 1MiB or 60s }
+        s3 flat: Enriched { bucket: "acme-flat" }
+        s3 by_site: Enriched {
+            bucket: "acme-by-site",
+            prefix: "site=!{partitionKeyFromQuery:site}/",
+            error_prefix: "errors/!{firehose:error-output-type}/",
+            partition_keys: { site: .site },
+        }
+        delivery to_flat: readings -> enrich -> flat;
+        delivery to_sites: readings -> enrich -> by_site;
+    }
+}
+
 fn reading(sensor_id: &str, site: &str, celsius: f64) -> Reading {
     Reading {
         sensor_id: sensor_id.into(),
@@ -2024,4 +2040,95 @@ async fn an_invoker_for_another_pipelines_transform_is_refused() {
         matches!(&err, kpipe_runtime::engine::EngineError::UnknownStage(s) if s == "transform `enrich`"),
         "{err}"
     );
+}
+
+/// The lines of a store's objects under `prefix` (uncompressed), in key order.
+async fn lines_under(store: &InMemory, prefix: &str) -> Vec<String> {
+    objects(store)
+        .await
+        .iter()
+        .filter(|(key, _)| key.starts_with(prefix))
+        .flat_map(|(_, bytes)| {
+            String::from_utf8(bytes.clone())
+                .unwrap()
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+// Batches of 1 MiB, split across the machine's cores: what each record becomes, and the order
+// of what is delivered, are those of one thread, with and without partitions.
+#[tokio::test(start_paused = true)]
+async fn a_batch_processed_on_every_core_keeps_order_and_accounts_for_every_record() {
+    let store = Arc::new(InMemory::new());
+    let engine = Multicore::local()
+        .store(store.clone())
+        .start_time_ms(START_MS)
+        .start()
+        .unwrap();
+    let producer = engine.producer(Multicore::readings()).unwrap();
+    let sites = ["berlin", "oslo", "lisbon"];
+    let readings: Vec<Reading> = (0..20_000)
+        .map(|i| {
+            let id = if i % 7 == 3 {
+                format!("test-{i}")
+            } else {
+                format!("sensor-{i:05}")
+            };
+            let celsius = if i % 11 == 5 {
+                -300.0
+            } else {
+                (i % 400) as f64 / 10.0
+            };
+            reading(&id, sites[i % 3], celsius)
+        })
+        .collect();
+    for chunk in readings.chunks(500) {
+        let out = producer.put_batch(chunk).await.unwrap();
+        assert_eq!(out.failed_record_count, 0);
+    }
+    let report = engine.shutdown().await.unwrap();
+    assert!(report.is_conserved(), "{report}");
+    let expected: Vec<Enriched> = readings
+        .iter()
+        .filter_map(|r| match enrich(r.clone()) {
+            Outcome::Ok(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    let dropped = readings
+        .iter()
+        .filter(|r| r.sensor_id.starts_with("test-"))
+        .count();
+    let failed = readings.len() - expected.len() - dropped;
+    assert!(failed > 1000 && dropped > 1000, "{failed} {dropped}");
+    for d in &report.deliveries {
+        assert_eq!(d.delivered as usize, expected.len(), "{}", d.name);
+        assert_eq!(d.dropped as usize, dropped, "{}", d.name);
+        assert_eq!(d.failed as usize, failed, "{}", d.name);
+    }
+    // Without partitions: the records in the order they were put, byte for byte.
+    let line = |e: &Enriched| serde_json::to_string(e).unwrap();
+    let flat = lines_under(&store, "acme-flat/2").await;
+    assert_eq!(flat.len(), expected.len());
+    assert!(
+        flat.into_iter().eq(expected.iter().map(line)),
+        "the flat lake holds the records in put order"
+    );
+    // With partitions: each site's records in the order they were put.
+    for site in sites {
+        let got = lines_under(&store, &format!("acme-by-site/site={site}/")).await;
+        let want = expected.iter().filter(|e| e.site == site).map(line);
+        assert!(got.into_iter().eq(want), "site {site} in put order");
+    }
+    // Every failed record is an error document, in each delivery.
+    let documents: usize = objects(&store)
+        .await
+        .iter()
+        .filter(|(key, _)| key.contains("processing-failed"))
+        .map(|(_, bytes)| bytes.iter().filter(|b| **b == b'\n').count())
+        .sum();
+    assert_eq!(documents, 2 * failed);
 }
