@@ -121,12 +121,6 @@ pub(crate) fn compress(
 /// Objects smaller than this are gzip-compressed on one thread.
 const PARALLEL_GZIP_MIN: usize = 4 * CHUNK;
 
-/// The machine's cores (at least 1).
-pub(crate) fn cores() -> usize {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-}
-
 /// Gzip: one member (GZIP file format, RFC 1952: <https://www.rfc-editor.org/rfc/rfc1952>),
 /// as Firehose writes it. A large object on a machine with more than one core is compressed
 /// in consecutive groups of chunks, one per core, the way pigz does it: each group is a raw
@@ -135,7 +129,7 @@ pub(crate) fn cores() -> usize {
 /// the checksum is the groups' CRC-32s combined. Any gzip reader reads it as the one member
 /// it is; it is a few bytes per group larger than one thread's output.
 fn gzip(chunks: Vec<Vec<u8>>, len: usize) -> std::io::Result<object_store::PutPayload> {
-    let threads = cores().min(len / PARALLEL_GZIP_MIN).max(1);
+    let threads = super::parallel::cores().min(len / PARALLEL_GZIP_MIN).max(1);
     if threads == 1 {
         let mut enc = flate2::write::GzEncoder::new(
             Vec::with_capacity(len / 4),
@@ -158,22 +152,10 @@ fn gzip(chunks: Vec<Vec<u8>>, len: usize) -> std::io::Result<object_store::PutPa
     }
     groups.push(&chunks[start..]);
     let last = groups.len() - 1;
-    let deflated: Vec<std::io::Result<(Vec<u8>, flate2::Crc)>> = std::thread::scope(|scope| {
-        let others: Vec<_> = groups[1..]
-            .iter()
-            .enumerate()
-            .map(|(i, group)| scope.spawn(move || deflate(group, i + 1 == last)))
-            .collect();
-        let mut all = vec![deflate(groups[0], last == 0)];
-        for other in others {
-            all.push(
-                other
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            );
-        }
-        all
-    });
+    let deflated =
+        super::parallel::map_on_threads(groups.into_iter().enumerate().collect(), |(i, group)| {
+            deflate(group, i == last)
+        });
     // The header flate2's GzEncoder writes at the default level: no flags, no time, OS unknown.
     let mut parts = vec![bytes::Bytes::from_static(&[
         0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255,

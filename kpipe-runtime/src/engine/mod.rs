@@ -52,6 +52,7 @@ pub mod input;
 mod jq;
 mod naming;
 mod on_failure;
+mod parallel;
 mod report;
 mod shard;
 mod staging;

@@ -2,6 +2,7 @@
 //! invocations with retries, and the invoker that runs the delivery's own processor.
 
 use super::{PROCESSING_FAILED, State};
+use crate::engine::parallel;
 use crate::engine::stream::SourceRecord;
 use crate::firehose::{self, BatchRecord, ErrorDocument, Invoker};
 use crate::pipeline::guard::CatchUnwind;
@@ -130,38 +131,16 @@ impl State {
         let one_buffer = self.task.s3.partition_keys.is_empty() && self.task.conversion.is_none();
         let mut records = batch.iter();
         for part in parts {
-            if one_buffer && !part.pending && self.fits_whole(part.out.len()) {
-                let (mut delivered, mut oldest_ms) = (0u64, i64::MAX);
-                for answer in part.answers {
-                    let rec = records.next().expect("transform: one answer per record");
-                    match answer {
-                        Answer::Ok { .. } => {
-                            delivered += 1;
-                            oldest_ms = oldest_ms.min(rec.arrival_ms);
-                        }
-                        Answer::Dropped => {
-                            self.on_result(RecordResult::Dropped, &rec.data, rec.arrival_ms, 1, now)
-                        }
-                        Answer::Failed(m) => self.on_result(
-                            RecordResult::Failed(m),
-                            &rec.data,
-                            rec.arrival_ms,
-                            1,
-                            now,
-                        ),
-                        Answer::Pending(_) => {
-                            unreachable!("a part with pending answers goes record by record")
-                        }
-                    }
-                }
-                self.tr.ok += delivered;
-                self.deliver_whole(part.out, delivered, oldest_ms);
-                continue;
-            }
-            let mut start = 0;
+            // Whole: every output of the part goes in at once, after the loop.
+            let whole = one_buffer && !part.pending && self.fits_whole(part.out.len());
+            let (mut start, mut delivered, mut oldest_ms) = (0, 0u64, i64::MAX);
             for answer in part.answers {
                 let rec = records.next().expect("transform: one answer per record");
                 match answer {
+                    Answer::Ok { .. } if whole => {
+                        delivered += 1;
+                        oldest_ms = oldest_ms.min(rec.arrival_ms);
+                    }
                     Answer::Ok { end, keys } => {
                         self.tr.ok += 1;
                         self.deliver_record(&part.out[start..end], keys, rec.arrival_ms);
@@ -179,6 +158,10 @@ impl State {
                         self.on_result(result, &rec.data, rec.arrival_ms, 1, now);
                     }
                 }
+            }
+            if whole {
+                self.tr.ok += delivered;
+                self.deliver_whole(part.out, delivered, oldest_ms);
             }
         }
     }
@@ -296,30 +279,11 @@ fn process_part(processor: &dyn RecordProcessor, records: &[SourceRecord]) -> Pa
 /// Processes `records` in consecutive parts, one per thread that pays off (the machine's
 /// cores, at least [`MIN_BYTES_PER_THREAD`] each), the first on this thread.
 fn process_in_parts(processor: &Arc<dyn RecordProcessor>, records: &[SourceRecord]) -> Vec<Part> {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let bytes: usize = records.iter().map(|r| r.data.len()).sum();
-    let threads = cores.min(bytes / MIN_BYTES_PER_THREAD).max(1);
-    if threads == 1 {
-        return vec![process_part(&**processor, records)];
-    }
-    let per = records.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let others: Vec<_> = records[per..]
-            .chunks(per)
-            .map(|part| scope.spawn(move || process_part(&**processor, part)))
-            .collect();
-        let mut parts = vec![process_part(&**processor, &records[..per])];
-        for other in others {
-            // User code runs under catch_unwind; a panic here is kpipe's, and stops the
-            // delivery as any other bug does.
-            parts.push(
-                other
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            );
-        }
-        parts
+    let threads = parallel::cores().min(bytes / MIN_BYTES_PER_THREAD).max(1);
+    let per = records.len().div_ceil(threads).max(1);
+    parallel::map_on_threads(records.chunks(per).collect(), |part| {
+        process_part(&**processor, part)
     })
 }
 
