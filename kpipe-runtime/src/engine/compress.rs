@@ -152,10 +152,12 @@ fn gzip(chunks: Vec<Vec<u8>>, len: usize) -> std::io::Result<object_store::PutPa
     }
     groups.push(&chunks[start..]);
     let last = groups.len() - 1;
-    let deflated =
-        super::parallel::map_on_threads(groups.into_iter().enumerate().collect(), |(i, group)| {
-            deflate(group, i == last)
-        });
+    let threads = groups.len();
+    let deflated = super::parallel::map_on_threads(
+        groups.into_iter().enumerate().collect(),
+        threads,
+        |(i, group)| deflate(group, i == last),
+    );
     // The header flate2's GzEncoder writes at the default level: no flags, no time, OS unknown.
     let mut parts = vec![bytes::Bytes::from_static(&[
         0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255,

@@ -11,18 +11,23 @@
 use super::stream::{Feed, SourceRecord};
 use std::sync::Arc;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc};
+use tokio::sync::{Semaphore, TryAcquireError, mpsc};
 
 /// Bytes of records a reader's input holds before sending waits: 64 MiB per delivery or
 /// consumer (documented in docs/engine.md, "Memory").
 pub(crate) const INPUT_BUDGET: usize = 64 << 20;
 
 /// Messages (put calls) a reader's input holds.
-const CAPACITY: usize = 1024;
+const CAPACITY: usize = 65_536;
 
 /// What a record costs the budget: its bytes and its bookkeeping.
 pub(crate) fn cost(r: &SourceRecord) -> usize {
-    r.data.len() + std::mem::size_of::<SourceRecord>()
+    cost_of(r.data.len())
+}
+
+/// What a record of `len` bytes costs the budget.
+pub(crate) fn cost_of(len: usize) -> usize {
+    len + std::mem::size_of::<SourceRecord>()
 }
 
 fn feed_cost(feed: &Feed) -> usize {
@@ -33,25 +38,44 @@ fn feed_cost(feed: &Feed) -> usize {
     }
 }
 
-/// Permits held for records in flight; released when dropped.
+/// Permits held for records in flight; given back to the budget when dropped.
 #[derive(Debug, Default)]
-pub(crate) struct Held(Option<OwnedSemaphorePermit>);
+pub(crate) struct Held {
+    permits: usize,
+    /// The budget they go back to (`None` while nothing is held).
+    budget: Option<Arc<Semaphore>>,
+}
 
 impl Held {
     /// Takes `bytes` of what is held (all of it, when less is held).
     pub(crate) fn split_off(&mut self, bytes: usize) -> Held {
-        match &mut self.0 {
-            Some(p) if p.num_permits() > bytes => Held(p.split(bytes)),
-            _ => Held(self.0.take()),
+        let permits = bytes.min(self.permits);
+        self.permits -= permits;
+        Held {
+            permits,
+            budget: if self.permits == 0 {
+                self.budget.take()
+            } else {
+                self.budget.clone()
+            },
         }
     }
 
-    /// Adds `other` to what is held.
-    pub(crate) fn merge(&mut self, other: Held) {
-        match (&mut self.0, other.0) {
-            (Some(p), Some(o)) => p.merge(o),
-            (None, o) => self.0 = o,
-            (_, None) => {}
+    /// Adds `other` to what is held (permits of one budget: each reader has its own).
+    pub(crate) fn merge(&mut self, mut other: Held) {
+        self.permits += std::mem::take(&mut other.permits);
+        if self.budget.is_none() {
+            self.budget = other.budget.take();
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(budget) = &self.budget
+            && self.permits > 0
+        {
+            budget.add_permits(self.permits);
         }
     }
 }
@@ -59,13 +83,95 @@ impl Held {
 /// A message and the permits it holds.
 pub(crate) type Sent = (Feed, Held);
 
+/// A message as the channel carries it: the permits are a count, turned back into a [`Held`]
+/// by the reader (no reference to the budget per message: the producer and the reader would
+/// take turns writing its counter).
+type Message = (Feed, u32);
+
 /// The receiving half of a reader's input.
-pub(crate) type InboxRx = mpsc::Receiver<Sent>;
+#[derive(Debug)]
+pub(crate) struct InboxRx {
+    rx: mpsc::Receiver<Message>,
+    budget: Arc<Semaphore>,
+    /// Messages taken by [`InboxRx::recv_many`], kept for its next call.
+    scratch: Vec<Message>,
+}
+
+impl InboxRx {
+    fn held(&self, permits: u32) -> Held {
+        Held {
+            permits: permits as usize,
+            budget: (permits > 0).then(|| Arc::clone(&self.budget)),
+        }
+    }
+
+    /// The next message, `None` once every sender is gone and the input is empty.
+    pub(crate) async fn recv(&mut self) -> Option<Sent> {
+        let (feed, permits) = self.rx.recv().await?;
+        Some((feed, self.held(permits)))
+    }
+
+    /// Takes up to `limit` messages into `feeds` (waiting for one if there is none), and what
+    /// they hold as one [`Held`]; `0` once every sender is gone and the input is empty.
+    pub(crate) async fn recv_many(&mut self, feeds: &mut Vec<Feed>, limit: usize) -> (usize, Held) {
+        let n = self.rx.recv_many(&mut self.scratch, limit).await;
+        let mut permits = 0;
+        feeds.extend(self.scratch.drain(..).map(|(feed, p)| {
+            permits += p as usize;
+            feed
+        }));
+        let held = Held {
+            permits,
+            budget: (permits > 0).then(|| Arc::clone(&self.budget)),
+        };
+        (n, held)
+    }
+
+    /// A message without waiting, if there is one.
+    pub(crate) fn try_recv(&mut self) -> Option<Sent> {
+        let (feed, permits) = self.rx.try_recv().ok()?;
+        Some((feed, self.held(permits)))
+    }
+
+    /// Refuses further messages; those already sent can still be received.
+    pub(crate) fn close(&mut self) {
+        self.rx.close();
+    }
+}
+
+/// Room reserved for one message in a reader's input ([`Inbox::reserve`]); given back if
+/// dropped unsent.
+#[derive(Debug)]
+pub(crate) struct Slot<'a> {
+    permit: Option<mpsc::Permit<'a, Message>>,
+    permits: u32,
+    budget: &'a Semaphore,
+}
+
+impl Slot<'_> {
+    /// Sends `feed` without waiting. Records it holds fewer of than were reserved for (a
+    /// shard refused some) give their room back.
+    pub(crate) fn send(mut self, feed: Feed) {
+        let used = feed_cost(&feed).min(self.permits as usize) as u32;
+        self.permits -= used;
+        if let Some(permit) = self.permit.take() {
+            permit.send((feed, used));
+        }
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if self.permits > 0 {
+            self.budget.add_permits(self.permits as usize);
+        }
+    }
+}
 
 /// The sending half of a reader's input.
 #[derive(Clone, Debug)]
 pub(crate) struct Inbox {
-    tx: mpsc::Sender<Sent>,
+    tx: mpsc::Sender<Message>,
     budget: Arc<Semaphore>,
 }
 
@@ -78,33 +184,70 @@ pub(crate) fn inbox() -> (Inbox, InboxRx) {
 pub(crate) fn with_budget(messages: usize, bytes: usize) -> (Inbox, InboxRx) {
     let (tx, rx) = mpsc::channel(messages);
     let budget = Arc::new(Semaphore::new(bytes));
-    (Inbox { tx, budget }, rx)
+    (
+        Inbox {
+            tx,
+            budget: Arc::clone(&budget),
+        },
+        InboxRx {
+            rx,
+            budget,
+            scratch: Vec::new(),
+        },
+    )
 }
 
 impl Inbox {
     /// Sends `feed` once its records fit in the budget (a message larger than the whole
     /// budget waits for all of it). `Err` when the reader is gone.
     pub(crate) async fn send(&self, feed: Feed) -> Result<(), Feed> {
-        let bytes = feed_cost(&feed);
-        let held = if bytes == 0 {
-            Held::default()
+        match self.reserve(feed_cost(&feed)).await {
+            Some(slot) => {
+                slot.send(feed);
+                Ok(())
+            }
+            None => Err(feed),
+        }
+    }
+
+    /// Room for one message of records costing `bytes` ([`cost`]): waits until the budget
+    /// and the channel have it, so that [`Slot::send`] never waits (senders reserve first,
+    /// then lock the shards they put to and send under the lock). `None` when the reader is
+    /// gone.
+    pub(crate) async fn reserve(&self, bytes: usize) -> Option<Slot<'_>> {
+        let permits = if bytes == 0 {
+            0
         } else {
             let n = bytes.min(INPUT_BUDGET).min(u32::MAX as usize) as u32;
             // Without waiting when the budget has room (the usual case, and cheaper than
-            // polling a future); closed at shutdown: from then on nothing waits for it.
-            match Arc::clone(&self.budget).try_acquire_many_owned(n) {
-                Ok(permit) => Held(Some(permit)),
-                Err(TryAcquireError::Closed) => Held(None),
-                Err(TryAcquireError::NoPermits) => {
-                    Held(Arc::clone(&self.budget).acquire_many_owned(n).await.ok())
+            // polling a future); closed at shutdown: from then on nothing waits for it. The
+            // permits travel as a count; the reader gives them back.
+            match self.budget.try_acquire_many(n) {
+                Ok(permit) => {
+                    permit.forget();
+                    n
                 }
+                Err(TryAcquireError::Closed) => 0,
+                Err(TryAcquireError::NoPermits) => match self.budget.acquire_many(n).await {
+                    Ok(permit) => {
+                        permit.forget();
+                        n
+                    }
+                    Err(_closed) => 0,
+                },
             }
         };
-        match self.tx.try_send((feed, held)) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(sent)) => self.tx.send(sent).await.map_err(|e| e.0.0),
-            Err(TrySendError::Closed(sent)) => Err(sent.0),
-        }
+        let permit = match self.tx.try_reserve() {
+            Ok(permit) => Some(permit),
+            Err(TrySendError::Full(())) => self.tx.reserve().await.ok(),
+            Err(TrySendError::Closed(())) => None,
+        };
+        let slot = Slot {
+            permit,
+            permits,
+            budget: &self.budget,
+        };
+        slot.permit.is_some().then_some(slot)
     }
 
     /// Stops making senders wait for the budget (shutdown).
@@ -146,5 +289,35 @@ mod tests {
         // Closed, nothing waits: a message over the whole budget goes through at once.
         tx.close();
         tx.send(records(10, 1000)).await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn room_reserved_and_not_used_goes_back_to_the_budget() {
+        let one = cost(&SourceRecord::new(Bytes::from(vec![0u8; 1000]), 0, 0, 0));
+        let (tx, mut rx) = with_budget(1, 2 * one);
+        // Dropped unsent (a shard refused the record): the room and the channel's slot are back.
+        drop(tx.reserve(2 * one).await.unwrap());
+        // Room for two records, one sent (the other refused): one record's room is back.
+        tx.reserve(2 * one).await.unwrap().send(records(1, 1000));
+        let (_, held) = rx.recv().await.unwrap();
+        let second = tokio::spawn({
+            let tx = tx.clone();
+            async move { tx.reserve(one).await.map(|_| ()) }
+        });
+        tokio::task::yield_now().await;
+        assert!(second.is_finished(), "one record's room was given back");
+        second.await.unwrap().unwrap();
+        // The message's own room goes back when the reader is done with it.
+        let both = tokio::spawn({
+            let tx = tx.clone();
+            async move { tx.reserve(2 * one).await.map(|_| ()) }
+        });
+        tokio::task::yield_now().await;
+        assert!(!both.is_finished(), "the reader still holds one record");
+        drop(held);
+        both.await.unwrap().unwrap();
+        // Once the reader is gone there is no room, and nothing is held.
+        drop(rx);
+        assert!(tx.reserve(one).await.is_none());
     }
 }

@@ -3,14 +3,15 @@
 //! deliveries that read the stream.
 
 use super::clock::Clock;
-use super::inbox::Inbox;
+use super::inbox::{self, Inbox, Slot};
 use super::shard;
 use crate::pipeline::StreamDef;
 use crate::spec::StreamSpec;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::sync::{Mutex, oneshot};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use tokio::sync::oneshot;
 use tokio::time::{Duration, Instant};
 
 pub use crate::limits::{MAX_BATCH_BYTES, MAX_BATCH_RECORDS, PutError};
@@ -273,12 +274,28 @@ impl LocalStream {
             // Closed: shutdown delivers everything.
             return Ok(());
         };
-        // Every shard locked, in index order as puts lock them: no put is half sent.
-        let mut guards = Vec::with_capacity(self.shards.len());
-        for shard in &self.shards {
-            guards.push(shard.lock().await);
+        // Room for the flush first, then every shard locked, in index order as puts lock
+        // them: no put is half sent.
+        let mut slots = Vec::with_capacity(senders.len());
+        for tx in senders.iter() {
+            slots.push(tx.reserve(0).await);
         }
-        let acks = send_flush(senders.iter()).await;
+        let guards: Vec<_> = (0..self.shards.len()).map(|i| self.lock(i)).collect();
+        let acks = slots
+            .into_iter()
+            .map(|slot| {
+                let (ack, done) = oneshot::channel();
+                match slot {
+                    Some(slot) => slot.send(Feed::Flush(ack)),
+                    // The reader is gone before shutdown: what it held is not known to be
+                    // stored.
+                    None => {
+                        let _ = ack.send(Err("a delivery or consumer task has stopped".to_owned()));
+                    }
+                }
+                done
+            })
+            .collect();
         drop(guards);
         flushed(acks).await
     }
@@ -333,17 +350,39 @@ impl LocalStream {
         let Some(senders) = self.senders() else {
             return Err(PutError::Closed);
         };
-        let mut state = self.shards[shard].lock().await;
+        let slots = self.reserve(&senders, inbox::cost_of(data.len())).await?;
+        let state = &mut *self.lock(shard);
         let arrival_ms = self.clock.now_ms();
-        let sequence = match self.admit(&mut state, shard, size, self.now()) {
+        let sequence = match self.admit(state, shard, size, self.now()) {
             Ok(sequence) => sequence,
             Err(e) => return Ok(Err(e)),
         };
         let record = SourceRecord::new(data, arrival_ms, shard as u32, sequence);
         // Sent while the shard is locked, so every delivery sees it in order.
-        self.send(&senders, smallvec::smallvec![record]).await?;
-        drop(state);
+        send(slots, smallvec::smallvec![record]);
         Ok(Ok(PutRecordOutput { shard, sequence }))
+    }
+
+    /// A shard's state, locked. Puts lock a shard only to number and send what they
+    /// reserved room for, never across a wait.
+    fn lock(&self, shard: usize) -> MutexGuard<'_, ShardState> {
+        self.shards[shard]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Room in every reader's input for one message of records costing `bytes`, taken
+    /// before the shards are locked (waiting while a reader is behind).
+    async fn reserve<'a>(
+        &self,
+        senders: &'a Subscribers,
+        bytes: usize,
+    ) -> Result<Slots<'a>, PutError> {
+        let mut slots = Slots::new();
+        for tx in senders.iter() {
+            slots.push(tx.reserve(bytes).await.ok_or_else(|| self.send_error())?);
+        }
+        Ok(slots)
     }
 
     /// The time shard limits are counted in, when they are enforced.
@@ -387,22 +426,6 @@ impl LocalStream {
         self.bytes.fetch_add(size, Ordering::Relaxed);
         self.per_shard[shard].fetch_add(1, Ordering::Relaxed);
         Ok(sequence)
-    }
-
-    /// Hands accepted records to every reader of the stream (the caller holds their shards'
-    /// locks, so every reader sees each shard in order).
-    async fn send(&self, senders: &Subscribers, accepted: Records) -> Result<(), PutError> {
-        if let Some((last, rest)) = senders.split_last() {
-            for tx in rest {
-                tx.send(Feed::Records(accepted.clone()))
-                    .await
-                    .map_err(|_| self.send_error())?;
-            }
-            last.send(Feed::Records(accepted))
-                .await
-                .map_err(|_| self.send_error())?;
-        }
-        Ok(())
     }
 
     pub(crate) async fn put_records(
@@ -454,13 +477,12 @@ impl LocalStream {
         let Some(senders) = self.senders() else {
             return Err(PutError::Closed);
         };
+        let bytes = entries.iter().map(|e| inbox::cost_of(e.2.len())).sum();
+        let slots = self.reserve(&senders, bytes).await?;
         let mut involved: Vec<usize> = entries.iter().map(|e| e.0).collect();
         involved.sort_unstable();
         involved.dedup();
-        let mut guards = Vec::with_capacity(involved.len());
-        for &i in &involved {
-            guards.push(self.shards[i].lock().await);
-        }
+        let mut guards: Vec<_> = involved.iter().map(|&i| self.lock(i)).collect();
         let now = self.now();
         let arrival_ms = self.clock.now_ms();
         let mut accepted = Vec::with_capacity(entries.len());
@@ -479,10 +501,26 @@ impl LocalStream {
         }
         if !accepted.is_empty() {
             // Sent while the shards are locked, so every delivery sees them in order.
-            self.send(&senders, Records::from_vec(accepted)).await?;
+            send(slots, Records::from_vec(accepted));
         }
         drop(guards);
         Ok(results)
+    }
+}
+
+/// Room reserved in each reader's input, in the order of the stream's subscribers.
+type Slots<'a> = smallvec::SmallVec<[Slot<'a>; 2]>;
+
+/// Hands accepted records to every reader of the stream through the room reserved for them
+/// (the caller holds their shards' locks, so every reader sees each shard in order).
+fn send(slots: Slots<'_>, accepted: Records) {
+    let mut slots = slots.into_iter();
+    let last = slots.next_back();
+    for slot in slots {
+        slot.send(Feed::Records(accepted.clone()));
+    }
+    if let Some(last) = last {
+        last.send(Feed::Records(accepted));
     }
 }
 

@@ -241,17 +241,18 @@ impl State {
             tokio::select! {
                 // Many records per wake-up: the producer and this task run on different threads.
                 // Backpressure: no new records while the writes in flight are over budget.
-                n = self.task.rx.recv_many(&mut inbox, RECV_BATCH), if self.writing_bytes <= budget => {
+                (n, done) = self.task.rx.recv_many(&mut inbox, RECV_BATCH), if self.writing_bytes <= budget => {
                     if n == 0 {
                         return;
                     }
                     // A few records only: a producer putting them one by one (see below).
-                    let small = inbox.iter().map(|(feed, _)| match feed {
+                    let small = inbox.iter().map(|feed| match feed {
                         Feed::Records(records) => records.len(),
                         _ => SMALL_WAKE_UP,
                     }).sum::<usize>() < SMALL_WAKE_UP;
-                    // Each message's permits go back to the input budget once it is handled.
-                    for (feed, _held) in inbox.drain(..) {
+                    // The messages' permits go back to the input budget once they are handled,
+                    // all at once (one lock of the budget, not one per message).
+                    for feed in inbox.drain(..) {
                         match feed {
                             Feed::Records(records) => {
                                 self.unstarted = records.len() as u64;
@@ -271,6 +272,7 @@ impl State {
                             }
                         }
                     }
+                    drop(done);
                     if self.next_deadline().is_some_and(|d| d <= Instant::now()) {
                         self.on_deadline().await;
                     }
@@ -310,7 +312,7 @@ impl State {
             report.undelivered += b.records;
         }
         self.report.received += self.unstarted;
-        while let Ok((feed, _)) = self.task.rx.try_recv() {
+        while let Some((feed, _)) = self.task.rx.try_recv() {
             match feed {
                 Feed::Records(records) => self.report.received += records.len() as u64,
                 Feed::Rejected(rejected) => self.report.received += rejected.len() as u64,

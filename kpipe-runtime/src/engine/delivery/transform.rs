@@ -227,6 +227,13 @@ impl State {
 /// Source bytes per thread below which another thread costs more than it saves.
 const MIN_BYTES_PER_THREAD: usize = 256 * 1024;
 
+/// Parts a thread takes at most ([`process_in_parts`]).
+const PARTS_PER_THREAD: usize = 4;
+
+/// Source bytes per part at least: a part's output at least this large becomes a chunk of
+/// the object as it is (`Chunks::push_owned`), without a copy.
+const MIN_BYTES_PER_PART: usize = 256 * 1024;
+
 /// What became of one record of a part ([`process_in_parts`]).
 enum Answer {
     /// Its output ends at `end` in the part's buffer (and starts where the previous `Ok`
@@ -276,13 +283,20 @@ fn process_part(processor: &dyn RecordProcessor, records: &[SourceRecord]) -> Pa
     }
 }
 
-/// Processes `records` in consecutive parts, one per thread that pays off (the machine's
-/// cores, at least [`MIN_BYTES_PER_THREAD`] each), the first on this thread.
+/// Processes `records` in consecutive parts on as many threads as pay off (the machine's
+/// cores, at least [`MIN_BYTES_PER_THREAD`] each), this one included. There are a few parts
+/// per thread, each thread taking the next one when done, so a thread that shares its core
+/// with another (a producer) holds the batch up less.
 fn process_in_parts(processor: &Arc<dyn RecordProcessor>, records: &[SourceRecord]) -> Vec<Part> {
     let bytes: usize = records.iter().map(|r| r.data.len()).sum();
     let threads = parallel::cores().min(bytes / MIN_BYTES_PER_THREAD).max(1);
-    let per = records.len().div_ceil(threads).max(1);
-    parallel::map_on_threads(records.chunks(per).collect(), |part| {
+    let parts = if threads == 1 {
+        1
+    } else {
+        (PARTS_PER_THREAD * threads).min(bytes / MIN_BYTES_PER_PART)
+    };
+    let per = records.len().div_ceil(parts).max(1);
+    parallel::map_on_threads(records.chunks(per).collect(), threads, |part| {
         process_part(&**processor, part)
     })
 }
