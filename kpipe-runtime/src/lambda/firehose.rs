@@ -8,10 +8,10 @@
 
 use super::LambdaError;
 use super::batch::{self, Feeder, Record, Route};
+use super::event::{self, Item};
 use super::response::Style;
 use crate::pipeline::{Pipeline, RecordProcessor, TransformDef};
 use aws_lambda_events::firehose::{KinesisFirehoseResponse, KinesisFirehoseResponseRecord};
-use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
@@ -216,14 +216,11 @@ impl FirehoseHandler {
     /// invocation, Firehose sends them again.
     pub async fn handle_json(&self, event: &[u8]) -> Result<String, LambdaError> {
         self.answer(Style::Raw, event.len() + 64, event.len(), |feeder| {
-            // sonic-rs (SIMD) reads the event; ids and data are borrowed from it.
-            let mut de = sonic_rs::Deserializer::from_slice(event);
-            EventSeed {
-                handler: self,
-                feeder,
-            }
-            .deserialize(&mut de)?;
-            de.end()
+            // Ids and data are borrowed from the event (`event.rs`).
+            event::read(event, |item| match item {
+                Item::Arn(arn) => feeder.route(|| self.route(arn.as_deref(), false)),
+                Item::Record(record) => feeder.push(record),
+            })
         })
         .await
         .map_err(|e| match e {
@@ -317,234 +314,6 @@ enum Unanswered<E> {
     Lost,
     /// Answering every record takes more than Lambda's 6 MB, however they are answered.
     TooLarge(usize),
-}
-
-/// Reads the event's top-level object, handing records to the feeder as they are read.
-struct EventSeed<'h, 'f, 'a> {
-    handler: &'h FirehoseHandler,
-    feeder: &'f mut Feeder<'a>,
-}
-
-impl<'a> DeserializeSeed<'a> for EventSeed<'_, '_, 'a> {
-    type Value = ();
-
-    fn deserialize<D: serde::Deserializer<'a>>(self, d: D) -> Result<(), D::Error> {
-        // `deserialize_any` throughout: sonic-rs reads a value of the wrong type by skipping
-        // it recursively, with no limit, to name its type (see `Skip`).
-        d.deserialize_any(self)
-    }
-}
-
-impl<'a> Visitor<'a> for EventSeed<'_, '_, 'a> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a Firehose transformation event (an object with `records`)")
-    }
-
-    fn visit_map<M: MapAccess<'a>>(self, mut map: M) -> Result<(), M::Error> {
-        while let Some(key) = map.next_key::<Cow<'a, str>>()? {
-            match &*key {
-                "deliveryStreamArn" => {
-                    let arn = map.next_value_seed(Text { nullable: true })?;
-                    let handler = self.handler;
-                    self.feeder.route(|| handler.route(arn.as_deref(), false));
-                }
-                "records" => map.next_value_seed(RecordsSeed(&mut *self.feeder))?,
-                _ => map.next_value_seed(Skip(0))?,
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Reads the `records` array, one record at a time into the feeder.
-struct RecordsSeed<'f, 'a>(&'f mut Feeder<'a>);
-
-impl<'a> DeserializeSeed<'a> for RecordsSeed<'_, 'a> {
-    type Value = ();
-
-    fn deserialize<D: serde::Deserializer<'a>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'a> Visitor<'a> for RecordsSeed<'_, 'a> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("an array of records")
-    }
-
-    fn visit_seq<S: SeqAccess<'a>>(self, mut seq: S) -> Result<(), S::Error> {
-        while let Some(r) = seq.next_element::<RecordView<'a>>()? {
-            self.0.push(Record {
-                // sonic-rs borrows a string only when it has no escapes, and rejects raw
-                // control characters: such an id is written back as it came.
-                plain_id: matches!(r.record_id, Cow::Borrowed(_)),
-                id: r.record_id,
-                data: r.data,
-            });
-        }
-        Ok(())
-    }
-}
-
-/// One record, read in place: id and data borrowed from the event's bytes (copied only when a
-/// string has escapes).
-#[derive(Default)]
-struct RecordView<'a> {
-    record_id: Cow<'a, str>,
-    data: Cow<'a, str>,
-}
-
-impl<'a> Deserialize<'a> for RecordView<'a> {
-    fn deserialize<D: serde::Deserializer<'a>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(RecordVisitor)
-    }
-}
-
-struct RecordVisitor;
-
-impl<'a> Visitor<'a> for RecordVisitor {
-    type Value = RecordView<'a>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a record (an object with `recordId` and `data`)")
-    }
-
-    fn visit_map<M: MapAccess<'a>>(self, mut map: M) -> Result<RecordView<'a>, M::Error> {
-        let mut r = RecordView::default();
-        while let Some(key) = map.next_key::<Cow<'a, str>>()? {
-            match &*key {
-                "recordId" => r.record_id = Text::required(&mut map)?,
-                "data" => r.data = Text::required(&mut map)?,
-                _ => map.next_value_seed(Skip(0))?,
-            }
-        }
-        Ok(r)
-    }
-}
-
-/// A string (borrowed from the event when it has no escapes), or `null` when `nullable`.
-struct Text {
-    nullable: bool,
-}
-
-impl Text {
-    fn required<'a, M: MapAccess<'a>>(map: &mut M) -> Result<Cow<'a, str>, M::Error> {
-        Ok(map
-            .next_value_seed(Text { nullable: false })?
-            .unwrap_or_default())
-    }
-}
-
-impl<'a> DeserializeSeed<'a> for Text {
-    type Value = Option<Cow<'a, str>>;
-
-    fn deserialize<D: serde::Deserializer<'a>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'a> Visitor<'a> for Text {
-    type Value = Option<Cow<'a, str>>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.nullable {
-            "a string or null"
-        } else {
-            "a string"
-        })
-    }
-
-    fn visit_borrowed_str<E>(self, v: &'a str) -> Result<Self::Value, E> {
-        Ok(Some(Cow::Borrowed(v)))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Some(Cow::Owned(v.to_owned())))
-    }
-    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-        if self.nullable {
-            Ok(None)
-        } else {
-            Err(E::invalid_type(serde::de::Unexpected::Unit, &self))
-        }
-    }
-}
-
-/// How deep a value the handler skips may nest. Firehose's events nest four levels at most;
-/// a limit of the handler's own keeps the stack small whatever the reader allows.
-const MAX_SKIP_DEPTH: u32 = 32;
-
-/// Skips a value the handler does not read, refusing one nested deeper than
-/// [`MAX_SKIP_DEPTH`]. `IgnoredAny` would not do: sonic-rs skips it recursively with no
-/// limit, so an event nested 20,000 deep (40 KB) overflowed the stack.
-#[derive(Clone, Copy)]
-struct Skip(u32);
-
-impl Skip {
-    fn deeper<E: serde::de::Error>(self) -> Result<Skip, E> {
-        if self.0 >= MAX_SKIP_DEPTH {
-            return Err(E::custom(format_args!(
-                "a value nested more than {MAX_SKIP_DEPTH} levels deep"
-            )));
-        }
-        Ok(Skip(self.0 + 1))
-    }
-}
-
-impl<'a> DeserializeSeed<'a> for Skip {
-    type Value = ();
-
-    fn deserialize<D: serde::Deserializer<'a>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'a> Visitor<'a> for Skip {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_borrowed_str<E>(self, _: &'a str) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_none<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_seq<S: SeqAccess<'a>>(self, mut seq: S) -> Result<(), S::Error> {
-        let inner = self.deeper()?;
-        while seq.next_element_seed(inner)?.is_some() {}
-        Ok(())
-    }
-    fn visit_map<M: MapAccess<'a>>(self, mut map: M) -> Result<(), M::Error> {
-        let inner = self.deeper()?;
-        while map.next_key_seed(inner)?.is_some() {
-            map.next_value_seed(inner)?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@
 mod aggregate;
 mod batch;
 mod consumer;
+mod event;
 mod firehose;
 mod response;
 
