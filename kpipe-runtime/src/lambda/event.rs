@@ -95,10 +95,11 @@ pub(super) fn read<'a>(event: &'a [u8], mut item: impl FnMut(Item<'a>)) -> Resul
             }
         }
     }
-    match r.peek() {
-        Ok(_) => Err(r.error("trailing characters")),
-        Err(_) => Ok(()),
+    r.skip_whitespace();
+    if r.i < r.b.len() {
+        return Err(r.error("trailing characters"));
     }
+    Ok(())
 }
 
 /// Whether every byte is printable ASCII (`0x20..0x80`), eight at a time. It may say `false`
@@ -134,15 +135,23 @@ impl<'a> Reader<'a> {
         EventError::at(what.into(), self.b, self.i)
     }
 
-    /// The next byte that is not whitespace.
-    fn peek(&mut self) -> Result<u8, EventError> {
-        while let Some(&c) = self.b.get(self.i) {
-            if !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
-                return Ok(c);
-            }
+    fn skip_whitespace(&mut self) {
+        while self
+            .b
+            .get(self.i)
+            .is_some_and(|c| matches!(c, b' ' | b'\n' | b'\r' | b'\t'))
+        {
             self.i += 1;
         }
-        Err(self.error("EOF while parsing a value"))
+    }
+
+    /// The next byte that is not whitespace.
+    fn peek(&mut self) -> Result<u8, EventError> {
+        self.skip_whitespace();
+        match self.b.get(self.i) {
+            Some(&c) => Ok(c),
+            None => Err(self.error("EOF while parsing a value")),
+        }
     }
 
     fn colon(&mut self) -> Result<(), EventError> {
