@@ -276,26 +276,9 @@ impl LocalStream {
         };
         // Room for the flush first, then every shard locked, in index order as puts lock
         // them: no put is half sent.
-        let mut slots = Vec::with_capacity(senders.len());
-        for tx in senders.iter() {
-            slots.push(tx.reserve(0).await);
-        }
+        let slots = reserve_flush(senders.iter()).await;
         let guards: Vec<_> = (0..self.shards.len()).map(|i| self.lock(i)).collect();
-        let acks = slots
-            .into_iter()
-            .map(|slot| {
-                let (ack, done) = oneshot::channel();
-                match slot {
-                    Some(slot) => slot.send(Feed::Flush(ack)),
-                    // The reader is gone before shutdown: what it held is not known to be
-                    // stored.
-                    None => {
-                        let _ = ack.send(Err("a delivery or consumer task has stopped".to_owned()));
-                    }
-                }
-                done
-            })
-            .collect();
+        let acks = send_flush_through(slots);
         drop(guards);
         flushed(acks).await
     }
@@ -528,20 +511,34 @@ fn send(slots: Slots<'_>, accepted: Records) {
 pub(crate) async fn send_flush<'a>(
     senders: impl Iterator<Item = &'a Inbox>,
 ) -> Vec<oneshot::Receiver<Result<(), String>>> {
-    let mut acks = Vec::new();
+    send_flush_through(reserve_flush(senders).await)
+}
+
+/// Room for a flush in each of `senders` (`None` for a reader that is gone).
+async fn reserve_flush<'a>(senders: impl Iterator<Item = &'a Inbox>) -> Vec<Option<Slot<'a>>> {
+    let mut slots = Vec::new();
     for tx in senders {
-        let (ack, done) = oneshot::channel();
-        match tx.send(Feed::Flush(ack)).await {
-            Ok(()) => acks.push(done),
-            // The reader is gone before shutdown: what it held is not known to be stored.
-            Err(_) => {
-                let (ack, done) = oneshot::channel();
-                let _ = ack.send(Err("a delivery or consumer task has stopped".to_owned()));
-                acks.push(done);
-            }
-        }
+        slots.push(tx.reserve(0).await);
     }
-    acks
+    slots
+}
+
+/// Sends a flush through each of `slots` without waiting; the answers to wait for.
+fn send_flush_through(slots: Vec<Option<Slot<'_>>>) -> Vec<oneshot::Receiver<Result<(), String>>> {
+    slots
+        .into_iter()
+        .map(|slot| {
+            let (ack, done) = oneshot::channel();
+            match slot {
+                Some(slot) => slot.send(Feed::Flush(ack)),
+                // The reader is gone before shutdown: what it held is not known to be stored.
+                None => {
+                    let _ = ack.send(Err("a delivery or consumer task has stopped".to_owned()));
+                }
+            }
+            done
+        })
+        .collect()
 }
 
 /// Waits for every answer to a flush; the first error, if any (every answer is awaited).
