@@ -152,6 +152,26 @@ fn reading(sensor_id: &str, site: &str, celsius: f64) -> Reading {
     }
 }
 
+/// Puts and flushes can run on any task: their futures are `Send` (they never hold a shard's
+/// lock across a wait). Checked when this compiles; never called.
+#[allow(dead_code)]
+fn puts_and_flushes_can_be_spawned<P: Pipeline + Send + Sync + 'static>(
+    engine: Arc<kpipe_runtime::engine::LocalEngine<P>>,
+    p: kpipe_runtime::engine::Producer<Reading>,
+) {
+    let r = reading("s", "oslo", 1.0);
+    tokio::spawn({
+        let p = p.clone();
+        async move { p.put(&r).await.map(drop) }
+    });
+    tokio::spawn({
+        let p = p.clone();
+        async move { p.put_batch(&[reading("s", "oslo", 1.0)]).await.map(drop) }
+    });
+    tokio::spawn(async move { p.put_bytes("key", b"{}".to_vec()).await.map(drop) });
+    tokio::spawn(async move { engine.flush().await.map(drop) });
+}
+
 async fn objects(store: &InMemory) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     let mut list = store.list(None);
