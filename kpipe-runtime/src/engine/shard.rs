@@ -7,11 +7,24 @@
 
 use md5::{Digest, Md5};
 
-/// The hash key of a partition key: MD5 of its UTF-8 bytes, big-endian.
+/// The hash key of a partition key: MD5 of its UTF-8 bytes, big-endian. A key of one block
+/// (the usual case) is padded here and compressed once, without the hasher's buffering.
 pub(crate) fn hash_key(partition_key: &str) -> u128 {
-    let digest = Md5::digest(partition_key.as_bytes());
-    u128::from_be_bytes(digest.into())
+    let key = partition_key.as_bytes();
+    if key.len() > MAX_ONE_BLOCK {
+        return u128::from_be_bytes(Md5::digest(key).into());
+    }
+    let mut state = MD5_INIT;
+    md5::block_api::compress(&mut state, &[padded(key)]);
+    let mut digest = [0u8; 16];
+    for (bytes, word) in digest.chunks_exact_mut(4).zip(state) {
+        bytes.copy_from_slice(&word.to_le_bytes());
+    }
+    u128::from_be_bytes(digest)
 }
+
+/// MD5's initial state (RFC 1321, section 3.3).
+const MD5_INIT: [u32; 4] = [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476];
 
 /// The hash keys of many partition keys at once (a PutRecords call): the same values as
 /// [`hash_key`], eight at a time. MD5 is most of routing a record, and the keys of a put are
@@ -70,7 +83,7 @@ fn padded(message: &[u8]) -> [u8; 64] {
 /// operation is the same on all lanes and compiles to vector instructions.
 fn md5_lanes(blocks: &[[u8; 64]; LANES]) -> [[u8; 16]; LANES] {
     type V = [u32; LANES];
-    const INIT: [u32; 4] = [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476];
+    const INIT: [u32; 4] = MD5_INIT;
     let mut m = [[0u32; LANES]; 16];
     for (lane, block) in blocks.iter().enumerate() {
         for (w, word) in block.chunks_exact(4).enumerate() {
@@ -284,7 +297,7 @@ mod tests {
     }
 
     #[test]
-    fn keys_hashed_side_by_side_hash_as_one_by_one() {
+    fn keys_hashed_side_by_side_hash_as_one_by_one_and_as_md5() {
         // Every length around the one-block limit, multi-byte characters, and counts that
         // leave lanes empty.
         let mut keys: Vec<String> = (0..=70).map(|n| "k".repeat(n)).collect();
@@ -294,6 +307,11 @@ mod tests {
             let some: Vec<&str> = keys[..n].iter().map(String::as_str).collect();
             let one_by_one: Vec<u128> = some.iter().map(|k| hash_key(k)).collect();
             assert_eq!(hash_keys(some.iter().copied()), one_by_one, "{n} keys");
+        }
+        // One by one (padded here for one block) as the md-5 crate hashes them.
+        for key in &keys {
+            let md5 = u128::from_be_bytes(Md5::digest(key.as_bytes()).into());
+            assert_eq!(hash_key(key), md5, "{key}");
         }
         // RFC 1321's test suite, through the lanes.
         let rfc = hash_keys(["", "abc", "message digest"]);
