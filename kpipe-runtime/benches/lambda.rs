@@ -194,13 +194,15 @@ fn kpipe(handler: &FirehoseHandler, rt: &tokio::runtime::Runtime, event: &[u8]) 
 }
 
 /// What the Lambda binary does per invocation (`lambda::serve`) between receiving the event's
-/// bytes and sending the response's: the handler, then the text made the request's body.
+/// bytes and sending the response's: the handler, then its text's pieces made the request's
+/// body (not joined).
 fn binary_path(
     handler: &FirehoseHandler,
     rt: &tokio::runtime::Runtime,
     event: &[u8],
 ) -> lambda_runtime_api_client::body::Body {
-    lambda_runtime_api_client::body::Body::from(kpipe(handler, rt, event))
+    let text = rt.block_on(handler.handle_json_text(event)).unwrap();
+    lambda_runtime_api_client::body::Body::from(text)
 }
 
 /// What the binary did before it answered invocations itself: the handler, then the response

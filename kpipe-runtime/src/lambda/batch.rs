@@ -13,7 +13,7 @@
 
 use super::MAX_RESPONSE_BYTES;
 use super::aggregate::aggregated;
-use super::response::{Answers, Style};
+use super::response::{Answers, ResponseText, Style};
 use crate::pipeline::{Appended, BoxFuture, RecordProcessor, RecordResult};
 use std::borrow::Cow;
 use std::ops::Range;
@@ -228,7 +228,7 @@ impl Finished<'_> {
     /// The response, once every chunk is here: records waiting on an async transform are
     /// awaited in event order, then the answers are assembled. `None` if a chunk is missing
     /// (a worker thread died: a bug), in which case the invocation has to fail.
-    pub(super) async fn respond(mut self, style: Style) -> Option<String> {
+    pub(super) async fn respond(mut self, style: Style) -> Option<ResponseText> {
         if self.chunks.len() != self.expected {
             return None;
         }
@@ -426,25 +426,18 @@ pub(super) fn end_failure_log() {
 
 /// The response from the chunks' answers, in order. Outputs are paid from `budget` in record
 /// order; when one does not fit, its record is answered `ProcessingFailed` instead.
-fn assemble(chunks: Vec<Chunk<'_>>, budget: usize, style: Style) -> String {
+fn assemble(chunks: Vec<Chunk<'_>>, budget: usize, style: Style) -> ResponseText {
     let total: usize = chunks
         .iter()
         .flat_map(|c| &c.spans)
         .filter_map(|s| s.cost)
         .sum();
-    let size: usize = chunks.iter().map(|c| c.answers.text().len() + 1).sum();
     if total <= budget {
-        // Everything fits (the usual case): the answers as they are, in order.
-        let mut chunks = chunks.into_iter();
-        let mut response = match chunks.next() {
-            Some(first) => first.answers.into_response(size + 16),
-            None => Answers::response(16, style),
-        };
-        for chunk in chunks {
-            response.append(&chunk.answers);
-        }
-        return response.finish();
+        // Everything fits (the usual case): the answers as they are, in order, each chunk's
+        // buffer a piece of the response.
+        return Answers::join(chunks.into_iter().map(|c| c.answers));
     }
+    let size: usize = chunks.iter().map(|c| c.answers.text().len() + 1).sum();
     let mut budget = budget;
     let mut response = Answers::response(size + 16, style);
     for chunk in &chunks {

@@ -9,7 +9,7 @@
 use super::LambdaError;
 use super::batch::{self, Feeder, Record, Route};
 use super::event::{self, Item};
-use super::response::Style;
+use super::response::{ResponseText, Style};
 use crate::pipeline::{Pipeline, RecordProcessor, TransformDef};
 use aws_lambda_events::firehose::{KinesisFirehoseResponse, KinesisFirehoseResponseRecord};
 use serde::{Deserialize, Serialize};
@@ -175,7 +175,7 @@ impl FirehoseHandler {
             })
             .await;
         let read_back = match json {
-            Ok(json) => serde_json::from_str(&json).map_err(|e| e.to_string()),
+            Ok(json) => serde_json::from_str(&json.into_string()).map_err(|e| e.to_string()),
             Err(Unanswered::Lost) => Err("a worker thread died".to_owned()),
             Err(Unanswered::TooLarge(bytes)) => {
                 Err(LambdaError::ResponseTooLarge { bytes }.to_string())
@@ -204,17 +204,25 @@ impl FirehoseHandler {
         }
     }
 
-    /// Answers one invocation from the event's JSON bytes with the response's JSON text: the
-    /// path `serve` takes. The event is read in place (ids and data borrowed from the bytes),
-    /// records are processed while it is being read, and the response is written directly,
-    /// base64 included, without building it as a tree; `metadata` is written only for records
-    /// with partition keys.
+    /// Answers one invocation from the event's JSON bytes with the response's JSON text. The
+    /// event is read in place (ids and data borrowed from the bytes), records are processed
+    /// while it is being read, and the response is written directly, base64 included, without
+    /// building it as a tree; `metadata` is written only for records with partition keys.
     ///
     /// # Errors
     /// [`LambdaError::InvalidEvent`] when the bytes are not a Firehose transformation event.
     /// Records read before the error may have been through the transform: as with any failed
     /// invocation, Firehose sends them again.
     pub async fn handle_json(&self, event: &[u8]) -> Result<String, LambdaError> {
+        Ok(self.handle_json_text(event).await?.into_string())
+    }
+
+    /// [`handle_json`](Self::handle_json) without joining the response's pieces (the answers
+    /// written on each thread): the path `serve` takes, posting them as one body.
+    ///
+    /// # Errors
+    /// As [`handle_json`](Self::handle_json).
+    pub async fn handle_json_text(&self, event: &[u8]) -> Result<ResponseText, LambdaError> {
         self.answer(Style::Raw, event.len() + 64, event.len(), |feeder| {
             // Ids and data are borrowed from the event (`event.rs`).
             event::read(event, |item| match item {
@@ -256,7 +264,7 @@ impl FirehoseHandler {
         capacity: usize,
         bytes: usize,
         feed: impl FnOnce(&mut Feeder<'a>) -> Result<(), E>,
-    ) -> Result<String, Unanswered<E>> {
+    ) -> Result<ResponseText, Unanswered<E>> {
         // With a single delivery the processor is known before the event says which.
         let route = if self.deliveries.len() == 1 {
             Route::To(Arc::clone(&self.deliveries[0].1))

@@ -38,6 +38,7 @@ pub use self::consumer::{
     ConsumerHandler, KinesisStreamData, KinesisStreamEvent, KinesisStreamRecord, WindowResponse,
 };
 pub use self::firehose::{FirehoseHandler, THREADS_VAR, TransformationEvent, TransformationRecord};
+pub use self::response::ResponseText;
 
 use crate::pipeline::Pipeline;
 use std::sync::Arc;
@@ -255,7 +256,7 @@ impl lambda_runtime::Service<lambda_runtime::LambdaInvocation> for Answer {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
             let answered = crate::pipeline::guard::CatchUnwind(Box::pin(
-                handler.handle_json(&invocation.body),
+                handler.handle_json_text(&invocation.body),
             ))
             .await;
             let (path, body) = match answered {

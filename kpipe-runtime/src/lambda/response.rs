@@ -55,6 +55,89 @@ fn base64_len(n: usize) -> usize {
     n.div_ceil(3) * 4
 }
 
+/// How a response starts.
+const RESPONSE_START: &str = "{\"records\":[";
+
+/// How a response ends.
+const RESPONSE_END: &str = "]}";
+
+/// A Firehose response's JSON text, in pieces: their concatenation, in order, is the response
+/// ([`FirehoseHandler::handle_json`](super::FirehoseHandler::handle_json) returns it joined).
+/// Answers written on several threads stay in the buffers they were written in; the Lambda
+/// binary posts the pieces as one body (with their total length), without joining them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseText {
+    pieces: Vec<String>,
+}
+
+impl ResponseText {
+    /// The response's length in bytes.
+    pub fn len(&self) -> usize {
+        self.pieces.iter().map(String::len).sum()
+    }
+
+    /// Whether the response is empty (it never is: it is at least `{"records":[]}`).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The pieces, in order.
+    pub fn pieces(&self) -> &[String] {
+        &self.pieces
+    }
+
+    /// The response as one text (no copy when it is one piece, as on one thread).
+    pub fn into_string(self) -> String {
+        let mut pieces = self.pieces.into_iter();
+        let mut text = pieces.next().unwrap_or_default();
+        for piece in pieces {
+            text.push_str(&piece);
+        }
+        text
+    }
+}
+
+impl From<ResponseText> for lambda_runtime_api_client::body::Body {
+    /// One body for all the pieces, each sent from its own buffer, with the total length
+    /// known up front (so it is posted with `Content-Length`, as a single text would be).
+    fn from(text: ResponseText) -> Self {
+        lambda_runtime_api_client::body::Body::new(Pieces {
+            remaining: text.len() as u64,
+            pieces: text.pieces.into_iter().map(bytes::Bytes::from).collect(),
+        })
+    }
+}
+
+/// [`ResponseText`] as an HTTP body: one frame per piece.
+struct Pieces {
+    pieces: std::collections::VecDeque<bytes::Bytes>,
+    remaining: u64,
+}
+
+impl http_body::Body for Pieces {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        let piece = self.pieces.pop_front();
+        if let Some(piece) = &piece {
+            self.remaining -= piece.len() as u64;
+        }
+        std::task::Poll::Ready(piece.map(|p| Ok(http_body::Frame::data(p))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.pieces.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.remaining)
+    }
+}
+
 /// Answers, comma-separated, in one buffer.
 pub(super) struct Answers {
     /// JSON text: every piece written is a `str`, so the response needs no UTF-8 check.
@@ -68,7 +151,7 @@ impl Answers {
     /// A whole response: `{"records":[`, then answers.
     pub(super) fn response(capacity: usize, style: Style) -> Self {
         let mut out = String::with_capacity(capacity);
-        out.push_str("{\"records\":[");
+        out.push_str(RESPONSE_START);
         let first = out.len();
         Answers { out, style, first }
     }
@@ -142,15 +225,41 @@ impl Answers {
         self.out.truncate(self.first);
     }
 
-    /// These answers as a whole response: themselves when they are one, else copied into a
-    /// new one of `capacity` bytes.
-    pub(super) fn into_response(self, capacity: usize) -> Answers {
-        if self.first > 0 {
-            return self;
+    /// Joins answers written in parts into one response, without copying them: the parts'
+    /// buffers become pieces of the response's text, in order (`parts` in event order; the
+    /// first may be a whole response's beginning).
+    pub(super) fn join(parts: impl IntoIterator<Item = Answers>) -> ResponseText {
+        let mut pieces = Vec::new();
+        let mut answered = false;
+        for part in parts {
+            let has_answers = part.out.len() > part.first;
+            if part.first > 0 && pieces.is_empty() {
+                answered = has_answers;
+                pieces.push(part.out);
+                continue;
+            }
+            if !has_answers {
+                continue;
+            }
+            if pieces.is_empty() {
+                pieces.push(RESPONSE_START.to_owned());
+            }
+            if answered {
+                pieces.push(",".to_owned());
+            }
+            answered = true;
+            pieces.push(if part.first == 0 {
+                part.out
+            } else {
+                part.out[part.first..].to_owned()
+            });
         }
-        let mut response = Answers::response(capacity, self.style);
-        response.append(&self);
-        response
+        match pieces.as_mut_slice() {
+            [] => pieces.push(format!("{RESPONSE_START}{RESPONSE_END}")),
+            [whole] => whole.push_str(RESPONSE_END),
+            _ => pieces.push(RESPONSE_END.to_owned()),
+        }
+        ResponseText { pieces }
     }
 
     /// Appends an answer written elsewhere.
@@ -159,17 +268,12 @@ impl Answers {
         self.out.push_str(answer);
     }
 
-    /// Appends every answer of `part`.
-    pub(super) fn append(&mut self, part: &Answers) {
-        if part.out.len() > part.first {
-            self.copy(&part.out[part.first..]);
-        }
-    }
-
     /// Closes the response.
-    pub(super) fn finish(mut self) -> String {
-        self.out.push_str("]}");
-        self.out
+    pub(super) fn finish(mut self) -> ResponseText {
+        self.out.push_str(RESPONSE_END);
+        ResponseText {
+            pieces: vec![self.out],
+        }
     }
 }
 
@@ -272,9 +376,65 @@ mod tests {
         let mut a = Answers::response(64, Style::Typed);
         a.write("1", true, "Ok", b"{}\n", &[("site", "oslo".into())]);
         a.write("2", false, "Dropped", b"", &[]);
-        let bytes = a.finish();
+        let bytes = a.finish().into_string();
         let typed: KinesisFirehoseResponse = serde_json::from_str(&bytes).unwrap();
         assert_eq!(serde_json::to_string(&typed).unwrap(), bytes);
+    }
+
+    /// Answers written in parts (any split, empty parts included, the first part a whole
+    /// response or not) join into the text one buffer gets, and post as that text with its
+    /// exact length.
+    #[tokio::test]
+    async fn parts_join_into_what_one_buffer_writes() {
+        let answers: Vec<(String, &str)> = (0..7)
+            .map(|i| (format!("id-{i}"), ["Ok", "Dropped"][i % 2]))
+            .collect();
+        let write = |a: &mut Answers, range: std::ops::Range<usize>| {
+            for (id, result) in &answers[range] {
+                a.write(id, true, result, id.as_bytes(), &[]);
+            }
+        };
+        let mut whole = Answers::response(0, Style::Raw);
+        write(&mut whole, 0..answers.len());
+        let expected = whole.finish().into_string();
+        for cuts in [
+            vec![],
+            vec![0],
+            vec![3],
+            vec![0, 0, 7],
+            vec![2, 2, 5],
+            vec![7, 7],
+        ] {
+            for first_whole in [false, true] {
+                let mut bounds = vec![0];
+                bounds.extend(&cuts);
+                bounds.push(answers.len());
+                let parts: Vec<Answers> = bounds
+                    .windows(2)
+                    .enumerate()
+                    .map(|(i, w)| {
+                        let mut a = if i == 0 && first_whole {
+                            Answers::response(0, Style::Raw)
+                        } else {
+                            Answers::part(0, Style::Raw)
+                        };
+                        write(&mut a, w[0]..w[1]);
+                        a
+                    })
+                    .collect();
+                let text = Answers::join(parts);
+                let body = lambda_runtime_api_client::body::Body::from(text.clone());
+                assert_eq!(
+                    http_body::Body::size_hint(&body).exact(),
+                    Some(expected.len() as u64)
+                );
+                let posted = body.collect().await.unwrap().to_bytes();
+                assert_eq!(posted, expected.as_bytes(), "{cuts:?} {first_whole}");
+                assert_eq!(text.into_string(), expected, "{cuts:?} {first_whole}");
+            }
+        }
+        let none = Answers::join(Vec::new());
+        assert_eq!(none.into_string(), "{\"records\":[]}");
     }
 
     #[test]
