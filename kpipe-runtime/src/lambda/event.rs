@@ -370,23 +370,20 @@ impl<'a> Reader<'a> {
             plain_id: true,
             data: Cow::Borrowed(""),
         };
-        if self.entry_or_end(b'}')? {
-            loop {
-                let key = self.string()?;
-                self.colon()?;
-                match &*key.text {
-                    "recordId" => {
-                        let id = self.string()?;
-                        record.plain_id = id.plain;
-                        record.id = id.text;
-                    }
-                    "data" => record.data = self.string()?.text,
-                    _ => self.skip(0)?,
+        let mut more = self.entry_or_end(b'}')?;
+        while more {
+            let key = self.string()?;
+            self.colon()?;
+            match &*key.text {
+                "recordId" => {
+                    let id = self.string()?;
+                    record.plain_id = id.plain;
+                    record.id = id.text;
                 }
-                if !self.next_or_end(b'}')? {
-                    break;
-                }
+                "data" => record.data = self.string()?.text,
+                _ => self.skip(0)?,
             }
+            more = self.next_or_end(b'}')?;
         }
         Ok(record)
     }
@@ -588,6 +585,21 @@ mod tests {
                     .into_iter()
                     .filter(|(k, _)| k != "recordId" && k != "data")
                     .collect();
+                if order % 3 == 0 {
+                    // Firehose's own layout: id, arrival time, data, then others.
+                    let arrival = if order % 2 == 0 {
+                        json!(1_795_766_400_000i64)
+                    } else {
+                        json!(-1.5e3)
+                    };
+                    let mut firehose = vec![
+                        ("recordId".into(), Value::from(id.clone())),
+                        ("approximateArrivalTimestamp".into(), arrival),
+                        ("data".into(), Value::from(data.clone())),
+                    ];
+                    firehose.extend(fields);
+                    return (firehose, id, data);
+                }
                 let at = usize::from(order) % (fields.len() + 1);
                 fields.insert(at, ("recordId".into(), Value::from(id.clone())));
                 fields.push(("data".into(), Value::from(data.clone())));
@@ -665,11 +677,18 @@ mod tests {
             ],
             how in 0..3u8,
         ) {
-            let recs: Vec<Value> = records
+            // Written compactly, keys in the records' own order (Firehose's layout among them).
+            let recs: Vec<String> = records
                 .iter()
-                .map(|(fields, _, _)| Value::Object(fields.iter().cloned().collect()))
+                .map(|(fields, _, _)| {
+                    let fields: Vec<(String, String)> = fields
+                        .iter()
+                        .map(|(k, v)| (k.clone(), serde_json::to_string(v).unwrap()))
+                        .collect();
+                    object(&fields, "")
+                })
                 .collect();
-            let mut event = serde_json::to_vec(&json!({ "records": recs })).unwrap();
+            let mut event = format!("{{\"records\":[{}]}}", recs.join(",")).into_bytes();
             let i = at.index(event.len());
             match how {
                 0 => { event.remove(i); }
