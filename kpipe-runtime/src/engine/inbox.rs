@@ -7,6 +7,11 @@
 //! its transform batch and S3 buffers, which have their own bounds), a consumer once the
 //! records have left its shard queues (consumed, discarded or reported blocked). Sending waits
 //! for permits; at shutdown the budget closes, so nothing waits for it any longer.
+//!
+//! A put reserves its room first ([`Inbox::reserve`]: permits, then a slot in the channel),
+//! then locks its shard and sends through the [`Slot`] without waiting, so a shard's lock is
+//! never held across a wait. The permits travel with the message as a count, and the reader
+//! gives a whole wake-up's worth back at once ([`InboxRx::recv_many`]).
 
 use super::stream::{Feed, SourceRecord};
 use std::sync::Arc;
