@@ -387,7 +387,7 @@ impl<P: Pipeline> LocalEngine<P> {
     /// retries) holds this up until the record goes through.
     ///
     /// What a reader of a real stream calls before saving checkpoints
-    /// (the Kinesis reader of [`kinesis`](crate::kinesis) does, periodically).
+    /// (the Kinesis reader, module `kinesis` with feature `aws`, does, periodically).
     ///
     /// # Errors
     /// [`EngineError::Undelivered`] once any object of a delivery was not stored before the

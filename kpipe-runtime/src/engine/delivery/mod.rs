@@ -45,7 +45,7 @@ const ACTIVE_PARTITION_EXCEEDED: &str = "activePartitionExceeded";
 const FORMAT_CONVERSION_FAILED: &str = "format-conversion-failed";
 
 /// The error code of a record whose partition key values make an object key that cannot be
-/// stored (kpipe's choice, see [`naming::check_key`]).
+/// stored (kpipe's choice, see [`naming::check_key`](super::naming::check_key)).
 const INVALID_OBJECT_KEY: &str = "DynamicPartitioning.InvalidObjectKey";
 
 /// Firehose's version of a delivery stream's configuration starts at 1 (Amazon Data Firehose, Custom prefixes for Amazon S3 objects: <https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html>).

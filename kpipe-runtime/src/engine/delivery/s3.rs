@@ -532,7 +532,7 @@ impl State {
 /// a failed attempt. Firehose retries S3 delivery for up to 24 hours, or for a Kinesis source
 /// until the stream's retention ends ("Handle data delivery failure",
 /// <https://docs.aws.amazon.com/firehose/latest/dev/retry.html>); locally the deadline is
-/// [`LocalBuilder::write_deadline`](super::LocalBuilder::write_deadline).
+/// [`LocalBuilder::write_deadline`](crate::engine::LocalBuilder::write_deadline).
 pub(crate) async fn put_until(
     store: &dyn object_store::ObjectStore,
     path: &StorePath,
