@@ -71,30 +71,24 @@ pub(super) fn read<'a>(event: &'a [u8], mut item: impl FnMut(Item<'a>)) -> Resul
         ));
     }
     r.i += 1;
-    if r.entry_or_end(b'}')? {
-        loop {
-            let key = r.string()?;
-            r.colon()?;
-            match &*key.text {
-                "deliveryStreamArn" => {
-                    let arn = match r.peek()? {
-                        b'n' => {
-                            r.literal()?;
-                            None
-                        }
-                        b'"' => Some(r.string()?.text),
-                        _ => return Err(r.error("invalid type: expected a string or null")),
-                    };
-                    item(Item::Arn(arn));
-                }
-                "records" => r.records(&mut item)?,
-                _ => r.skip(0)?,
+    r.entries(|r, key| {
+        match &*key {
+            "deliveryStreamArn" => {
+                let arn = match r.peek()? {
+                    b'n' => {
+                        r.literal()?;
+                        None
+                    }
+                    b'"' => Some(r.string()?.text),
+                    _ => return Err(r.error("invalid type: expected a string or null")),
+                };
+                item(Item::Arn(arn));
             }
-            if !r.next_or_end(b'}')? {
-                break;
-            }
+            "records" => r.records(&mut item)?,
+            _ => r.skip(0)?,
         }
-    }
+        Ok(())
+    })?;
     r.skip_whitespace();
     if r.i < r.b.len() {
         return Err(r.error("trailing characters"));
@@ -308,6 +302,22 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
+    /// An object's entries, just inside its `{`: `entry` gets each key once its `:` is read,
+    /// and reads the value.
+    fn entries(
+        &mut self,
+        mut entry: impl FnMut(&mut Self, Cow<'a, str>) -> Result<(), EventError>,
+    ) -> Result<(), EventError> {
+        let mut more = self.entry_or_end(b'}')?;
+        while more {
+            let key = self.string()?.text;
+            self.colon()?;
+            entry(self, key)?;
+            more = self.next_or_end(b'}')?;
+        }
+        Ok(())
+    }
+
     /// Skips a value the handler does not read, refusing one nested deeper than
     /// [`MAX_SKIP_DEPTH`].
     fn skip(&mut self, depth: u32) -> Result<(), EventError> {
@@ -322,18 +332,13 @@ impl<'a> Reader<'a> {
                     )));
                 }
                 self.i += 1;
-                let end = if open == b'{' { b'}' } else { b']' };
-                if self.entry_or_end(end)? {
-                    loop {
-                        if end == b'}' {
-                            self.string()?;
-                            self.colon()?;
-                        }
-                        self.skip(depth + 1)?;
-                        if !self.next_or_end(end)? {
-                            break;
-                        }
-                    }
+                if open == b'{' {
+                    return self.entries(|r, _| r.skip(depth + 1));
+                }
+                let mut more = self.entry_or_end(b']')?;
+                while more {
+                    self.skip(depth + 1)?;
+                    more = self.next_or_end(b']')?;
                 }
                 Ok(())
             }
@@ -370,21 +375,18 @@ impl<'a> Reader<'a> {
             plain_id: true,
             data: Cow::Borrowed(""),
         };
-        let mut more = self.entry_or_end(b'}')?;
-        while more {
-            let key = self.string()?;
-            self.colon()?;
-            match &*key.text {
+        self.entries(|r, key| {
+            match &*key {
                 "recordId" => {
-                    let id = self.string()?;
+                    let id = r.string()?;
                     record.plain_id = id.plain;
                     record.id = id.text;
                 }
-                "data" => record.data = self.string()?.text,
-                _ => self.skip(0)?,
+                "data" => record.data = r.string()?.text,
+                _ => r.skip(0)?,
             }
-            more = self.next_or_end(b'}')?;
-        }
+            Ok(())
+        })?;
         Ok(record)
     }
 }
