@@ -103,9 +103,9 @@ pub(crate) struct InboxRx {
 }
 
 impl InboxRx {
-    fn held(&self, permits: u32) -> Held {
+    fn held(&self, permits: usize) -> Held {
         Held {
-            permits: permits as usize,
+            permits,
             budget: (permits > 0).then(|| Arc::clone(&self.budget)),
         }
     }
@@ -113,7 +113,7 @@ impl InboxRx {
     /// The next message, `None` once every sender is gone and the input is empty.
     pub(crate) async fn recv(&mut self) -> Option<Sent> {
         let (feed, permits) = self.rx.recv().await?;
-        Some((feed, self.held(permits)))
+        Some((feed, self.held(permits as usize)))
     }
 
     /// Takes up to `limit` messages into `feeds` (waiting for one if there is none), and what
@@ -125,17 +125,13 @@ impl InboxRx {
             permits += p as usize;
             feed
         }));
-        let held = Held {
-            permits,
-            budget: (permits > 0).then(|| Arc::clone(&self.budget)),
-        };
-        (n, held)
+        (n, self.held(permits))
     }
 
     /// A message without waiting, if there is one.
     pub(crate) fn try_recv(&mut self) -> Option<Sent> {
         let (feed, permits) = self.rx.try_recv().ok()?;
-        Some((feed, self.held(permits)))
+        Some((feed, self.held(permits as usize)))
     }
 
     /// Refuses further messages; those already sent can still be received.
