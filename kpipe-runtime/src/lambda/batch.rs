@@ -127,9 +127,10 @@ impl<'a> Feeder<'a> {
     /// The batch read so far joins those held; once the route is known, they all go.
     fn flush(&mut self) {
         self.batch_bytes = 0;
-        let batch = std::mem::take(&mut self.batch);
-        if !batch.is_empty() {
-            self.held.push(batch);
+        if !self.batch.is_empty() {
+            // The next batch is about as long as this one.
+            let next = Vec::with_capacity(self.batch.len());
+            self.held.push(std::mem::replace(&mut self.batch, next));
         }
         if let Route::To(processor) = &self.route {
             let processor = Arc::clone(processor);
@@ -139,10 +140,10 @@ impl<'a> Feeder<'a> {
         }
     }
 
-    fn dispatch(&mut self, processor: &Arc<dyn RecordProcessor>, batch: Vec<Record<'a>>) {
+    fn dispatch(&mut self, processor: &Arc<dyn RecordProcessor>, mut batch: Vec<Record<'a>>) {
         match &mut self.mode {
             Mode::Inline(chunk) => {
-                chunk.records.extend(batch);
+                chunk.records.append(&mut batch);
                 chunk.run(processor);
             }
             Mode::Pool { jobs, sent, done } => {
