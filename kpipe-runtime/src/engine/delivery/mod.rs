@@ -236,8 +236,20 @@ impl State {
     async fn serve(&mut self) {
         let budget = MIN_WRITE_BUDGET.max(2 * self.task.s3.buffer.size_bytes);
         let mut inbox = Vec::with_capacity(RECV_BATCH);
+        // One timer for the whole loop, moved only when the deadline moves: a timer made per
+        // turn registers with the runtime's timer wheel and leaves it again on every message,
+        // taking its lock each time (and waking the thread that drives it).
+        let timer = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(timer);
+        let mut timer_at = None;
         loop {
             let deadline = self.next_deadline();
+            if let Some(d) = deadline
+                && timer_at != Some(d)
+            {
+                timer.as_mut().reset(d);
+                timer_at = Some(d);
+            }
             tokio::select! {
                 // Many records per wake-up: the producer and this task run on different threads.
                 // Backpressure: no new records while the writes in flight are over budget.
@@ -285,7 +297,7 @@ impl State {
                         tokio::task::yield_now().await;
                     }
                 }
-                () = sleep_until(deadline), if deadline.is_some() => self.on_deadline().await,
+                () = &mut timer, if deadline.is_some() => self.on_deadline().await,
                 Some(done) = self.writes.join_next(), if !self.writes.is_empty() => self.on_written(done),
             }
         }
