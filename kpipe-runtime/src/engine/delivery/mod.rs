@@ -238,7 +238,9 @@ impl State {
         let mut inbox = Vec::with_capacity(RECV_BATCH);
         // One timer for the whole loop, moved only when the deadline moves: a timer made per
         // turn registers with the runtime's timer wheel and leaves it again on every message,
-        // taking its lock each time (and waking the thread that drives it).
+        // taking its lock each time (and waking the thread that drives it). A deadline that
+        // goes away (its buffer flushed by size) leaves the timer set: it fires once into a
+        // turn that finds nothing due.
         let timer = tokio::time::sleep_until(Instant::now());
         tokio::pin!(timer);
         let mut timer_at = None;
