@@ -83,17 +83,16 @@ fn padded(message: &[u8]) -> [u8; 64] {
 /// operation is the same on all lanes and compiles to vector instructions.
 fn md5_lanes(blocks: &[[u8; 64]; LANES]) -> [[u8; 16]; LANES] {
     type V = [u32; LANES];
-    const INIT: [u32; 4] = MD5_INIT;
     let mut m = [[0u32; LANES]; 16];
     for (lane, block) in blocks.iter().enumerate() {
         for (w, word) in block.chunks_exact(4).enumerate() {
             m[w][lane] = u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
         }
     }
-    let mut a: V = [INIT[0]; LANES];
-    let mut b: V = [INIT[1]; LANES];
-    let mut c: V = [INIT[2]; LANES];
-    let mut d: V = [INIT[3]; LANES];
+    let mut a: V = [MD5_INIT[0]; LANES];
+    let mut b: V = [MD5_INIT[1]; LANES];
+    let mut c: V = [MD5_INIT[2]; LANES];
+    let mut d: V = [MD5_INIT[3]; LANES];
     #[inline(always)]
     fn step(a: &mut V, b: &V, f: V, m: &V, k: u32, s: u32) {
         for l in 0..LANES {
@@ -234,7 +233,7 @@ fn md5_lanes(blocks: &[[u8; 64]; LANES]) -> [[u8; 16]; LANES] {
         let mut digest = [0u8; 16];
         for (word, (v, init)) in digest
             .chunks_exact_mut(4)
-            .zip([a[l], b[l], c[l], d[l]].into_iter().zip(INIT))
+            .zip([a[l], b[l], c[l], d[l]].into_iter().zip(MD5_INIT))
         {
             word.copy_from_slice(&v.wrapping_add(init).to_le_bytes());
         }

@@ -86,14 +86,13 @@ impl ResponseText {
         &self.pieces
     }
 
-    /// The response as one text (no copy when it is one piece, as on one thread).
-    pub fn into_string(self) -> String {
-        let mut pieces = self.pieces.into_iter();
-        let mut text = pieces.next().unwrap_or_default();
-        for piece in pieces {
-            text.push_str(&piece);
+    /// The response as one text (no copy when it is one piece, as on one thread; else one
+    /// allocation of the whole length).
+    pub fn into_string(mut self) -> String {
+        if self.pieces.len() == 1 {
+            return self.pieces.pop().unwrap_or_default();
         }
-        text
+        self.pieces.concat()
     }
 }
 
