@@ -81,15 +81,23 @@ enum Mode<'a> {
 }
 
 impl<'a> Feeder<'a> {
-    /// `capacity`: about the response's size. `jobs`: where batches go, when there are workers.
+    /// `capacity`: about the response's size; `records`: about how many records there are.
+    /// `jobs`: where batches go, when there are workers.
     pub(super) fn new(
         style: Style,
         route: Route,
         capacity: usize,
+        records: usize,
         jobs: Option<Sender<Job<'a>>>,
     ) -> Self {
         let mode = match jobs {
-            None => Mode::Inline(Chunk::new(Answers::response(capacity, style))),
+            None => {
+                // One chunk holds every record: room for them made once.
+                let mut chunk = Chunk::new(Answers::response(capacity, style));
+                chunk.records.reserve(records);
+                chunk.spans.reserve(records);
+                Mode::Inline(chunk)
+            }
             Some(jobs) => Mode::Pool {
                 jobs: Some(jobs),
                 sent: 0,
