@@ -42,7 +42,7 @@
 //! `batch_window` and `parallelization` only change latency and concurrency in AWS; locally
 //! the records that have arrived are batched and each shard is consumed in order.
 
-use super::clock::Clock;
+use super::clock::{Alarm, Clock};
 use super::inbox::{self, Held, InboxRx, Sent};
 use super::on_failure::{Condition, Discarded, OnFailureSink};
 use super::report::ConsumerReport;
@@ -221,19 +221,21 @@ struct OpenWindow {
 
 impl ShardConsumer {
     async fn run(mut self) -> ConsumerReport {
+        let mut alarm = Alarm::new();
         while !self.closed {
             // A window closes once the engine's clock passes its end.
-            let window_end = self
-                .open
-                .as_ref()
-                .zip(self.window_ms())
-                .map(|(o, w)| self.clock.instant_of(o.start_ms + w));
+            let window_end = alarm.set(
+                self.open
+                    .as_ref()
+                    .zip(self.window_ms())
+                    .map(|(o, w)| self.clock.instant_of(o.start_ms + w)),
+            );
             tokio::select! {
                 message = self.rx.recv() => match message {
                     Some(sent) => self.take(sent),
                     None => self.closed = true,
                 },
-                () = super::delivery::sleep_until(window_end), if window_end.is_some() => {
+                () = alarm.rung(), if window_end => {
                     self.close_window(false).await;
                 }
             }

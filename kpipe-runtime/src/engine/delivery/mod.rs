@@ -8,7 +8,7 @@
 //!   named and compressed as Firehose does, error documents under the error prefix, the
 //!   source record backup, writes retried until the write deadline).
 
-use super::clock::Clock;
+use super::clock::{Alarm, Clock};
 use super::compress::Chunks;
 use super::jq::Query;
 use super::naming::Ids;
@@ -236,22 +236,9 @@ impl State {
     async fn serve(&mut self) {
         let budget = MIN_WRITE_BUDGET.max(2 * self.task.s3.buffer.size_bytes);
         let mut inbox = Vec::with_capacity(RECV_BATCH);
-        // One timer for the whole loop, moved only when the deadline moves: a timer made per
-        // turn registers with the runtime's timer wheel and leaves it again on every message,
-        // taking its lock each time (and waking the thread that drives it). A deadline that
-        // goes away (its buffer flushed by size) leaves the timer set: it fires once into a
-        // turn that finds nothing due.
-        let timer = tokio::time::sleep_until(Instant::now());
-        tokio::pin!(timer);
-        let mut timer_at = None;
+        let mut alarm = Alarm::new();
         loop {
-            let deadline = self.next_deadline();
-            if let Some(d) = deadline
-                && timer_at != Some(d)
-            {
-                timer.as_mut().reset(d);
-                timer_at = Some(d);
-            }
+            let deadline = alarm.set(self.next_deadline());
             tokio::select! {
                 // Many records per wake-up: the producer and this task run on different threads.
                 // Backpressure: no new records while the writes in flight are over budget.
@@ -299,7 +286,7 @@ impl State {
                         tokio::task::yield_now().await;
                     }
                 }
-                () = &mut timer, if deadline.is_some() => self.on_deadline().await,
+                () = alarm.rung(), if deadline => self.on_deadline().await,
                 Some(done) = self.writes.join_next(), if !self.writes.is_empty() => self.on_written(done),
             }
         }
@@ -356,12 +343,6 @@ fn record_id(shard: u32, sequence: u64, subsequence: u32) -> String {
         id.push_str(b.format(subsequence));
     }
     id
-}
-
-pub(crate) async fn sleep_until(deadline: Option<Instant>) {
-    if let Some(d) = deadline {
-        tokio::time::sleep_until(d).await;
-    }
 }
 
 impl State {
