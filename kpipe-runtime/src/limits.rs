@@ -87,9 +87,12 @@ pub fn check_entry(
     partition_key: &str,
     data_len: usize,
 ) -> Result<(), PutError> {
-    let chars = partition_key.chars().count();
-    if !(1..=256).contains(&chars) {
-        return Err(PutError::InvalidPartitionKey { chars });
+    // A key of 1 to 256 bytes has 1 to 256 characters: only others are counted.
+    if !(1..=256).contains(&partition_key.len()) {
+        let chars = partition_key.chars().count();
+        if !(1..=256).contains(&chars) {
+            return Err(PutError::InvalidPartitionKey { chars });
+        }
     }
     let size = data_len + partition_key.len();
     let limit = spec.max_record_size_kib as usize * 1024;

@@ -495,6 +495,14 @@ async fn put_limits_are_typed_errors() {
             .unwrap_err(),
         PutError::InvalidPartitionKey { chars: 257 }
     );
+    // The limit counts characters, not bytes: 256 two-byte characters pass, 257 do not.
+    assert!(p.put(&reading(&"é".repeat(256), "x", 1.0)).await.is_ok());
+    assert_eq!(
+        p.put(&reading(&"é".repeat(257), "x", 1.0))
+            .await
+            .unwrap_err(),
+        PutError::InvalidPartitionKey { chars: 257 }
+    );
     let big = vec![b'x'; 1024 * 1024];
     assert!(matches!(
         p.put_bytes("k", big).await.unwrap_err(),
@@ -514,8 +522,8 @@ async fn put_limits_are_typed_errors() {
     assert_eq!((out.failed_record_count, out.records.len()), (0, 500));
     let report = engine.shutdown().await.unwrap();
     assert_eq!(
-        report.streams[0].records, 500,
-        "refused requests wrote nothing"
+        report.streams[0].records, 501,
+        "refused requests wrote nothing (the batch of 500 and the key of 256 characters did)"
     );
     assert!(matches!(
         p.put(&reading("k", "x", 1.0)).await,
