@@ -3,10 +3,10 @@
 //! over the bytes that finds `deliveryStreamArn` and each record's `recordId` and `data`,
 //! borrowed from the event, and skips everything else.
 //!
-//! The event is almost all base64 strings, which never hold an escape: one pass, 16 bytes at a
-//! time, looks for the closing quote and for anything that is not printable ASCII (a
-//! backslash, a control character, a byte of 0x80 or more); a string that reaches its quote
-//! first is borrowed as it is. Any other string is read the careful way: UTF-8 checked, and
+//! The event is almost all base64 strings, which never hold an escape: one pass, 32 bytes at a
+//! time with AVX2 (16 without), looks for the closing quote and for anything that is not
+//! printable ASCII (a backslash, a control character, a byte of 0x80 or more); a string that
+//! reaches its quote first is borrowed as it is. Any other string is read the careful way: UTF-8 checked, and
 //! one with escapes handed to serde_json, which checks and unescapes it. Anything that is not
 //! JSON, or not the event's shape, is an error naming what was expected and where, as a
 //! general JSON reader's would be (the tests hold it to serde_json on generated and damaged
