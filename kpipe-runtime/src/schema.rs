@@ -203,13 +203,10 @@ pub(crate) fn push_row<T: crate::Record>(
     json: &[u8],
     builder: &mut serde_arrow::ArrayBuilder,
 ) -> Result<(), RowError> {
-    // serde_json on a `str` after one UTF-8 check: for records of a few hundred bytes it is
-    // faster than sonic-rs, whose per-call setup outweighs its SIMD (BENCHMARKS.md).
-    let record: T = match std::str::from_utf8(json) {
-        Ok(text) => serde_json::from_str(text),
-        Err(_) => serde_json::from_slice(json),
-    }
-    .map_err(|e| RowError::Decode(e.to_string()))?;
+    // The record codec's reader: serde_json on a `str` after one UTF-8 check (for records of a
+    // few hundred bytes faster than sonic-rs, whose per-call setup outweighs its SIMD).
+    let record: T =
+        crate::pipeline::decode_json(json).map_err(|e| RowError::Decode(e.to_string()))?;
     builder.push(&record).map_err(|e| {
         let text = e.to_string();
         RowError::Push(text.lines().next().unwrap_or(&text).to_owned())

@@ -112,7 +112,7 @@ impl<T: Record> Codec<T> {
 /// JSON text is UTF-8: checking a record once and parsing it as a `str` is faster than
 /// serde_json checking every string of it. Bytes that are not UTF-8 are parsed as bytes only to
 /// get serde_json's error with its position.
-fn decode_json<T: Record>(bytes: &[u8]) -> Result<T, serde_json::Error> {
+pub(crate) fn decode_json<T: Record>(bytes: &[u8]) -> Result<T, serde_json::Error> {
     match simdutf8::basic::from_utf8(bytes) {
         Ok(text) => serde_json::from_str(text),
         Err(_) => serde_json::from_slice(bytes),
