@@ -15,6 +15,7 @@ pub mod desired;
 pub mod engine;
 pub mod estimate;
 pub mod firehose;
+mod json;
 #[cfg(feature = "aws")]
 pub mod kinesis;
 pub mod kpl;

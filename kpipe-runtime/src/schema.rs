@@ -205,8 +205,7 @@ pub(crate) fn push_row<T: crate::Record>(
 ) -> Result<(), RowError> {
     // The record codec's reader: serde_json on a `str` after one UTF-8 check (for records of a
     // few hundred bytes faster than sonic-rs, whose per-call setup outweighs its SIMD).
-    let record: T =
-        crate::pipeline::decode_json(json).map_err(|e| RowError::Decode(e.to_string()))?;
+    let record: T = crate::json::decode(json).map_err(|e| RowError::Decode(e.to_string()))?;
     builder.push(&record).map_err(|e| {
         let text = e.to_string();
         RowError::Push(text.lines().next().unwrap_or(&text).to_owned())

@@ -100,121 +100,6 @@ pub(super) fn read<'a>(event: &'a [u8], mut item: impl FnMut(Item<'a>)) -> Resul
     Ok(())
 }
 
-/// Where the first byte from `i` on is that a borrowed string cannot simply run over: a quote,
-/// a backslash, a control character (under 0x20) or a byte of 0x80 or more (`None`: none
-/// before the end). A quote found first ends a string of printable ASCII, the usual case, in
-/// one pass: 32 bytes at a time with AVX2 where the CPU has it (found once, at run time), else
-/// 16 at a time with SSE2 (part of every x86-64); 8 at a time elsewhere (e.g. Graviton).
-#[inline]
-fn first_special(b: &[u8], i: usize) -> Option<usize> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2.
-            return unsafe { x86::first_special_avx2(b, i) };
-        }
-        x86::first_special_sse2(b, i)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    first_special_swar(b, i)
-}
-
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use std::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
-        _mm_set1_epi8, _mm256_cmpeq_epi8, _mm256_cmpgt_epi8, _mm256_loadu_si256,
-        _mm256_movemask_epi8, _mm256_or_si256, _mm256_set1_epi8,
-    };
-
-    /// [`super::first_special`] 32 bytes at a time, then 16.
-    ///
-    /// # Safety
-    /// The CPU must have AVX2.
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn first_special_avx2(b: &[u8], i: usize) -> Option<usize> {
-        let quote = _mm256_set1_epi8(b'"' as i8);
-        let backslash = _mm256_set1_epi8(b'\\' as i8);
-        let space = _mm256_set1_epi8(0x20);
-        let found = steps::<32>(b, i, |at| {
-            // SAFETY: `steps` passes a pointer to 32 bytes inside `b`.
-            let v = unsafe { _mm256_loadu_si256(at.cast()) };
-            // As signed bytes, control characters are under 0x20 and 0x80.. is negative.
-            let special = _mm256_or_si256(
-                _mm256_or_si256(_mm256_cmpeq_epi8(v, quote), _mm256_cmpeq_epi8(v, backslash)),
-                _mm256_cmpgt_epi8(space, v),
-            );
-            _mm256_movemask_epi8(special) as u32
-        });
-        found.unwrap_or_else(|rest| first_special_sse2(b, rest))
-    }
-
-    /// [`super::first_special`] 16 bytes at a time.
-    #[inline]
-    pub(super) fn first_special_sse2(b: &[u8], i: usize) -> Option<usize> {
-        // SAFETY: SSE2 is part of x86-64, and `steps` passes a pointer to 16 bytes inside `b`.
-        let found = unsafe {
-            let quote = _mm_set1_epi8(b'"' as i8);
-            let backslash = _mm_set1_epi8(b'\\' as i8);
-            let space = _mm_set1_epi8(0x20);
-            steps::<16>(b, i, |at| {
-                let v = _mm_loadu_si128(at.cast());
-                let special = _mm_or_si128(
-                    _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-                    _mm_cmplt_epi8(v, space),
-                );
-                _mm_movemask_epi8(special) as u32
-            })
-        };
-        found.unwrap_or_else(|rest| super::first_special_swar(b, rest))
-    }
-
-    /// Steps through `b` from `i`, `W` bytes at a time, while `specials` (given a pointer to
-    /// `W` bytes inside `b`; bit k set when byte k is special) finds none. `Ok`: where the first
-    /// special byte is, or `None` at the end; `Err`: where fewer than `W` bytes are left.
-    #[inline(always)]
-    fn steps<const W: usize>(
-        b: &[u8],
-        mut i: usize,
-        specials: impl Fn(*const u8) -> u32,
-    ) -> Result<Option<usize>, usize> {
-        while i + W <= b.len() {
-            let mask = specials(b[i..i + W].as_ptr());
-            if mask != 0 {
-                return Ok(Some(i + mask.trailing_zeros() as usize));
-            }
-            i += W;
-        }
-        if i == b.len() { Ok(None) } else { Err(i) }
-    }
-}
-
-/// [`first_special`] eight bytes at a time in a `u64`. Each test below flags the lowest byte
-/// it matches exactly (a byte above one may be flagged by its borrow too), so the lowest
-/// flag of all is the first special byte.
-fn first_special_swar(b: &[u8], mut i: usize) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x;
-    while i + 8 <= b.len() {
-        let w = u64::from_le_bytes(b[i..i + 8].try_into().expect("eight bytes"));
-        let flags = (zero_byte(w ^ (ONES * u64::from(b'"')))
-            | zero_byte(w ^ (ONES * u64::from(b'\\')))
-            // Under 0x20 borrows into the top bit; 0x80 and more has it already.
-            | w.wrapping_sub(ONES * 0x20)
-            | w)
-            & HIGH;
-        if flags != 0 {
-            return Some(i + flags.trailing_zeros() as usize / 8);
-        }
-        i += 8;
-    }
-    b[i..]
-        .iter()
-        .position(|&c| c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c))
-        .map(|k| i + k)
-}
-
 /// A string read from the event.
 struct Text<'a> {
     text: Cow<'a, str>,
@@ -307,7 +192,7 @@ impl<'a> Reader<'a> {
             return Err(self.error("invalid type: expected a string"));
         }
         let start = self.i + 1;
-        if let Some(end) = first_special(self.b, start)
+        if let Some(end) = crate::json::first_special(self.b, start)
             && self.b[end] == b'"'
         {
             self.i = end + 1;
@@ -671,31 +556,6 @@ mod tests {
         );
         let ok = format!(r#"{{"x":{}{}}}"#, "[".repeat(32), "]".repeat(32));
         assert_eq!(read_all(ok.as_bytes()).unwrap(), vec![]);
-    }
-
-    proptest! {
-        #[test]
-        fn the_first_special_byte_is_found_from_any_start(
-            bytes in proptest::collection::vec(
-                prop_oneof![4 => 0x20u8..0x7f, 1 => any::<u8>(), 1 => Just(b'"'), 1 => Just(b'\\')],
-                0..80,
-            ),
-            from in 0usize..80,
-        ) {
-            let from = from.min(bytes.len());
-            let special = |c: u8| c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c);
-            let expected = bytes[from..].iter().position(|&c| special(c)).map(|k| from + k);
-            prop_assert_eq!(first_special(&bytes, from), expected);
-            prop_assert_eq!(first_special_swar(&bytes, from), expected);
-            #[cfg(target_arch = "x86_64")]
-            {
-                prop_assert_eq!(super::x86::first_special_sse2(&bytes, from), expected);
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the CPU has AVX2.
-                    prop_assert_eq!(unsafe { super::x86::first_special_avx2(&bytes, from) }, expected);
-                }
-            }
-        }
     }
 
     /// Strings with what JSON must escape, and some it may.

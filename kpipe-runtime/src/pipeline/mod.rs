@@ -101,21 +101,11 @@ impl<T: Record> Codec<T> {
     pub fn json(type_name: &'static str) -> Self {
         Codec {
             type_name,
-            decode: decode_json,
+            decode: crate::json::decode::<T>,
             encode_into: encode_json,
             #[cfg(feature = "parquet")]
             push_row: crate::schema::push_row::<T>,
         }
-    }
-}
-
-/// JSON text is UTF-8: checking a record once and parsing it as a `str` is faster than
-/// serde_json checking every string of it. Bytes that are not UTF-8 are parsed as bytes only to
-/// get serde_json's error with its position.
-pub(crate) fn decode_json<T: Record>(bytes: &[u8]) -> Result<T, serde_json::Error> {
-    match simdutf8::basic::from_utf8(bytes) {
-        Ok(text) => serde_json::from_str(text),
-        Err(_) => serde_json::from_slice(bytes),
     }
 }
 

@@ -1,0 +1,36 @@
+//! Reading records' JSON.
+//!
+//! A record is decoded once per transform, per consumer and per Parquet row, so its reading is
+//! on every path's critical line. serde_json reads it, except where kpipe's own reader
+//! ([`read`]) gets there first: a serde `Deserializer` for the JSON records usually are (plain
+//! strings, integers, decimals without an exponent), that makes the same calls on the record
+//! type's `Deserialize` as serde_json does, and gives up at anything else. Whatever it gives up
+//! on, an error of the record type's included, serde_json reads again from the start, so every
+//! value and every error is serde_json's. The tests hold the two readers to each other on
+//! generated and damaged records.
+//!
+//! [`first_special`] is the string scan this reader and the Lambda event reader share.
+
+mod read;
+mod scan;
+
+pub(crate) use scan::first_special;
+
+/// Decodes one record from its JSON bytes, as `serde_json::from_slice` would.
+///
+/// JSON text is UTF-8: the record is checked once (SIMD, with simdutf8) and read as a `str`,
+/// which spares both readers checking each string. Bytes that are not UTF-8 go to
+/// `serde_json::from_slice` only for its error, with its position.
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
+    match simdutf8::basic::from_utf8(bytes) {
+        Ok(text) => {
+            if read::agrees_with_serde_json()
+                && let Ok(value) = read::from_str(text)
+            {
+                return Ok(value);
+            }
+            serde_json::from_str(text)
+        }
+        Err(_) => serde_json::from_slice(bytes),
+    }
+}
