@@ -414,9 +414,9 @@ async fn the_raw_json_path_answers_exactly_as_the_typed_one() {
 }
 
 /// Events nested 20,000 deep (about 40 KB) anywhere are refused, on a test thread's ordinary
-/// stack, without overflowing it: the Firehose handler skips unknown values to a depth of 32
-/// and never lets sonic-rs skip a value recursively; the Kinesis consumer's event goes through
-/// serde_json (as lambda_runtime parses it).
+/// stack, without overflowing it: the Firehose handler's event reader skips unknown values to
+/// a depth of 32; the Kinesis consumer's event goes through serde_json (as lambda_runtime
+/// parses it).
 #[tokio::test]
 async fn deeply_nested_events_are_errors_not_stack_overflows() {
     let deep = format!("{}{}", "[".repeat(20_000), "]".repeat(20_000));

@@ -412,7 +412,7 @@ fn without_empty_metadata(mut v: serde_json::Value) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn any_event_is_read_as_serde_json_reads_it() {
-    // `handle_json` reads the event with sonic-rs, records handed out as they are read;
+    // `handle_json` reads the event with kpipe's own reader, records handed out as they are read;
     // `handle` gets it from serde_json. Both must answer alike, on any thread count.
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     for case in 0..12 {

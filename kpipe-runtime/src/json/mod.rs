@@ -13,8 +13,37 @@
 
 mod read;
 mod scan;
+mod write;
 
-pub(crate) use scan::first_special;
+pub(crate) use scan::{first_special, needs_escape};
+use std::fmt;
+
+/// kpipe's reader or writer gave up: the record is outside what it reads or writes, or the
+/// record type's serde impl failed. serde_json then does the whole record again.
+#[derive(Debug)]
+struct Bail;
+
+impl fmt::Display for Bail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("left to serde_json")
+    }
+}
+
+impl std::error::Error for Bail {}
+
+impl serde::de::Error for Bail {
+    #[cold]
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        Bail
+    }
+}
+
+impl serde::ser::Error for Bail {
+    #[cold]
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        Bail
+    }
+}
 
 /// Decodes one record from its JSON bytes, as `serde_json::from_slice` would.
 ///
@@ -33,4 +62,19 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, 
         }
         Err(_) => serde_json::from_slice(bytes),
     }
+}
+
+/// Appends one record's JSON to `out`: the bytes `serde_json::to_writer` writes (compact),
+/// by kpipe's writer ([`write`]) or, where it gives up, by serde_json. On an error (serde_json's),
+/// `out` is as it was.
+pub(crate) fn encode<T: serde::Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), serde_json::Error> {
+    let start = out.len();
+    if write::into(value, out).is_ok() {
+        return Ok(());
+    }
+    out.truncate(start);
+    serde_json::to_writer(&mut *out, value).inspect_err(|_| out.truncate(start))
 }

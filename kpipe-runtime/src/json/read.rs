@@ -17,28 +17,8 @@
 //! correctly rounded division: serde_json computes exactly that (`f64_from_parts`), with or
 //! without its `float_roundtrip` feature. Longer ones are serde_json's.
 
-use super::first_special;
+use super::{Bail, first_special};
 use serde::de::{self, DeserializeSeed, Visitor};
-use std::fmt;
-
-/// The reader gave up: the record is outside what it reads, or is not the type's JSON.
-#[derive(Debug)]
-pub(super) struct Bail;
-
-impl fmt::Display for Bail {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("left to serde_json")
-    }
-}
-
-impl std::error::Error for Bail {}
-
-impl de::Error for Bail {
-    #[cold]
-    fn custom<T: fmt::Display>(_: T) -> Self {
-        Bail
-    }
-}
 
 type Result<T> = std::result::Result<T, Bail>;
 

@@ -141,12 +141,67 @@ fn first_special_swar(b: &[u8], mut i: usize) -> Option<usize> {
         .map(|k| i + k)
 }
 
+/// Whether `b` holds a byte JSON must escape in a string: a quote, a backslash or a control
+/// character (under 0x20). Eight bytes at a time in a `u64`, the last eight overlapping the
+/// ones before, so a short string, as most keys and values are, takes a word or two; from 32
+/// bytes on, [`first_special`]'s wider steps.
+#[inline(always)]
+pub(crate) fn needs_escape(b: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Exact for "any byte": a zero byte, and a byte under 0x20, set their top bit; bytes of
+    // 0x80 and more are masked out by `!w`.
+    let escapes = |w: u64| {
+        let zero = |x: u64| x.wrapping_sub(ONES) & !x;
+        (zero(w ^ (ONES * u64::from(b'"')))
+            | zero(w ^ (ONES * u64::from(b'\\')))
+            | (w.wrapping_sub(ONES * 0x20) & !w))
+            & HIGH
+    };
+    let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("eight bytes"));
+    let half = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("four bytes"));
+    let n = b.len();
+    match n {
+        0..4 => b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\'),
+        4..8 => escapes(u64::from(half(0)) | u64::from(half(n - 4)) << 32) != 0,
+        8..=16 => escapes(word(0)) | escapes(word(n - 8)) != 0,
+        17..32 => {
+            escapes(word(0))
+                | escapes(word(8))
+                | escapes(word((n - 8).min(16)))
+                | escapes(word(n - 8))
+                != 0
+        }
+        _ => {
+            let mut at = 0;
+            while let Some(i) = first_special(b, at) {
+                if b[i] < 0x80 {
+                    return true;
+                }
+                at = i + 1;
+            }
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
 
     proptest! {
+        #[test]
+        fn strings_that_need_escapes_are_found(
+            bytes in proptest::collection::vec(
+                prop_oneof![8 => 0x20u8..0x7f, 1 => any::<u8>(), 1 => Just(b'"'), 1 => Just(b'\\')],
+                0..80,
+            ),
+        ) {
+            let expected = bytes.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\');
+            prop_assert_eq!(needs_escape(&bytes), expected);
+        }
+
         #[test]
         fn the_first_special_byte_is_found_from_any_start(
             bytes in proptest::collection::vec(

@@ -102,23 +102,9 @@ impl<T: Record> Codec<T> {
         Codec {
             type_name,
             decode: crate::json::decode::<T>,
-            encode_into: encode_json,
+            encode_into: crate::json::encode::<T>,
             #[cfg(feature = "parquet")]
             push_row: crate::schema::push_row::<T>,
-        }
-    }
-}
-
-/// sonic-rs writes the same JSON as serde_json (the test `sonic_rs_writes_what_serde_json_writes`
-/// holds it to that) with SIMD string escaping. On an error, serde_json serialises the record
-/// again, so the error is serde_json's.
-fn encode_json<T: Record>(record: &T, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
-    let start = out.len();
-    match sonic_rs::to_writer(&mut *out, record) {
-        Ok(()) => Ok(()),
-        Err(_) => {
-            out.truncate(start);
-            serde_json::to_writer(out, record)
         }
     }
 }
@@ -469,10 +455,10 @@ mod tests {
         Tuple(i8, String),
     }
 
-    /// The codec writes records with sonic-rs; what it writes must be byte for byte what
+    /// The codec writes records with kpipe's writer; what it writes must be byte for byte what
     /// serde_json writes, or a pipeline's output would depend on the codec.
     #[test]
-    fn sonic_rs_writes_what_serde_json_writes() {
+    fn records_are_written_as_serde_json_writes_them() {
         let codec = Codec::<Shape>::json("Shape");
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut floats = vec![
