@@ -74,44 +74,38 @@ mod x86 {
         let quote = _mm256_set1_epi8(b'"' as i8);
         let backslash = _mm256_set1_epi8(b'\\' as i8);
         let space = _mm256_set1_epi8(0x20);
-        let found = steps::<32>(b, i, |at| {
-            // SAFETY: `steps` passes a pointer to 32 bytes inside `b`.
-            let v = unsafe { _mm256_loadu_si256(at.cast()) };
+        // A loop of its own rather than `steps`: a closure here would not be compiled with
+        // AVX2, and its intrinsics would be calls.
+        let mut i = i;
+        while i + 32 <= b.len() {
+            // SAFETY: the 32 bytes from `i` are inside `b`.
+            let v = unsafe { _mm256_loadu_si256(b.as_ptr().add(i).cast()) };
             // As signed bytes, control characters are under 0x20 and 0x80.. is negative.
             let special = _mm256_or_si256(
                 _mm256_or_si256(_mm256_cmpeq_epi8(v, quote), _mm256_cmpeq_epi8(v, backslash)),
                 _mm256_cmpgt_epi8(space, v),
             );
-            _mm256_movemask_epi8(special) as u32
-        });
-        found.unwrap_or_else(|rest| first_special_sse2(b, rest))
+            let mask = _mm256_movemask_epi8(special) as u32;
+            if mask != 0 {
+                return Some(i + mask.trailing_zeros() as usize);
+            }
+            i += 32;
+        }
+        first_special_sse2(b, i)
     }
 
     /// [`super::first_special`] 16 bytes at a time.
     #[inline]
-    pub(super) fn first_special_sse2(b: &[u8], i: usize) -> Option<usize> {
-        // SAFETY: `steps` passes a pointer to 16 bytes inside `b`.
-        let found = steps::<16>(b, i, |at| unsafe { specials_sse2(at) });
-        found.unwrap_or_else(|rest| super::first_special_swar(b, rest))
-    }
-
-    /// Steps through `b` from `i`, `W` bytes at a time, while `specials` (given a pointer to
-    /// `W` bytes inside `b`; bit k set when byte k is special) finds none. `Ok`: where the first
-    /// special byte is, or `None` at the end; `Err`: where fewer than `W` bytes are left.
-    #[inline(always)]
-    fn steps<const W: usize>(
-        b: &[u8],
-        mut i: usize,
-        specials: impl Fn(*const u8) -> u32,
-    ) -> Result<Option<usize>, usize> {
-        while i + W <= b.len() {
-            let mask = specials(b[i..i + W].as_ptr());
+    pub(super) fn first_special_sse2(b: &[u8], mut i: usize) -> Option<usize> {
+        while i + 16 <= b.len() {
+            // SAFETY: the 16 bytes from `i` are inside `b`.
+            let mask = unsafe { specials_sse2(b.as_ptr().add(i)) };
             if mask != 0 {
-                return Ok(Some(i + mask.trailing_zeros() as usize));
+                return Some(i + mask.trailing_zeros() as usize);
             }
-            i += W;
+            i += 16;
         }
-        if i == b.len() { Ok(None) } else { Err(i) }
+        super::first_special_swar(b, i)
     }
 }
 
