@@ -47,19 +47,17 @@ impl serde::ser::Error for Bail {
 
 /// Decodes one record from its JSON bytes, as `serde_json::from_slice` would.
 ///
-/// JSON text is UTF-8: the record is checked once (SIMD, with simdutf8) and read as a `str`,
-/// which spares both readers checking each string. Bytes that are not UTF-8 go to
-/// `serde_json::from_slice` only for its error, with its position.
+/// Where kpipe's reader gives up, the record is checked as UTF-8 once (SIMD, with simdutf8)
+/// and read by serde_json as a `str`, which spares it checking each string; bytes that are not
+/// UTF-8 go to `serde_json::from_slice` for its error, with its position.
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
+    if read::agrees_with_serde_json()
+        && let Ok(value) = read::from_slice(bytes)
+    {
+        return Ok(value);
+    }
     match simdutf8::basic::from_utf8(bytes) {
-        Ok(text) => {
-            if read::agrees_with_serde_json()
-                && let Ok(value) = read::from_str(text)
-            {
-                return Ok(value);
-            }
-            serde_json::from_str(text)
-        }
+        Ok(text) => serde_json::from_str(text),
         Err(_) => serde_json::from_slice(bytes),
     }
 }

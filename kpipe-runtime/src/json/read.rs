@@ -1,5 +1,5 @@
 //! kpipe's record reader: a serde `Deserializer` over JSON text that makes, on what it reads,
-//! the calls serde_json's `from_str` makes, and gives up ([`Bail`]) on everything else.
+//! the calls serde_json's `from_slice` makes, and gives up ([`Bail`]) on everything else.
 //!
 //! It reads objects, arrays, `true`, `false`, `null`, strings (escapes included) and numbers
 //! of up to 19 digits without an exponent. serde_json (1.0, `serde_json::de`) is the
@@ -43,10 +43,14 @@ pub(super) fn agrees_with_serde_json() -> bool {
     })
 }
 
-/// Reads a `T` from all of `text`, as `serde_json::from_str` does, or gives up.
-pub(super) fn from_str<'de, T: de::Deserialize<'de>>(text: &'de str) -> Result<T> {
+/// Reads a `T` from all of `text`, as `serde_json::from_slice` does, or gives up.
+///
+/// JSON text is UTF-8, but only strings can hold anything else than ASCII (anywhere else it
+/// is an error): a string in which the scan meets a byte of 0x80 or more is checked as UTF-8
+/// (with simdutf8), and no other byte needs to be.
+pub(super) fn from_slice<'de, T: de::Deserialize<'de>>(text: &'de [u8]) -> Result<T> {
     let mut reader = Reader {
-        text,
+        b: text,
         i: 0,
         depth: 0,
         scratch: String::new(),
@@ -60,7 +64,7 @@ pub(super) fn from_str<'de, T: de::Deserialize<'de>>(text: &'de str) -> Result<T
 }
 
 struct Reader<'de> {
-    text: &'de str,
+    b: &'de [u8],
     /// The next byte to read.
     i: usize,
     /// Arrays, objects and enum objects open around `i`.
@@ -106,7 +110,7 @@ impl<'de> Reader<'de> {
     /// The next byte past JSON's whitespace, not taken.
     #[inline]
     fn peek(&mut self) -> Option<u8> {
-        let b = self.text.as_bytes();
+        let b = self.b;
         while let Some(&c) = b.get(self.i) {
             if !matches!(c, b' ' | b'\n' | b'\t' | b'\r') {
                 return Some(c);
@@ -132,7 +136,7 @@ impl<'de> Reader<'de> {
     /// `word` (`null`, `true`, `false`) at `i`.
     #[inline]
     fn word(&mut self, word: &[u8]) -> Result<()> {
-        if self.text.as_bytes()[self.i..].starts_with(word) {
+        if self.b[self.i..].starts_with(word) {
             self.i += word.len();
             Ok(())
         } else {
@@ -152,26 +156,32 @@ impl<'de> Reader<'de> {
     }
 
     /// A string, at its opening quote. Most are printable ASCII up to the closing quote, found
-    /// in one scan and borrowed; bytes of 0x80 and more belong to characters of the text (it
-    /// is a `str`) and are passed over; a backslash starts the unescaping.
-    #[inline]
+    /// in one scan and borrowed; bytes of 0x80 and more are passed over and the string checked
+    /// as UTF-8 at its end; a backslash starts the unescaping.
+    #[inline(always)]
     fn string(&mut self) -> Result<Str<'de, '_>> {
-        let b = self.text.as_bytes();
+        let b = self.b;
         let start = self.i + 1;
         let mut at = start;
+        let mut ascii = true;
         loop {
             let end = first_special(b, at).ok_or(Bail)?;
             match b[end] {
                 b'"' => {
                     self.i = end + 1;
-                    // SAFETY: `start` follows a quote and `end` is one: both are ASCII, so
-                    // both are character boundaries of the text.
-                    return Ok(Str::Borrowed(unsafe {
-                        self.text.get_unchecked(start..end)
-                    }));
+                    let text = if ascii {
+                        // SAFETY: every byte from `start` to `end` is ASCII.
+                        unsafe { std::str::from_utf8_unchecked(&b[start..end]) }
+                    } else {
+                        utf8(&b[start..end])?
+                    };
+                    return Ok(Str::Borrowed(text));
                 }
                 b'\\' => return self.unescape(start, end),
-                0x80.. => at = end + 1,
+                0x80.. => {
+                    ascii = false;
+                    at = end + 1;
+                }
                 // A control character, which JSON strings may not hold.
                 _ => return Err(Bail),
             }
@@ -182,18 +192,18 @@ impl<'de> Reader<'de> {
     /// buffer (serde_json's `parse_str`; a lone surrogate is left to it).
     #[inline(never)]
     fn unescape(&mut self, start: usize, mut at: usize) -> Result<Str<'de, '_>> {
-        let (text, b) = (self.text, self.text.as_bytes());
+        let b = self.b;
         self.scratch.clear();
         let mut run = start;
         loop {
             match b[at] {
                 b'"' => {
-                    self.scratch.push_str(&text[run..at]);
+                    self.scratch.push_str(utf8(&b[run..at])?);
                     self.i = at + 1;
                     return Ok(Str::Copied(&self.scratch));
                 }
                 b'\\' => {
-                    self.scratch.push_str(&text[run..at]);
+                    self.scratch.push_str(utf8(&b[run..at])?);
                     let c = match b.get(at + 1).ok_or(Bail)? {
                         b'"' => '"',
                         b'\\' => '\\',
@@ -240,7 +250,7 @@ impl<'de> Reader<'de> {
     /// a decimal is left to serde_json.
     #[inline]
     fn number(&mut self, f32: bool) -> Result<Number> {
-        let b = self.text.as_bytes();
+        let b = self.b;
         let mut i = self.i;
         let negative = b[i] == b'-';
         i += usize::from(negative);
@@ -340,6 +350,12 @@ impl<'de> Reader<'de> {
         self.close(b'}')?;
         Ok(value)
     }
+}
+
+/// `b` as a `str`, if it is UTF-8.
+#[inline]
+fn utf8(b: &[u8]) -> Result<&str> {
+    simdutf8::basic::from_utf8(b).map_err(|_| Bail)
 }
 
 /// Four hex digits at `at`.
@@ -722,7 +738,7 @@ impl<'de> de::VariantAccess<'de> for VariantObject<'_, 'de> {
 
 #[cfg(test)]
 mod tests {
-    use super::from_str;
+    use super::from_slice;
     use proptest::prelude::*;
     use serde::de::DeserializeOwned;
     use serde::{Deserialize, Serialize};
@@ -807,10 +823,9 @@ mod tests {
         let show = |v: &T| serde_json::to_string(v).unwrap();
         let theirs = serde_json::from_slice::<T>(text);
         let mut read = false;
-        if let Ok(text) = std::str::from_utf8(text)
-            && let Ok(ours) = from_str::<T>(text)
-        {
+        if let Ok(ours) = from_slice::<T>(text) {
             read = true;
+            let text = String::from_utf8_lossy(text);
             match &theirs {
                 Ok(theirs) => prop_assert_eq!(show(&ours), show(theirs), "{}", text),
                 Err(e) => {
@@ -1036,7 +1051,7 @@ mod tests {
 
         #[test]
         fn numbers_are_the_same_bits(text in number()) {
-            let ours = from_str::<f64>(&text);
+            let ours = from_slice::<f64>(text.as_bytes());
             let theirs = serde_json::from_str::<f64>(&text);
             if let Ok(ours) = ours {
                 prop_assert_eq!(Some(ours.to_bits()), theirs.ok().map(f64::to_bits), "{}", text);
@@ -1074,5 +1089,14 @@ mod tests {
         assert!(!read(r#"{"id":"x","by_number":{"1":true}}"#));
         assert!(!read(r#"{"id":"x","g":1.5}"#));
         assert!(!read(r#"{"id":"x"} x"#));
+        // Not UTF-8: in a string (a lone continuation byte, a truncated character), outside.
+        for bytes in [
+            &b"{\"id\":\"\x80\"}"[..],
+            b"{\"id\":\"\xc3\"}",
+            b"{\"id\":\"x\"}\xc3\xa9",
+        ] {
+            assert!(!agree::<Reading>(bytes).unwrap());
+            assert!(!agree::<serde_json::Value>(bytes).unwrap());
+        }
     }
 }
