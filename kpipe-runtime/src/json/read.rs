@@ -1066,6 +1066,26 @@ mod tests {
         }
     }
 
+    /// Nesting past the reader's limit is serde_json's to refuse (its recursion limit), without
+    /// a deep stack on either side.
+    #[test]
+    fn deep_nesting_is_left_to_serde_json() {
+        for depth in [super::MAX_DEPTH as usize + 1, 100_000] {
+            let deep = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            assert!(from_slice::<serde_json::Value>(deep.as_bytes()).is_err());
+            let ours = super::super::decode::<serde_json::Value>(deep.as_bytes());
+            let theirs = serde_json::from_slice::<serde_json::Value>(deep.as_bytes());
+            assert_eq!(ours.is_ok(), theirs.is_ok());
+            assert_eq!(
+                ours.map_err(|e| e.to_string()).err(),
+                theirs.map_err(|e| e.to_string()).err()
+            );
+        }
+        let depth = super::MAX_DEPTH as usize;
+        let shallow = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        assert!(from_slice::<serde_json::Value>(shallow.as_bytes()).is_ok());
+    }
+
     /// The usual records take the fast path (a reader that always gave up would pass the
     /// tests above).
     #[test]
