@@ -1,15 +1,17 @@
-//! Reading records' JSON.
+//! Records' JSON, read and written exactly as serde_json reads and writes it, faster.
 //!
-//! A record is decoded once per transform, per consumer and per Parquet row, so its reading is
-//! on every path's critical line. serde_json reads it, except where kpipe's own reader
-//! ([`read`]) gets there first: a serde `Deserializer` for the JSON records usually are (plain
-//! strings, integers, decimals without an exponent), that makes the same calls on the record
-//! type's `Deserialize` as serde_json does, and gives up at anything else. Whatever it gives up
-//! on, an error of the record type's included, serde_json reads again from the start, so every
-//! value and every error is serde_json's. The tests hold the two readers to each other on
-//! generated and damaged records.
+//! A record is decoded and encoded once per transform, and decoded once per consumer and per
+//! Parquet row, so its JSON is on every path's critical line. kpipe's own serde
+//! implementations do the JSON records usually hold: [`read`](mod@read), a `Deserializer` that makes the
+//! same calls on the record type's `Deserialize` as serde_json does (strings, integers,
+//! decimals without an exponent, objects, arrays), and [`write`](mod@write), a `Serializer` that writes
+//! serde_json's bytes. Each gives up ([`Bail`]) at anything else, an error of the record type's
+//! included, and serde_json then does the whole record from the start: every value, every
+//! error and every byte is serde_json's. The tests hold them to serde_json on generated and
+//! damaged records.
 //!
-//! [`first_special`] is the string scan this reader and the Lambda event reader share.
+//! [`first_special`] is the string scan the reader and the Lambda event reader share;
+//! [`needs_escape`], the writer's.
 
 mod read;
 mod scan;
@@ -63,7 +65,7 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, 
 }
 
 /// Appends one record's JSON to `out`: the bytes `serde_json::to_writer` writes (compact),
-/// by kpipe's writer ([`write`]) or, where it gives up, by serde_json. On an error (serde_json's),
+/// by kpipe's writer ([`write`](mod@write)) or, where it gives up, by serde_json. On an error (serde_json's),
 /// `out` is as it was.
 pub(crate) fn encode<T: serde::Serialize + ?Sized>(
     value: &T,
