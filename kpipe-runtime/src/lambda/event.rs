@@ -107,6 +107,14 @@ struct Text<'a> {
     plain: bool,
 }
 
+/// What a record's key names.
+#[derive(Clone, Copy)]
+enum RecordKey {
+    Id,
+    Data,
+    Other,
+}
+
 struct Reader<'a> {
     b: &'a [u8],
     i: usize,
@@ -371,6 +379,31 @@ impl<'a> Reader<'a> {
     }
 
     /// One record: `recordId` and `data` (empty when missing), other fields skipped.
+    /// A record's key and its colon. Firehose's own keys are matched in place, closing quote
+    /// included; any other key is read as a string.
+    #[inline]
+    fn record_key(&mut self) -> Result<RecordKey, EventError> {
+        const KNOWN: [(&[u8], RecordKey); 3] = [
+            (b"\"data\"", RecordKey::Data),
+            (b"\"recordId\"", RecordKey::Id),
+            (b"\"approximateArrivalTimestamp\"", RecordKey::Other),
+        ];
+        let rest = &self.b[self.i..];
+        let key = match KNOWN.iter().find(|(known, _)| rest.starts_with(known)) {
+            Some((known, key)) => {
+                self.i += known.len();
+                *key
+            }
+            None => match &*self.string()?.text {
+                "recordId" => RecordKey::Id,
+                "data" => RecordKey::Data,
+                _ => RecordKey::Other,
+            },
+        };
+        self.colon()?;
+        Ok(key)
+    }
+
     fn record(&mut self) -> Result<Record<'a>, EventError> {
         if self.peek()? != b'{' {
             return Err(self
@@ -382,18 +415,19 @@ impl<'a> Reader<'a> {
             plain_id: true,
             data: Cow::Borrowed(""),
         };
-        self.entries(|r, key| {
-            match &*key {
-                "recordId" => {
-                    let id = r.string()?;
+        let mut more = self.entry_or_end(b'}')?;
+        while more {
+            match self.record_key()? {
+                RecordKey::Id => {
+                    let id = self.string()?;
                     record.plain_id = id.plain;
                     record.id = id.text;
                 }
-                "data" => record.data = r.string()?.text,
-                _ => r.skip(0)?,
+                RecordKey::Data => record.data = self.string()?.text,
+                RecordKey::Other => self.skip(0)?,
             }
-            Ok(())
-        })?;
+            more = self.next_or_end(b'}')?;
+        }
         Ok(record)
     }
 }
