@@ -47,6 +47,13 @@ impl serde::ser::Error for Bail {
     }
 }
 
+/// Whether a serde name is one of serde_json's private ones: its `RawValue` (a newtype struct
+/// when read, a struct when written) and, with `arbitrary_precision`, its numbers, which only
+/// serde_json reads and writes (as raw JSON).
+fn is_serde_json_private(name: &str) -> bool {
+    name.starts_with("$serde_json")
+}
+
 /// Decodes one record from its JSON bytes, as `serde_json::from_slice` would.
 ///
 /// Where kpipe's reader gives up, the record is checked as UTF-8 once (SIMD, with simdutf8)

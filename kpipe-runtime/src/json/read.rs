@@ -9,15 +9,15 @@
 //! accepted where a type is asked for (a struct from an object or an array, an enum from a
 //! string or a one-key object, a map key as a string), the same grammar. Where serde_json
 //! would fail, or reads in a way this reader does not (exponents, longer numbers, lone
-//! surrogates, numeric map keys, bytes, 128-bit integers, `RawValue`, nesting deeper than
-//! [`MAX_DEPTH`]), it gives up and serde_json reads the record again from the start.
+//! surrogates, numeric map keys, bytes, 128-bit integers, `f32` decimals, `RawValue`, nesting
+//! deeper than [`MAX_DEPTH`]), it gives up and serde_json reads the record again from the start.
 //!
 //! Decimals: a decimal of at most 2^53 as an integer of digits and at most 22 of them after
 //! the point is that integer divided by a power of ten, both exact as `f64`, so one
 //! correctly rounded division: serde_json computes exactly that (`f64_from_parts`), with or
 //! without its `float_roundtrip` feature. Longer ones are serde_json's.
 
-use super::{Bail, first_special};
+use super::{Bail, first_special, is_serde_json_private};
 use serde::de::{self, DeserializeSeed, Visitor};
 
 type Result<T> = std::result::Result<T, Bail>;
@@ -374,7 +374,7 @@ where
     D: de::Deserializer<'de, Error = Bail>,
     V: Visitor<'de>,
 {
-    if name.starts_with("$serde_json") {
+    if is_serde_json_private(name) {
         return Err(Bail);
     }
     visitor.visit_newtype_struct(de)

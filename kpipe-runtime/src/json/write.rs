@@ -11,7 +11,7 @@
 //! `arbitrary_precision` numbers), and serde_json writes the record again. Its gain over
 //! serde_json is the string scan: 16 bytes at a time, a struct's keys included.
 
-use super::{Bail, needs_escape};
+use super::{Bail, is_serde_json_private, needs_escape};
 use serde::ser::{self, Serialize};
 
 type Result<T = ()> = std::result::Result<T, Bail>;
@@ -108,12 +108,6 @@ impl Writer<'_> {
         self.string(variant);
         self.out.push(b':');
     }
-}
-
-/// serde_json's name for its `RawValue` and, with `arbitrary_precision`, its numbers: written
-/// as raw JSON, which only serde_json does.
-fn is_serde_json_private(name: &str) -> bool {
-    name.starts_with("$serde_json")
 }
 
 /// The `serialize_*` methods of every integer type, each `|serializer, value| body`.
