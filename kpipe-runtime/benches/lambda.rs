@@ -12,6 +12,11 @@
 // criterion_group! generates an undocumented `pub fn benches`.
 #![allow(missing_docs)]
 
+// The allocator of a Lambda binary (`lambda_main!`), so that the binary path is the binary's;
+// the hand-written handlers measured alongside get it too.
+#[global_allocator]
+static ALLOCATOR: kpipe_runtime::lambda::Allocator = kpipe_runtime::lambda::Allocator;
+
 use aws_lambda_events::encodings::Base64Data;
 use aws_lambda_events::firehose::{
     KinesisFirehoseEvent, KinesisFirehoseResponse, KinesisFirehoseResponseRecord,

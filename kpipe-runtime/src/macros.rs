@@ -126,10 +126,27 @@ macro_rules! pipeline {
 ///
 /// Build it with `cargo lambda build --release` and deploy the binary as the function the
 /// pipeline's template names.
+///
+/// The binary's memory allocator is [`lambda::Allocator`](crate::lambda::Allocator)
+/// (mimalloc), which makes a record's allocations cheaper than the system's. A binary that
+/// declares its own `#[global_allocator]` says so, and keeps it:
+///
+/// ```ignore
+/// #[global_allocator]
+/// static ALLOCATOR: std::alloc::System = std::alloc::System;
+///
+/// kpipe_runtime::lambda_main!(Telemetry, enrich, allocator: own);
+/// ```
 #[cfg(feature = "lambda")]
 #[macro_export]
 macro_rules! lambda_main {
     ($pipeline:ident, $stage:ident) => {
+        #[global_allocator]
+        static KPIPE_ALLOCATOR: $crate::lambda::Allocator = $crate::lambda::Allocator;
+
+        $crate::lambda_main!($pipeline, $stage, allocator: own);
+    };
+    ($pipeline:ident, $stage:ident, allocator: own) => {
         fn main() -> ::std::process::ExitCode {
             // A typo in the transform's or consumer's name is a compile error here.
             $crate::lambda::serve::<$pipeline, _, _>($pipeline::$stage())
