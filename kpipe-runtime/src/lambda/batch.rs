@@ -333,7 +333,7 @@ impl<'a> Chunk<'a> {
             // the same processor as in the local engine (`process_into`, as the engine's
             // in-process transform calls it).
             let data = &self.records[i].data;
-            let appended = match base64_simd::STANDARD.decode_append(&**data, &mut self.input) {
+            let appended = match super::base64::decode_append(data.as_bytes(), &mut self.input) {
                 Ok(()) => match crate::kpl::user_records(&self.input) {
                     Some(subs) => aggregated(processor, subs, &mut self.output),
                     None => processor.process_into(&self.input, &mut self.output),

@@ -28,6 +28,7 @@
 //! only run them twice).
 
 mod aggregate;
+mod base64;
 mod batch;
 mod consumer;
 mod event;

@@ -201,7 +201,7 @@ impl Answers {
         self.out.push_str(",\"result\":\"");
         self.out.push_str(result);
         self.out.push_str("\",\"data\":\"");
-        base64_simd::STANDARD.encode_append(data, &mut self.out);
+        super::base64::encode_append(data, &mut self.out);
         self.out.push('"');
         if !keys.is_empty() || self.style == Style::Typed {
             self.out.push_str(",\"metadata\":{\"partitionKeys\":{");

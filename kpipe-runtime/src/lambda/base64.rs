@@ -1,0 +1,403 @@
+//! Base64 of the Firehose event's records and of the response's answers: RFC 4648's standard
+//! alphabet, padded, exactly as base64-simd's `STANDARD` decodes and encodes it.
+//!
+//! base64-simd takes 32 characters a step with AVX2 while 38 are left, and 24 bytes while 28
+//! are left; what remains of each record (30 to 37 characters, about a fifth of a
+//! 190-character record) goes through its scalar loop, a table lookup a character. Here, on
+//! x86-64 with AVX2, a record's last block is copied into a block of zeros (`A`s when
+//! decoding) and takes the same AVX2 step as the others, so every character of a record is
+//! done 32 at a time. Anything but plain padded base64 (a character outside the alphabet,
+//! misplaced or non-canonical padding, a length that is not a multiple of 4) is left to
+//! base64-simd, whose error the handler reports; elsewhere (e.g. Graviton) base64-simd does
+//! it all (NEON).
+//!
+//! The AVX2 steps are Wojciech Muła's and Daniel Lemire's ("Faster Base64 Encoding and
+//! Decoding Using AVX2 Instructions", ACM TOWS 2018, <https://arxiv.org/abs/1704.00605>).
+
+/// Appends the bytes `src` encodes to `out`, or fails as base64-simd's `STANDARD` does
+/// (`out` is then as it was).
+pub(super) fn decode_append(src: &[u8], out: &mut Vec<u8>) -> Result<(), base64_simd::Error> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        if unsafe { x86::decode_append(src, out) } {
+            return Ok(());
+        }
+    }
+    base64_simd::STANDARD.decode_append(src, out)
+}
+
+/// Appends `src`'s base64 to `out`, as base64-simd's `STANDARD` does.
+pub(super) fn encode_append(src: &[u8], out: &mut String) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, and base64 is ASCII, so `out` stays UTF-8.
+        unsafe { x86::encode_append(src, out.as_mut_vec()) };
+        return;
+    }
+    base64_simd::STANDARD.encode_append(src, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::{
+        __m256i, _mm_loadu_si128, _mm256_add_epi8, _mm256_and_si256, _mm256_castsi128_si256,
+        _mm256_cmpeq_epi8, _mm256_cmpgt_epi8, _mm256_inserti128_si256, _mm256_loadu_si256,
+        _mm256_madd_epi16, _mm256_maddubs_epi16, _mm256_movemask_epi8, _mm256_mulhi_epu16,
+        _mm256_mullo_epi16, _mm256_or_si256, _mm256_permutevar8x32_epi32, _mm256_set1_epi8,
+        _mm256_set1_epi32, _mm256_setr_epi8, _mm256_setr_epi32, _mm256_setzero_si256,
+        _mm256_shuffle_epi8, _mm256_srli_epi32, _mm256_storeu_si256, _mm256_sub_epi8,
+        _mm256_subs_epu8, _mm256_testz_si256,
+    };
+
+    /// The 24 bytes 32 characters encode, in the first 24 of the result (the last 8 are
+    /// zero), or `None` if one of them is not in the alphabet.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn decode32(chars: __m256i) -> Option<__m256i> {
+        // Which characters are valid, from a table of their low and one of their high nibble.
+        let lut_lo = _mm256_setr_epi8(
+            0x15, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x13, 0x1a, 0x1b, 0x1b,
+            0x1b, 0x1a, 0x15, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x13, 0x1a,
+            0x1b, 0x1b, 0x1b, 0x1a,
+        );
+        let lut_hi = _mm256_setr_epi8(
+            0x10, 0x10, 0x01, 0x02, 0x04, 0x08, 0x04, 0x08, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10,
+            0x10, 0x10, 0x10, 0x10, 0x01, 0x02, 0x04, 0x08, 0x04, 0x08, 0x10, 0x10, 0x10, 0x10,
+            0x10, 0x10, 0x10, 0x10,
+        );
+        // What to add to a character for its 6 bits, by its high nibble (`/` on its own).
+        let lut_roll = _mm256_setr_epi8(
+            0, 16, 19, 4, -65, -65, -71, -71, 0, 0, 0, 0, 0, 0, 0, 0, 0, 16, 19, 4, -65, -65, -71,
+            -71, 0, 0, 0, 0, 0, 0, 0, 0,
+        );
+        let mask_2f = _mm256_set1_epi8(0x2f);
+        let hi_nibbles = _mm256_and_si256(_mm256_srli_epi32::<4>(chars), mask_2f);
+        let lo_nibbles = _mm256_and_si256(chars, mask_2f);
+        let hi = _mm256_shuffle_epi8(lut_hi, hi_nibbles);
+        let lo = _mm256_shuffle_epi8(lut_lo, lo_nibbles);
+        if _mm256_testz_si256(lo, hi) == 0 {
+            return None;
+        }
+        let eq_2f = _mm256_cmpeq_epi8(chars, mask_2f);
+        let roll = _mm256_shuffle_epi8(lut_roll, _mm256_add_epi8(eq_2f, hi_nibbles));
+        let sextets = _mm256_add_epi8(chars, roll);
+        // Four 6-bit values to three bytes, then the 12 bytes of each lane together.
+        let pairs = _mm256_maddubs_epi16(sextets, _mm256_set1_epi32(0x0140_0140));
+        let triples = _mm256_madd_epi16(pairs, _mm256_set1_epi32(0x0001_1000));
+        let packed = _mm256_shuffle_epi8(
+            triples,
+            _mm256_setr_epi8(
+                2, 1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1, 2, 1, 0, 6, 5, 4, 10, 9, 8,
+                14, 13, 12, -1, -1, -1, -1,
+            ),
+        );
+        Some(_mm256_permutevar8x32_epi32(
+            packed,
+            _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 3, 7),
+        ))
+    }
+
+    /// [`super::decode_append`] with AVX2; `false` (and `out` as it was) for anything but
+    /// plain padded base64, which base64-simd then fails with its error.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn decode_append(src: &[u8], out: &mut Vec<u8>) -> bool {
+        let len = src.len();
+        if !len.is_multiple_of(4) {
+            return false;
+        }
+        if len == 0 {
+            return true;
+        }
+        let pad = match (src[len - 2], src[len - 1]) {
+            (b'=', b'=') => 2,
+            (_, b'=') => 1,
+            _ => 0,
+        };
+        // The characters that carry bits, and the bytes they make (`n % 4` is 0, 2 or 3).
+        let n = len - pad;
+        let bytes = n / 4 * 3 + (n % 4).saturating_sub(1);
+        let start = out.len();
+        // Each step stores 32 bytes, of which up to 24 are the step's.
+        out.reserve(bytes + 32);
+        let src = src.as_ptr();
+        // SAFETY: `reserve` made room for `bytes + 32` after `start`, and a step at `o` stores
+        // 32 bytes with `o <= bytes`. Reads stay in `src[..n]` or the stack block.
+        unsafe {
+            let dst = out.as_mut_ptr().add(start);
+            let (mut i, mut o) = (0, 0);
+            while n - i >= 32 {
+                let Some(step) = decode32(_mm256_loadu_si256(src.add(i).cast())) else {
+                    return false;
+                };
+                _mm256_storeu_si256(dst.add(o).cast(), step);
+                i += 32;
+                o += 24;
+            }
+            let rest = n - i;
+            if rest > 0 {
+                let mut block = [b'A'; 32];
+                copy_short(src.add(i), block.as_mut_ptr(), rest);
+                let Some(step) = decode32(_mm256_loadu_si256(block.as_ptr().cast())) else {
+                    return false;
+                };
+                // The `A`s decode to zeros, so a byte past the record's last that is not zero
+                // holds the last character's unused bits: non-canonical, which base64-simd
+                // refuses.
+                let zeros = _mm256_movemask_epi8(_mm256_cmpeq_epi8(step, _mm256_setzero_si256()));
+                if (!zeros as u32) >> (bytes - o) != 0 {
+                    return false;
+                }
+                _mm256_storeu_si256(dst.add(o).cast(), step);
+            }
+            out.set_len(start + bytes);
+        }
+        true
+    }
+
+    /// Copies `n` bytes, fewer than 32, from `src` to `dst` with at most two loads and two
+    /// stores (overlapping in the middle) rather than a call to `memcpy`.
+    ///
+    /// # Safety
+    /// As [`std::ptr::copy_nonoverlapping`], and `n < 32`.
+    #[inline(always)]
+    unsafe fn copy_short(src: *const u8, dst: *mut u8, n: usize) {
+        /// The first and the last `W` of the `n` bytes, `W <= n <= 2 * W`.
+        #[inline(always)]
+        unsafe fn ends<const W: usize>(src: *const u8, dst: *mut u8, n: usize) {
+            // SAFETY: `W <= n`: both reads and both writes are within the `n` bytes.
+            unsafe {
+                let head = src.cast::<[u8; W]>().read_unaligned();
+                let tail = src.add(n - W).cast::<[u8; W]>().read_unaligned();
+                dst.cast::<[u8; W]>().write_unaligned(head);
+                dst.add(n - W).cast::<[u8; W]>().write_unaligned(tail);
+            }
+        }
+        // SAFETY: each case stays within the `n` bytes the caller vouched for.
+        unsafe {
+            match n {
+                0 => {}
+                1..4 => {
+                    *dst = *src;
+                    *dst.add(n / 2) = *src.add(n / 2);
+                    *dst.add(n - 1) = *src.add(n - 1);
+                }
+                4..8 => ends::<4>(src, dst, n),
+                8..16 => ends::<8>(src, dst, n),
+                _ => ends::<16>(src, dst, n),
+            }
+        }
+    }
+
+    /// The 32 characters that encode the 24 bytes in the first 12 of each lane.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn encode24(lanes: __m256i) -> __m256i {
+        // Each 3 bytes to four 6-bit values, one a byte.
+        let spread = _mm256_shuffle_epi8(
+            lanes,
+            _mm256_setr_epi8(
+                1, 0, 2, 1, 4, 3, 5, 4, 7, 6, 8, 7, 10, 9, 11, 10, 1, 0, 2, 1, 4, 3, 5, 4, 7, 6, 8,
+                7, 10, 9, 11, 10,
+            ),
+        );
+        let t0 = _mm256_and_si256(spread, _mm256_set1_epi32(0x0fc0_fc00));
+        let t1 = _mm256_mulhi_epu16(t0, _mm256_set1_epi32(0x0400_0040));
+        let t2 = _mm256_and_si256(spread, _mm256_set1_epi32(0x003f_03f0));
+        let t3 = _mm256_mullo_epi16(t2, _mm256_set1_epi32(0x0100_0010));
+        let sextets = _mm256_or_si256(t1, t3);
+        // A 6-bit value to its character: add what its range needs.
+        let offsets = _mm256_setr_epi8(
+            65, 71, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -19, -16, 0, 0, 65, 71, -4, -4, -4, -4,
+            -4, -4, -4, -4, -4, -4, -19, -16, 0, 0,
+        );
+        let range = _mm256_sub_epi8(
+            _mm256_subs_epu8(sextets, _mm256_set1_epi8(51)),
+            _mm256_cmpgt_epi8(sextets, _mm256_set1_epi8(25)),
+        );
+        _mm256_add_epi8(sextets, _mm256_shuffle_epi8(offsets, range))
+    }
+
+    /// 24 bytes from `at` (28 readable) as two lanes of 12.
+    ///
+    /// # Safety
+    /// The 28 bytes from `at` must be readable.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn lanes(at: *const u8) -> __m256i {
+        // SAFETY: as the caller promised.
+        unsafe {
+            let lo = _mm_loadu_si128(at.cast());
+            let hi = _mm_loadu_si128(at.add(12).cast());
+            _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(lo), hi)
+        }
+    }
+
+    /// [`super::encode_append`] with AVX2.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn encode_append(src: &[u8], out: &mut Vec<u8>) {
+        let len = src.len();
+        let chars = len.div_ceil(3) * 4;
+        let start = out.len();
+        // The last block's two steps store 64 characters, of which up to 36 are the record's.
+        out.reserve(chars + 64);
+        let src = src.as_ptr();
+        // SAFETY: `reserve` made room for `chars + 64` after `start`, and a step at `o`
+        // stores 32 characters with `o <= chars`, or 64 for the last block. A step reads 28
+        // bytes, in `src` while 28 are left, else in the stack block.
+        unsafe {
+            let dst = out.as_mut_ptr().add(start);
+            let (mut i, mut o) = (0, 0);
+            while len - i >= 28 {
+                _mm256_storeu_si256(dst.add(o).cast(), encode24(lanes(src.add(i))));
+                i += 24;
+                o += 32;
+            }
+            // The last 0 to 27 bytes, from a block of zeros: one or two steps.
+            let rest = len - i;
+            if rest > 0 {
+                let mut block = [0u8; 52];
+                copy_short(src.add(i), block.as_mut_ptr(), rest);
+                _mm256_storeu_si256(dst.add(o).cast(), encode24(lanes(block.as_ptr())));
+                if rest > 24 {
+                    let second = encode24(lanes(block.as_ptr().add(24)));
+                    _mm256_storeu_si256(dst.add(o + 32).cast(), second);
+                }
+                // The zeros past the last byte encode as `A`s; padding replaces those.
+                let end = dst.add(chars);
+                match rest % 3 {
+                    1 => end.sub(2).cast::<[u8; 2]>().write(*b"=="),
+                    2 => end.sub(1).write(b'='),
+                    _ => {}
+                }
+            }
+            out.set_len(start + chars);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn decoded(src: &[u8]) -> Result<Vec<u8>, String> {
+        let mut out = b"before".to_vec();
+        decode_append(src, &mut out).map_err(|e| e.to_string())?;
+        assert_eq!(&out[..6], b"before");
+        Ok(out[6..].to_vec())
+    }
+
+    fn simd_decoded(src: &[u8]) -> Result<Vec<u8>, String> {
+        base64_simd::STANDARD
+            .decode_to_vec(src)
+            .map_err(|e| e.to_string())
+    }
+
+    /// A damage to a base64 text: a byte replaced, inserted or removed.
+    fn damaged() -> impl Strategy<Value = (Vec<u8>, usize, u8, u8)> {
+        (
+            proptest::collection::vec(any::<u8>(), 0..120),
+            any::<usize>(),
+            prop_oneof![
+                Just(b'='),
+                Just(b'A'),
+                Just(b'/'),
+                Just(b'+'),
+                Just(b'-'),
+                any::<u8>()
+            ],
+            0..3u8,
+        )
+    }
+
+    #[test]
+    fn encodes_every_length_as_base64_simd() {
+        let bytes: Vec<u8> = (0..400u32).map(|i| (i * 37 % 256) as u8).collect();
+        for len in 0..bytes.len() {
+            let mut out = String::from("before");
+            encode_append(&bytes[..len], &mut out);
+            assert_eq!(
+                out[6..],
+                base64_simd::STANDARD.encode_to_string(&bytes[..len])
+            );
+            assert_eq!(decoded(&out.as_bytes()[6..]).unwrap(), &bytes[..len]);
+        }
+    }
+
+    /// Plain base64 takes the AVX2 path (where there is one), not base64-simd's.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn plain_base64_is_decoded_here() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        let bytes: Vec<u8> = (0..300u32).map(|i| (i * 101 % 256) as u8).collect();
+        for len in 0..bytes.len() {
+            let text = base64_simd::STANDARD.encode_to_string(&bytes[..len]);
+            let mut out = Vec::new();
+            // SAFETY: the CPU has AVX2.
+            assert!(
+                unsafe { x86::decode_append(text.as_bytes(), &mut out) },
+                "{len}"
+            );
+            assert_eq!(out, &bytes[..len]);
+        }
+    }
+
+    #[test]
+    fn every_character_decodes_or_fails_as_base64_simd() {
+        // Each byte value in each position of a record's last block and of a full step.
+        let text = base64_simd::STANDARD.encode_to_string([7u8; 60]);
+        for at in [0, 5, 31, 32, 40, text.len() - 3, text.len() - 1] {
+            for c in 0..=255u8 {
+                let mut t = text.clone().into_bytes();
+                t[at] = c;
+                assert_eq!(decoded(&t), simd_decoded(&t), "byte {c:#x} at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn padding_and_its_unused_bits_as_base64_simd() {
+        for text in [
+            "", "=", "==", "===", "====", "A===", "QQ==", "QR==", "QUE=", "QUF=", "QUFB", "QQ=A",
+            "QQ", "QUE", "Q===", "QUJD====",
+        ] {
+            assert_eq!(
+                decoded(text.as_bytes()),
+                simd_decoded(text.as_bytes()),
+                "{text}"
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn decodes_what_it_encodes(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let mut text = String::new();
+            encode_append(&bytes, &mut text);
+            prop_assert_eq!(&text, &base64_simd::STANDARD.encode_to_string(&bytes));
+            prop_assert_eq!(decoded(text.as_bytes()).unwrap(), bytes);
+        }
+
+        #[test]
+        fn damaged_text_as_base64_simd((bytes, at, c, how) in damaged()) {
+            let mut text = base64_simd::STANDARD.encode_to_string(&bytes).into_bytes();
+            let at = at % (text.len() + 1);
+            match how {
+                0 if at < text.len() => text[at] = c,
+                1 => text.insert(at, c),
+                _ if at < text.len() => { text.remove(at); }
+                _ => text.push(c),
+            }
+            prop_assert_eq!(decoded(&text), simd_decoded(&text));
+        }
+    }
+}
