@@ -4,12 +4,15 @@
 //! base64-simd takes 32 characters a step with AVX2 while 38 are left, and 24 bytes while 28
 //! are left; what remains of each record (30 to 37 characters, about a fifth of a
 //! 190-character record) goes through its scalar loop, a table lookup a character. Here, on
-//! x86-64 with AVX2, a record's last block is copied into a block of zeros (`A`s when
-//! decoding) and takes the same AVX2 step as the others, so every character of a record is
-//! done 32 at a time. Anything but plain padded base64 (a character outside the alphabet,
-//! misplaced or non-canonical padding, a length that is not a multiple of 4) is left to
-//! base64-simd, whose error the handler reports; elsewhere (e.g. Graviton) base64-simd does
-//! it all (NEON).
+//! x86-64 with AVX2, the whole groups a record has left take one more AVX2 step that ends
+//! where they do (it does a few characters again, to the same result), and only the last,
+//! padded group is done a character at a time. (Copying the last block into a block of zeros
+//! instead stalled every record: a load of 16 bytes that 8- and 16-byte stores had just
+//! written cannot be forwarded from them; only records under 24 bytes go that way.)
+//!
+//! Anything but plain padded base64 (a character outside the alphabet, misplaced or
+//! non-canonical padding, a length that is not a multiple of 4) is left to base64-simd, whose
+//! error the handler reports; elsewhere (e.g. Graviton) base64-simd does it all (NEON).
 //!
 //! The AVX2 steps are Wojciech Muła's and Daniel Lemire's ("Faster Base64 Encoding and
 //! Decoding Using AVX2 Instructions", ACM TOWS 2018, <https://arxiv.org/abs/1704.00605>).
@@ -138,20 +141,31 @@ mod x86 {
                 o += 24;
             }
             let rest = n - i;
-            if rest > 0 {
-                let mut block = [b'A'; 32];
-                copy_short(src.add(i), block.as_mut_ptr(), rest);
-                let Some(step) = decode32(_mm256_loadu_si256(block.as_ptr().cast())) else {
-                    return false;
-                };
-                // The `A`s decode to zeros, so a byte past the record's last that is not zero
-                // holds the last character's unused bits: non-canonical, which base64-simd
-                // refuses.
-                let zeros = _mm256_movemask_epi8(_mm256_cmpeq_epi8(step, _mm256_setzero_si256()));
-                if (!zeros as u32) >> (bytes - o) != 0 {
+            if i == 0 {
+                // Under 32 characters: from a block of `A`s (zeros).
+                if rest > 0 && !decode_short(src, rest, dst, bytes) {
                     return false;
                 }
-                _mm256_storeu_si256(dst.add(o).cast(), step);
+            } else {
+                // The whole groups left, as one more step that ends where they do (it decodes
+                // some characters again, to the same bytes), then the last group of 2 or 3.
+                let whole = rest / 4 * 4;
+                if whole > 0 {
+                    let j = i + whole - 32;
+                    let Some(step) = decode32(_mm256_loadu_si256(src.add(j).cast())) else {
+                        return false;
+                    };
+                    _mm256_storeu_si256(dst.add(j / 4 * 3).cast(), step);
+                }
+                if rest > whole
+                    && !decode_group(
+                        src.add(i + whole),
+                        rest - whole,
+                        dst.add((i + whole) / 4 * 3),
+                    )
+                {
+                    return false;
+                }
             }
             out.set_len(start + bytes);
         }
@@ -192,18 +206,95 @@ mod x86 {
         }
     }
 
-    /// The 32 characters that encode the 24 bytes in the first 12 of each lane.
+    /// Decodes the `rest` characters (1 to 31) from `src` into the `bytes` bytes at `dst`
+    /// (with room for 32) through a block of `A`s, which decode to zeros; `false` if one is not
+    /// in the alphabet or the last has unused bits set.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2; `src` readable for `rest`, `dst` writable for 32.
+    #[target_feature(enable = "avx2")]
+    unsafe fn decode_short(src: *const u8, rest: usize, dst: *mut u8, bytes: usize) -> bool {
+        let mut block = [b'A'; 32];
+        // SAFETY: as the caller promised; `rest < 32`.
+        unsafe {
+            copy_short(src, block.as_mut_ptr(), rest);
+            let Some(step) = decode32(_mm256_loadu_si256(block.as_ptr().cast())) else {
+                return false;
+            };
+            // A byte past the last that is not zero holds the last character's unused bits:
+            // non-canonical, which base64-simd refuses.
+            let zeros = _mm256_movemask_epi8(_mm256_cmpeq_epi8(step, _mm256_setzero_si256()));
+            if (!zeros as u32) >> bytes != 0 {
+                return false;
+            }
+            _mm256_storeu_si256(dst.cast(), step);
+        }
+        true
+    }
+
+    /// Decodes a last group of `k` (2 or 3) characters from `src` into the `k - 1` bytes at
+    /// `dst`; `false` if one is not in the alphabet or the last has unused bits set.
+    ///
+    /// # Safety
+    /// `src` readable for `k`, `dst` writable for `k - 1`.
+    #[inline(always)]
+    unsafe fn decode_group(src: *const u8, k: usize, dst: *mut u8) -> bool {
+        // SAFETY: as the caller promised.
+        unsafe {
+            let a = SEXTETS[usize::from(*src)];
+            let b = SEXTETS[usize::from(*src.add(1))];
+            let c = if k == 3 {
+                SEXTETS[usize::from(*src.add(2))]
+            } else {
+                0
+            };
+            let unused = if k == 3 { c & 0x03 } else { b & 0x0f };
+            if (a | b | c) == INVALID || unused != 0 {
+                return false;
+            }
+            *dst = a << 2 | b >> 4;
+            if k == 3 {
+                *dst.add(1) = b << 4 | c >> 2;
+            }
+        }
+        true
+    }
+
+    /// Not a character of the alphabet, in [`SEXTETS`].
+    const INVALID: u8 = 0xff;
+
+    /// Each byte's 6-bit value in the standard alphabet, or `INVALID`.
+    static SEXTETS: [u8; 256] = {
+        let mut table = [INVALID; 256];
+        let mut i = 0;
+        while i < 64 {
+            table[ALPHABET[i] as usize] = i as u8;
+            i += 1;
+        }
+        table
+    };
+
+    /// RFC 4648's standard alphabet.
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+    /// The 32 characters that encode the 24 bytes of `lanes`, the first 12 of each lane
+    /// ([`lanes`]) or the last 12 of the high one ([`lanes_ending`]).
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn encode24(lanes: __m256i) -> __m256i {
+    fn encode24(lanes: __m256i, high_last: bool) -> __m256i {
         // Each 3 bytes to four 6-bit values, one a byte.
-        let spread = _mm256_shuffle_epi8(
-            lanes,
+        let spread = if high_last {
+            _mm256_setr_epi8(
+                1, 0, 2, 1, 4, 3, 5, 4, 7, 6, 8, 7, 10, 9, 11, 10, 5, 4, 6, 5, 8, 7, 9, 8, 11, 10,
+                12, 11, 14, 13, 15, 14,
+            )
+        } else {
             _mm256_setr_epi8(
                 1, 0, 2, 1, 4, 3, 5, 4, 7, 6, 8, 7, 10, 9, 11, 10, 1, 0, 2, 1, 4, 3, 5, 4, 7, 6, 8,
                 7, 10, 9, 11, 10,
-            ),
-        );
+            )
+        };
+        let spread = _mm256_shuffle_epi8(lanes, spread);
         let t0 = _mm256_and_si256(spread, _mm256_set1_epi32(0x0fc0_fc00));
         let t1 = _mm256_mulhi_epu16(t0, _mm256_set1_epi32(0x0400_0040));
         let t2 = _mm256_and_si256(spread, _mm256_set1_epi32(0x003f_03f0));
@@ -221,7 +312,7 @@ mod x86 {
         _mm256_add_epi8(sextets, _mm256_shuffle_epi8(offsets, range))
     }
 
-    /// 24 bytes from `at` (28 readable) as two lanes of 12.
+    /// 24 bytes from `at` as two lanes of 12, each lane's first.
     ///
     /// # Safety
     /// The 28 bytes from `at` must be readable.
@@ -229,10 +320,57 @@ mod x86 {
     #[target_feature(enable = "avx2")]
     unsafe fn lanes(at: *const u8) -> __m256i {
         // SAFETY: as the caller promised.
+        unsafe { two_halves(at, at.add(12)) }
+    }
+
+    /// 24 bytes from `at` as two lanes of 12, the first of the low lane and the last of the
+    /// high one: nothing past the 24 is read.
+    ///
+    /// # Safety
+    /// The 24 bytes from `at` must be readable.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn lanes_ending(at: *const u8) -> __m256i {
+        // SAFETY: as the caller promised.
+        unsafe { two_halves(at, at.add(8)) }
+    }
+
+    /// The 16 bytes at `lo` and the 16 at `hi` as the low and the high lane.
+    ///
+    /// # Safety
+    /// Both must be readable.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn two_halves(lo: *const u8, hi: *const u8) -> __m256i {
+        // SAFETY: as the caller promised.
         unsafe {
-            let lo = _mm_loadu_si128(at.cast());
-            let hi = _mm_loadu_si128(at.add(12).cast());
+            let lo = _mm_loadu_si128(lo.cast());
+            let hi = _mm_loadu_si128(hi.cast());
             _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(lo), hi)
+        }
+    }
+
+    /// Encodes a last group of `k` (1 or 2) bytes from `src` as 4 characters at `dst`, padded.
+    ///
+    /// # Safety
+    /// `src` readable for `k`, `dst` writable for 4.
+    #[inline(always)]
+    unsafe fn encode_group(src: *const u8, k: usize, dst: *mut u8) {
+        // SAFETY: as the caller promised.
+        unsafe {
+            let a = *src;
+            let b = if k == 2 { *src.add(1) } else { 0 };
+            let third = if k == 2 {
+                ALPHABET[usize::from((b & 0x0f) << 2)]
+            } else {
+                b'='
+            };
+            dst.cast::<[u8; 4]>().write([
+                ALPHABET[usize::from(a >> 2)],
+                ALPHABET[usize::from((a & 0x03) << 4 | b >> 4)],
+                third,
+                b'=',
+            ]);
         }
     }
 
@@ -245,36 +383,50 @@ mod x86 {
         let len = src.len();
         let chars = len.div_ceil(3) * 4;
         let start = out.len();
-        // The last block's two steps store 64 characters, of which up to 36 are the record's.
-        out.reserve(chars + 64);
+        // A step stores 32 characters; under 24 bytes, more than the record's.
+        out.reserve(chars + 32);
         let src = src.as_ptr();
-        // SAFETY: `reserve` made room for `chars + 64` after `start`, and a step at `o`
-        // stores 32 characters with `o <= chars`, or 64 for the last block. A step reads 28
-        // bytes, in `src` while 28 are left, else in the stack block.
+        // SAFETY: `reserve` made room for `chars + 32` after `start`, and a step stores 32
+        // characters from a multiple of 4 under `chars`. A step reads 28 bytes from `i` while
+        // 28 are left, and 24 ending at the whole groups' end, or the stack block.
         unsafe {
             let dst = out.as_mut_ptr().add(start);
-            let (mut i, mut o) = (0, 0);
+            let mut i = 0;
             while len - i >= 28 {
-                _mm256_storeu_si256(dst.add(o).cast(), encode24(lanes(src.add(i))));
+                let step = encode24(lanes(src.add(i)), false);
+                _mm256_storeu_si256(dst.add(i / 3 * 4).cast(), step);
                 i += 24;
-                o += 32;
             }
-            // The last 0 to 27 bytes, from a block of zeros: one or two steps.
             let rest = len - i;
-            if rest > 0 {
-                let mut block = [0u8; 52];
-                copy_short(src.add(i), block.as_mut_ptr(), rest);
-                _mm256_storeu_si256(dst.add(o).cast(), encode24(lanes(block.as_ptr())));
-                if rest > 24 {
-                    let second = encode24(lanes(block.as_ptr().add(24)));
-                    _mm256_storeu_si256(dst.add(o + 32).cast(), second);
+            if len < 24 {
+                // From a block of zeros, which encode as `A`s; padding replaces those.
+                if rest > 0 {
+                    let mut block = [0u8; 28];
+                    copy_short(src, block.as_mut_ptr(), len);
+                    _mm256_storeu_si256(dst.cast(), encode24(lanes(block.as_ptr()), false));
+                    let end = dst.add(chars);
+                    match len % 3 {
+                        1 => end.sub(2).cast::<[u8; 2]>().write(*b"=="),
+                        2 => end.sub(1).write(b'='),
+                        _ => {}
+                    }
                 }
-                // The zeros past the last byte encode as `A`s; padding replaces those.
-                let end = dst.add(chars);
-                match rest % 3 {
-                    1 => end.sub(2).cast::<[u8; 2]>().write(*b"=="),
-                    2 => end.sub(1).write(b'='),
-                    _ => {}
+            } else {
+                // The whole groups left, as one more step that ends where they do (it encodes
+                // some bytes again, to the same characters), then the last group of 1 or 2.
+                let whole = rest / 3 * 3;
+                if whole > 24 {
+                    // 27 bytes: a step at `i` too.
+                    let step = encode24(lanes_ending(src.add(i)), true);
+                    _mm256_storeu_si256(dst.add(i / 3 * 4).cast(), step);
+                }
+                if whole > 0 {
+                    let j = i + whole - 24;
+                    let step = encode24(lanes_ending(src.add(j)), true);
+                    _mm256_storeu_si256(dst.add(j / 3 * 4).cast(), step);
+                }
+                if rest > whole {
+                    encode_group(src.add(i + whole), rest - whole, dst.add(chars - 4));
                 }
             }
             out.set_len(start + chars);
