@@ -7,6 +7,7 @@ pub mod arn;
 pub mod artifacts;
 #[cfg(feature = "aws")]
 pub mod aws;
+mod bytes;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod cloudformation;

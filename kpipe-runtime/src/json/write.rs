@@ -87,16 +87,43 @@ impl Writer<'_> {
 
     #[inline]
     fn integer(&mut self, n: impl itoa::Integer) {
-        self.out
-            .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(n).as_bytes();
+        let (len, n) = (self.out.len(), digits.len());
+        self.out.reserve(n);
+        // SAFETY: `reserve` made room for the `n` bytes written after `len`; an integer has at
+        // most 40 characters.
+        unsafe {
+            crate::bytes::copy_short(digits.as_ptr(), self.out.as_mut_ptr().add(len), n);
+            self.out.set_len(len + n);
+        }
     }
 
     /// A float as serde_json writes it: zmij's shortest form when it is `finite`, else `null`.
     #[inline]
     fn float(&mut self, f: impl zmij::Float, finite: bool) {
         if finite {
-            self.out
-                .extend_from_slice(zmij::Buffer::new().format_finite(f).as_bytes());
+            let mut digits = zmij::Buffer::new();
+            let (at, n) = {
+                let s = digits.format_finite(f);
+                (s.as_ptr(), s.len())
+            };
+            let whole = std::ptr::from_ref(&digits).cast::<u8>();
+            let (len, size) = (self.out.len(), size_of::<zmij::Buffer>());
+            self.out.reserve(size);
+            // SAFETY: `reserve` made room for `size` bytes after `len`. zmij writes from its
+            // buffer's start: then the whole buffer is copied (a fixed size, so no call to
+            // `memcpy`; bytes past the number's may be uninitialised, which a copy allows)
+            // and the length covers the number's `n`.
+            unsafe {
+                let to = self.out.as_mut_ptr().add(len);
+                if at == whole {
+                    std::ptr::copy_nonoverlapping(whole, to, size);
+                } else {
+                    std::ptr::copy_nonoverlapping(at, to, n);
+                }
+                self.out.set_len(len + n);
+            }
         } else {
             self.out.extend_from_slice(b"null");
         }

@@ -172,40 +172,6 @@ mod x86 {
         true
     }
 
-    /// Copies `n` bytes, fewer than 32, from `src` to `dst` with at most two loads and two
-    /// stores (overlapping in the middle) rather than a call to `memcpy`.
-    ///
-    /// # Safety
-    /// As [`std::ptr::copy_nonoverlapping`], and `n < 32`.
-    #[inline(always)]
-    unsafe fn copy_short(src: *const u8, dst: *mut u8, n: usize) {
-        /// The first and the last `W` of the `n` bytes, `W <= n <= 2 * W`.
-        #[inline(always)]
-        unsafe fn ends<const W: usize>(src: *const u8, dst: *mut u8, n: usize) {
-            // SAFETY: `W <= n`: both reads and both writes are within the `n` bytes.
-            unsafe {
-                let head = src.cast::<[u8; W]>().read_unaligned();
-                let tail = src.add(n - W).cast::<[u8; W]>().read_unaligned();
-                dst.cast::<[u8; W]>().write_unaligned(head);
-                dst.add(n - W).cast::<[u8; W]>().write_unaligned(tail);
-            }
-        }
-        // SAFETY: each case stays within the `n` bytes the caller vouched for.
-        unsafe {
-            match n {
-                0 => {}
-                1..4 => {
-                    *dst = *src;
-                    *dst.add(n / 2) = *src.add(n / 2);
-                    *dst.add(n - 1) = *src.add(n - 1);
-                }
-                4..8 => ends::<4>(src, dst, n),
-                8..16 => ends::<8>(src, dst, n),
-                _ => ends::<16>(src, dst, n),
-            }
-        }
-    }
-
     /// Decodes the `rest` characters (1 to 31) from `src` into the `bytes` bytes at `dst`
     /// (with room for 32) through a block of `A`s, which decode to zeros; `false` if one is not
     /// in the alphabet or the last has unused bits set.
@@ -217,7 +183,7 @@ mod x86 {
         let mut block = [b'A'; 32];
         // SAFETY: as the caller promised; `rest < 32`.
         unsafe {
-            copy_short(src, block.as_mut_ptr(), rest);
+            crate::bytes::copy_short(src, block.as_mut_ptr(), rest);
             let Some(step) = decode32(_mm256_loadu_si256(block.as_ptr().cast())) else {
                 return false;
             };
@@ -402,7 +368,7 @@ mod x86 {
                 // From a block of zeros, which encode as `A`s; padding replaces those.
                 if rest > 0 {
                     let mut block = [0u8; 28];
-                    copy_short(src, block.as_mut_ptr(), len);
+                    crate::bytes::copy_short(src, block.as_mut_ptr(), len);
                     _mm256_storeu_si256(dst.cast(), encode24(lanes(block.as_ptr()), false));
                     let end = dst.add(chars);
                     match len % 3 {
