@@ -284,9 +284,7 @@ impl<'a> Reader<'a> {
     fn number(&mut self) -> Result<(), EventError> {
         let digits = |r: &mut Self| {
             let from = r.i;
-            while r.b.get(r.i).is_some_and(u8::is_ascii_digit) {
-                r.i += 1;
-            }
+            r.i = digits_end(r.b, r.i);
             r.i > from
         };
         if self.b.get(self.i) == Some(&b'-') {
@@ -430,6 +428,28 @@ impl<'a> Reader<'a> {
         }
         Ok(record)
     }
+}
+
+/// Where the run of ASCII digits from `i` ends: eight bytes at a time (an arrival timestamp
+/// has thirteen digits), then one at a time.
+fn digits_end(b: &[u8], mut i: usize) -> usize {
+    const HIGH: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+    const THREES: u64 = 0x3030_3030_3030_3030;
+    while let Some(word) = b.get(i..i + 8) {
+        let w = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        // A byte is a digit when its high nibble is 3, and still is after adding 6 (0x3a..
+        // is not). Adding carries only into higher bytes, past the first that is not a digit.
+        let not_digits =
+            (w & HIGH ^ THREES) | (w.wrapping_add(0x0606_0606_0606_0606) & HIGH ^ THREES);
+        if not_digits != 0 {
+            return i + (not_digits.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while b.get(i).is_some_and(u8::is_ascii_digit) {
+        i += 1;
+    }
+    i
 }
 
 #[cfg(test)]
@@ -746,6 +766,20 @@ mod tests {
             match theirs.ok().as_ref().and_then(reference) {
                 None => prop_assert!(ours.is_err(), "accepted {}", String::from_utf8_lossy(&event)),
                 Some(expected) => prop_assert_eq!(split(ours.unwrap()), expected),
+            }
+        }
+    }
+
+    #[test]
+    fn digits_end_at_the_first_other_byte() {
+        for len in 0..24 {
+            for other in 0..=255u8 {
+                let mut b = vec![b'7'; len];
+                b.push(other);
+                b.extend_from_slice(b"12345678");
+                let end = super::digits_end(&b, 0);
+                let expected = if other.is_ascii_digit() { b.len() } else { len };
+                assert_eq!(end, expected, "{len} digits, then {other:#x}");
             }
         }
     }
