@@ -381,16 +381,22 @@ impl<'a> Reader<'a> {
     /// included; any other key is read as a string.
     #[inline]
     fn record_key(&mut self) -> Result<RecordKey, EventError> {
-        const KNOWN: [(&[u8], RecordKey); 3] = [
-            (b"\"data\"", RecordKey::Data),
-            (b"\"recordId\"", RecordKey::Id),
-            (b"\"approximateArrivalTimestamp\"", RecordKey::Other),
-        ];
+        /// Firehose's keys, quotes included.
+        const DATA: &[u8] = b"\"data\"";
+        const ID: &[u8] = b"\"recordId\"";
+        const ARRIVAL: &[u8] = b"\"approximateArrivalTimestamp\"";
         let rest = &self.b[self.i..];
-        let key = match KNOWN.iter().find(|(known, _)| rest.starts_with(known)) {
-            Some((known, key)) => {
-                self.i += known.len();
-                *key
+        // The first letter picks the one key to compare.
+        let known = match rest.get(1) {
+            Some(b'd') if rest.starts_with(DATA) => Some((DATA.len(), RecordKey::Data)),
+            Some(b'r') if rest.starts_with(ID) => Some((ID.len(), RecordKey::Id)),
+            Some(b'a') if rest.starts_with(ARRIVAL) => Some((ARRIVAL.len(), RecordKey::Other)),
+            _ => None,
+        };
+        let key = match known {
+            Some((len, key)) => {
+                self.i += len;
+                key
             }
             None => match &*self.string()?.text {
                 "recordId" => RecordKey::Id,
