@@ -127,18 +127,17 @@ mod x86 {
         // Each step stores 32 bytes, of which up to 24 are the step's.
         out.reserve(bytes + 32);
         let src = src.as_ptr();
-        // SAFETY: `reserve` made room for `bytes + 32` after `start`, and a step at `o` stores
-        // 32 bytes with `o <= bytes`. Reads stay in `src[..n]` or the stack block.
+        // SAFETY: `reserve` made room for `bytes + 32` after `start`, and a step stores 32
+        // bytes from a multiple of 3 under `bytes`. Reads stay in `src[..n]` or the stack block.
         unsafe {
             let dst = out.as_mut_ptr().add(start);
-            let (mut i, mut o) = (0, 0);
+            let mut i = 0;
             while n - i >= 32 {
                 let Some(step) = decode32(_mm256_loadu_si256(src.add(i).cast())) else {
                     return false;
                 };
-                _mm256_storeu_si256(dst.add(o).cast(), step);
+                _mm256_storeu_si256(dst.add(i / 4 * 3).cast(), step);
                 i += 32;
-                o += 24;
             }
             let rest = n - i;
             if i == 0 {
